@@ -1,0 +1,324 @@
+"""Periodic cell problems on an RVE: the micro side of FE².
+
+A :class:`CellProblem` is a *template*: one mesh, one function space, one set of
+compiled forms, one factorised matrix. It answers the question a material answers --
+given macro gradients at many points, return fluxes and tangents -- for a whole batch
+of macro points at once, so a rank creates one template and shares it among all its
+macro quadrature points.
+
+Cell problem (small-strain elasticity; conduction is the same with ``grad`` for ``eps``
+and a conductivity for ``C``): for the macro strain ``E`` find the periodic fluctuation
+``w`` with
+
+    int_Y  eps(v) . C (E + eps(w)) dx = 0        for all periodic v,
+
+then ``Sigma = <C (E + eps(w))>``. Vectors are in Mandel notation (see
+:mod:`fe2.tensors`). Rigid translations are removed by pinning ``w`` at every corner of
+the cell (all corners are periodic images of one another, so this pins one value).
+With ``b_k = -int eps(v) . C e_k`` the discrete fluctuation for unit gradient ``e_k``
+solves ``A w_k = b_k``, and
+
+    C_eff = <C> - B^T A^-1 B / |Y|,    B = [b_1 ... b_n],
+
+the sensitivity form of the effective tensor: one factorisation, one right-hand side per
+macro gradient component, and symmetric by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import dolfinx
+import dolfinx.fem.petsc
+import dolfinx_mpc
+import numpy as np
+import ufl
+from dolfinx import fem
+from petsc4py import PETSc
+
+from fe2 import petsc as fe2petsc
+from fe2.errors import MeshError, SolverError
+from fe2.tensors import SQRT2, strain_size
+
+if TYPE_CHECKING:
+    from fe2.rvemesh import RVEMesh
+
+PHYSICS = ("elasticity", "conduction")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A material phase of an RVE: cells with physical tag ``tag`` get ``tensor``
+    (Mandel stiffness ``(n, n)`` for elasticity, conductivity ``(gdim, gdim)``)."""
+
+    name: str
+    tag: int
+    tensor: np.ndarray
+
+
+def mandel_strain(u: Any, gdim: int) -> Any:
+    """UFL Mandel vector of ``sym(grad(u))``."""
+    e = ufl.sym(ufl.grad(u))
+    if gdim == 2:
+        return ufl.as_vector([e[0, 0], e[1, 1], SQRT2 * e[0, 1]])
+    return ufl.as_vector([e[0, 0], e[1, 1], e[2, 2], SQRT2 * e[1, 2], SQRT2 * e[0, 2], SQRT2 * e[0, 1]])
+
+
+def gradient_operator(physics: str, gdim: int):
+    """The macro-gradient measure of a field: Mandel strain or temperature gradient."""
+    if physics == "elasticity":
+        return lambda u: mandel_strain(u, gdim)
+    return ufl.grad
+
+
+class CellProblem:
+    """Linear periodic cell problem template (collective on ``rve_mesh.mesh.comm``,
+    normally ``MPI.COMM_SELF``).
+
+    Parameters
+    ----------
+    rve_mesh : periodic RVE mesh with cell tags (see :func:`fe2.rvemesh.load_rve_mesh`)
+    phases : one :class:`Phase` per physical tag; every tagged cell must be covered
+    physics : ``"elasticity"`` (small strain, plane strain in 2D) or ``"conduction"``
+    degree : Lagrange degree of the fluctuation field (1 or 2)
+    petsc_options : overrides of :data:`fe2.petsc.DIRECT_CHOLESKY`
+    source : where the phases came from, used in error messages (e.g. a file name)
+
+    Attributes
+    ----------
+    size : number of macro gradient components ``n`` (3/6 for elasticity, gdim for conduction)
+    volume : cell volume ``|Y|``
+    volume_fractions : ``{phase name: fraction}``
+    num_dofs : global number of fluctuation DOFs (before the periodic condensation)
+    effective_tensor : ``(n, n)`` homogenized tensor (Mandel for elasticity)
+    """
+
+    def __init__(self, rve_mesh: RVEMesh, phases: Sequence[Phase], physics: str = "elasticity",
+                 degree: int = 1, petsc_options: Mapping[str, Any] | None = None,
+                 source: str = "phases") -> None:
+        if physics not in PHYSICS:
+            raise ValueError(f"physics must be one of {PHYSICS}, got {physics!r}")
+        mesh = rve_mesh.mesh
+        self.rve_mesh = rve_mesh
+        self.mesh = mesh
+        self.comm = mesh.comm
+        self.physics = physics
+        self.degree = degree
+        self.gdim = gdim = mesh.geometry.dim
+        self.size = n = strain_size(gdim) if physics == "elasticity" else gdim
+        self.phases = tuple(phases)
+
+        # --- phase tensor field: DG0 (n x n) ---------------------------------------
+        T = fem.functionspace(mesh, ("DG", 0, (n, n)))
+        self.tensor = fem.Function(T, name="phase_tensor")
+        self._fill_phases(source)
+
+        # --- fluctuation space, corner pins, periodic constraint --------------------
+        shape = (gdim,) if physics == "elasticity" else ()
+        self.V = V = fem.functionspace(mesh, ("Lagrange", degree, shape))
+        lo, hi = np.asarray(rve_mesh.box_min, float), np.asarray(rve_mesh.box_max, float)
+        self.box_min, self.box_max = lo, hi
+        tol = 1e-8 * float(np.max(hi - lo))
+
+        def at_corner(x):
+            return np.all([np.isclose(x[a], lo[a], atol=tol) | np.isclose(x[a], hi[a], atol=tol)
+                           for a in range(gdim)], axis=0)
+
+        def on_upper_face(x):
+            return np.any([np.isclose(x[a], hi[a], atol=tol) for a in range(gdim)], axis=0)
+
+        def to_lower_face(x):
+            y = x.copy()
+            for a in range(gdim):
+                y[a] = np.where(np.isclose(x[a], hi[a], atol=tol), lo[a], x[a])
+            return y
+
+        corner_dofs = fem.locate_dofs_geometrical(V, at_corner)
+        zero = np.zeros(gdim) if shape else dolfinx.default_scalar_type(0.0)
+        self.bcs = [fem.dirichletbc(zero, corner_dofs, V)]
+        self.mpc = mpc = dolfinx_mpc.MultiPointConstraint(V)
+        # One relation maps every upper face/edge/corner to its image with all upper
+        # coordinates replaced by lower ones, so no master is itself a slave.
+        mpc.create_periodic_constraint_geometrical(V, on_upper_face, to_lower_face, self.bcs)
+        mpc.finalize()
+
+        # --- forms --------------------------------------------------------------------
+        G = gradient_operator(physics, gdim)
+        w, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+        C = self.tensor
+        self.E = fem.Constant(mesh, np.zeros(n))
+        self._a = fem.form(ufl.inner(ufl.dot(C, G(w)), G(v)) * ufl.dx)
+        self._L = fem.form(-ufl.inner(ufl.dot(C, self.E), G(v)) * ufl.dx)
+        self.volume = self.comm.allreduce(
+            fem.assemble_scalar(fem.form(fem.Constant(mesh, 1.0) * ufl.dx)), op=_sum())
+        self.num_dofs = V.dofmap.index_map.size_global * V.dofmap.index_map_bs
+
+        dx_tags = ufl.Measure("dx", domain=mesh, subdomain_data=rve_mesh.cell_tags)
+        self.volume_fractions = {}
+        for ph in self.phases:
+            vol = fem.assemble_scalar(fem.form(fem.Constant(mesh, 1.0) * dx_tags(ph.tag)))
+            self.volume_fractions[ph.name] = self.comm.allreduce(vol, op=_sum()) / self.volume
+        self.mean_tensor = sum(self.volume_fractions[ph.name] * np.asarray(ph.tensor, float)
+                               for ph in self.phases)
+
+        # --- matrix, factorisation, sensitivity right-hand sides -------------------
+        self.A = dolfinx_mpc.assemble_matrix(self._a, mpc, bcs=self.bcs)
+        self.ksp = fe2petsc.direct_solver(self.A, fe2petsc.unique_prefix("fe2_rve_"),
+                                          petsc_options, symmetric=True)
+        try:
+            self.ksp.setUp()
+        except PETSc.Error as err:
+            raise SolverError(f"factorisation of the RVE matrix of '{rve_mesh.path}' failed ({err}); "
+                              "is a phase tensor singular or not positive definite?") from None
+        self.B = self._assemble_unit_rhs()  # (local reduced dofs, n)
+        W = self.solve_reduced(self.B)
+        self.effective_tensor = self.mean_tensor - self._dot(self.B, W) / self.volume
+
+    # ---------------------------------------------------------------------------------
+    def _fill_phases(self, source: str) -> None:
+        mesh, tags = self.mesh, self.rve_mesh.cell_tags
+        tdim = mesh.topology.dim
+        num_cells = mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts
+        n = self.size
+        values = np.full((num_cells, n * n), np.nan)
+        present = set(int(t) for t in np.unique(tags.values))
+        present = set(self.comm.allgather(present)[0]).union(*self.comm.allgather(present))
+        by_tag = {}
+        for ph in self.phases:
+            t = np.asarray(ph.tensor, dtype=float)
+            if t.shape != (n, n):
+                raise ValueError(f"phase {ph.name!r}: tensor shape {t.shape}, expected {(n, n)}")
+            if ph.tag not in present:
+                raise MeshError(f"{source}: phase '{ph.name}' has tag {ph.tag}, which no cell of RVE mesh "
+                                f"'{self.rve_mesh.path}' carries (tags present: {sorted(present)})")
+            if ph.tag in by_tag:
+                raise MeshError(f"{source}: phases '{by_tag[ph.tag].name}' and '{ph.name}' both have tag {ph.tag}")
+            by_tag[ph.tag] = ph
+            values[tags.indices[tags.values == ph.tag]] = t.ravel()
+        missing = sorted(present - set(by_tag))
+        if missing:
+            raise MeshError(f"{source}: RVE mesh '{self.rve_mesh.path}' has cells with tag(s) {missing} "
+                            f"but no phase is given for them (phases: "
+                            f"{', '.join(f'{p.name}={p.tag}' for p in self.phases)})")
+        if np.isnan(values).any():
+            raise MeshError(f"RVE mesh '{self.rve_mesh.path}': {int(np.isnan(values[:, 0]).sum())} cells carry no "
+                            "physical tag; every cell must belong to a phase")
+        self.tensor.x.array[:] = values.ravel()
+
+    def _assemble_unit_rhs(self) -> np.ndarray:
+        n = self.size
+        b = dolfinx_mpc.assemble_vector(self._L, self.mpc)
+        nloc = b.getLocalSize()
+        B = np.zeros((nloc, n))
+        for k in range(n):
+            self.E.value[:] = 0.0
+            self.E.value[k] = 1.0
+            dolfinx_mpc.assemble_vector(self._L, self.mpc, b)
+            b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            dolfinx.fem.petsc.set_bc(b, self.bcs)
+            B[:, k] = b.array_r
+        self.E.value[:] = 0.0
+        b.destroy()
+        return B
+
+    def _dot(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """``X^T Y`` over the distributed (owned) rows: ``(m, nloc) x (nloc, k)``."""
+        return self.comm.allreduce(X.T @ Y, op=_sum())
+
+    # ---------------------------------------------------------------------------------
+    def solve_reduced(self, rhs: np.ndarray) -> np.ndarray:
+        """Solve ``A X = rhs`` with the stored factorisation.
+
+        Parameters
+        ----------
+        rhs : (nloc, m) owned rows of ``m`` right-hand sides in the condensed space
+
+        Returns
+        -------
+        X : (nloc, m) condensed solutions (slave entries zero; see :meth:`fluctuation`)
+        """
+        nloc, m = rhs.shape
+        X = np.empty_like(rhs)
+        b = self.A.createVecRight()
+        x = self.A.createVecLeft()
+        for j in range(m):
+            b.array[:] = rhs[:, j]
+            self.ksp.solve(b, x)
+            reason = self.ksp.getConvergedReason()
+            if reason < 0:
+                raise SolverError(f"RVE linear solve failed (KSP converged reason {reason})")
+            X[:, j] = x.array_r
+        b.destroy()
+        x.destroy()
+        return X
+
+    def evaluate(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Homogenized flux and consistent tangent for a batch of macro gradients.
+
+        One condensed solve per point, all with the stored factorisation.
+
+        Parameters
+        ----------
+        E : (N, n) macro gradients (Mandel strains or temperature gradients)
+
+        Returns
+        -------
+        sigma : (N, n) volume-averaged fluxes
+        tangent : (N, n, n) consistent tangents (the effective tensor, since the cell
+            problem is linear)
+        """
+        E = np.atleast_2d(np.asarray(E, dtype=float))
+        W = self.solve_reduced(self.B @ E.T)  # (nloc, N)
+        sigma = E @ self.mean_tensor.T - self._dot(W, self.B) / self.volume
+        tangent = np.broadcast_to(self.effective_tensor, (E.shape[0],) + self.effective_tensor.shape)
+        return sigma, tangent
+
+    def fluctuation(self, E: np.ndarray) -> fem.Function:
+        """The periodic fluctuation field for one macro gradient ``E`` (n,)."""
+        E = np.asarray(E, dtype=float).reshape(-1)
+        x = self.solve_reduced(self.B @ E[:, None])[:, 0]
+        w = fem.Function(self.mpc.function_space, name="fluctuation")
+        nloc = x.shape[0]
+        w.x.array[:nloc] = x
+        w.x.scatter_forward()
+        self.mpc.backsubstitution(w)
+        return w
+
+    def averages(self, w: fem.Function, E: np.ndarray) -> tuple[np.ndarray, float]:
+        """Volume averages computed directly from the fields (independent of
+        :meth:`evaluate`; used to verify it): ``(<C (E + G w)>, <(E + G w) . C (E + G w)>)``."""
+        G = gradient_operator(self.physics, self.gdim)
+        Ec = fem.Constant(self.mesh, np.asarray(E, dtype=float))
+        g = Ec + G(w)
+        s = ufl.dot(self.tensor, g)
+        flux = np.array([fem.assemble_scalar(fem.form(s[k] * ufl.dx)) for k in range(self.size)])
+        energy = fem.assemble_scalar(fem.form(ufl.inner(s, g) * ufl.dx))
+        flux = self.comm.allreduce(flux, op=_sum()) / self.volume
+        energy = self.comm.allreduce(energy, op=_sum()) / self.volume
+        return flux, energy
+
+    def destroy(self) -> None:
+        """Free the PETSc objects (collective)."""
+        self.ksp.destroy()
+        self.A.destroy()
+
+
+def _sum():
+    from mpi4py import MPI
+
+    return MPI.SUM
+
+
+def effective_tensor_from_fields(problem: CellProblem) -> np.ndarray:
+    """Effective tensor by solving each unit-gradient problem and averaging the flux
+    field directly (slow path; for verification)."""
+    n = problem.size
+    C = np.zeros((n, n))
+    for k in range(n):
+        e = np.zeros(n)
+        e[k] = 1.0
+        w = problem.fluctuation(e)
+        C[:, k] = problem.averages(w, e)[0]
+    return C
