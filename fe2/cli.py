@@ -1,0 +1,206 @@
+"""The ``fe2`` command line.
+
+::
+
+    fe2 run [CASE.toml] [-o DIR]          two-scale simulation (under mpirun); no CASE: the default case
+    fe2 homogenize RVE.toml [--json]      effective tensor of an RVE
+    fe2 mesh KIND OUT.msh [--PARAM V ...] periodic RVE mesh generators (circle, random, laminate, sphere)
+    fe2 config                            print the configuration reference (Markdown)
+
+Errors caused by input or by a failed solve print one line ``fe2: error: ...`` and
+exit with status 2 (input) or 3 (solver); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+EXIT_INPUT = 2
+EXIT_SOLVER = 3
+
+
+def _add_mesh_parsers(sub: argparse._SubParsersAction) -> None:
+    from fe2 import meshgen
+
+    p = sub.add_parser("mesh", help="generate a periodic RVE mesh (gmsh)",
+                       description="Generate a periodic RVE mesh with tagged phases (matrix = 1, inclusions = 2; "
+                                   "laminate layers 1, 2, ...). Opposite faces carry matching nodes.")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for kind, fn in meshgen.GENERATORS.items():
+        doc = inspect.getdoc(fn) or ""
+        kp = kinds.add_parser(kind, help=doc.splitlines()[0] if doc else kind, description=doc,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        kp.add_argument("output", help="the .msh file to write")
+        for name, par in inspect.signature(fn).parameters.items():
+            if par.kind is not inspect.Parameter.KEYWORD_ONLY:
+                continue
+            default = par.default
+            kp.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default,
+                            type=_literal, metavar="V",
+                            help=f"default: {default!r}")
+
+
+def _literal(text: str) -> Any:
+    """A command-line value as a number, a list of numbers (``0.5,0.5``) or a string."""
+    parts = text.split(",")
+    vals = []
+    for p in parts:
+        try:
+            vals.append(int(p))
+        except ValueError:
+            try:
+                vals.append(float(p))
+            except ValueError:
+                vals.append(p)
+    return vals[0] if len(vals) == 1 and "," not in text else tuple(vals)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fe2 import __version__
+
+    parser = argparse.ArgumentParser(prog="fe2", description="FE² two-scale computational homogenization on FEniCSx.")
+    parser.add_argument("--version", action="version", version=f"fe2 {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    r = sub.add_parser("run", help="run a two-scale case (use under mpirun)",
+                       description="Run a two-scale FE² case. Without CASE, the embedded default case "
+                                   "(a plate with a hole in tension, inclusion composite) runs.")
+    r.add_argument("case", nargs="?", help="case file (TOML); see `fe2 config`")
+    r.add_argument("-o", "--output", help="results folder (overrides [output] directory)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    r.add_argument("--print-default", action="store_true", help="print the default case file and exit")
+
+    h = sub.add_parser("homogenize", help="effective tensor of an RVE",
+                       description="Solve the periodic cell problems of an RVE and print its effective tensor.")
+    h.add_argument("rve", help="RVE file (TOML with an [rve] table; a case file works too)")
+    h.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    h.add_argument("--notation", choices=("voigt", "mandel"), default="voigt",
+                   help="tensor notation of the output (default voigt: engineering shear strain)")
+    h.add_argument("--keep-mesh", metavar="FILE", help="where to keep a generated RVE mesh")
+
+    _add_mesh_parsers(sub)
+    sub.add_parser("config", help="print the configuration reference (Markdown)")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from fe2 import config, twoscale
+
+    if args.print_default:
+        if MPI.COMM_WORLD.rank == 0:
+            print(resources.files("fe2.cases").joinpath(config.DEFAULT_CASE).read_text(), end="")
+        return 0
+    cfg = config.load_case(args.case) if args.case else config.default_case()
+    twoscale.run(cfg, MPI.COMM_WORLD, output=args.output, verbose=not args.quiet)
+    return 0
+
+
+def homogenize_report(cp, rve_file: str, notation: str) -> dict[str, Any]:
+    """The JSON-able report of ``fe2 homogenize``."""
+    import numpy as np
+
+    from fe2.tensors import STRAIN_COMPONENTS, mandel_to_voigt_stiffness
+
+    C = cp.effective_tensor
+    if cp.physics == "elasticity":
+        comps = list(STRAIN_COMPONENTS[cp.gdim])
+        tensor = mandel_to_voigt_stiffness(C) if notation == "voigt" else C
+        note = ("Voigt: strain [..., 2 eps_ij] (engineering shear), stress [..., sigma_ij]" if notation == "voigt"
+                else "Mandel: [..., sqrt(2) t_ij] for strain and stress")
+    else:
+        comps = list("xyz"[: cp.gdim])
+        tensor, notation, note = C, "matrix", "conductivity tensor K: q = -K grad T"
+    return {
+        "rve": rve_file, "mesh": str(cp.rve_mesh.path), "physics": cp.physics, "dimension": cp.gdim,
+        "plane_strain": cp.physics == "elasticity" and cp.gdim == 2,
+        "degree": cp.degree, "dofs": cp.num_dofs,
+        "notation": notation, "notation_note": note, "components": comps,
+        "tensor": np.asarray(tensor).tolist(),
+        "volume_fractions": cp.volume_fractions,
+        "phases": {p.name: p.tag for p in cp.phases},
+        "min_eigenvalue": float(np.linalg.eigvalsh(0.5 * (C + C.T)).min()),
+        "asymmetry": float(np.abs(C - C.T).max() / np.abs(C).max()),
+    }
+
+
+def _cmd_homogenize(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from fe2 import config, factory
+
+    cfg = config.load_rve(args.rve)
+    comm = MPI.COMM_SELF
+    with tempfile.TemporaryDirectory(prefix="fe2-") as tmp:
+        workdir = Path(args.keep_mesh).parent if args.keep_mesh else Path(tmp)
+        cp = factory.cell_problem(cfg.rve, cfg.base_dir, cfg.source, workdir, comm)
+        if args.keep_mesh and cfg.rve.generate is not None:
+            Path(workdir / "rve.msh").replace(args.keep_mesh)
+        report = homogenize_report(cp, args.rve, args.notation)
+    if MPI.COMM_WORLD.rank != 0:
+        return 0
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"RVE {args.rve}: mesh {report['mesh']}, {report['physics']} "
+          f"({'plane strain, ' if report['plane_strain'] else ''}{report['dimension']}D), "
+          f"P{report['degree']}, {report['dofs']} DOFs")
+    print("volume fractions: " + ", ".join(f"{k} {v:.6f}" for k, v in report["volume_fractions"].items()))
+    print(f"effective tensor ({report['notation']}; {report['notation_note']}):")
+    comps = report["components"]
+    print("        " + "".join(f"{c:>14}" for c in comps))
+    for c, row in zip(comps, report["tensor"]):
+        print(f"  {c:>4}  " + "".join(f"{v:14.6g}" for v in row))
+    return 0
+
+
+def _cmd_mesh(args: argparse.Namespace) -> int:
+    from fe2 import meshgen
+
+    fn = meshgen.GENERATORS[args.kind]
+    params = {name: getattr(args, name) for name, p in inspect.signature(fn).parameters.items()
+              if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    info = meshgen.generate(args.kind, args.output, **params)
+    print(f"wrote {info.path}: {info.dim}D, {info.num_nodes} nodes, {info.num_cells} cells; "
+          f"phases {info.phase_tags}; volume fractions "
+          + ", ".join(f"{k} {v:.4f}" for k, v in info.volume_fractions.items()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``fe2`` console script; returns the exit status."""
+    from fe2.errors import ConfigError, Fe2Error, MeshError, SolverError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "homogenize":
+            return _cmd_homogenize(args)
+        if args.command == "mesh":
+            return _cmd_mesh(args)
+        if args.command == "config":
+            from fe2.config import reference_markdown
+
+            print(reference_markdown())
+            return 0
+    except Fe2Error as err:
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
+        deterministic = isinstance(err, (ConfigError, MeshError))
+        if comm.rank == 0 or not deterministic:
+            prefix = f"[rank {comm.rank}] " if comm.size > 1 and not deterministic else ""
+            print(f"fe2: error: {prefix}{err}", file=sys.stderr, flush=True)
+        return EXIT_SOLVER if isinstance(err, SolverError) else EXIT_INPUT
+    parser.error(f"unknown command {args.command}")
+    return EXIT_INPUT

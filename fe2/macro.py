@@ -1,0 +1,277 @@
+"""The macro problem: small-strain equilibrium with stress and tangent in quadrature spaces.
+
+The macro displacement ``u`` is a Lagrange field on a mesh distributed over
+``mesh.comm``. Stress ``sigma`` and consistent tangent ``C`` live in quadrature spaces,
+so the residual and Jacobian are
+
+    F(u; v) = int sigma . eps(v) dx - sum_b lambda int t_b . v ds_b
+    J(du, v) = int eps(v) . C eps(du) dx
+
+and at every Newton iterate the macro strains at the quadrature points of the cells a
+rank *owns* are handed, as one batch, to that rank's material (a closed-form law or an
+RVE template); the answers fill the quadrature functions and ghosts are updated.
+All methods are collective on ``mesh.comm`` unless said otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import basix
+import basix.ufl
+import dolfinx.fem.petsc
+import numpy as np
+import ufl
+from dolfinx import fem
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from fe2 import petsc as fe2petsc
+from fe2.errors import SolverError
+from fe2.macromesh import MacroMesh
+from fe2.materials import Material
+from fe2.rve import mandel_strain
+from fe2.tensors import strain_size
+
+AXES = {"x": 0, "y": 1, "z": 2}
+
+
+@dataclass(frozen=True)
+class Dirichlet:
+    """Displacement component ``component`` on boundary ``tag`` equal to ``load * value``."""
+
+    tag: int
+    component: int
+    value: float
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Traction:
+    """Traction ``load * value`` on boundary ``tag``."""
+
+    tag: int
+    value: tuple[float, ...]
+    name: str = ""
+
+
+@dataclass
+class NewtonReport:
+    """What one load step's Newton iterations did (rank-independent numbers)."""
+
+    converged: bool = False
+    iterations: int = 0
+    residuals: list[float] = field(default_factory=list)
+    updates: list[float] = field(default_factory=list)
+    time_material: float = 0.0
+    time_macro: float = 0.0
+    material_points: int = 0
+
+
+class MacroProblem:
+    """Small-strain macro equilibrium with a :class:`~fe2.materials.Material` at the
+    quadrature points (collective on ``macro_mesh.mesh.comm``).
+
+    Parameters
+    ----------
+    macro_mesh : mesh with tagged boundaries
+    material : evaluated on the owned quadrature points of this rank
+    degree : Lagrange degree of ``u``
+    quadrature_degree : default ``max(2 * (degree - 1), 1)``
+    dirichlet, traction : boundary conditions, scaled by the load factor
+    petsc_options : overrides of :data:`fe2.petsc.DIRECT_LU`
+    """
+
+    def __init__(self, macro_mesh: MacroMesh, material: Material, degree: int = 2,
+                 quadrature_degree: int | None = None, dirichlet: Sequence[Dirichlet] = (),
+                 traction: Sequence[Traction] = (), petsc_options: Mapping[str, Any] | None = None) -> None:
+        self.macro_mesh = macro_mesh
+        self.mesh = mesh = macro_mesh.mesh
+        self.comm = mesh.comm
+        self.material = material
+        self.gdim = gdim = mesh.geometry.dim
+        self.size = n = strain_size(gdim)
+        if material.size != n:
+            raise ValueError(f"material size {material.size} does not match macro strain size {n}")
+        qdeg = max(2 * (degree - 1), 1) if quadrature_degree is None else quadrature_degree
+        self.quadrature_degree = qdeg
+        tdim = mesh.topology.dim
+
+        self.V = V = fem.functionspace(mesh, ("Lagrange", degree, (gdim,)))
+        self.u = fem.Function(V, name="displacement")
+        cell = mesh.topology.cell_name()
+        Qs = fem.functionspace(mesh, basix.ufl.quadrature_element(cell, value_shape=(n,), degree=qdeg))
+        Qc = fem.functionspace(mesh, basix.ufl.quadrature_element(cell, value_shape=(n, n), degree=qdeg))
+        self.sigma = fem.Function(Qs, name="stress")
+        self.tangent = fem.Function(Qc, name="tangent")
+        self.strain = fem.Function(Qs, name="strain")
+        points, self.quadrature_weights = basix.make_quadrature(basix.CellType[cell], qdeg)
+        self.num_points_per_cell = points.shape[0]
+        self._strain_expr = fem.Expression(mandel_strain(self.u, gdim), points)
+        self.num_owned_cells = mesh.topology.index_map(tdim).size_local
+        self._cells = np.arange(self.num_owned_cells, dtype=np.int32)
+        self._qdofs = Qs.dofmap.list[: self.num_owned_cells].ravel()  # (cells x points)
+        self.num_owned_points = self._qdofs.size
+        self.num_points_global = self.comm.allreduce(self.num_owned_points, op=MPI.SUM)
+
+        # --- boundary conditions ----------------------------------------------------------
+        fdim = tdim - 1
+        tags = macro_mesh.facet_tags
+        self.load = fem.Constant(mesh, 0.0)
+        self.dirichlet = list(dirichlet)
+        self.bcs = []
+        self._bc_values = []
+        for d in self.dirichlet:
+            facets = tags.indices[tags.values == d.tag]
+            dofs = fem.locate_dofs_topological(V.sub(d.component), fdim, facets)
+            c = fem.Constant(mesh, 0.0)
+            self.bcs.append(fem.dirichletbc(c, dofs, V.sub(d.component)))
+            self._bc_values.append((c, d.value))
+        self.traction = list(traction)
+        ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
+        dx = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": qdeg, "quadrature_scheme": "default"})
+        v, du = ufl.TestFunction(V), ufl.TrialFunction(V)
+        eps = lambda w: mandel_strain(w, gdim)  # noqa: E731
+        F = ufl.inner(self.sigma, eps(v)) * dx
+        self._tractions = []
+        for t in self.traction:
+            if len(t.value) != gdim:
+                raise ValueError(f"traction on {t.name or t.tag} has {len(t.value)} components, expected {gdim}")
+            tc = fem.Constant(mesh, np.zeros(gdim))
+            self._tractions.append((tc, np.asarray(t.value, float), t.tag))
+            F -= ufl.inner(tc, v) * ds(t.tag)
+        self._F = fem.form(F)
+        self._J = fem.form(ufl.inner(ufl.dot(self.tangent, eps(du)), eps(v)) * dx)
+        self._Fint = fem.form(ufl.inner(self.sigma, eps(v)) * dx)
+        self._one = fem.Function(V)
+        self._traction_forms = [(fem.form(tc[i] * ds(tag)), tag, i) for tc, _, tag in self._tractions
+                                for i in range(gdim)]
+
+        self.A = dolfinx.fem.petsc.create_matrix(self._J)
+        self.b = dolfinx.fem.petsc.create_vector(self._F)
+        self.dx_vec = dolfinx.fem.petsc.create_vector(self._F)
+        self.ksp = fe2petsc.direct_solver(self.A, fe2petsc.unique_prefix("fe2_macro_"), petsc_options,
+                                          symmetric=False)
+
+    # -------------------------------------------------------------------------------------
+    def set_load(self, factor: float) -> None:
+        """Scale all Dirichlet values and tractions by ``factor`` (not collective)."""
+        self.load.value = factor
+        for c, value in self._bc_values:
+            c.value = factor * value
+        for tc, value, _ in self._tractions:
+            tc.value[:] = factor * value
+
+    def strains_at_points(self) -> np.ndarray:
+        """Macro strains at the owned quadrature points, ``(N_owned, n)`` (not collective)."""
+        vals = self._strain_expr.eval(self.mesh, self._cells)
+        return vals.reshape(-1, self.size)
+
+    def update_material(self) -> float:
+        """Evaluate the material at all owned points and fill stress/tangent (collective:
+        ghost update). Returns the time spent in the material on this rank."""
+        E = self.strains_at_points()
+        t0 = time.perf_counter()
+        sig, C = self.material.evaluate(E)
+        t_mat = time.perf_counter() - t0
+        n = self.size
+        self.strain.x.array.reshape(-1, n)[self._qdofs] = E
+        self.sigma.x.array.reshape(-1, n)[self._qdofs] = sig
+        self.tangent.x.array.reshape(-1, n * n)[self._qdofs] = np.asarray(C).reshape(-1, n * n)
+        for f in (self.strain, self.sigma, self.tangent):
+            f.x.scatter_forward()
+        return t_mat
+
+    def _assemble_residual(self) -> float:
+        b = self.b
+        with b.localForm() as loc:
+            loc.set(0.0)
+        dolfinx.fem.petsc.assemble_vector(b, self._F)
+        dolfinx.fem.petsc.apply_lifting(b, [self._J], bcs=[self.bcs], x0=[self.u.x.petsc_vec], alpha=-1.0)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        dolfinx.fem.petsc.set_bc(b, self.bcs, self.u.x.petsc_vec, -1.0)
+        return b.norm()
+
+    def newton(self, rtol: float = 1e-10, atol: float = 1e-12, max_iterations: int = 20,
+               log: Callable[[str], None] | None = None) -> NewtonReport:
+        """Newton iterations for the current load (collective).
+
+        Converged when the residual norm (Dirichlet rows included, so a new load's jump
+        in the boundary values counts) is below ``max(rtol * |F_0|, atol)``.
+        """
+        rep = NewtonReport()
+        t_mat = self.update_material()
+        rep.material_points += self.num_owned_points
+        rep.time_material += self.comm.allreduce(t_mat, op=MPI.MAX)
+        r0 = None
+        for it in range(max_iterations + 1):
+            t0 = time.perf_counter()
+            r = self._assemble_residual()
+            rep.residuals.append(r)
+            if r0 is None:
+                r0 = r
+            if log:
+                upd = f"  |du| = {rep.updates[-1]:.3e}" if rep.updates else ""
+                log(f"    newton {it:2d}: |R| = {r:.3e}{upd}")
+            if not np.isfinite(r):
+                rep.time_macro += time.perf_counter() - t0
+                return rep
+            if r <= max(rtol * r0, atol) and it > 0 or r <= atol:
+                rep.converged = True
+                rep.iterations = it
+                rep.time_macro += time.perf_counter() - t0
+                return rep
+            if it == max_iterations:
+                break
+            self.A.zeroEntries()
+            dolfinx.fem.petsc.assemble_matrix(self.A, self._J, bcs=self.bcs)
+            self.A.assemble()
+            self.ksp.setOperators(self.A)
+            self.ksp.solve(self.b, self.dx_vec)
+            if self.ksp.getConvergedReason() < 0:
+                raise SolverError(f"macro linear solve failed (KSP reason {self.ksp.getConvergedReason()})")
+            self.dx_vec.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+            self.u.x.petsc_vec.axpy(-1.0, self.dx_vec)
+            self.u.x.scatter_forward()
+            rep.updates.append(self.dx_vec.norm())
+            rep.time_macro += time.perf_counter() - t0
+            t_mat = self.update_material()
+            rep.material_points += self.num_owned_points
+            rep.time_material += self.comm.allreduce(t_mat, op=MPI.MAX)
+        rep.iterations = max_iterations
+        return rep
+
+    # -------------------------------------------------------------------------------------
+    def reactions(self) -> dict[str, float]:
+        """Resultant of the internal forces on each Dirichlet boundary in its component
+        (the reaction), and of the applied tractions (collective)."""
+        out = {}
+        fint = dolfinx.fem.petsc.assemble_vector(self._Fint)
+        fint.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        for d, bc in zip(self.dirichlet, self.bcs):
+            self._one.x.array[:] = 0.0
+            dofs = bc.dof_indices()[0][: bc.dof_indices()[1]]
+            self._one.x.array[dofs] = 1.0
+            key = f"reaction_{d.name or d.tag}_{'xyz'[d.component]}"
+            out[key] = out.get(key, 0.0) + fint.dot(self._one.x.petsc_vec)
+        fint.destroy()
+        for form, tag, i in self._traction_forms:
+            name = next((t.name for t in self.traction if t.tag == tag and t.name), str(tag))
+            key = f"force_{name}_{'xyz'[i]}"
+            out[key] = self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
+        return out
+
+    def cell_averages(self, f: fem.Function) -> np.ndarray:
+        """Quadrature-weighted cell averages of a quadrature function on owned cells,
+        ``(num_owned_cells, n)`` (affine cells; not collective)."""
+        n = self.size
+        vals = f.x.array.reshape(-1, n)[self._qdofs].reshape(self.num_owned_cells, self.num_points_per_cell, n)
+        w = self.quadrature_weights / self.quadrature_weights.sum()
+        return np.einsum("cqk,q->ck", vals, w)
+
+    def destroy(self) -> None:
+        for obj in (self.ksp, self.A, self.b, self.dx_vec):
+            obj.destroy()

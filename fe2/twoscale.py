@@ -1,0 +1,148 @@
+"""FE²: a macro problem distributed over MPI ranks whose material response comes from RVEs.
+
+Each rank builds **one** RVE template (:class:`fe2.rve.CellProblem`: mesh, spaces,
+forms, factorised matrix) on ``MPI.COMM_SELF`` and evaluates it, as one batch, at the
+quadrature points of the macro cells it owns; nothing is created per point.
+:func:`run` is the whole simulation: load steps, macro Newton, results on disk after
+every converged step, progress on rank 0.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+from fe2 import factory
+from fe2.config import CaseConfig
+from fe2.errors import SolverError
+from fe2.macro import AXES, Dirichlet, MacroProblem, Traction
+from fe2.materials import LinearMaterial
+from fe2.results import ResultsWriter
+from fe2.tensors import mandel_to_voigt_stiffness
+
+
+def load_factors(cfg: CaseConfig) -> list[float]:
+    """The load factors of a case's steps."""
+    if cfg.loading.factors is not None:
+        return list(cfg.loading.factors)
+    n = cfg.loading.steps
+    return [(k + 1) / n for k in range(n)]
+
+
+def _printer(comm: MPI.Comm, verbose: bool) -> Callable[[str], None]:
+    def say(msg: str) -> None:
+        if verbose and comm.rank == 0:
+            print(msg, flush=True)
+    return say
+
+
+@dataclass
+class RunResult:
+    """The summary (as written to ``summary.json``) and the macro problem at the end."""
+
+    summary: dict[str, Any]
+    problem: MacroProblem
+
+
+def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbose: bool = True) -> RunResult:
+    """Run a two-scale case (collective on ``comm``).
+
+    Returns the summary (also written to ``summary.json``) and the macro problem. Raises
+    :class:`~fe2.errors.SolverError` if a load step does not converge; every converged
+    step is already on disk then.
+    """
+    say = _printer(comm, verbose)
+    t_start = time.perf_counter()
+    outdir = Path(output if output is not None else cfg.output.directory)
+    say(f"fe2: {cfg.title}  ({comm.size} MPI rank{'s' if comm.size > 1 else ''})")
+    say(f"  results -> {outdir}/")
+
+    t0 = time.perf_counter()
+    rve = factory.cell_problem(cfg.rve, cfg.base_dir, cfg.source, outdir, comm)
+    t_rve_setup = time.perf_counter() - t0
+    Ceff = rve.effective_tensor
+    say(f"  RVE: {rve.rve_mesh.path}, {rve.num_dofs} DOFs (P{rve.degree}), "
+        f"fractions {', '.join(f'{k} {v:.4f}' for k, v in rve.volume_fractions.items())}; "
+        f"template ready in {t_rve_setup:.2f} s")
+
+    mm = factory.macro_mesh(cfg.macro.mesh, cfg.base_dir, comm)
+    dirichlet = [Dirichlet(mm.boundary_tag(d.boundary, cfg.source),
+                           AXES[d.component] if isinstance(d.component, str) else d.component,
+                           d.value, str(d.boundary)) for d in cfg.macro.dirichlet]
+    traction = [Traction(mm.boundary_tag(t.boundary, cfg.source), t.value, str(t.boundary))
+                for t in cfg.macro.traction]
+    material = rve if cfg.macro.material == "rve" else LinearMaterial(Ceff)
+    problem = MacroProblem(mm, material, degree=cfg.macro.degree,
+                           quadrature_degree=cfg.macro.quadrature_degree, dirichlet=dirichlet,
+                           traction=traction, petsc_options=cfg.solver.petsc_options)
+    ndofs = problem.V.dofmap.index_map.size_global * problem.V.dofmap.index_map_bs
+    counts = comm.gather(problem.num_owned_points, root=0)
+    say(f"  macro: {mm.description}; P{cfg.macro.degree}, {ndofs} DOFs, "
+        f"{problem.num_points_global} quadrature points"
+        + (f" (per rank: {', '.join(map(str, counts))})" if comm.size > 1 and comm.rank == 0 else ""))
+    say(f"  material: {'FE2, one RVE solve per quadrature point' if cfg.macro.material == 'rve' else 'homogenized tensor'}")
+
+    writer = ResultsWriter(outdir, mm.mesh, write_fields=cfg.output.format == "xdmf")
+    summary: dict[str, Any] = {
+        "title": cfg.title, "source": cfg.source, "ranks": comm.size, "host": platform.node(),
+        "material": cfg.macro.material,
+        "rve": {"mesh": str(rve.rve_mesh.path), "dofs": rve.num_dofs, "degree": rve.degree,
+                "volume_fractions": rve.volume_fractions,
+                "effective_tensor_voigt": mandel_to_voigt_stiffness(Ceff),
+                "effective_tensor_mandel": Ceff, "setup_seconds": t_rve_setup},
+        "macro": {"dofs": ndofs, "quadrature_points": problem.num_points_global,
+                  "degree": cfg.macro.degree},
+        "config": asdict(cfg),
+        "steps": [],
+    }
+    total_rve_points = 0
+    status = "completed"
+    factors = load_factors(cfg)
+    try:
+        for k, lam in enumerate(factors, start=1):
+            say(f"  step {k}/{len(factors)}: load factor {lam:.4g}")
+            problem.set_load(lam)
+            t0 = time.perf_counter()
+            rep = problem.newton(cfg.solver.rtol, cfg.solver.atol, cfg.solver.max_iterations,
+                                 log=say if verbose else None)
+            wall = time.perf_counter() - t0
+            total_rve_points += comm.allreduce(rep.material_points, op=MPI.SUM)
+            if not rep.converged:
+                last = rep.residuals[-1] if rep.residuals else math.nan
+                raise SolverError(
+                    f"load step {k} (load factor {lam:.4g}) did not converge in {rep.iterations} Newton "
+                    f"iterations (last residual {last:.3e}, first {rep.residuals[0]:.3e}); "
+                    f"{k - 1} converged steps are saved in {outdir}/")
+            reac = problem.reactions()
+            row = {"step": k, "load_factor": lam, "newton_iterations": rep.iterations, **reac,
+                   "residuals": rep.residuals, "time_rve_s": rep.time_material,
+                   "time_macro_s": rep.time_macro, "time_step_s": wall}
+            writer.history(row)
+            writer.fields(lam, problem.u, problem.cell_averages(problem.strain),
+                          problem.cell_averages(problem.sigma))
+            summary["steps"].append(row)
+            say(f"    converged in {rep.iterations} iteration(s), {wall:.2f} s "
+                f"(RVE {rep.time_material:.2f} s, macro {rep.time_macro:.2f} s); "
+                + ", ".join(f"{kk} = {vv:.6g}" for kk, vv in reac.items()))
+    except SolverError:
+        status = "failed"
+        raise
+    finally:
+        summary["status"] = status
+        summary["rve_evaluations"] = total_rve_points
+        summary["wall_seconds"] = time.perf_counter() - t_start
+        writer.summary(summary)
+        problem.destroy()
+    u_norm = problem.u.x.petsc_vec.norm()
+    summary["displacement_norm"] = u_norm
+    writer.summary(summary)
+    say(f"fe2: done in {summary['wall_seconds']:.1f} s; {total_rve_points} RVE evaluations. "
+        f"Results in {outdir}/ (fields.xdmf for ParaView, history.csv, summary.json)")
+    return RunResult(summary, problem)
