@@ -19,3 +19,22 @@ class MeshError(Fe2Error):
 
 class SolverError(Fe2Error):
     """A linear or nonlinear solve failed (diverged, singular matrix)."""
+
+
+def collective(comm, fn, *args, **kwargs):
+    """Call ``fn`` on every rank of ``comm``; if it raises an :class:`Fe2Error` on any
+    rank, raise that error (the lowest failing rank's) on all ranks, so that no rank is
+    left waiting in a later collective call. Collective on ``comm``."""
+    result, err = None, None
+    try:
+        result = fn(*args, **kwargs)
+    except Fe2Error as e:
+        err = e
+    errors = comm.allgather(None if err is None else (type(err).__name__, str(err)))
+    for item in errors:
+        if item is not None:
+            if err is not None:
+                raise err
+            cls = {c.__name__: c for c in (Fe2Error, ConfigError, MeshError, SolverError)}[item[0]]
+            raise cls(item[1])
+    return result

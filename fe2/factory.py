@@ -13,7 +13,7 @@ from mpi4py import MPI
 
 from fe2 import macromesh, meshgen
 from fe2.config import MacroMeshConfig, RVEConfig
-from fe2.errors import Fe2Error
+from fe2.errors import collective
 from fe2.rve import CellProblem, Phase
 from fe2.rvemesh import load_rve_mesh
 from fe2.tensors import isotropic_conductivity, isotropic_stiffness
@@ -24,19 +24,16 @@ def rve_mesh_path(rve: RVEConfig, base_dir: str, comm: MPI.Comm, workdir: Path) 
     ``workdir/rve.msh`` (collective on ``comm``)."""
     if rve.mesh is not None:
         return Path(base_dir) / rve.mesh
-    path = Path(workdir) / "rve.msh"
-    err = None
-    if comm.rank == 0:
-        params = dict(rve.generate or {})
-        kind = params.pop("kind")
-        try:
+    path = Path(comm.bcast(str(Path(workdir) / "rve.msh"), root=0))  # rank 0's folder for all
+
+    def make() -> None:
+        if comm.rank == 0:
+            params = dict(rve.generate or {})
+            kind = params.pop("kind")
             path.parent.mkdir(parents=True, exist_ok=True)
             meshgen.generate(kind, path, **params)
-        except Fe2Error as e:
-            err = str(e)
-    err = comm.bcast(err, root=0)
-    if err:
-        raise Fe2Error(err)
+
+    collective(comm, make)
     return path
 
 
@@ -55,11 +52,15 @@ def phases(rve: RVEConfig, gdim: int) -> list[Phase]:
 def cell_problem(rve: RVEConfig, base_dir: str, source: str, workdir: Path,
                  comm: MPI.Comm) -> CellProblem:
     """Build the RVE template on ``MPI.COMM_SELF`` of every rank of ``comm`` (collective on
-    ``comm`` only while a generated mesh is written)."""
+    ``comm``: an error on any rank is raised on all)."""
     path = rve_mesh_path(rve, base_dir, comm, workdir)
-    rm = load_rve_mesh(path, MPI.COMM_SELF)
-    return CellProblem(rm, phases(rve, rm.mesh.geometry.dim), physics=rve.physics, degree=rve.degree,
-                       petsc_options=rve.petsc_options, source=source)
+
+    def build() -> CellProblem:
+        rm = load_rve_mesh(path, MPI.COMM_SELF)
+        return CellProblem(rm, phases(rve, rm.mesh.geometry.dim), physics=rve.physics, degree=rve.degree,
+                           petsc_options=rve.petsc_options, source=source)
+
+    return collective(comm, build)
 
 
 def macro_mesh(cfg: MacroMeshConfig, base_dir: str, comm: MPI.Comm) -> macromesh.MacroMesh:

@@ -60,7 +60,8 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
     """
     say = _printer(comm, verbose)
     t_start = time.perf_counter()
-    outdir = Path(output if output is not None else cfg.output.directory)
+    # one results folder for all ranks (it must be on a file system they share)
+    outdir = Path(comm.bcast(str(output if output is not None else cfg.output.directory), root=0))
     say(f"fe2: {cfg.title}  ({comm.size} MPI rank{'s' if comm.size > 1 else ''})")
     say(f"  results -> {outdir}/")
 

@@ -1,0 +1,177 @@
+"""The command line: homogenize / run / mesh / config, and one-line errors for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from conftest import ROOT
+from fe2 import config
+from fe2.cli import main
+
+RVE_TOML = """
+[rve]
+physics = "elasticity"
+degree = 1
+[rve.generate]
+kind = "laminate"
+fractions = [0.5, 0.5]
+normal = 1
+h = 0.1
+[rve.phases.soft]
+tag = 1
+E = 1.0
+nu = 0.3
+[rve.phases.stiff]
+tag = 2
+E = 10.0
+nu = 0.3
+"""
+
+
+def write(tmp_path, text, name="rve.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def run_main(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_homogenize_json_laminate(tmp_path, capsys):
+    code, out, err = run_main(capsys, "homogenize", write(tmp_path, RVE_TOML), "--json")
+    assert code == 0, err
+    if MPI.COMM_WORLD.rank != 0:
+        return
+    rep = json.loads(out)
+    assert rep["notation"] == "voigt" and rep["components"] == ["xx", "yy", "xy"]
+    C = np.array(rep["tensor"])
+    ref = np.array([[6.493506, 1.048951, 0], [1.048951, 2.447552, 0], [0, 0, 0.699301]])
+    assert np.abs(C - ref).max() < 5e-7
+    assert rep["volume_fractions"]["soft"] == pytest.approx(0.5, abs=1e-12)
+    assert rep["dofs"] > 0 and rep["plane_strain"] is True
+    code, out, _ = run_main(capsys, "homogenize", write(tmp_path, RVE_TOML), "--json", "--notation", "mandel")
+    if MPI.COMM_WORLD.rank == 0:
+        assert json.loads(out)["tensor"][2][2] == pytest.approx(2 * 0.699301, abs=1e-6)
+
+
+def test_homogenize_table_conduction(tmp_path, capsys):
+    text = RVE_TOML.replace('"elasticity"', '"conduction"').replace("E = 1.0\nnu = 0.3", "k = 1.0").replace(
+        "E = 10.0\nnu = 0.3", "k = 10.0")
+    code, out, err = run_main(capsys, "homogenize", write(tmp_path, text))
+    assert code == 0, err
+    if MPI.COMM_WORLD.rank == 0:
+        assert "5.5" in out and "1.81818" in out
+
+
+@pytest.mark.parametrize("edit,message", [
+    (("degree = 1", "degre = 1"), "key 'rve.degre' is not a known key (allowed here:"),
+    (("degree = 1", 'degree = "two"'), "key 'rve.degree' must be an integer, got 'two'"),
+    (("E = 1.0", "E = -1.0"), "key 'rve.phases.soft.E' must be > 0, got -1.0"),
+    (("nu = 0.3", "nu = 0.5"), "key 'rve.phases.soft.nu' must satisfy -1 < nu < 0.5, got 0.5"),
+    (("tag = 2", "tag = 5"), "phase 'stiff' has tag 5, which no cell of RVE mesh"),
+    (('kind = "laminate"', 'kind = "hexagon"'), "hexagon"),
+    (("[rve.phases.soft]", "[rve.phases.soft\n"), "not valid TOML"),
+])
+def test_bad_rve_input_gives_one_line(tmp_path, capsys, edit, message):
+    path = write(tmp_path, RVE_TOML.replace(*edit, 1))
+    code, out, err = run_main(capsys, "homogenize", path)
+    assert code == 2
+    if MPI.COMM_WORLD.rank == 0:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert lines[0].startswith("fe2: error: ")
+        assert message in lines[0], lines[0]
+
+
+def test_missing_phase_tag_names_file_and_tag(tmp_path, capsys):
+    text = RVE_TOML.split("[rve.phases.stiff]")[0]
+    code, _, err = run_main(capsys, "homogenize", write(tmp_path, text))
+    assert code == 2
+    if MPI.COMM_WORLD.rank == 0:
+        assert "rve.toml: RVE mesh" in err and "cells with tag(s) [2] but no phase" in err
+
+
+def test_non_periodic_mesh_rejected_via_cli(tmp_path, capsys):
+    import gmsh
+
+    msh = tmp_path / "bad.msh"
+    gmsh.initialize(interruptible=False)
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.model.add("bad")
+        gmsh.model.occ.addRectangle(0, 0, 0, 1, 1)
+        gmsh.model.occ.synchronize()
+        gmsh.model.addPhysicalGroup(2, [1], 1)
+        gmsh.option.setNumber("Mesh.MeshSizeMax", 0.2)
+        gmsh.model.mesh.setTransfiniteCurve(2, 7)  # right edge gets 7 nodes, left keeps its own
+        gmsh.model.mesh.generate(2)
+        gmsh.write(str(msh))
+    finally:
+        gmsh.finalize()
+    text = '[rve]\nmesh = "bad.msh"\n[rve.phases.m]\ntag = 1\nE = 1.0\nnu = 0.3\n'
+    code, _, err = run_main(capsys, "homogenize", write(tmp_path, text))
+    assert code == 2
+    if MPI.COMM_WORLD.rank == 0:
+        assert "is not periodic" in err and "has no partner on face" in err and "bad.msh" in err
+
+
+def test_bad_case_file(tmp_path, capsys):
+    text = (ROOT / "fe2" / "cases" / "plate_with_hole.toml").read_text()
+    code, _, err = run_main(capsys, "run", write(tmp_path, text.replace('boundary = "right"', 'boundary = "rigth"'),
+                                                  "case.toml"), "-o", tmp_path / "out", "-q")
+    assert code == 2
+    if MPI.COMM_WORLD.rank == 0:
+        assert "boundary 'rigth' is not a boundary of the macro mesh" in err
+    code, _, err = run_main(capsys, "run", write(tmp_path, text.replace("steps = 4", "steps = -4"), "c2.toml"))
+    assert code == 2
+    if MPI.COMM_WORLD.rank == 0:
+        assert "c2.toml: key 'loading.steps' must be > 0, got -4" in err
+
+
+def test_print_default_case_is_a_valid_case(tmp_path, capsys):
+    code, out, _ = run_main(capsys, "run", "--print-default")
+    assert code == 0
+    if MPI.COMM_WORLD.rank == 0:
+        cfg = config.parse_case(__import__("tomllib").loads(out))
+        assert cfg.macro.mesh.generator == "plate_with_hole" and cfg.macro.material == "rve"
+
+
+def test_mesh_command_writes_periodic_mesh(tmp_path, capsys):
+    out_msh = tmp_path / "c.msh"
+    code, out, err = run_main(capsys, "mesh", "circle", out_msh, "--radius", "0.2", "--h", "0.1")
+    assert code == 0, err
+    assert "volume fractions" in out
+    from fe2.rvemesh import load_rve_mesh, phase_volumes
+
+    vols = phase_volumes(load_rve_mesh(out_msh, MPI.COMM_SELF))
+    # an inscribed polygon with edges of at most h = 0.1: pi r^2 (1 - (h/r)^2 / 6) <= area <= pi r^2
+    assert np.pi * 0.04 * (1 - 0.25 / 6) <= vols[2] <= np.pi * 0.04
+
+
+def test_config_reference_in_readme_is_current(capsys):
+    code, out, _ = run_main(capsys, "config")
+    assert code == 0
+    readme = (ROOT / "README.md").read_text()
+    assert out.strip() in readme, "README.md's configuration reference differs from `fe2 config`"
+
+
+@pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns a separate fe2 process; serial run only")
+def test_console_exit_status_and_no_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_"))}
+    env["OMPI_ALLOW_RUN_AS_ROOT"] = env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    env["PYTHONPATH"] = str(ROOT)
+    path = write(tmp_path, RVE_TOML.replace("E = 1.0", "E = -1.0", 1))
+    p = subprocess.run([sys.executable, "-m", "fe2", "homogenize", str(path)], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    assert p.stderr.strip() == f"fe2: error: {path}: key 'rve.phases.soft.E' must be > 0, got -1.0"
