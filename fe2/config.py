@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 import types
 import typing
@@ -386,7 +387,8 @@ def reference_markdown() -> str:
 
     def table(cls: Any, prefix: str) -> None:
         hints = typing.get_type_hints(cls)
-        lines.append(f"**{prefix}**: {cls.__doc__.strip()}\n")
+        doc = re.sub(r"^``[^`]*``:\s*", "", cls.__doc__.strip())
+        lines.append(f"#### `{prefix}`\n\n{doc}\n")
         lines.append("| key | type | default | meaning |")
         lines.append("| --- | --- | --- | --- |")
         nested = []
