@@ -6,6 +6,7 @@ step across ranks (the dolfinx test-suite habit)."""
 from __future__ import annotations
 
 import gc
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +15,10 @@ import pytest
 from mpi4py import MPI
 
 ROOT = Path(__file__).resolve().parents[1]
+
+if MPI.COMM_WORLD.size > 1:
+    # mpirun gives each rank a pseudo-terminal; plain text keeps both ranks' logs readable
+    os.environ.setdefault("PY_COLORS", "0")
 
 
 @pytest.fixture(autouse=True)

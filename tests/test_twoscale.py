@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -65,7 +66,12 @@ def test_fe2_with_linear_phases_equals_homogenized_single_scale(tmp_path):
         rows = read_history(f"{out}/fe2/history.csv")
         assert [float(r["load_factor"]) for r in rows] == [0.5, 1.0]
         assert all(int(r["newton_iterations"]) == 1 for r in rows)  # linear: one Newton step
-        assert (tmp_path / "fe2" / "fields.xdmf").exists() and (tmp_path / "fe2" / "fields.h5").exists()
+        assert (tmp_path / "fe2" / "fields.h5").exists()
+        # one time stamp per converged step for each field ParaView will show
+        root = ET.parse(tmp_path / "fe2" / "fields.xdmf").getroot()
+        for name in ("displacement", "strain", "stress"):
+            series = root.find(f".//Grid[@Name='{name}'][@GridType='Collection']")
+            assert [float(t.get("Value")) for t in series.iter("Time")] == [0.5, 1.0]
 
 
 @pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
