@@ -50,22 +50,20 @@ def _to_option(value: Any) -> str | None:
 def configure(obj: Any, prefix: str, options: Mapping[str, Any] | None) -> None:
     """Give ``obj`` (a KSP, SNES, Mat, ...) the prefix and apply ``options``.
 
-    The options are written into PETSc's global database under ``prefix``,
-    ``obj.setFromOptions()`` reads them (so command-line options with the same prefix
-    also apply), and they are removed again so that they do not leak into other objects.
+    The options are written into PETSc's global database under ``prefix`` and
+    ``obj.setFromOptions()`` reads them (command-line options with the same prefix also
+    apply, and win). They stay in the database: some are read only later, e.g. MUMPS's
+    ``mat_mumps_icntl_*`` when the factor is created in ``KSPSetUp``; prefixes are
+    unique (:func:`unique_prefix`), so they cannot leak into other objects.
     """
     opts = PETSc.Options()
     obj.setOptionsPrefix(prefix)
-    written = []
     for key, value in (options or {}).items():
         name = f"{prefix}{key}"
         if name in opts:  # command line wins
             continue
         opts[name] = _to_option(value)
-        written.append(name)
     obj.setFromOptions()
-    for name in written:
-        opts.delValue(name)
 
 
 def direct_solver(A: PETSc.Mat, prefix: str, options: Mapping[str, Any] | None = None,

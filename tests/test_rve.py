@@ -148,3 +148,14 @@ def test_missing_and_unknown_phase_tags_are_reported(circle_rve):
         CellProblem(circle_rve, [Phase("matrix", 1, T.isotropic_stiffness(1, 0.3, 2))], source="x.toml")
     with pytest.raises(MeshError, match="phase 'fibre' has tag 7, which no cell"):
         CellProblem(circle_rve, elastic_phases(2) + [Phase("fibre", 7, T.isotropic_stiffness(1, 0.3, 2))])
+
+
+def test_petsc_options_reach_the_factorisation(circle_rve):
+    # MUMPS options are read when the factor is created (KSPSetUp), after setFromOptions
+    cp = CellProblem(circle_rve, elastic_phases(2), petsc_options={"mat_mumps_icntl_14": 55})
+    from fe2.petsc import factor_matrix
+
+    assert factor_matrix(cp.ksp).getMumpsIcntl(14) == 55
+    cp2 = CellProblem(circle_rve, elastic_phases(2))
+    assert factor_matrix(cp2.ksp).getMumpsIcntl(14) != 55  # unique prefixes: no leak
+    assert rel(cp.effective_tensor, cp2.effective_tensor) < 1e-12
