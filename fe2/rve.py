@@ -200,8 +200,9 @@ class CellProblem:
         missing = sorted(present - set(by_tag))
         if missing:
             raise MeshError(f"{source}: RVE mesh '{self.rve_mesh.path}' has cells with tag(s) {missing} "
-                            f"but no phase is given for them (phases: "
-                            f"{', '.join(f'{p.name}={p.tag}' for p in self.phases)})")
+                            f"but no phase is given for them in [rve.phases] (phases: "
+                            f"{', '.join(f'{p.name} tag={p.tag}' for p in self.phases)}); add a "
+                            f"[rve.phases.<name>] table with tag = {missing[0]}")
         if np.isnan(values).any():
             raise MeshError(f"RVE mesh '{self.rve_mesh.path}': {int(np.isnan(values[:, 0]).sum())} cells carry no "
                             "physical tag; every cell must belong to a phase")
@@ -228,8 +229,14 @@ class CellProblem:
         return self.comm.allreduce(X.T @ Y, op=_sum())
 
     # ---------------------------------------------------------------------------------
+    #: right-hand sides per dense block solve (bounds the memory of a batch)
+    BLOCK = 256
+
     def solve_reduced(self, rhs: np.ndarray) -> np.ndarray:
         """Solve ``A X = rhs`` with the stored factorisation.
+
+        On one process the columns go to the factor as dense blocks of :attr:`BLOCK`
+        right-hand sides (``MatMatSolve``); otherwise one KSP solve per column.
 
         Parameters
         ----------
@@ -240,7 +247,23 @@ class CellProblem:
         X : (nloc, m) condensed solutions (slave entries zero; see :meth:`fluctuation`)
         """
         nloc, m = rhs.shape
-        X = np.empty_like(rhs)
+        X = np.empty((nloc, m))
+        if self.comm.size == 1 and m > 1:
+            F = fe2petsc.factor_matrix(self.ksp)
+            for j0 in range(0, m, self.BLOCK):
+                j1 = min(m, j0 + self.BLOCK)
+                Bm = PETSc.Mat().createDense((nloc, j1 - j0), array=np.asfortranarray(rhs[:, j0:j1]),
+                                             comm=PETSc.COMM_SELF)
+                Xm = PETSc.Mat().createDense((nloc, j1 - j0), comm=PETSc.COMM_SELF)
+                Xm.setUp()
+                try:
+                    F.matSolve(Bm, Xm)
+                except PETSc.Error as err:
+                    raise SolverError(f"RVE solve with the stored factorisation failed ({err})") from None
+                X[:, j0:j1] = Xm.getDenseArray()
+                Bm.destroy()
+                Xm.destroy()
+            return X
         b = self.A.createVecRight()
         x = self.A.createVecLeft()
         for j in range(m):

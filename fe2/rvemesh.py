@@ -272,8 +272,9 @@ def load_rve_mesh(
         If the file is missing or unreadable, has no (or incomplete) physical groups on its
         cells, has the wrong dimension, or is not periodic. Raised on all ranks of ``comm``.
     """
-    from dolfinx.io.gmshio import model_to_mesh
     from mpi4py import MPI
+
+    from fe2.compat import model_to_mesh
 
     p = Path(path)
     root = 0
