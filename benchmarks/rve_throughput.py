@@ -249,35 +249,16 @@ def elastic_phases(gdim: int):
 
 
 def time_constraint(rve_mesh, degree: int) -> float:
-    """Wall time of building the fluctuation space, corner pin and periodic constraint,
-    mirroring CellProblem.__init__ (the dominant non-PETSc part of construction)."""
-    import dolfinx_mpc
+    """Wall time of building the fluctuation space, corner pins and periodic constraint
+    (fe2.rve.periodic_constraint, as CellProblem.__init__ does)."""
     from dolfinx import fem
 
-    mesh = rve_mesh.mesh
-    gdim = mesh.geometry.dim
-    lo, hi = np.asarray(rve_mesh.box_min, float), np.asarray(rve_mesh.box_max, float)
-    tol = 1e-8 * float(np.max(hi - lo))
+    from fe2.rve import periodic_constraint
+
+    gdim = rve_mesh.mesh.geometry.dim
     t0 = time.perf_counter()
-    V = fem.functionspace(mesh, ("Lagrange", degree, (gdim,)))
-
-    def at_corner(x):
-        return np.all([np.isclose(x[a], lo[a], atol=tol) | np.isclose(x[a], hi[a], atol=tol)
-                       for a in range(gdim)], axis=0)
-
-    def on_upper_face(x):
-        return np.any([np.isclose(x[a], hi[a], atol=tol) for a in range(gdim)], axis=0)
-
-    def to_lower_face(x):
-        y = x.copy()
-        for a in range(gdim):
-            y[a] = np.where(np.isclose(x[a], hi[a], atol=tol), lo[a], x[a])
-        return y
-
-    bcs = [fem.dirichletbc(np.zeros(gdim), fem.locate_dofs_geometrical(V, at_corner), V)]
-    mpc = dolfinx_mpc.MultiPointConstraint(V)
-    mpc.create_periodic_constraint_geometrical(V, on_upper_face, to_lower_face, bcs)
-    mpc.finalize()
+    V = fem.functionspace(rve_mesh.mesh, ("Lagrange", degree, (gdim,)))
+    periodic_constraint(V, rve_mesh.box_min, rve_mesh.box_max)
     return time.perf_counter() - t0
 
 

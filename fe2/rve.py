@@ -73,6 +73,46 @@ def gradient_operator(physics: str, gdim: int):
     return ufl.grad
 
 
+def periodic_constraint(V: fem.FunctionSpace, box_min: np.ndarray, box_max: np.ndarray
+                        ) -> tuple[dolfinx_mpc.MultiPointConstraint, list[fem.DirichletBC]]:
+    """Periodic constraint of ``V`` on the box ``[box_min, box_max]`` with every corner pinned.
+
+    One relation maps every point of an upper face, edge or corner to its image with all
+    upper coordinates replaced by lower ones, so no master is itself a slave. All corners
+    carry a zero Dirichlet condition: dolfinx_mpc drops a slave whose master is a
+    Dirichlet DOF from the constraint (leaving it free), so pinning only the origin would
+    leave the other corners unconstrained.
+
+    Returns
+    -------
+    (finalized MultiPointConstraint, [corner DirichletBC])
+    """
+    lo, hi = np.asarray(box_min, float), np.asarray(box_max, float)
+    gdim = lo.size
+    tol = 1e-8 * float(np.max(hi - lo))
+
+    def at_corner(x):
+        return np.all([np.isclose(x[a], lo[a], atol=tol) | np.isclose(x[a], hi[a], atol=tol)
+                       for a in range(gdim)], axis=0)
+
+    def on_upper_face(x):
+        return np.any([np.isclose(x[a], hi[a], atol=tol) for a in range(gdim)], axis=0)
+
+    def to_lower_face(x):
+        y = x.copy()
+        for a in range(gdim):
+            y[a] = np.where(np.isclose(x[a], hi[a], atol=tol), lo[a], x[a])
+        return y
+
+    shape = V.value_shape
+    zero = np.zeros(shape) if len(shape) else dolfinx.default_scalar_type(0.0)
+    bcs = [fem.dirichletbc(zero, fem.locate_dofs_geometrical(V, at_corner), V)]
+    mpc = dolfinx_mpc.MultiPointConstraint(V)
+    mpc.create_periodic_constraint_geometrical(V, on_upper_face, to_lower_face, bcs)
+    mpc.finalize()
+    return mpc, bcs
+
+
 class CellProblem:
     """Linear periodic cell problem template (collective on ``rve_mesh.mesh.comm``,
     normally ``MPI.COMM_SELF``).
@@ -118,31 +158,9 @@ class CellProblem:
         # --- fluctuation space, corner pins, periodic constraint --------------------
         shape = (gdim,) if physics == "elasticity" else ()
         self.V = V = fem.functionspace(mesh, ("Lagrange", degree, shape))
-        lo, hi = np.asarray(rve_mesh.box_min, float), np.asarray(rve_mesh.box_max, float)
-        self.box_min, self.box_max = lo, hi
-        tol = 1e-8 * float(np.max(hi - lo))
-
-        def at_corner(x):
-            return np.all([np.isclose(x[a], lo[a], atol=tol) | np.isclose(x[a], hi[a], atol=tol)
-                           for a in range(gdim)], axis=0)
-
-        def on_upper_face(x):
-            return np.any([np.isclose(x[a], hi[a], atol=tol) for a in range(gdim)], axis=0)
-
-        def to_lower_face(x):
-            y = x.copy()
-            for a in range(gdim):
-                y[a] = np.where(np.isclose(x[a], hi[a], atol=tol), lo[a], x[a])
-            return y
-
-        corner_dofs = fem.locate_dofs_geometrical(V, at_corner)
-        zero = np.zeros(gdim) if shape else dolfinx.default_scalar_type(0.0)
-        self.bcs = [fem.dirichletbc(zero, corner_dofs, V)]
-        self.mpc = mpc = dolfinx_mpc.MultiPointConstraint(V)
-        # One relation maps every upper face/edge/corner to its image with all upper
-        # coordinates replaced by lower ones, so no master is itself a slave.
-        mpc.create_periodic_constraint_geometrical(V, on_upper_face, to_lower_face, self.bcs)
-        mpc.finalize()
+        self.box_min = np.asarray(rve_mesh.box_min, float)
+        self.box_max = np.asarray(rve_mesh.box_max, float)
+        self.mpc, self.bcs = periodic_constraint(V, self.box_min, self.box_max)
 
         # --- forms --------------------------------------------------------------------
         G = gradient_operator(physics, gdim)
@@ -164,7 +182,7 @@ class CellProblem:
                                for ph in self.phases)
 
         # --- matrix, factorisation, sensitivity right-hand sides -------------------
-        self.A = dolfinx_mpc.assemble_matrix(self._a, mpc, bcs=self.bcs)
+        self.A = dolfinx_mpc.assemble_matrix(self._a, self.mpc, bcs=self.bcs)
         self.ksp = fe2petsc.direct_solver(self.A, fe2petsc.unique_prefix("fe2_rve_"),
                                           petsc_options, symmetric=True)
         try:
