@@ -237,3 +237,97 @@ def isotropic_projection(C: np.ndarray, gdim: int) -> tuple[float, float]:
     kappa = np.tensordot(J, C) / gdim
     mu = np.tensordot(K, C) / (2.0 * (n - 1))
     return float(kappa), float(mu)
+
+
+def transversely_isotropic_stiffness(E_L: float, E_T: float, nu_LT: float, nu_TT: float,
+                                     G_LT: float, axis=(1.0, 0.0, 0.0), gdim: int = 3) -> np.ndarray:
+    """Mandel stiffness of a transversely isotropic material with fibres along ``axis``.
+
+    The compliance is built in the material frame (direction 1 = fibre ``L``, 2 and 3 =
+    transverse ``T``), inverted, and rotated to the global frame with the 6x6 Mandel
+    rotation ``Q`` (``m(R A R^T) = Q m(A)``, ``Q`` orthogonal), ``C = Q C_mat Q^T``.
+    Material-frame compliance (engineering constants)::
+
+        eps_L = s_L / E_L - nu_LT / E_L (s_T1 + s_T2)
+        eps_T1 = -nu_LT / E_L s_L + s_T1 / E_T - nu_TT / E_T s_T2
+        shear: G_LT (L-T planes), G_TT = E_T / (2 (1 + nu_TT)) (transverse plane)
+
+    Parameters
+    ----------
+    E_L, E_T : axial and transverse Young's moduli (> 0)
+    nu_LT : major Poisson ratio (transverse contraction under axial load)
+    nu_TT : Poisson ratio in the transverse plane
+    G_LT : axial shear modulus (> 0)
+    axis : (3,) or, when ``gdim == 2``, (2,) fibre direction (normalised here); in 2D it
+        must lie in the xy-plane
+    gdim : 3, or 2 for plane strain: the rows/columns ``[xx, yy, xy]`` (``[0, 1, 5]``) of
+        the 3D stiffness
+
+    Returns
+    -------
+    C : (n, n) array, ``n = strain_size(gdim)``, symmetric positive definite
+
+    Raises
+    ------
+    ValueError
+        non-positive moduli, a zero or out-of-plane axis, or constants that do not give a
+        positive definite stiffness.
+    """
+    strain_size(gdim)
+    for name, val in (("E_L", E_L), ("E_T", E_T), ("G_LT", G_LT)):
+        if not (np.isfinite(val) and val > 0):
+            raise ValueError(f"transversely isotropic stiffness: {name} must be > 0, got {val}")
+    if not (np.isfinite(nu_LT) and np.isfinite(nu_TT)):
+        raise ValueError(f"transversely isotropic stiffness: nu_LT, nu_TT must be finite, got {nu_LT}, {nu_TT}")
+    if not nu_TT > -1.0:
+        raise ValueError(f"transversely isotropic stiffness: nu_TT must be > -1, got {nu_TT}")
+    a = np.asarray(axis, dtype=float).ravel()
+    if a.shape == (2,) and gdim == 2:
+        a = np.append(a, 0.0)
+    if a.shape != (3,) or not np.all(np.isfinite(a)) or np.linalg.norm(a) == 0.0:
+        raise ValueError(f"transversely isotropic stiffness: axis must be a non-zero 3-vector, got {axis}")
+    a = a / np.linalg.norm(a)
+    if gdim == 2 and abs(a[2]) > 1e-12:
+        raise ValueError(f"transversely isotropic stiffness: in 2D the axis must lie in the xy-plane, got {axis}")
+
+    # material-frame Mandel compliance (shear compliance 1 / (2 G) in Mandel notation)
+    G_TT = E_T / (2.0 * (1.0 + nu_TT))
+    S = np.zeros((6, 6))
+    S[0, 0] = 1.0 / E_L
+    S[1, 1] = S[2, 2] = 1.0 / E_T
+    S[0, 1] = S[1, 0] = S[0, 2] = S[2, 0] = -nu_LT / E_L
+    S[1, 2] = S[2, 1] = -nu_TT / E_T
+    S[3, 3] = 1.0 / (2.0 * G_TT)  # yz: transverse plane
+    S[4, 4] = S[5, 5] = 1.0 / (2.0 * G_LT)  # xz, xy: planes containing the fibre
+    # positive definiteness of S (normal block: the antisymmetric transverse mode needs
+    # nu_TT > -1, the symmetric 2x2 block 1 - nu_TT - 2 nu_LT^2 E_T / E_L > 0; shear: G > 0)
+    if not 1.0 - nu_TT - 2.0 * nu_LT**2 * E_T / E_L > 0.0:
+        raise ValueError(
+            "transversely isotropic stiffness: the constants do not give a positive definite "
+            f"stiffness (E_L={E_L}, E_T={E_T}, nu_LT={nu_LT}, nu_TT={nu_TT}, G_LT={G_LT}; "
+            "need -1 < nu_TT < 1 - 2 nu_LT^2 E_T / E_L)")
+    C_mat = np.linalg.inv(S)
+    C_mat = 0.5 * (C_mat + C_mat.T)
+
+    # orthonormal frame: columns of R are the material axes in global coordinates
+    helper = np.eye(3)[np.argmin(np.abs(a))]
+    t1 = np.cross(a, helper)
+    t1 /= np.linalg.norm(t1)
+    t2 = np.cross(a, t1)
+    R = np.column_stack([a, t1, t2])
+
+    # Mandel rotation: column k is m(R B_k R^T) for the k-th Mandel basis tensor B_k
+    pairs = INDEX_PAIRS[3]
+    scale = _shear_scale(3)
+    Q = np.zeros((6, 6))
+    for k, (i, j) in enumerate(pairs):
+        B = np.zeros((3, 3))
+        B[i, j] = B[j, i] = 1.0 / scale[k]
+        RB = R @ B @ R.T
+        Q[:, k] = [RB[p, q] * scale[m] for m, (p, q) in enumerate(pairs)]
+    C = Q @ C_mat @ Q.T
+    C = 0.5 * (C + C.T)
+    if gdim == 2:
+        idx = np.array([0, 1, 5])
+        C = C[np.ix_(idx, idx)].copy()
+    return C
