@@ -67,14 +67,39 @@ def poisson(v):
 
 
 # --- schema ------------------------------------------------------------------------------
+LAWS = ("elastic", "j2", "neo_hooke", "transversely_isotropic")
+#: parameters each law needs (required) and accepts (optional)
+LAW_PARAMETERS = {
+    "elastic": (("E", "nu"), ()),
+    "j2": (("E", "nu", "sigma_y"), ("H_iso", "Q", "b", "H_kin")),
+    "neo_hooke": (("E", "nu"), ()),
+    "transversely_isotropic": (("E_L", "E_T", "nu_LT", "nu_TT", "G_LT"), ("axis",)),
+}
+
+
 @dataclass(frozen=True)
 class PhaseConfig:
     """``[rve.phases.<name>]``: one material phase of the RVE."""
 
     tag: int = _f(doc="physical group tag of the phase's cells in the RVE mesh", check=positive)
-    E: float | None = _f(None, doc="Young's modulus (elasticity)", check=positive)
-    nu: float | None = _f(None, doc="Poisson's ratio (elasticity), -1 < nu < 0.5", check=poisson)
+    law: str = _f("elastic", doc="``elastic`` (isotropic), ``j2`` (small-strain J2 plasticity), ``neo_hooke`` "
+                                 "(finite strain), ``transversely_isotropic`` (linear, fibres)", check=one_of(*LAWS))
+    E: float | None = _f(None, doc="Young's modulus (elastic, j2, neo_hooke)", check=positive)
+    nu: float | None = _f(None, doc="Poisson's ratio, -1 < nu < 0.5", check=poisson)
     k: float | None = _f(None, doc="conductivity (conduction)", check=positive)
+    sigma_y: float | None = _f(None, doc="j2: initial yield stress", check=positive)
+    H_iso: float | None = _f(None, doc="j2: linear isotropic hardening modulus (default 0)", check=nonnegative)
+    Q: float | None = _f(None, doc="j2: saturation (Voce) hardening stress R = Q (1 - exp(-b p)) (default 0)",
+                         check=nonnegative)
+    b: float | None = _f(None, doc="j2: saturation rate (default 0)", check=nonnegative)
+    H_kin: float | None = _f(None, doc="j2: linear kinematic (Prager) hardening modulus (default 0)",
+                             check=nonnegative)
+    E_L: float | None = _f(None, doc="transversely_isotropic: axial Young's modulus", check=positive)
+    E_T: float | None = _f(None, doc="transversely_isotropic: transverse Young's modulus", check=positive)
+    nu_LT: float | None = _f(None, doc="transversely_isotropic: axial-transverse Poisson's ratio")
+    nu_TT: float | None = _f(None, doc="transversely_isotropic: transverse Poisson's ratio", check=poisson)
+    G_LT: float | None = _f(None, doc="transversely_isotropic: axial shear modulus", check=positive)
+    axis: tuple[float, ...] | None = _f(None, doc="transversely_isotropic: fibre direction (default x)")
 
 
 @dataclass(frozen=True)
@@ -86,9 +111,13 @@ class RVEConfig:
     generate: dict[str, Any] | None = _f(
         None, doc="instead of ``mesh``: generator ``kind`` (circle, random, laminate, sphere) and its "
                   "parameters, as for ``fe2 mesh``")
-    physics: str = _f("elasticity", doc="``elasticity`` (small strain; plane strain in 2D) or ``conduction``",
-                      check=one_of("elasticity", "conduction"))
+    physics: str = _f("elasticity", doc="``elasticity`` (small strain; plane strain in 2D), ``finite_strain`` "
+                                        "(total Lagrangian, F -> P) or ``conduction``",
+                      check=one_of("elasticity", "finite_strain", "conduction"))
     degree: int = _f(1, doc="Lagrange degree of the fluctuation field", check=int_range(1, 2))
+    rtol: float = _f(1e-10, doc="micro Newton tolerance: residual norm relative to the residual the macro "
+                                "gradient alone causes", check=positive)
+    max_iterations: int = _f(25, doc="micro Newton iterations before a micro solve fails", check=positive)
     petsc_options: dict[str, Any] = _f({}, doc="PETSc options of the cell solver (default: MUMPS Cholesky)")
 
 
@@ -136,9 +165,9 @@ class MacroConfig:
                                        check=int_range(1, 8))
     dirichlet: tuple[DirichletConfig, ...] = _f((), doc="prescribed displacements, ``[[macro.dirichlet]]``")
     traction: tuple[TractionConfig, ...] = _f((), doc="tractions, ``[[macro.traction]]``")
-    material: str = _f("rve", doc="``rve`` (FE²: an RVE solve at every quadrature point) or ``homogenized`` "
-                                  "(single scale with the RVE's effective tensor)",
-                       check=one_of("rve", "homogenized"))
+    material: str = _f("rve", doc="``rve`` (FE²: an RVE solve at every quadrature point), ``homogenized`` "
+                                  "(single scale with the RVE's effective elastic tensor), or the name of an RVE "
+                                  "phase (single scale with that phase's law, for comparisons)")
 
 
 @dataclass(frozen=True)
@@ -147,6 +176,12 @@ class LoadingConfig:
 
     steps: int = _f(4, doc="number of equal load steps to factor 1", check=positive)
     factors: tuple[float, ...] | None = _f(None, doc="explicit load factors (overrides ``steps``)")
+    min_step: float = _f(1e-4, doc="smallest load-factor increment: when a step fails (a micro or macro solve "
+                                   "does not converge) it is halved down to this, then the run stops",
+                         check=positive)
+    growth: float = _f(1.5, doc="after an easy step (Newton iterations <= easy_iterations) the increment grows "
+                                "by this factor, up to the nominal step", check=positive)
+    easy_iterations: int = _f(4, doc="see ``growth``", check=positive)
 
 
 @dataclass(frozen=True)
@@ -314,12 +349,20 @@ def _validate_rve(rve: RVEConfig, ctx: _Ctx) -> None:
         ctx.fail("rve.phases", "needs at least one phase, e.g. [rve.phases.matrix] with tag, E, nu")
     for name, ph in rve.phases.items():
         key = f"rve.phases.{name}"
-        if rve.physics == "elasticity":
-            for attr in ("E", "nu"):
+        if rve.physics in ("elasticity", "finite_strain"):
+            if rve.physics == "finite_strain" and ph.law != "neo_hooke":
+                ctx.fail(f"{key}.law", f"must be 'neo_hooke' for physics = 'finite_strain', got {ph.law!r}")
+            if rve.physics == "elasticity" and ph.law == "neo_hooke":
+                ctx.fail(f"{key}.law", "'neo_hooke' needs physics = 'finite_strain'")
+            required, optional = LAW_PARAMETERS[ph.law]
+            for attr in required:
                 if getattr(ph, attr) is None:
-                    ctx.fail(f"{key}.{attr}", "is required for physics = 'elasticity'")
-            if ph.k is not None:
-                ctx.fail(f"{key}.k", "is a conductivity; it is not used with physics = 'elasticity'")
+                    ctx.fail(f"{key}.{attr}", f"is required for law = '{ph.law}'")
+            used = set(required) | set(optional) | {"tag", "law"}
+            for f in dataclasses.fields(PhaseConfig):
+                if f.name not in used and getattr(ph, f.name) is not None:
+                    ctx.fail(f"{key}.{f.name}", f"is not a parameter of law = '{ph.law}' "
+                                                f"(parameters: {', '.join(required + optional)})")
         else:
             if ph.k is None:
                 ctx.fail(f"{key}.k", "is required for physics = 'conduction'")
@@ -340,8 +383,12 @@ def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> C
         ctx.fail("macro.mesh", "needs exactly one of 'file' or 'generator'")
     if mm.generator == "plate_with_hole" and not mm.radius < min(mm.width, mm.height):
         ctx.fail("macro.mesh.radius", f"must be smaller than width and height, got {mm.radius}")
-    if cfg.rve.physics != "elasticity":
-        ctx.fail("rve.physics", "must be 'elasticity' for a two-scale run (conduction is for fe2 homogenize)")
+    if cfg.rve.physics == "conduction":
+        ctx.fail("rve.physics", "must be 'elasticity' or 'finite_strain' for a two-scale run "
+                                "(conduction is for fe2 homogenize)")
+    if cfg.macro.material not in ("rve", "homogenized") and cfg.macro.material not in cfg.rve.phases:
+        ctx.fail("macro.material", f"must be 'rve', 'homogenized' or an RVE phase name "
+                                   f"({', '.join(cfg.rve.phases)}), got {cfg.macro.material!r}")
     if not cfg.macro.dirichlet:
         ctx.fail("macro.dirichlet", "needs at least one [[macro.dirichlet]] entry (the macro problem would be singular)")
     if cfg.loading.factors is not None and not cfg.loading.factors:

@@ -12,11 +12,14 @@ import numpy as np
 from mpi4py import MPI
 
 from fe2 import macromesh, meshgen
-from fe2.config import MacroMeshConfig, RVEConfig
-from fe2.errors import collective
-from fe2.rve import CellProblem, Phase
+from fe2.config import MacroMeshConfig, PhaseConfig, RVEConfig
+from fe2.errors import ConfigError, collective
+from fe2.hyperelasticity import NeoHooke
+from fe2.materials import LinearElastic
+from fe2.plasticity import J2Plasticity
+from fe2.rve import CellProblem, NonlinearCellProblem, Phase
 from fe2.rvemesh import load_rve_mesh
-from fe2.tensors import isotropic_conductivity, isotropic_stiffness
+from fe2.tensors import isotropic_conductivity, transversely_isotropic_stiffness
 
 
 def rve_mesh_path(rve: RVEConfig, base_dir: str, comm: MPI.Comm, workdir: Path) -> Path:
@@ -37,28 +40,58 @@ def rve_mesh_path(rve: RVEConfig, base_dir: str, comm: MPI.Comm, workdir: Path) 
     return path
 
 
-def phases(rve: RVEConfig, gdim: int) -> list[Phase]:
-    """One :class:`~fe2.rve.Phase` per configured phase, with its tensor for ``gdim``."""
+def law(ph: PhaseConfig, gdim: int):
+    """The constitutive law (:class:`fe2.materials.Material`) of a configured phase."""
+    if ph.law == "elastic":
+        return LinearElastic.isotropic(ph.E, ph.nu, gdim)
+    if ph.law == "transversely_isotropic":
+        axis = ph.axis if ph.axis is not None else (1.0, 0.0, 0.0)[:gdim] + (0.0,) * (3 - gdim)
+        return LinearElastic(transversely_isotropic_stiffness(ph.E_L, ph.E_T, ph.nu_LT, ph.nu_TT, ph.G_LT,
+                                                              axis=tuple(axis), gdim=gdim))
+    if ph.law == "j2":
+        return J2Plasticity(ph.E, ph.nu, ph.sigma_y, gdim, H_iso=ph.H_iso or 0.0, Q=ph.Q or 0.0,
+                            b=ph.b or 0.0, H_kin=ph.H_kin or 0.0)
+    if ph.law == "neo_hooke":
+        return NeoHooke(ph.E, ph.nu, gdim)
+    raise ValueError(f"unknown law {ph.law!r}")  # config validation prevents this
+
+
+def phases(rve: RVEConfig, gdim: int, source: str = "config") -> list[Phase]:
+    """One :class:`~fe2.rve.Phase` per configured phase (law and initial tangent)."""
     out = []
     for name, ph in rve.phases.items():
-        if rve.physics == "elasticity":
-            tensor = isotropic_stiffness(ph.E, ph.nu, gdim)
-        else:
-            tensor = isotropic_conductivity(ph.k, gdim)
-        out.append(Phase(name, ph.tag, np.asarray(tensor)))
+        if rve.physics == "conduction":
+            out.append(Phase(name, ph.tag, np.asarray(isotropic_conductivity(ph.k, gdim))))
+            continue
+        try:
+            out.append(Phase(name, ph.tag, law=law(ph, gdim)))
+        except ValueError as err:
+            raise ConfigError(f"{source}: phase '{name}' (rve.phases.{name}): {err}") from None
     return out
+
+
+def is_linear(phase_list: list[Phase]) -> bool:
+    """True when every phase is linear elastic (or a conductivity): one factorisation serves
+    all macro points."""
+    return all(p.law is None or isinstance(p.law, LinearElastic) for p in phase_list)
 
 
 def cell_problem(rve: RVEConfig, base_dir: str, source: str, workdir: Path,
                  comm: MPI.Comm) -> CellProblem:
     """Build the RVE template on ``MPI.COMM_SELF`` of every rank of ``comm`` (collective on
-    ``comm``: an error on any rank is raised on all)."""
+    ``comm``: an error on any rank is raised on all). Linear phases give a
+    :class:`~fe2.rve.CellProblem`, any nonlinear law a :class:`~fe2.rve.NonlinearCellProblem`."""
     path = rve_mesh_path(rve, base_dir, comm, workdir)
 
     def build() -> CellProblem:
         rm = load_rve_mesh(path, MPI.COMM_SELF)
-        return CellProblem(rm, phases(rve, rm.mesh.geometry.dim), physics=rve.physics, degree=rve.degree,
-                           petsc_options=rve.petsc_options, source=source)
+        ph = phases(rve, rm.mesh.geometry.dim, source)
+        if rve.physics != "finite_strain" and is_linear(ph):
+            return CellProblem(rm, ph, physics=rve.physics, degree=rve.degree,
+                               petsc_options=rve.petsc_options, source=source)
+        return NonlinearCellProblem(rm, ph, physics=rve.physics, degree=rve.degree,
+                                    petsc_options=rve.petsc_options, source=source, rtol=rve.rtol,
+                                    max_iterations=rve.max_iterations)
 
     return collective(comm, build)
 

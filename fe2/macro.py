@@ -32,8 +32,9 @@ from petsc4py import PETSc
 from fe2 import petsc as fe2petsc
 from fe2.errors import SolverError
 from fe2.macromesh import MacroMesh
-from fe2.materials import Material
-from fe2.rve import mandel_strain
+from fe2.errors import collective
+from fe2.materials import PointMaterial
+from fe2.rve import flat_grad, mandel_strain
 from fe2.tensors import strain_size
 
 AXES = {"x": 0, "y": 1, "z": 2}
@@ -69,23 +70,29 @@ class NewtonReport:
     time_material: float = 0.0
     time_macro: float = 0.0
     material_points: int = 0
+    failure: str = ""
 
 
 class MacroProblem:
-    """Small-strain macro equilibrium with a :class:`~fe2.materials.Material` at the
-    quadrature points (collective on ``macro_mesh.mesh.comm``).
+    """Macro equilibrium with a :class:`~fe2.materials.PointMaterial` at the quadrature
+    points (collective on ``macro_mesh.mesh.comm``).
+
+    The kinematics follow the material's ``kinematics`` attribute (default ``"small"``):
+    small strain (Mandel strain -> Mandel stress) or finite strain (``F = I + grad u``
+    flattened -> first Piola–Kirchhoff stress, total Lagrangian).
 
     Parameters
     ----------
     macro_mesh : mesh with tagged boundaries
-    material : evaluated on the owned quadrature points of this rank
+    material : evaluated on the owned quadrature points of this rank, in the order of
+        :meth:`point_labels`
     degree : Lagrange degree of ``u``
     quadrature_degree : default ``max(2 * (degree - 1), 1)``
     dirichlet, traction : boundary conditions, scaled by the load factor
     petsc_options : overrides of :data:`fe2.petsc.DIRECT_LU`
     """
 
-    def __init__(self, macro_mesh: MacroMesh, material: Material, degree: int = 2,
+    def __init__(self, macro_mesh: MacroMesh, material: PointMaterial, degree: int = 2,
                  quadrature_degree: int | None = None, dirichlet: Sequence[Dirichlet] = (),
                  traction: Sequence[Traction] = (), petsc_options: Mapping[str, Any] | None = None) -> None:
         self.macro_mesh = macro_mesh
@@ -93,7 +100,8 @@ class MacroProblem:
         self.comm = mesh.comm
         self.material = material
         self.gdim = gdim = mesh.geometry.dim
-        self.size = n = strain_size(gdim)
+        self.kinematics = getattr(material, "kinematics", "small")
+        self.size = n = strain_size(gdim) if self.kinematics == "small" else gdim * gdim
         if material.size != n:
             raise ValueError(f"material size {material.size} does not match macro strain size {n}")
         qdeg = max(2 * (degree - 1), 1) if quadrature_degree is None else quadrature_degree
@@ -110,7 +118,14 @@ class MacroProblem:
         self.strain = fem.Function(Qs, name="strain")
         points, self.quadrature_weights = basix.make_quadrature(basix.CellType[cell], qdeg)
         self.num_points_per_cell = points.shape[0]
-        self._strain_expr = fem.Expression(mandel_strain(self.u, gdim), points)
+        if self.kinematics == "small":
+            G = lambda w: mandel_strain(w, gdim)  # noqa: E731
+            self._strain_expr = fem.Expression(G(self.u), points)
+        else:
+            G = lambda w: flat_grad(w, gdim)  # noqa: E731
+            identity = ufl.as_vector(np.eye(gdim).ravel().tolist())
+            self._strain_expr = fem.Expression(identity + G(self.u), points)
+        self._G = G
         self.num_owned_cells = mesh.topology.index_map(tdim).size_local
         self._cells = np.arange(self.num_owned_cells, dtype=np.int32)
         self._qdofs = Qs.dofmap.list[: self.num_owned_cells].ravel()  # (cells x points)
@@ -134,7 +149,7 @@ class MacroProblem:
         ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
         dx = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": qdeg, "quadrature_scheme": "default"})
         v, du = ufl.TestFunction(V), ufl.TrialFunction(V)
-        eps = lambda w: mandel_strain(w, gdim)  # noqa: E731
+        eps = G
         F = ufl.inner(self.sigma, eps(v)) * dx
         self._tractions = []
         for t in self.traction:
@@ -155,6 +170,25 @@ class MacroProblem:
         self.dx_vec = dolfinx.fem.petsc.create_vector(self._F)
         self.ksp = fe2petsc.direct_solver(self.A, fe2petsc.unique_prefix("fe2_macro_"), petsc_options,
                                           symmetric=False)
+        self.u_committed = self.u.x.array.copy()
+        cell_index = mesh.topology.index_map(tdim).local_to_global(self._cells)
+        self._labels = np.stack([np.repeat(cell_index, self.num_points_per_cell),
+                                 np.tile(np.arange(self.num_points_per_cell), self.num_owned_cells)], axis=1)
+
+    def point_labels(self) -> np.ndarray:
+        """``(N_owned, 2)``: global cell index and quadrature point number of each owned
+        material point, in the order the material sees them (not collective)."""
+        return self._labels
+
+    def commit(self) -> None:
+        """A load step converged: commit the material state and remember ``u`` (not collective)."""
+        self.material.commit()
+        self.u_committed[:] = self.u.x.array
+
+    def revert(self) -> None:
+        """A load step failed: back to the committed material state and ``u`` (not collective)."""
+        self.material.revert()
+        self.u.x.array[:] = self.u_committed
 
     # -------------------------------------------------------------------------------------
     def set_load(self, factor: float) -> None:
@@ -170,12 +204,24 @@ class MacroProblem:
         vals = self._strain_expr.eval(self.mesh, self._cells)
         return vals.reshape(-1, self.size)
 
+    def _evaluate_material(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return self.material.evaluate(E)
+        except SolverError as err:
+            point = getattr(err, "point", None)
+            if point is None:
+                raise
+            cell, q = self._labels[point]
+            raise SolverError(f"{err} [macro cell {cell}, quadrature point {q}, rank {self.comm.rank}]") from None
+
     def update_material(self) -> float:
         """Evaluate the material at all owned points and fill stress/tangent (collective:
-        ghost update). Returns the time spent in the material on this rank."""
+        ghost update; a material failure on any rank raises
+        :class:`~fe2.errors.SolverError` on all). Returns the time spent in the material
+        on this rank."""
         E = self.strains_at_points()
         t0 = time.perf_counter()
-        sig, C = self.material.evaluate(E)
+        sig, C = collective(self.comm, self._evaluate_material, E)
         t_mat = time.perf_counter() - t0
         n = self.size
         self.strain.x.array.reshape(-1, n)[self._qdofs] = E
@@ -203,6 +249,17 @@ class MacroProblem:
         in the boundary values counts) is below ``max(rtol * |F_0|, atol)``.
         """
         rep = NewtonReport()
+        try:
+            self._newton(rep, rtol, atol, max_iterations, log)
+        except SolverError as err:  # a material (RVE) failure: raised on all ranks
+            rep.converged = False
+            rep.failure = str(err)
+            if log:
+                log(f"    material failure: {err}")
+        return rep
+
+    def _newton(self, rep: NewtonReport, rtol: float, atol: float, max_iterations: int,
+                log: Callable[[str], None] | None) -> None:
         t_mat = self.update_material()
         rep.material_points += self.num_owned_points
         rep.time_material += self.comm.allreduce(t_mat, op=MPI.MAX)
@@ -216,16 +273,18 @@ class MacroProblem:
             if log:
                 upd = f"  |du| = {rep.updates[-1]:.3e}" if rep.updates else ""
                 log(f"    newton {it:2d}: |R| = {r:.3e}{upd}")
+            rep.iterations = it
             if not np.isfinite(r):
                 rep.time_macro += time.perf_counter() - t0
-                return rep
+                rep.failure = "residual is not finite"
+                return
             if r <= max(rtol * r0, atol) and it > 0 or r <= atol:
                 rep.converged = True
-                rep.iterations = it
                 rep.time_macro += time.perf_counter() - t0
-                return rep
+                return
             if it == max_iterations:
-                break
+                rep.failure = f"no convergence in {max_iterations} Newton iterations"
+                return
             self.A.zeroEntries()
             dolfinx.fem.petsc.assemble_matrix(self.A, self._J, bcs=self.bcs)
             self.A.assemble()
@@ -241,8 +300,6 @@ class MacroProblem:
             t_mat = self.update_material()
             rep.material_points += self.num_owned_points
             rep.time_material += self.comm.allreduce(t_mat, op=MPI.MAX)
-        rep.iterations = max_iterations
-        return rep
 
     # -------------------------------------------------------------------------------------
     def reactions(self) -> dict[str, float]:

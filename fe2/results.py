@@ -47,16 +47,22 @@ class ResultsWriter:
             self._eps = fem.Function(T, name="strain")
             self._sig = fem.Function(T, name="stress")
 
-    def fields(self, t: float, u: fem.Function, strain_cells: np.ndarray, stress_cells: np.ndarray) -> None:
+    def fields(self, t: float, u: fem.Function, strain_cells: np.ndarray, stress_cells: np.ndarray,
+               kinematics: str = "small") -> None:
         """Append one time stamp. ``strain_cells``/``stress_cells``: ``(num_owned_cells, n)``
-        Mandel cell averages."""
+        cell averages: Mandel strain and stress (small strain), or ``F`` and ``P``
+        flattened row-major (finite strain; written as ``strain`` = F - I and ``stress`` = P)."""
         if not self.write_fields:
             return
         self._u1.interpolate(u)
         gdim = self.mesh.geometry.dim
         for f, vals in ((self._eps, strain_cells), (self._sig, stress_cells)):
             arr = f.x.array.reshape(-1, gdim * gdim)
-            arr[: vals.shape[0]] = mandel_to_tensor(vals).reshape(-1, gdim * gdim)
+            if kinematics == "small":
+                vals = mandel_to_tensor(vals).reshape(-1, gdim * gdim)
+            elif f is self._eps:
+                vals = vals - np.eye(gdim).ravel()
+            arr[: vals.shape[0]] = vals
             f.x.scatter_forward()
         with io.XDMFFile(self.comm, self.xdmf_path, "a") as fh:
             fh.write_function(self._u1, t)

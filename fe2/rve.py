@@ -45,17 +45,40 @@ from fe2.tensors import SQRT2, strain_size
 if TYPE_CHECKING:
     from fe2.rvemesh import RVEMesh
 
-PHYSICS = ("elasticity", "conduction")
+PHYSICS = ("elasticity", "conduction", "finite_strain")
 
 
 @dataclass(frozen=True)
 class Phase:
-    """A material phase of an RVE: cells with physical tag ``tag`` get ``tensor``
-    (Mandel stiffness ``(n, n)`` for elasticity, conductivity ``(gdim, gdim)``)."""
+    """A material phase of an RVE: the cells with physical tag ``tag``.
+
+    ``tensor`` is the phase's (initial) tangent in the layout of the macro gradient:
+    Mandel stiffness ``(n, n)`` (small strain), conductivity ``(gdim, gdim)``, or
+    ``dP/dF`` at ``F = I`` ``(gdim^2, gdim^2)`` (finite strain). ``law`` is the
+    constitutive law (:class:`fe2.materials.Material`) of a nonlinear RVE; with a law
+    and no tensor, the tensor is the law's tangent in its initial state.
+    """
 
     name: str
     tag: int
-    tensor: np.ndarray
+    tensor: np.ndarray | None = None
+    law: Any = None
+
+    def __post_init__(self) -> None:
+        if self.tensor is None:
+            if self.law is None:
+                raise ValueError(f"phase {self.name!r} needs a tensor or a law")
+            law = self.law
+            g0 = reference_gradient(law.kinematics, law.gdim)[None, :]
+            _, t, _ = law.integrate(g0, law.initial_state(1))
+            object.__setattr__(self, "tensor", np.array(t[0]))
+
+
+def reference_gradient(kinematics: str, gdim: int) -> np.ndarray:
+    """The macro gradient of the undeformed state: zero strain, or ``F = I`` flattened."""
+    if kinematics == "finite":
+        return np.eye(gdim).ravel()
+    return np.zeros(strain_size(gdim))
 
 
 def mandel_strain(u: Any, gdim: int) -> Any:
@@ -66,11 +89,25 @@ def mandel_strain(u: Any, gdim: int) -> Any:
     return ufl.as_vector([e[0, 0], e[1, 1], e[2, 2], SQRT2 * e[1, 2], SQRT2 * e[0, 2], SQRT2 * e[0, 1]])
 
 
+def flat_grad(u: Any, gdim: int) -> Any:
+    """UFL ``grad(u)`` flattened row-major (``[u1,1, u1,2, u2,1, u2,2]`` in 2D)."""
+    g = ufl.grad(u)
+    return ufl.as_vector([g[i, j] for i in range(gdim) for j in range(gdim)])
+
+
 def gradient_operator(physics: str, gdim: int):
-    """The macro-gradient measure of a field: Mandel strain or temperature gradient."""
+    """The macro-gradient measure of a field: Mandel strain (small strain), flattened
+    displacement gradient (finite strain; ``F = I + that``) or temperature gradient."""
     if physics == "elasticity":
         return lambda u: mandel_strain(u, gdim)
+    if physics == "finite_strain":
+        return lambda u: flat_grad(u, gdim)
     return ufl.grad
+
+
+def gradient_size(physics: str, gdim: int) -> int:
+    """Number of macro gradient components of a physics."""
+    return {"elasticity": strain_size(gdim), "finite_strain": gdim * gdim, "conduction": gdim}[physics]
 
 
 def periodic_constraint(V: fem.FunctionSpace, box_min: np.ndarray, box_max: np.ndarray
@@ -121,7 +158,9 @@ class CellProblem:
     ----------
     rve_mesh : periodic RVE mesh with cell tags (see :func:`fe2.rvemesh.load_rve_mesh`)
     phases : one :class:`Phase` per physical tag; every tagged cell must be covered
-    physics : ``"elasticity"`` (small strain, plane strain in 2D) or ``"conduction"``
+    physics : ``"elasticity"`` (small strain, plane strain in 2D), ``"conduction"``, or
+        ``"finite_strain"`` (the linearised problem about ``F = I``; see
+        :class:`NonlinearCellProblem` for the nonlinear one)
     degree : Lagrange degree of the fluctuation field (1 or 2)
     petsc_options : overrides of :data:`fe2.petsc.DIRECT_CHOLESKY`
     source : where the phases came from, used in error messages (e.g. a file name)
@@ -147,7 +186,8 @@ class CellProblem:
         self.physics = physics
         self.degree = degree
         self.gdim = gdim = mesh.geometry.dim
-        self.size = n = strain_size(gdim) if physics == "elasticity" else gdim
+        self.size = n = gradient_size(physics, gdim)
+        self.kinematics = "finite" if physics == "finite_strain" else "small"
         self.phases = tuple(phases)
 
         # --- phase tensor field: DG0 (n x n) ---------------------------------------
@@ -156,7 +196,7 @@ class CellProblem:
         self._fill_phases(source)
 
         # --- fluctuation space, corner pins, periodic constraint --------------------
-        shape = (gdim,) if physics == "elasticity" else ()
+        shape = () if physics == "conduction" else (gdim,)
         self.V = V = fem.functionspace(mesh, ("Lagrange", degree, shape))
         self.box_min = np.asarray(rve_mesh.box_min, float)
         self.box_max = np.asarray(rve_mesh.box_max, float)
@@ -270,17 +310,7 @@ class CellProblem:
             F = fe2petsc.factor_matrix(self.ksp)
             for j0 in range(0, m, self.BLOCK):
                 j1 = min(m, j0 + self.BLOCK)
-                Bm = PETSc.Mat().createDense((nloc, j1 - j0), array=np.asfortranarray(rhs[:, j0:j1]),
-                                             comm=PETSc.COMM_SELF)
-                Xm = PETSc.Mat().createDense((nloc, j1 - j0), comm=PETSc.COMM_SELF)
-                Xm.setUp()
-                try:
-                    F.matSolve(Bm, Xm)
-                except PETSc.Error as err:
-                    raise SolverError(f"RVE solve with the stored factorisation failed ({err})") from None
-                X[:, j0:j1] = Xm.getDenseArray()
-                Bm.destroy()
-                Xm.destroy()
+                X[:, j0:j1] = _mat_solve(F, rhs[:, j0:j1])
             return X
         b = self.A.createVecRight()
         x = self.A.createVecLeft()
@@ -316,6 +346,12 @@ class CellProblem:
         tangent = np.broadcast_to(self.effective_tensor, (E.shape[0],) + self.effective_tensor.shape)
         return sigma, tangent
 
+    def commit(self) -> None:
+        """Nothing to commit: a linear cell problem has no history."""
+
+    def revert(self) -> None:
+        """Nothing to revert: a linear cell problem has no history."""
+
     def fluctuation(self, E: np.ndarray) -> fem.Function:
         """The periodic fluctuation field for one macro gradient ``E`` (n,)."""
         E = np.asarray(E, dtype=float).reshape(-1)
@@ -344,6 +380,313 @@ class CellProblem:
         """Free the PETSc objects (collective)."""
         self.ksp.destroy()
         self.A.destroy()
+
+
+class NonlinearCellProblem(CellProblem):
+    """Nonlinear, history-dependent periodic cell problem template, shared by many macro
+    points (collective on ``rve_mesh.mesh.comm``, normally ``MPI.COMM_SELF``).
+
+    Each phase has a law (:class:`fe2.materials.Material`), integrated at all micro
+    quadrature points of the phase in one vectorised call. For a macro gradient ``E``
+    (Mandel strain, or ``F`` flattened for ``physics="finite_strain"``) Newton solves
+
+        R(w; v) = int_Y  flux(E + G w, state) . G v  dx = 0    for all periodic v
+
+    for the fluctuation ``w``, warm-started from the point's last converged ``w``, with
+    backtracking (halving) when the residual grows or a law fails. The factorisation of
+    the Jacobian at the converged state then solves the ``n`` sensitivity problems
+    (``b_k = -int G v . T e_k``), giving the consistent homogenized tangent
+
+        dSigma/dE = <T> - B^T A^-1 B / |Y|.
+
+    Macro points are numbered ``0..N-1`` (:meth:`resize`); each has committed and trial
+    micro state (fluctuation and every law's internal variables): :meth:`evaluate` works
+    from the committed state and stores the trial state, :meth:`commit` /
+    :meth:`revert` end a macro step. :meth:`get_state` / :meth:`set_state` give the
+    committed state as arrays (serialisable).
+
+    Extra parameters (beyond :class:`CellProblem`'s): ``rtol`` (residual norm relative to
+    the residual the macro gradient alone causes), ``max_iterations``,
+    ``quadrature_degree`` (default ``max(2 (degree - 1), 1)``).
+    """
+
+    #: halvings of a Newton step before the micro solve is declared failed
+    MAX_CUTS = 8
+
+    def __init__(self, rve_mesh: RVEMesh, phases: Sequence[Phase], physics: str = "elasticity",
+                 degree: int = 1, petsc_options: Mapping[str, Any] | None = None,
+                 source: str = "phases", rtol: float = 1e-10, max_iterations: int = 25,
+                 quadrature_degree: int | None = None) -> None:
+        if physics == "conduction":
+            raise ValueError("a nonlinear cell problem is mechanical: physics 'elasticity' or 'finite_strain'")
+        for ph in phases:
+            if ph.law is None:
+                raise ValueError(f"phase {ph.name!r} of a nonlinear cell problem needs a law")
+            want = "finite" if physics == "finite_strain" else "small"
+            if ph.law.kinematics != want:
+                raise ValueError(f"phase {ph.name!r}: law kinematics {ph.law.kinematics!r} does not match "
+                                 f"physics {physics!r}")
+        super().__init__(rve_mesh, phases, physics=physics, degree=degree, petsc_options=petsc_options,
+                         source=source)
+        import basix
+        import basix.ufl
+
+        mesh, gdim, n = self.mesh, self.gdim, self.size
+        self.rtol, self.max_iterations = rtol, max_iterations
+        self.reference = reference_gradient(self.kinematics, gdim)
+        qdeg = max(2 * (degree - 1), 1) if quadrature_degree is None else quadrature_degree
+        cell = mesh.topology.cell_name()
+        Qf = fem.functionspace(mesh, basix.ufl.quadrature_element(cell, value_shape=(n,), degree=qdeg))
+        Qt = fem.functionspace(mesh, basix.ufl.quadrature_element(cell, value_shape=(n, n), degree=qdeg))
+        self.flux_q = fem.Function(Qf, name="micro_flux")
+        self.tangent_q = fem.Function(Qt, name="micro_tangent")
+        points, weights = basix.make_quadrature(basix.CellType[cell], qdeg)
+        nq = points.shape[0]
+        tdim = mesh.topology.dim
+        ncells = mesh.topology.index_map(tdim).size_local
+        self._cells = np.arange(ncells, dtype=np.int32)
+        self._qdofs = Qf.dofmap.list[:ncells].ravel()  # micro point -> quadrature dof
+        self.num_micro_points = ncells * nq
+
+        # micro point weights (affine cells): |cell| * w_q / sum(w)
+        D0 = fem.functionspace(mesh, ("DG", 0))
+        vol = dolfinx.fem.assemble_vector(fem.form(ufl.TestFunction(D0) * ufl.dx)).array[:ncells]
+        self._weights = (vol[:, None] * (weights / weights.sum())[None, :]).ravel()
+
+        # points of each phase (in micro-point order)
+        tags = rve_mesh.cell_tags
+        cell_tag = np.zeros(ncells, dtype=np.int64)
+        owned = tags.indices < ncells
+        cell_tag[tags.indices[owned]] = tags.values[owned]
+        point_tag = np.repeat(cell_tag, nq)
+        self._phase_points = [np.flatnonzero(point_tag == ph.tag) for ph in self.phases]
+
+        G = gradient_operator(physics, gdim)
+        V = self.V
+        self.w = fem.Function(self.mpc.function_space, name="fluctuation")
+        self.Ebar = fem.Constant(mesh, np.zeros(n))
+        self._grad_expr = fem.Expression(self.Ebar + G(self.w), points)
+        dxq = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": qdeg, "quadrature_scheme": "default"})
+        v, dw = ufl.TestFunction(V), ufl.TrialFunction(V)
+        self.unit = fem.Constant(mesh, np.zeros(n))
+        self._R = fem.form(ufl.inner(self.flux_q, G(v)) * dxq)
+        self._J = fem.form(ufl.inner(ufl.dot(self.tangent_q, G(dw)), G(v)) * dxq)
+        self._Lt = fem.form(-ufl.inner(ufl.dot(self.tangent_q, self.unit), G(v)) * dxq)
+        self.A_t = dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs)
+        self.ksp_t = fe2petsc.direct_solver(self.A_t, fe2petsc.unique_prefix("fe2_rve_newton_"),
+                                            petsc_options, symmetric=True)
+        self._r = dolfinx_mpc.assemble_vector(self._R, self.mpc)
+        self._dx = self._r.duplicate()
+        self.nloc = self._r.getLocalSize()
+        self._b_norm = float(np.linalg.norm(self.B))  # residual per unit gradient (elastic)
+        self.stats = {"solves": 0, "newton_iterations": 0, "cuts": 0}
+        self.resize(0)
+
+    # --- state bank ------------------------------------------------------------------------
+    def _initial_states(self, N: int) -> list[np.ndarray]:
+        return [np.broadcast_to(ph.law.initial_state(1)[0], (N, idx.size, ph.law.state_size)).copy()
+                for ph, idx in zip(self.phases, self._phase_points)]
+
+    def resize(self, N: int) -> None:
+        """Serve ``N`` macro points, all in the virgin state (not collective)."""
+        self.num_points = N
+        self.committed = {"w": np.zeros((N, self.nloc)), "states": self._initial_states(N)}
+        self.trial = {"w": self.committed["w"].copy(), "states": [s.copy() for s in self.committed["states"]]}
+
+    def commit(self) -> None:
+        self.committed = {"w": self.trial["w"].copy(), "states": [s.copy() for s in self.trial["states"]]}
+
+    def revert(self) -> None:
+        self.trial = {"w": self.committed["w"].copy(), "states": [s.copy() for s in self.committed["states"]]}
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The committed state as named arrays: ``w`` ``(N, nloc)`` and
+        ``state_<phase>`` ``(N, points of the phase, state size)``."""
+        out = {"w": self.committed["w"].copy()}
+        for ph, s in zip(self.phases, self.committed["states"]):
+            out[f"state_{ph.name}"] = s.copy()
+        return out
+
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore a committed state from :meth:`get_state`'s arrays (trial = committed)."""
+        w = np.asarray(state["w"], dtype=float)
+        self.resize(w.shape[0])
+        self.committed["w"][:] = w
+        for k, ph in enumerate(self.phases):
+            self.committed["states"][k][:] = state[f"state_{ph.name}"]
+        self.revert()
+
+    # --- one micro solve ------------------------------------------------------------------
+    def _set_fluctuation(self, x: np.ndarray) -> None:
+        self.w.x.array[: self.nloc] = x
+        self.w.x.scatter_forward()
+        self.mpc.backsubstitution(self.w)
+
+    def _material(self, states: list[np.ndarray]) -> list[np.ndarray] | None:
+        """Integrate every phase at the current ``w``; fill flux/tangent; return trial
+        states, or None if a law fails (e.g. J <= 0)."""
+        n = self.size
+        grads = self._grad_expr.eval(self.mesh, self._cells).reshape(-1, n)
+        flux = np.empty((self.num_micro_points, n))
+        tang = np.empty((self.num_micro_points, n, n))
+        trial = []
+        for ph, idx, st in zip(self.phases, self._phase_points, states):
+            try:
+                f, t, new = ph.law.integrate(grads[idx], st)
+            except SolverError:
+                return None
+            flux[idx], tang[idx] = f, t
+            trial.append(new)
+        if not (np.isfinite(flux).all() and np.isfinite(tang).all()):
+            return None
+        self.flux_q.x.array.reshape(-1, n)[self._qdofs] = flux
+        self.tangent_q.x.array.reshape(-1, n * n)[self._qdofs] = tang.reshape(-1, n * n)
+        self._flux, self._tang, self._grads = flux, tang, grads
+        return trial
+
+    def _residual(self) -> float:
+        r = self._r
+        with r.localForm() as loc:
+            loc.set(0.0)
+        dolfinx_mpc.assemble_vector(self._R, self.mpc, r)
+        r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        dolfinx.fem.petsc.set_bc(r, self.bcs)
+        return r.norm()
+
+    def _factorize(self) -> None:
+        self.A_t.zeroEntries()
+        dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs, A=self.A_t)
+        self.ksp_t.setOperators(self.A_t)
+        try:
+            self.ksp_t.setUp()
+        except PETSc.Error as err:
+            raise SolverError(f"factorisation of the RVE Jacobian failed ({err})") from None
+
+    def solve_point(self, Ebar: np.ndarray, x0: np.ndarray, states: list[np.ndarray]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], int]:
+        """Newton for one macro gradient from fluctuation ``x0`` (condensed) and the
+        committed ``states``.
+
+        Returns ``(Sigma (n,), tangent (n, n), x (nloc,), trial states, iterations)``;
+        raises :class:`~fe2.errors.SolverError` (message with iteration and residual)
+        if it does not converge.
+        """
+        n = self.size
+        self.Ebar.value[:] = Ebar
+        r_ref = max(float(np.linalg.norm(self.B @ (np.asarray(Ebar) - self.reference))), 1e-14 * self._b_norm)
+        tol = self.rtol * r_ref
+        x = np.array(x0, dtype=float)
+        self._set_fluctuation(x)
+        trial = self._material(states)
+        if trial is None:
+            raise SolverError("the micro material failed at the start of the solve (warm start)")
+        r = self._residual()
+        history = [r]
+        it = 0
+        while True:
+            self._factorize()
+            if r <= tol:
+                break
+            if it == self.max_iterations:
+                raise SolverError(f"micro Newton did not converge in {it} iterations (residual {r:.3e}, "
+                                  f"tolerance {tol:.3e}, residuals {' '.join(f'{h:.2e}' for h in history)})")
+            self._r.scale(-1.0)
+            self.ksp_t.solve(self._r, self._dx)
+            dx = self._dx.array_r.copy()
+            alpha, cuts = 1.0, 0
+            while True:
+                x_new = x + alpha * dx
+                self._set_fluctuation(x_new)
+                trial_new = self._material(states)
+                r_new = self._residual() if trial_new is not None else np.inf
+                if np.isfinite(r_new) and (r_new < r or r <= 1e3 * tol):
+                    break
+                cuts += 1
+                self.stats["cuts"] += 1
+                if cuts > self.MAX_CUTS:
+                    raise SolverError(f"micro Newton line search failed at iteration {it + 1} "
+                                      f"(residual {r:.3e}, {self.MAX_CUTS} step halvings)")
+                alpha *= 0.5
+            x, trial, r = x_new, trial_new, r_new
+            history.append(r)
+            it += 1
+        # sensitivities with the factorisation of the converged Jacobian
+        Bt = np.empty((self.nloc, n))
+        b = self._dx
+        for k in range(n):
+            self.unit.value[:] = 0.0
+            self.unit.value[k] = 1.0
+            with b.localForm() as loc:
+                loc.set(0.0)
+            dolfinx_mpc.assemble_vector(self._Lt, self.mpc, b)
+            b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            dolfinx.fem.petsc.set_bc(b, self.bcs)
+            Bt[:, k] = b.array_r
+        Xt = _mat_solve(fe2petsc.factor_matrix(self.ksp_t), Bt)
+        mean_t = np.einsum("p,pij->ij", self._weights, self._tang) / self.volume
+        tangent = mean_t - self._dot(Bt, Xt) / self.volume
+        sigma = self._weights @ self._flux / self.volume
+        self.stats["solves"] += 1
+        self.stats["newton_iterations"] += it
+        return sigma, tangent, x, trial, it
+
+    def evaluate(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Homogenized fluxes ``(N, n)`` and consistent tangents ``(N, n, n)`` for the macro
+        gradients ``E`` ``(N, n)`` of points ``0..N-1``, each from its committed state; the
+        results become the trial state. A failed point raises
+        :class:`~fe2.errors.SolverError` whose ``point`` attribute is its index."""
+        E = np.atleast_2d(np.asarray(E, dtype=float))
+        N, n = E.shape
+        if N != self.num_points:
+            self.resize(N)
+        sigma = np.empty((N, n))
+        tangent = np.empty((N, n, n))
+        for i in range(N):
+            try:
+                s, t, x, st, _ = self.solve_point(E[i], self.committed["w"][i],
+                                                  [c[i] for c in self.committed["states"]])
+            except SolverError as err:
+                e = SolverError(f"RVE at macro point {i}: {err}")
+                e.point = i
+                raise e from None
+            sigma[i], tangent[i] = s, t
+            self.trial["w"][i] = x
+            for k, s_k in enumerate(st):
+                self.trial["states"][k][i] = s_k
+        return sigma, tangent
+
+    def micro_fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gradient, flux and tangent at the micro points of the last material evaluation:
+        ``(P, n)``, ``(P, n)``, ``(P, n, n)``; :attr:`micro_weights` ``(P,)`` integrates them."""
+        return self._grads, self._flux, self._tang
+
+    @property
+    def micro_weights(self) -> np.ndarray:
+        """Integration weight of each micro point (sums to the cell volume)."""
+        return self._weights
+
+    def destroy(self) -> None:
+        super().destroy()
+        self.ksp_t.destroy()
+        self.A_t.destroy()
+        self._r.destroy()
+        self._dx.destroy()
+
+
+def _mat_solve(F: PETSc.Mat, rhs: np.ndarray) -> np.ndarray:
+    """``F^-1 rhs`` for a factored matrix and dense ``rhs`` ``(nloc, m)`` (one process)."""
+    nloc, m = rhs.shape
+    Bm = PETSc.Mat().createDense((nloc, m), array=np.asfortranarray(rhs), comm=PETSc.COMM_SELF)
+    Xm = PETSc.Mat().createDense((nloc, m), comm=PETSc.COMM_SELF)
+    Xm.setUp()
+    try:
+        F.matSolve(Bm, Xm)
+    except PETSc.Error as err:
+        raise SolverError(f"RVE solve with the stored factorisation failed ({err})") from None
+    X = Xm.getDenseArray().copy()
+    Bm.destroy()
+    Xm.destroy()
+    return X
 
 
 def _sum():

@@ -21,9 +21,10 @@ from mpi4py import MPI
 
 from fe2 import factory
 from fe2.config import CaseConfig
-from fe2.errors import SolverError
+from fe2.errors import ConfigError, SolverError
 from fe2.macro import AXES, Dirichlet, MacroProblem, Traction
-from fe2.materials import LinearMaterial
+from fe2.materials import LinearMaterial, MaterialPoints
+from fe2.rve import NonlinearCellProblem
 from fe2.results import ResultsWriter
 from fe2.tensors import mandel_to_voigt_stiffness
 
@@ -34,6 +35,21 @@ def load_factors(cfg: CaseConfig) -> list[float]:
         return list(cfg.loading.factors)
     n = cfg.loading.steps
     return [(k + 1) / n for k in range(n)]
+
+
+def choose_material(cfg: CaseConfig, rve, comm: MPI.Comm) -> tuple[Any, str]:
+    """The macro material of a case and a one-line description of it."""
+    name = cfg.macro.material
+    if name == "rve":
+        return rve, f"FE2: an RVE solve at every macro quadrature point ({type(rve).__name__})"
+    if name == "homogenized":
+        if isinstance(rve, NonlinearCellProblem):
+            raise ConfigError(f"{cfg.source}: key 'macro.material' = 'homogenized' needs linear phases; "
+                              "the RVE has a nonlinear law (use 'rve' or a phase name)")
+        return LinearMaterial(rve.effective_tensor), "single scale with the RVE's effective tensor"
+    ph = next(p for p in rve.phases if p.name == name)
+    law = ph.law
+    return MaterialPoints(law, 0), f"single scale with phase '{name}''s law ({type(law).__name__})"
 
 
 def _printer(comm: MPI.Comm, verbose: bool) -> Callable[[str], None]:
@@ -79,7 +95,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                            d.value, str(d.boundary)) for d in cfg.macro.dirichlet]
     traction = [Traction(mm.boundary_tag(t.boundary, cfg.source), t.value, str(t.boundary))
                 for t in cfg.macro.traction]
-    material = rve if cfg.macro.material == "rve" else LinearMaterial(Ceff)
+    material, material_note = choose_material(cfg, rve, comm)
     problem = MacroProblem(mm, material, degree=cfg.macro.degree,
                            quadrature_degree=cfg.macro.quadrature_degree, dirichlet=dirichlet,
                            traction=traction, petsc_options=cfg.solver.petsc_options)
@@ -88,7 +104,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
     say(f"  macro: {mm.description}; P{cfg.macro.degree}, {ndofs} DOFs, "
         f"{problem.num_points_global} quadrature points"
         + (f" (per rank: {', '.join(map(str, counts))})" if comm.size > 1 and comm.rank == 0 else ""))
-    say(f"  material: {'FE2, one RVE solve per quadrature point' if cfg.macro.material == 'rve' else 'homogenized tensor'}")
+    say(f"  material: {material_note}")
 
     writer = ResultsWriter(outdir, mm.mesh, write_fields=cfg.output.format == "xdmf")
     summary: dict[str, Any] = {
@@ -96,7 +112,8 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
         "material": cfg.macro.material,
         "rve": {"mesh": str(rve.rve_mesh.path), "dofs": rve.num_dofs, "degree": rve.degree,
                 "volume_fractions": rve.volume_fractions,
-                "effective_tensor_voigt": mandel_to_voigt_stiffness(Ceff),
+                "effective_tensor_voigt": (mandel_to_voigt_stiffness(Ceff) if problem.kinematics == "small"
+                                           else None),
                 "effective_tensor_mandel": Ceff, "setup_seconds": t_rve_setup},
         "macro": {"dofs": ndofs, "quadrature_points": problem.num_points_global,
                   "degree": cfg.macro.degree},
@@ -105,33 +122,50 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
     }
     total_rve_points = 0
     status = "completed"
-    factors = load_factors(cfg)
+    targets = load_factors(cfg)
+    lam, dlam, k = 0.0, targets[0], 0
+    lo = cfg.loading
     try:
-        for k, lam in enumerate(factors, start=1):
-            say(f"  step {k}/{len(factors)}: load factor {lam:.4g}")
-            problem.set_load(lam)
-            t0 = time.perf_counter()
-            rep = problem.newton(cfg.solver.rtol, cfg.solver.atol, cfg.solver.max_iterations,
-                                 log=say if verbose else None)
-            wall = time.perf_counter() - t0
-            total_rve_points += comm.allreduce(rep.material_points, op=MPI.SUM)
-            if not rep.converged:
-                last = rep.residuals[-1] if rep.residuals else math.nan
-                raise SolverError(
-                    f"load step {k} (load factor {lam:.4g}) did not converge in {rep.iterations} Newton "
-                    f"iterations (last residual {last:.3e}, first {rep.residuals[0]:.3e}); "
-                    f"{k - 1} converged steps are saved in {outdir}/")
-            reac = problem.reactions()
-            row = {"step": k, "load_factor": lam, "newton_iterations": rep.iterations, **reac,
-                   "residuals": rep.residuals, "time_rve_s": rep.time_material,
-                   "time_macro_s": rep.time_macro, "time_step_s": wall}
-            writer.history(row)
-            writer.fields(lam, problem.u, problem.cell_averages(problem.strain),
-                          problem.cell_averages(problem.sigma))
-            summary["steps"].append(row)
-            say(f"    converged in {rep.iterations} iteration(s), {wall:.2f} s "
-                f"(RVE {rep.time_material:.2f} s, macro {rep.time_macro:.2f} s); "
-                + ", ".join(f"{kk} = {vv:.6g}" for kk, vv in reac.items()))
+        for target in targets:
+            nominal = max(target - lam, 1e-300)
+            dlam = min(dlam, nominal) if k else nominal
+            while lam < target - 1e-12 * max(1.0, abs(target)):
+                lam_try = min(lam + dlam, target)
+                k += 1
+                say(f"  step {k}: load factor {lam_try:.6g} (increment {lam_try - lam:.3g})")
+                problem.set_load(lam_try)
+                t0 = time.perf_counter()
+                rep = problem.newton(cfg.solver.rtol, cfg.solver.atol, cfg.solver.max_iterations,
+                                     log=say if verbose else None)
+                wall = time.perf_counter() - t0
+                total_rve_points += comm.allreduce(rep.material_points, op=MPI.SUM)
+                if not rep.converged:
+                    problem.revert()
+                    k -= 1
+                    dlam = 0.5 * (lam_try - lam)
+                    reason = rep.failure or "no convergence"
+                    if dlam < lo.min_step:
+                        raise SolverError(
+                            f"cannot proceed beyond load factor {lam:.6g}: the step to {lam_try:.6g} failed "
+                            f"({reason}) and halving it would go below min_step = {lo.min_step:g}; "
+                            f"{k} converged steps are saved in {outdir}/")
+                    say(f"    step failed ({reason}); cutting the increment to {dlam:.3g}")
+                    continue
+                problem.commit()
+                lam = lam_try
+                if rep.iterations <= lo.easy_iterations:
+                    dlam = min(dlam * lo.growth, nominal)
+                reac = problem.reactions()
+                row = {"step": k, "load_factor": lam, "newton_iterations": rep.iterations, **reac,
+                       "residuals": rep.residuals, "time_rve_s": rep.time_material,
+                       "time_macro_s": rep.time_macro, "time_step_s": wall}
+                writer.history(row)
+                writer.fields(lam, problem.u, problem.cell_averages(problem.strain),
+                              problem.cell_averages(problem.sigma), problem.kinematics)
+                summary["steps"].append(row)
+                say(f"    converged in {rep.iterations} iteration(s), {wall:.2f} s "
+                    f"(RVE {rep.time_material:.2f} s, macro {rep.time_macro:.2f} s); "
+                    + ", ".join(f"{kk} = {vv:.6g}" for kk, vv in reac.items()))
     except SolverError:
         status = "failed"
         raise
