@@ -406,7 +406,8 @@ class NonlinearCellProblem(CellProblem):
     committed state as arrays (serialisable).
 
     Extra parameters (beyond :class:`CellProblem`'s): ``rtol`` (residual norm relative to
-    the residual the macro gradient alone causes), ``max_iterations``,
+    the larger of the residual the macro gradient alone causes in the elastic cell and the
+    norm of the internal forces before periodic condensation), ``max_iterations``,
     ``quadrature_degree`` (default ``max(2 (degree - 1), 1)``).
     """
 
@@ -476,9 +477,9 @@ class NonlinearCellProblem(CellProblem):
         self.ksp_t = fe2petsc.direct_solver(self.A_t, fe2petsc.unique_prefix("fe2_rve_newton_"),
                                             petsc_options, symmetric=True)
         self._r = dolfinx_mpc.assemble_vector(self._R, self.mpc)
+        self._r_plain = dolfinx.fem.petsc.create_vector(self._R)
         self._dx = self._r.duplicate()
         self.nloc = self._r.getLocalSize()
-        self._b_norm = float(np.linalg.norm(self.B))  # residual per unit gradient (elastic)
         self.stats = {"solves": 0, "newton_iterations": 0, "cuts": 0}
         self.resize(0)
 
@@ -544,14 +545,22 @@ class NonlinearCellProblem(CellProblem):
         self._flux, self._tang, self._grads = flux, tang, grads
         return trial
 
-    def _residual(self) -> float:
+    def _residual(self) -> tuple[float, float]:
+        """Norm of the periodic (condensed) residual, and of the same internal forces
+        assembled without the periodic condensation: the boundary tractions there do not
+        cancel, so it measures the size of the forces (the residual's scale)."""
         r = self._r
         with r.localForm() as loc:
             loc.set(0.0)
         dolfinx_mpc.assemble_vector(self._R, self.mpc, r)
         r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         dolfinx.fem.petsc.set_bc(r, self.bcs)
-        return r.norm()
+        plain = self._r_plain
+        with plain.localForm() as loc:
+            loc.set(0.0)
+        dolfinx.fem.petsc.assemble_vector(plain, self._R)
+        plain.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        return r.norm(), plain.norm()
 
     def _factorize(self) -> None:
         self.A_t.zeroEntries()
@@ -573,14 +582,16 @@ class NonlinearCellProblem(CellProblem):
         """
         n = self.size
         self.Ebar.value[:] = Ebar
-        r_ref = max(float(np.linalg.norm(self.B @ (np.asarray(Ebar) - self.reference))), 1e-14 * self._b_norm)
-        tol = self.rtol * r_ref
+        # residual scale: the imbalance the macro gradient alone causes, or the size of the
+        # internal forces, whichever is larger
+        r_ref = float(np.linalg.norm(self.B @ (np.asarray(Ebar) - self.reference)))
         x = np.array(x0, dtype=float)
         self._set_fluctuation(x)
         trial = self._material(states)
         if trial is None:
             raise SolverError("the micro material failed at the start of the solve (warm start)")
-        r = self._residual()
+        r, r_forces = self._residual()
+        tol = self.rtol * max(r_ref, r_forces)
         history = [r]
         it = 0
         while True:
@@ -598,7 +609,7 @@ class NonlinearCellProblem(CellProblem):
                 x_new = x + alpha * dx
                 self._set_fluctuation(x_new)
                 trial_new = self._material(states)
-                r_new = self._residual() if trial_new is not None else np.inf
+                r_new, r_forces = self._residual() if trial_new is not None else (np.inf, 0.0)
                 if np.isfinite(r_new) and (r_new < r or r <= 1e3 * tol):
                     break
                 cuts += 1
@@ -607,9 +618,15 @@ class NonlinearCellProblem(CellProblem):
                     raise SolverError(f"micro Newton line search failed at iteration {it + 1} "
                                       f"(residual {r:.3e}, {self.MAX_CUTS} step halvings)")
                 alpha *= 0.5
+            # round-off floor: no progress although within 1000 x tol -> as good as it gets
+            stagnated = r_new > 0.5 * r and r_new <= 1e3 * tol
             x, trial, r = x_new, trial_new, r_new
+            tol = max(tol, self.rtol * r_forces)
             history.append(r)
             it += 1
+            if stagnated:
+                self._factorize()
+                break
         # sensitivities with the factorisation of the converged Jacobian
         Bt = np.empty((self.nloc, n))
         b = self._dx
@@ -670,6 +687,7 @@ class NonlinearCellProblem(CellProblem):
         self.ksp_t.destroy()
         self.A_t.destroy()
         self._r.destroy()
+        self._r_plain.destroy()
         self._dx.destroy()
 
 
