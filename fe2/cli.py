@@ -18,7 +18,6 @@ import inspect
 import json
 import sys
 import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("case", nargs="?", help="case file (TOML); see `fe2 config`")
     r.add_argument("-o", "--output", help="results folder (overrides [output] directory)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    r.add_argument("--print-default", action="store_true", help="print the default case file and exit")
+    r.add_argument("--example", metavar="NAME", help="run an embedded example case (see --list-examples)")
+    r.add_argument("--list-examples", action="store_true", help="list the embedded example cases and exit")
+    r.add_argument("--print-default", action="store_true",
+                   help="print the default case file (or the --example one) and exit")
 
     h = sub.add_parser("homogenize", help="effective tensor of an RVE",
                        description="Solve the periodic cell problems of an RVE and print its effective tensor.")
@@ -94,12 +96,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from fe2 import config, twoscale
+    from fe2.errors import ConfigError
 
+    if args.list_examples:
+        if MPI.COMM_WORLD.rank == 0:
+            for name in config.example_names():
+                title = config.example_case(name).title
+                print(f"{name:20s} {title}{'  (default)' if name + '.toml' == config.DEFAULT_CASE else ''}")
+        return 0
     if args.print_default:
         if MPI.COMM_WORLD.rank == 0:
-            print(resources.files("fe2.cases").joinpath(config.DEFAULT_CASE).read_text(), end="")
+            print(config.example_text(args.example or config.DEFAULT_CASE[:-5]), end="")
         return 0
-    cfg = config.load_case(args.case) if args.case else config.default_case()
+    if args.case and args.example:
+        raise ConfigError("give either a case file or --example, not both")
+    if args.case:
+        cfg = config.load_case(args.case)
+    elif args.example:
+        cfg = config.example_case(args.example)
+    else:
+        cfg = config.default_case()
     twoscale.run(cfg, MPI.COMM_WORLD, output=args.output, verbose=not args.quiet)
     return 0
 

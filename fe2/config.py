@@ -421,11 +421,27 @@ def load_rve(path: str | Path) -> RVEFile:
 DEFAULT_CASE = "plate_with_hole.toml"
 
 
+def example_names() -> list[str]:
+    """Names of the embedded example cases (``fe2 run --example NAME``)."""
+    return sorted(p.name[:-5] for p in resources.files("fe2.cases").iterdir() if p.name.endswith(".toml"))
+
+
+def example_text(name: str) -> str:
+    """The TOML text of an embedded example case."""
+    if name not in example_names():
+        raise ConfigError(f"no example case '{name}' (examples: {', '.join(example_names())})")
+    return resources.files("fe2.cases").joinpath(f"{name}.toml").read_text()
+
+
+def example_case(name: str) -> CaseConfig:
+    """An embedded example case, parsed."""
+    return parse_case(tomllib.loads(example_text(name)), f"<example {name}>", ".")
+
+
 def default_case() -> CaseConfig:
     """The embedded default case: a quarter plate with a hole in tension, made of a
     circular-inclusion composite."""
-    text = resources.files("fe2.cases").joinpath(DEFAULT_CASE).read_text()
-    return parse_case(tomllib.loads(text), f"<default case {DEFAULT_CASE}>", ".")
+    return example_case(DEFAULT_CASE[:-5])
 
 
 def reference_markdown() -> str:

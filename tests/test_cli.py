@@ -175,3 +175,36 @@ def test_console_exit_status_and_no_traceback(tmp_path):
     assert p.returncode == 2
     assert "Traceback" not in p.stderr
     assert p.stderr.strip() == f"fe2: error: {path}: key 'rve.phases.soft.E' must be > 0, got -1.0"
+
+
+def test_list_examples_and_print(capsys):
+    code, out, _ = run_main(capsys, "run", "--list-examples")
+    assert code == 0
+    if MPI.COMM_WORLD.rank == 0:
+        names = [line.split()[0] for line in out.strip().splitlines()]
+        assert names == ["hyperelastic_plate", "plastic_plate", "plate_with_hole"]
+    code, out, _ = run_main(capsys, "run", "--example", "plastic_plate", "--print-default")
+    assert code == 0
+    if MPI.COMM_WORLD.rank == 0:
+        assert 'law = "j2"' in out
+    code, _, err = run_main(capsys, "run", "--example", "nonesuch")
+    assert code == 2
+    if MPI.COMM_WORLD.rank == 0:
+        assert "no example case 'nonesuch' (examples: hyperelastic_plate, plastic_plate, plate_with_hole)" in err
+
+
+@pytest.mark.parametrize("name", ["plastic_plate", "hyperelastic_plate"])
+def test_nonlinear_examples_first_step(tmp_path, name):
+    import dataclasses
+
+    from fe2 import twoscale
+
+    cfg = config.example_case(name)
+    cfg = dataclasses.replace(cfg, loading=dataclasses.replace(cfg.loading, factors=(0.2,)),
+                              output=dataclasses.replace(cfg.output, format="none"))
+    out = MPI.COMM_WORLD.bcast(str(tmp_path), root=0)
+    res = twoscale.run(cfg, MPI.COMM_WORLD, output=out, verbose=False)
+    step = res.summary["steps"][-1]
+    assert step["load_factor"] == 0.2 and step["newton_iterations"] <= 6
+    assert step["reaction_right_x"] > 0
+    assert step["reaction_left_x"] == pytest.approx(-step["reaction_right_x"], rel=1e-9)  # equilibrium
