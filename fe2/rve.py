@@ -266,19 +266,23 @@ class CellProblem:
                             "physical tag; every cell must belong to a phase")
         self.tensor.x.array[:] = values.ravel()
 
-    def _assemble_unit_rhs(self) -> np.ndarray:
-        n = self.size
-        b = dolfinx_mpc.assemble_vector(self._L, self.mpc)
-        nloc = b.getLocalSize()
-        B = np.zeros((nloc, n))
-        for k in range(n):
-            self.E.value[:] = 0.0
-            self.E.value[k] = 1.0
-            dolfinx_mpc.assemble_vector(self._L, self.mpc, b)
+    def _assemble_unit_rhs(self, form: fem.Form | None = None, unit: fem.Constant | None = None) -> np.ndarray:
+        """Condensed right-hand sides of ``form`` for each unit value of the constant
+        ``unit`` (default: the sensitivity forms ``b_k``), as columns ``(nloc, n)``."""
+        form = self._L if form is None else form
+        unit = self.E if unit is None else unit
+        b = dolfinx_mpc.assemble_vector(form, self.mpc)
+        B = np.zeros((b.getLocalSize(), self.size))
+        for k in range(self.size):
+            unit.value[:] = 0.0
+            unit.value[k] = 1.0
+            with b.localForm() as loc:
+                loc.set(0.0)
+            dolfinx_mpc.assemble_vector(form, self.mpc, b)
             b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
             dolfinx.fem.petsc.set_bc(b, self.bcs)
             B[:, k] = b.array_r
-        self.E.value[:] = 0.0
+        unit.value[:] = 0.0
         b.destroy()
         return B
 
@@ -628,17 +632,7 @@ class NonlinearCellProblem(CellProblem):
                 self._factorize()
                 break
         # sensitivities with the factorisation of the converged Jacobian
-        Bt = np.empty((self.nloc, n))
-        b = self._dx
-        for k in range(n):
-            self.unit.value[:] = 0.0
-            self.unit.value[k] = 1.0
-            with b.localForm() as loc:
-                loc.set(0.0)
-            dolfinx_mpc.assemble_vector(self._Lt, self.mpc, b)
-            b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-            dolfinx.fem.petsc.set_bc(b, self.bcs)
-            Bt[:, k] = b.array_r
+        Bt = self._assemble_unit_rhs(self._Lt, self.unit)
         Xt = _mat_solve(fe2petsc.factor_matrix(self.ksp_t), Bt)
         mean_t = np.einsum("p,pij->ij", self._weights, self._tang) / self.volume
         tangent = mean_t - self._dot(Bt, Xt) / self.volume
