@@ -1,0 +1,471 @@
+"""FE² against direct numerical simulation (DNS) of an elastoplastic composite strip.
+
+Specimen: the square ``[0, L] x [0, L]`` (plane strain) made of ``n x n`` periodic cells
+of a J2 matrix with stiff elastic circular inclusions (radius ``0.3`` of the cell), clamped
+on the left edge (``u = 0``) and sheared by the right edge (``u_x = 0``, ``u_y = delta``),
+top and bottom free. The clamped ends make the macro field far from homogeneous
+(shear plus bending, plastic zones at the corners spreading inwards).
+
+- **FE²** (:func:`fe2.twoscale.run`): the plain square as macro mesh (``macro_n x macro_n``
+  crossed triangles, P2), a nonlinear RVE (:func:`fe2.meshgen.circle_inclusion`, radius
+  0.3, element size ``h``) at every macro quadrature point. It does not depend on ``n``
+  (the RVE is scale-free), so it runs once.
+- **DNS** for ``n = 4, 8, 16`` (scale ratio ``eps = 1/n``): gmsh meshes the whole
+  specimen with all ``n^2`` inclusions, element size ``h L / n`` (the RVE's relative
+  resolution), and :class:`fe2.macro.MacroProblem` solves it with a
+  :class:`fe2.phasematerial.PhaseMaterial` (J2 in matrix cells, elastic in inclusion
+  cells), same Lagrange degree as the RVE, same load factors.
+
+Compared: the reaction on the loaded edge at every load step, and the displacement at
+the cell centres (the inclusion centres, where the periodic fluctuation of a centrally
+symmetric cell vanishes), both against FE².
+
+Runs serially or under MPI (both FE² and the DNS are distributed over the ranks)::
+
+    bash docker/fe2-env mpirun -n 2 python3 benchmarks/fe2_vs_dns.py           # full, ~15 min
+    bash docker/fe2-env python3 benchmarks/fe2_vs_dns.py --quick                # n = 2, 4, coarse
+
+Results go to ``benchmarks/results/fe2_vs_dns.json`` (rewritten after every ``n``); see
+``benchmarks/README.md`` for the fields.
+"""
+
+from __future__ import annotations
+
+import os
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+for _v in _THREAD_VARS:  # one core per MPI rank
+    os.environ.setdefault(_v, "1")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from mpi4py import MPI  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_OUTPUT = HERE / "results" / "fe2_vs_dns.json"
+
+#: phases of the composite (fe2 case-file syntax)
+PHASES = {
+    "matrix": {"tag": 1, "law": "j2", "E": 1.0, "nu": 0.3, "sigma_y": 0.01, "H_iso": 0.1},
+    "inclusion": {"tag": 2, "law": "elastic", "E": 10.0, "nu": 0.2},
+}
+RADIUS = 0.3  # inclusion radius / cell size
+
+FULL = {"ns": [4, 8, 16], "h": 0.1, "degree": 2, "macro_n": 16, "steps": 6}
+QUICK = {"ns": [2, 4], "h": 0.25, "degree": 1, "macro_n": 4, "steps": 3}
+
+
+# --------------------------------------------------------------------------------------
+# bookkeeping
+# --------------------------------------------------------------------------------------
+def _git_head(repo: Path) -> str | None:
+    """HEAD commit read from .git directly (git may be missing in the runtime)."""
+    try:
+        head = (repo / ".git" / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head or None
+        ref = head[5:]
+        if (repo / ".git" / ref).is_file():
+            return (repo / ".git" / ref).read_text().strip()
+        packed = repo / ".git" / "packed-refs"
+        for line in packed.read_text().splitlines() if packed.is_file() else []:
+            if line.endswith(" " + ref):
+                return line.split()[0]
+    except OSError:
+        pass
+    return None
+
+
+def machine_info(comm: MPI.Comm) -> dict:
+    import dolfinx
+    import petsc4py
+    from petsc4py import PETSc
+
+    cpu = None
+    try:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                    if ln.lower().startswith("model name")), None)
+    except OSError:
+        pass
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = None
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "cores_available": affinity,
+        "mpi_ranks": comm.size,
+        "loadavg_at_start": load,
+        "threads_env": {v: os.environ.get(v) for v in _THREAD_VARS},
+        "versions": {"dolfinx": dolfinx.__version__, "petsc4py": petsc4py.__version__,
+                     "petsc": ".".join(str(v) for v in PETSc.Sys.getVersion()), "numpy": np.__version__},
+        "git_commit": _git_head(ROOT),
+    }
+
+
+class Log:
+    def __init__(self, comm: MPI.Comm, verbose: bool):
+        self.comm, self.verbose = comm, verbose
+
+    def __call__(self, msg: str) -> None:
+        if self.comm.rank == 0:
+            print(msg, flush=True)
+
+    def detail(self, msg: str) -> None:
+        if self.verbose:
+            self(msg)
+
+
+# --------------------------------------------------------------------------------------
+# the case
+# --------------------------------------------------------------------------------------
+def boundary_conditions(load: str, delta: float) -> list[dict]:
+    """Clamped left edge; the right edge sheared (u_x = 0, u_y = delta) or pulled
+    (u_x = delta, u_y = 0)."""
+    right = (0.0, delta) if load == "shear" else (delta, 0.0)
+    return [{"boundary": "left", "component": "x", "value": 0.0},
+            {"boundary": "left", "component": "y", "value": 0.0},
+            {"boundary": "right", "component": "x", "value": right[0]},
+            {"boundary": "right", "component": "y", "value": right[1]}]
+
+
+def phases_of(args) -> dict:
+    """The phases; ``--elastic`` keeps the matrix elastic (a diagnostic: no plasticity)."""
+    if not args.elastic:
+        return PHASES
+    m = PHASES["matrix"]
+    return {**PHASES, "matrix": {"tag": m["tag"], "law": "elastic", "E": m["E"], "nu": m["nu"]}}
+
+
+def case_dict(args, h: float, degree: int, macro_n: int, steps: int) -> dict:
+    return {
+        "title": f"FE2 vs DNS: {args.load} of a clamped square",
+        "macro": {"mesh": {"generator": "rectangle", "width": args.length, "height": args.length,
+                           "structured": macro_n},
+                  "degree": 2, "material": "rve",
+                  "dirichlet": boundary_conditions(args.load, args.delta)},
+        "rve": {"generate": {"kind": "circle", "radius": RADIUS, "h": h}, "degree": degree,
+                "phases": phases_of(args)},
+        "loading": {"steps": steps},
+        "solver": {"rtol": args.rtol, "atol": 1e-14},
+        "output": {"format": "none"},
+    }
+
+
+def reaction_key(load: str) -> str:
+    return "reaction_right_y" if load == "shear" else "reaction_right_x"
+
+
+# --------------------------------------------------------------------------------------
+# DNS
+# --------------------------------------------------------------------------------------
+def dns_mesh(comm: MPI.Comm, L: float, n: int, h: float):
+    """The specimen with all n^2 inclusions (gmsh OCC on rank 0, distributed): cell tags
+    matrix = 1 / inclusion = 2, facet tags left/bottom/right/top = 1/2/3/4."""
+    from fe2.compat import model_to_mesh
+    from fe2.macromesh import BOUNDARY_TAGS, MacroMesh
+    from fe2.meshgen import INCLUSION_TAG, MATRIX_TAG, gmsh_session
+
+    a = L / n
+    options = {"Mesh.MeshSizeMax": h * a, "Mesh.MeshSizeFromPoints": 0.0}
+    with gmsh_session("dns", options=options) as gmsh:
+        if comm.rank == 0:
+            occ = gmsh.model.occ
+            box = occ.addRectangle(0.0, 0.0, 0.0, L, L)
+            disks = [(2, occ.addDisk((i + 0.5) * a, (j + 0.5) * a, 0.0, RADIUS * a, RADIUS * a))
+                     for j in range(n) for i in range(n)]
+            _, children = occ.fragment([(2, box)], disks)
+            occ.synchronize()
+            inclusion = sorted({t for ch in children[1:] for d, t in ch if d == 2})
+            matrix = sorted({t for _, t in gmsh.model.getEntities(2)} - set(inclusion))
+            gmsh.model.addPhysicalGroup(2, matrix, MATRIX_TAG, name="matrix")
+            gmsh.model.addPhysicalGroup(2, inclusion, INCLUSION_TAG, name="inclusion")
+            tol = 1e-6 * L
+            sides = {"left": lambda b: b[3] < tol, "bottom": lambda b: b[4] < tol,
+                     "right": lambda b: b[0] > L - tol, "top": lambda b: b[1] > L - tol}
+            for name, on in sides.items():
+                curves = [c for _, c in gmsh.model.getEntities(1) if on(gmsh.model.getBoundingBox(1, c))]
+                gmsh.model.addPhysicalGroup(1, curves, BOUNDARY_TAGS[name], name=name)
+            gmsh.model.mesh.generate(2)
+        mesh, cell_tags, facet_tags = model_to_mesh(gmsh.model, comm, 0, gdim=2)
+    boundaries = {k: v for k, v in BOUNDARY_TAGS.items() if k != "hole"}
+    return MacroMesh(mesh, facet_tags, boundaries, f"DNS {n} x {n} cells, h = {h} cell"), cell_tags
+
+
+def drive(problem, targets, rtol: float, log: Log, min_step: float = 1e-4, max_iterations: int = 20,
+          growth: float = 1.5, easy: int = 4) -> list[dict]:
+    """Load steps to the ``targets`` with the cut-back rule of :func:`fe2.twoscale.run`."""
+    rows, lam, dlam = [], 0.0, targets[0]
+    for k, target in enumerate(targets):
+        nominal = target - lam
+        dlam = min(dlam, nominal) if k else nominal
+        while lam < target - 1e-12:
+            lam_try = min(lam + dlam, target)
+            problem.set_load(lam_try)
+            t0 = time.perf_counter()
+            rep = problem.newton(rtol, 1e-14, max_iterations)
+            if not rep.converged:
+                problem.revert()
+                dlam = 0.5 * (lam_try - lam)
+                log.detail(f"    DNS step to {lam_try:.4g} failed ({rep.failure}); increment -> {dlam:.3g}")
+                if dlam < min_step:
+                    raise RuntimeError(f"DNS cannot proceed beyond load factor {lam}")
+                continue
+            problem.commit()
+            lam = lam_try
+            if rep.iterations <= easy:
+                dlam = min(dlam * growth, nominal)
+            row = {"load_factor": lam, "newton_iterations": rep.iterations,
+                   "time_step_s": time.perf_counter() - t0, **problem.reactions()}
+            rows.append(row)
+            log.detail(f"    DNS load {lam:.4g}: {rep.iterations} Newton iterations, "
+                       f"{row['time_step_s']:.1f} s")
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# point evaluation
+# --------------------------------------------------------------------------------------
+def eval_at_points(u, points: np.ndarray) -> np.ndarray:
+    """Values of ``u`` at ``points`` ``(P, 2)``, the same on every rank (collective).
+
+    Each rank evaluates the points inside its owned cells; a point on a partition
+    boundary is found by several ranks and averaged (the field is continuous there)."""
+    from dolfinx import geometry
+
+    mesh = u.function_space.mesh
+    comm = mesh.comm
+    tdim = mesh.topology.dim
+    nown = mesh.topology.index_map(tdim).size_local
+    tree = geometry.bb_tree(mesh, tdim, np.arange(nown, dtype=np.int32))
+    p3 = np.zeros((points.shape[0], 3))
+    p3[:, : points.shape[1]] = points
+    colliding = geometry.compute_colliding_cells(mesh, geometry.compute_collisions_points(tree, p3), p3)
+    bs = u.function_space.dofmap.index_map_bs
+    vals = np.zeros((points.shape[0], bs))
+    found = np.zeros(points.shape[0])
+    idx, cells = [], []
+    for i in range(points.shape[0]):
+        links = colliding.links(i)
+        links = links[links < nown]
+        if links.size:
+            idx.append(i)
+            cells.append(links[0])
+    if idx:
+        vals[idx] = u.eval(p3[idx], np.asarray(cells, dtype=np.int32))
+        found[idx] = 1.0
+    vals = comm.allreduce(vals, op=MPI.SUM)
+    found = comm.allreduce(found, op=MPI.SUM)
+    if np.any(found == 0):
+        raise RuntimeError(f"{int(np.sum(found == 0))} sample points are outside the mesh")
+    return vals / found[:, None]
+
+
+def cell_centres(L: float, n: int) -> np.ndarray:
+    c = (np.arange(n) + 0.5) * L / n
+    X, Y = np.meshgrid(c, c, indexing="ij")
+    return np.column_stack([X.ravel(), Y.ravel()])
+
+
+# --------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="n = 2, 4 on coarse meshes (smoke test)")
+    ap.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON output file")
+    ap.add_argument("--ns", type=int, nargs="+", help="cells per side of the DNS specimens")
+    ap.add_argument("--h", type=float, help="element size relative to the cell (RVE and DNS)")
+    ap.add_argument("--degree", type=int, choices=(1, 2), help="Lagrange degree of the RVE and the DNS")
+    ap.add_argument("--macro-n", type=int, help="FE2 macro mesh: macro_n x macro_n crossed triangles, P2")
+    ap.add_argument("--macro-check", type=int,
+                    help="also run FE2 on a macro_check x macro_check mesh to show how much the FE2 answer "
+                         "still depends on the macro mesh (0: skip; default macro_n / 2)")
+    ap.add_argument("--steps", type=int, help="equal load steps")
+    ap.add_argument("--load", choices=("shear", "tension"), default="shear", help="right-edge loading")
+    ap.add_argument("--delta", type=float, default=0.03, help="right-edge displacement at full load (/ L)")
+    ap.add_argument("--length", type=float, default=1.0, help="specimen side L")
+    ap.add_argument("--rtol", type=float, default=1e-8, help="macro / DNS Newton tolerance")
+    ap.add_argument("--elastic", action="store_true", help="diagnostic: elastic matrix (no plasticity)")
+    ap.add_argument("--verbose", action="store_true", help="log every load step")
+    args = ap.parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    ns = args.ns or preset["ns"]
+    h = args.h or preset["h"]
+    degree = args.degree or preset["degree"]
+    macro_n = args.macro_n or preset["macro_n"]
+    steps = args.steps or preset["steps"]
+    macro_check = macro_n // 2 if args.macro_check is None else args.macro_check
+    args.delta *= args.length
+
+    from fe2 import config, factory, twoscale
+    from fe2.macro import AXES, Dirichlet, MacroProblem
+    from fe2.phasematerial import PhaseMaterial
+
+    comm = MPI.COMM_WORLD
+    log = Log(comm, args.verbose)
+    t_start = time.perf_counter()
+    out_path = Path(args.output)
+    result = {
+        "benchmark": "fe2_vs_dns",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "complete": False,
+        "machine": machine_info(comm) if comm.rank == 0 else None,
+        "config": {"quick": args.quick, "length": args.length, "load": args.load, "delta": args.delta,
+                   "steps": steps, "ns": ns, "h_relative": h, "degree": degree, "macro_n": macro_n,
+                   "macro_check_n": macro_check, "macro_degree": 2, "rtol": args.rtol, "inclusion_radius_relative": RADIUS,
+                   "phases": phases_of(args)},
+        "fe2": None,
+        "fe2_macro_check": None,
+        "table": [],
+    }
+
+    def write() -> None:
+        if comm.rank == 0:
+            result["wall_seconds"] = time.perf_counter() - t_start
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            out_path.write_text(json.dumps(result, indent=1))
+
+    log(f"fe2_vs_dns: {args.load} of a clamped {args.length} x {args.length} square, delta = {args.delta}, "
+        f"{steps} steps; RVE/DNS P{degree}, h = {h} x cell; FE2 macro {macro_n} x {macro_n} crossed P2; "
+        f"{comm.size} rank(s)")
+    cfg = config.parse_case(case_dict(args, h, degree, macro_n, steps), "fe2_vs_dns")  # the DNS uses its BCs, phases
+    targets = twoscale.load_factors(cfg)
+    key = reaction_key(args.load)
+
+    # ---- FE² (once, and once more on a coarser macro mesh) -------------------------------
+    def fe2(m: int):
+        c = config.parse_case(case_dict(args, h, degree, m, steps), "fe2_vs_dns")
+        workdir = comm.bcast(tempfile.mkdtemp(prefix="fe2_vs_dns_") if comm.rank == 0 else None, root=0)
+        try:
+            comm.barrier()
+            t0 = time.perf_counter()
+            run = twoscale.run(c, comm, output=workdir, verbose=args.verbose)
+            wall = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+        finally:
+            if comm.rank == 0:
+                shutil.rmtree(workdir, ignore_errors=True)
+        s = run.summary
+        by_load = {round(r["load_factor"], 12): r for r in s["steps"]}
+        F = np.array([by_load[round(t, 12)][key] for t in targets])
+        info = {"macro_n": m, "wall_s": wall, "macro_dofs": s["macro"]["dofs"],
+                "quadrature_points": s["macro"]["quadrature_points"], "rve_dofs": s["rve"]["dofs"],
+                "rve_volume_fractions": s["rve"]["volume_fractions"],
+                "rve_evaluations": s["rve_evaluations"], "load_steps": len(s["steps"]),
+                "newton_iterations": sum(r["newton_iterations"] for r in s["steps"]),
+                "load_factors": targets, "forces": F.tolist()}
+        log(f"FE2 (macro {m} x {m}): {s['macro']['dofs']} macro DOFs, {s['macro']['quadrature_points']} RVEs of "
+            f"{s['rve']['dofs']} DOFs; {len(s['steps'])} steps, {s['rve_evaluations']} RVE solves, {wall:.1f} s; "
+            f"final {key} = {F[-1]:.6g}")
+        return info, F, run.problem.u
+
+    result["fe2"], F_fe2, u_fe2 = fe2(macro_n)
+    fe2_wall = result["fe2"]["wall_s"]
+    write()
+    u_coarse = None
+    if macro_check:
+        result["fe2_macro_check"], F_coarse, u_coarse = fe2(macro_check)
+        result["fe2_macro_check"]["force_change_rel"] = float(np.abs(F_coarse - F_fe2).max() / np.abs(F_fe2).max())
+        log(f"  FE2 macro mesh {macro_check} -> {macro_n}: forces change by "
+            f"{result['fe2_macro_check']['force_change_rel']:.2e} (relative)")
+        write()
+
+    # ---- DNS per n ---------------------------------------------------------------------
+    phases = factory.phases(cfg.rve, 2, "fe2_vs_dns")
+    for n in ns:
+        comm.barrier()
+        t0 = time.perf_counter()
+        mm, cell_tags = dns_mesh(comm, args.length, n, h)
+        t_mesh = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+        material = PhaseMaterial(cell_tags, {ph.tag: ph.law for ph in phases})
+        dirichlet = [Dirichlet(mm.boundary_tag(d.boundary), AXES[d.component], d.value, d.boundary)
+                     for d in cfg.macro.dirichlet]
+        problem = MacroProblem(mm, material, degree=degree, dirichlet=dirichlet)
+        dofs = problem.V.dofmap.index_map.size_global * problem.V.dofmap.index_map_bs
+        cells = comm.allreduce(mm.mesh.topology.index_map(2).size_local, op=MPI.SUM)
+        log(f"DNS n = {n}: {cells} cells, {dofs} DOFs (mesh {t_mesh:.1f} s)")
+        t1 = time.perf_counter()
+        rows = drive(problem, targets, args.rtol, log)
+        t_solve = comm.allreduce(time.perf_counter() - t1, op=MPI.MAX)
+        dns_rows = {round(r["load_factor"], 12): r for r in rows}
+        F_dns = np.array([dns_rows[round(t, 12)][key] for t in targets])
+        # displacement at the cell centres (final load)
+        pts = cell_centres(args.length, n)
+        ud = eval_at_points(problem.u, pts)
+        uf = eval_at_points(u_fe2, pts)
+        err = np.linalg.norm(ud - uf, axis=1)
+        rms = lambda a: float(np.sqrt(np.mean(a**2)))  # noqa: E731
+        ref = rms(np.linalg.norm(uf, axis=1))
+        # plastic zone: matrix area share with accumulated plastic strain > 0 (P-weighted by cell area)
+        state = material.committed_state(PHASES["matrix"]["tag"])
+        p = state[:, -1] if state.shape[1] else np.zeros(0)
+        plastic_points = comm.allreduce(int(np.sum(p > 0)), op=MPI.SUM)
+        matrix_points = comm.allreduce(int(p.size), op=MPI.SUM)
+        newton = sum(r["newton_iterations"] for r in rows)
+        disp_check = None
+        if u_coarse is not None:
+            disp_check = rms(np.linalg.norm(eval_at_points(u_coarse, pts) - uf, axis=1)) / ref
+        problem.destroy()
+        scale = float(np.abs(F_fe2).max())
+        force_err = np.abs(F_dns - F_fe2) / scale
+        row = {"n": n, "eps": 1.0 / n, "dns_cells": cells, "dns_dofs": dofs,
+               "dns_wall_s": t_mesh + t_solve, "dns_mesh_s": t_mesh, "dns_solve_s": t_solve,
+               "dns_load_steps": len(rows), "dns_newton_iterations": newton,
+               "fe2_wall_s": fe2_wall,
+               "force_error_rel": float(force_err.max()),
+               "force_error_rel_per_step": force_err.tolist(),
+               "displacement_error_rel": rms(err) / ref,
+               "displacement_error_max_rel": float(err.max()) / ref,
+               "sample_points": int(pts.shape[0]),
+               "fe2_macro_check_displacement_change_rel": disp_check,
+               "dns_plastic_point_fraction": plastic_points / max(matrix_points, 1),
+               "forces_dns": F_dns.tolist()}
+        result["table"].append(row)
+        log(f"  {rows[-1]['load_factor']:.3g} load: {len(rows)} steps, {newton} Newton iterations, "
+            f"{t_solve:.1f} s; force error {row['force_error_rel']:.3e}, displacement error "
+            f"{row['displacement_error_rel']:.3e}; plastic matrix points {row['dns_plastic_point_fraction']:.2f}")
+        write()
+
+    result["complete"] = True
+    write()
+    if comm.rank == 0:
+        head = (f"{'n':>4} {'eps':>7} {'dns_dofs':>9} {'dns_wall_s':>10} {'fe2_wall_s':>10} {'force_err':>10} "
+                f"{'disp_err':>10} {'F_dns/F_fe2':>11} {'fe2_macro_chk':>13}")
+        print("\n" + head + "\n" + "-" * len(head))
+        for r in result["table"]:
+            chk = r["fe2_macro_check_displacement_change_rel"]
+            print(f"{r['n']:>4} {r['eps']:>7.4f} {r['dns_dofs']:>9} {r['dns_wall_s']:>10.1f} "
+                  f"{r['fe2_wall_s']:>10.1f} {r['force_error_rel']:>10.3e} {r['displacement_error_rel']:>10.3e} "
+                  f"{r['forces_dns'][-1] / F_fe2[-1]:>11.4f} {'-' if chk is None else f'{chk:.3e}':>13}")
+        if result["fe2_macro_check"]:
+            mc = result["fe2_macro_check"]
+            print(f"FE2 macro mesh {mc['macro_n']} -> {macro_n}: forces change by {mc['force_change_rel']:.3e} "
+                  f"(fe2_macro_chk: displacement change at the sample points); errors below these are "
+                  "not resolved by the FE2 reference")
+        print(f"\ntotal {result['wall_seconds']:.0f} s; results in {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
