@@ -31,16 +31,11 @@ Results go to ``benchmarks/results/fe2_vs_dns.json`` (rewritten after every ``n`
 
 from __future__ import annotations
 
-import os
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
-for _v in _THREAD_VARS:  # one core per MPI rank
-    os.environ.setdefault(_v, "1")
+import machine  # first: pins BLAS/OpenMP threads to one per rank
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -71,56 +66,8 @@ QUICK = {"ns": [2, 4], "h": 0.25, "degree": 1, "macro_n": 4, "steps": 3}
 # --------------------------------------------------------------------------------------
 # bookkeeping
 # --------------------------------------------------------------------------------------
-def _git_head(repo: Path) -> str | None:
-    """HEAD commit read from .git directly (git may be missing in the runtime)."""
-    try:
-        head = (repo / ".git" / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head or None
-        ref = head[5:]
-        if (repo / ".git" / ref).is_file():
-            return (repo / ".git" / ref).read_text().strip()
-        packed = repo / ".git" / "packed-refs"
-        for line in packed.read_text().splitlines() if packed.is_file() else []:
-            if line.endswith(" " + ref):
-                return line.split()[0]
-    except OSError:
-        pass
-    return None
-
-
 def machine_info(comm: MPI.Comm) -> dict:
-    import dolfinx
-    import petsc4py
-    from petsc4py import PETSc
-
-    cpu = None
-    try:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ln.lower().startswith("model name")), None)
-    except OSError:
-        pass
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    try:
-        load = list(os.getloadavg())
-    except OSError:
-        load = None
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "cores_available": affinity,
-        "mpi_ranks": comm.size,
-        "loadavg_at_start": load,
-        "threads_env": {v: os.environ.get(v) for v in _THREAD_VARS},
-        "versions": {"dolfinx": dolfinx.__version__, "petsc4py": petsc4py.__version__,
-                     "petsc": ".".join(str(v) for v in PETSc.Sys.getVersion()), "numpy": np.__version__},
-        "git_commit": _git_head(ROOT),
-    }
+    return {**machine.machine_info(), "mpi_ranks": comm.size}
 
 
 class Log:

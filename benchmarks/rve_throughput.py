@@ -29,19 +29,13 @@ for the meaning of every field); a compact table is printed to stdout.
 
 from __future__ import annotations
 
-import os
-
-# One core: pin BLAS / OpenMP threads before numpy or PETSc (MUMPS) are loaded.
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
-for _v in _THREAD_VARS:
-    os.environ.setdefault(_v, "1")
+import machine  # first: pins BLAS/OpenMP threads to one (one core) before numpy/PETSc load
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import datetime  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -129,40 +123,13 @@ def petsc_time(events) -> float:
 
 
 def machine_info() -> dict:
-    import dolfinx
+    """The shared machine record plus what matters for RVE solves: BLAS/LAPACK in use and a
+    dgemm rate, dolfinx_mpc/basix/ufl versions, and a hash of the fe2/rve.py measured."""
+    import basix
     import dolfinx_mpc
-    import petsc4py
     import ufl
-    from petsc4py import PETSc
 
-    cpu = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    try:
-        load = list(os.getloadavg())
-    except OSError:
-        load = None
-    commit = None
-    try:
-        commit = subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    commit = commit or _git_head(HERE.parent)
-    try:
-        import basix
-        basix_version = basix.__version__
-    except Exception:  # pragma: no cover
-        basix_version = None
+    info = machine.machine_info()
     blas = {}
     for name in ("libblas.so.3-x86_64-linux-gnu", "liblapack.so.3-x86_64-linux-gnu"):
         link = Path("/etc/alternatives") / name
@@ -171,27 +138,14 @@ def machine_info() -> dict:
     a = np.random.default_rng(1).standard_normal((800, 800))
     dgemm = min(_timed(lambda: a @ a) for _ in range(3))
     blas["numpy_dgemm_gflops_800"] = 2 * 800**3 / dgemm / 1e9
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "cores_available": affinity,
-        "loadavg_at_start": load,
-        "threads_env": {v: os.environ.get(v) for v in _THREAD_VARS},
-        "blas": blas,
-        "versions": {
-            "dolfinx": dolfinx.__version__,
-            "dolfinx_mpc": getattr(dolfinx_mpc, "__version__", None) or _dist_version("dolfinx_mpc"),
-            "basix": basix_version,
-            "ufl": getattr(ufl, "__version__", None),
-            "petsc4py": petsc4py.__version__,
-            "petsc": ".".join(str(v) for v in PETSc.Sys.getVersion()),
-            "numpy": np.__version__,
-        },
-        "git_commit": commit,
-        "fe2_rve_py_sha256": _sha256(HERE.parent / "fe2" / "rve.py"),
-    }
+    info["blas"] = blas
+    info["versions"].update({
+        "dolfinx_mpc": getattr(dolfinx_mpc, "__version__", None) or _dist_version("dolfinx_mpc"),
+        "basix": getattr(basix, "__version__", None),
+        "ufl": getattr(ufl, "__version__", None),
+    })
+    info["fe2_rve_py_sha256"] = _sha256(HERE.parent / "fe2" / "rve.py")
+    return info
 
 
 def _dist_version(name: str) -> str | None:
@@ -202,25 +156,6 @@ def _dist_version(name: str) -> str | None:
             return metadata.version(dist)
         except metadata.PackageNotFoundError:
             continue
-    return None
-
-
-def _git_head(repo: Path) -> str | None:
-    """HEAD commit read from .git directly (git itself may be missing in the runtime)."""
-    try:
-        head = (repo / ".git" / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head or None
-        ref = head[5:]
-        ref_file = repo / ".git" / ref
-        if ref_file.is_file():
-            return ref_file.read_text().strip()
-        packed = repo / ".git" / "packed-refs"
-        for line in packed.read_text().splitlines() if packed.is_file() else []:
-            if line.endswith(" " + ref):
-                return line.split()[0]
-    except OSError:
-        pass
     return None
 
 

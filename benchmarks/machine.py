@@ -1,0 +1,73 @@
+"""Bookkeeping shared by the benchmark scripts: one core per process, and a record of the
+machine a figure was measured on (written into every benchmark's JSON).
+
+Import this module first in a benchmark script: it pins the BLAS/OpenMP threads before
+numpy or PETSc (MUMPS) are loaded.
+"""
+
+from __future__ import annotations
+
+import os
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+for _v in THREAD_VARS:  # one core per process (MPI ranks are the parallelism)
+    os.environ.setdefault(_v, "1")
+
+import platform  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_head(repo: Path = ROOT) -> str | None:
+    """HEAD commit read from .git directly (git itself may be missing in the runtime)."""
+    try:
+        head = (repo / ".git" / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head or None
+        ref = head[5:]
+        ref_file = repo / ".git" / ref
+        if ref_file.is_file():
+            return ref_file.read_text().strip()
+        packed = repo / ".git" / "packed-refs"
+        for line in packed.read_text().splitlines() if packed.is_file() else []:
+            if line.endswith(" " + ref):
+                return line.split()[0]
+    except OSError:
+        pass
+    return None
+
+
+def machine_info() -> dict:
+    """Platform, CPU model, cores, load, thread pinning, library versions, git commit."""
+    import dolfinx
+    import numpy as np
+    import petsc4py
+    from petsc4py import PETSc
+
+    cpu = None
+    try:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                    if ln.lower().startswith("model name")), None)
+    except OSError:
+        pass
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = None
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "cores_available": affinity,
+        "loadavg_at_start": load,
+        "threads_env": {v: os.environ.get(v) for v in THREAD_VARS},
+        "versions": {"dolfinx": dolfinx.__version__, "petsc4py": petsc4py.__version__,
+                     "petsc": ".".join(str(v) for v in PETSc.Sys.getVersion()), "numpy": np.__version__},
+        "git_commit": git_head(),
+    }
