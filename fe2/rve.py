@@ -584,7 +584,6 @@ class NonlinearCellProblem(CellProblem):
         raises :class:`~fe2.errors.SolverError` (message with iteration and residual)
         if it does not converge.
         """
-        n = self.size
         self.Ebar.value[:] = Ebar
         # residual scale: the imbalance the macro gradient alone causes, or the size of the
         # internal forces, whichever is larger

@@ -9,7 +9,6 @@ every converged step, progress on rank 0.
 
 from __future__ import annotations
 
-import math
 import platform
 import time
 from collections.abc import Callable

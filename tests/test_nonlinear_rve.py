@@ -52,7 +52,6 @@ def rel(A, B):
 def test_rve_tangent_matches_finite_differences_elastic_and_plastic(circle, dim):
     rm = circle if dim == 2 else cube()
     rve = NonlinearCellProblem(rm, j2_phases(dim), rtol=1e-13)
-    n = rve.size
     direction = np.array([1.0, -0.4, 0.7]) if dim == 2 else np.array([1.0, -0.3, -0.2, 0.3, 0.5, 0.7])
     # elastic state: small strain, the tangent is the elastic effective tensor
     E_el = 1e-4 * direction

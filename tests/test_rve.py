@@ -1,7 +1,5 @@
 """Periodic cell problems against closed forms, bounds and identities."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from mpi4py import MPI
