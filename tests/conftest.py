@@ -21,6 +21,14 @@ if MPI.COMM_WORLD.size > 1:
     os.environ.setdefault("PY_COLORS", "0")
 
 
+def serial_env(**extra: str) -> dict[str, str]:
+    """This process's environment without the MPI launcher's variables, so that a child
+    process started from a test (itself possibly under mpirun) runs as a plain serial job."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_"))}
+    env.update(extra)
+    return env
+
+
 @pytest.fixture(autouse=True)
 def _collective_cleanup():
     yield

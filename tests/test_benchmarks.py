@@ -1,25 +1,27 @@
 """The benchmark scripts still run (smoke test; speed itself is never asserted)."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 from mpi4py import MPI
 
-from conftest import ROOT
+from conftest import ROOT, serial_env
 
 pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns a serial process; serial run only")
 
 
-def test_rve_throughput_quick_writes_consistent_json(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_"))}
-    out = tmp_path / "bench.json"
-    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rve_throughput.py"), "--quick",
-                        "--output", str(out)], capture_output=True, text=True, env=env, timeout=600)
+def run_quick(script: str, out) -> dict:
+    """Run ``benchmarks/<script> --quick`` in a serial process; its JSON output."""
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--output", str(out)],
+                       capture_output=True, text=True, env=serial_env(), timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
-    data = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_rve_throughput_quick_writes_consistent_json(tmp_path):
+    data = run_quick("rve_throughput.py", tmp_path / "bench.json")
     assert data["cases"], "no case measured"
     for case in data["cases"]:
         assert case["dofs"] > 0
@@ -28,12 +30,7 @@ def test_rve_throughput_quick_writes_consistent_json(tmp_path):
 
 
 def test_fe2_vs_dns_quick_writes_consistent_json(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_"))}
-    out = tmp_path / "dns.json"
-    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fe2_vs_dns.py"), "--quick",
-                        "--output", str(out)], capture_output=True, text=True, env=env, timeout=600)
-    assert p.returncode == 0, p.stderr[-2000:]
-    data = json.loads(out.read_text())
+    data = run_quick("fe2_vs_dns.py", tmp_path / "dns.json")
     rows = data["table"] if "table" in data else data["cases"]
     assert len(rows) >= 2
     for row in rows:

@@ -1,7 +1,6 @@
 """The command line: homogenize / run / mesh / config, and one-line errors for bad input."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from conftest import ROOT
+from conftest import ROOT, serial_env
 from fe2 import config
 from fe2.cli import main
 
@@ -165,9 +164,7 @@ def test_config_reference_in_readme_is_current(capsys):
 
 @pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns a separate fe2 process; serial run only")
 def test_console_exit_status_and_no_traceback(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_"))}
-    env["OMPI_ALLOW_RUN_AS_ROOT"] = env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    env["PYTHONPATH"] = str(ROOT)
+    env = serial_env(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", PYTHONPATH=str(ROOT))
     path = write(tmp_path, RVE_TOML.replace("E = 1.0", "E = -1.0", 1))
     p = subprocess.run([sys.executable, "-m", "fe2", "homogenize", str(path)], capture_output=True, text=True,
                        env=env, timeout=300)

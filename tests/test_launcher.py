@@ -1,20 +1,18 @@
 """docker/fe2-env: its error messages and its direct mode (run where dolfinx is importable)."""
 
-import os
 import subprocess
 
 import pytest
 from mpi4py import MPI
 
-from conftest import ROOT
+from conftest import ROOT, serial_env
 
 pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns shell processes; serial run only")
 LAUNCHER = str(ROOT / "docker" / "fe2-env")
 
 
 def launch(*args, env=None, user=None):
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_"))}
-    base.update(env or {})
+    base = serial_env(**(env or {}))
     cmd = ["bash", LAUNCHER, *args]
     if user is not None:
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
