@@ -67,13 +67,15 @@ def poisson(v):
 
 
 # --- schema ------------------------------------------------------------------------------
-LAWS = ("elastic", "j2", "neo_hooke", "transversely_isotropic")
+LAWS = ("elastic", "j2", "neo_hooke", "transversely_isotropic", "damage")
 #: parameters each law needs (required) and accepts (optional)
 LAW_PARAMETERS = {
     "elastic": (("E", "nu"), ()),
     "j2": (("E", "nu", "sigma_y"), ("H_iso", "Q", "b", "H_kin")),
     "neo_hooke": (("E", "nu"), ()),
     "transversely_isotropic": (("E_L", "E_T", "nu_LT", "nu_TT", "G_LT"), ("axis",)),
+    "damage": (("E", "nu", "kappa0"), ("softening", "kappa_u", "alpha", "beta", "equivalent_strain",
+                                       "compression_ratio", "viscosity", "max_damage")),
 }
 
 
@@ -83,8 +85,9 @@ class PhaseConfig:
 
     tag: int = _f(doc="physical group tag of the phase's cells in the RVE mesh", check=positive)
     law: str = _f("elastic", doc="``elastic`` (isotropic), ``j2`` (small-strain J2 plasticity), ``neo_hooke`` "
-                                 "(finite strain), ``transversely_isotropic`` (linear, fibres)", check=one_of(*LAWS))
-    E: float | None = _f(None, doc="Young's modulus (elastic, j2, neo_hooke)", check=positive)
+                                 "(finite strain), ``transversely_isotropic`` (linear, fibres), ``damage`` (isotropic "
+                                 "damage with strain softening)", check=one_of(*LAWS))
+    E: float | None = _f(None, doc="Young's modulus (elastic, j2, neo_hooke, damage)", check=positive)
     nu: float | None = _f(None, doc="Poisson's ratio, -1 < nu < 0.5", check=poisson)
     k: float | None = _f(None, doc="conductivity (conduction)", check=positive)
     sigma_y: float | None = _f(None, doc="j2: initial yield stress", check=positive)
@@ -100,6 +103,24 @@ class PhaseConfig:
     nu_TT: float | None = _f(None, doc="transversely_isotropic: transverse Poisson's ratio", check=poisson)
     G_LT: float | None = _f(None, doc="transversely_isotropic: axial shear modulus", check=positive)
     axis: tuple[float, ...] | None = _f(None, doc="transversely_isotropic: fibre direction (default x)")
+    kappa0: float | None = _f(None, doc="damage: equivalent strain at which damage starts", check=positive)
+    softening: str | None = _f(None, doc="damage: ``exponential`` (default; Peerlings et al. 1996) or ``linear`` "
+                                         "(stress falls linearly to zero at kappa_u)",
+                               check=one_of("exponential", "linear"))
+    kappa_u: float | None = _f(None, doc="damage, linear softening: equivalent strain at zero stress (> kappa0)",
+                               check=positive)
+    alpha: float | None = _f(None, doc="damage, exponential softening: 1 - residual stress fraction (default 0.99)",
+                             check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]")
+    beta: float | None = _f(None, doc="damage, exponential softening: softening rate (default 100)", check=positive)
+    equivalent_strain: str | None = _f(None, doc="damage: ``mises`` (modified von Mises, default) or ``mazars``",
+                                       check=one_of("mises", "mazars"))
+    compression_ratio: float | None = _f(
+        None, doc="damage, modified von Mises: compressive/tensile strength ratio k (default 10)",
+        check=lambda v: None if v >= 1 else "must be >= 1")
+    viscosity: float | None = _f(None, doc="damage: relaxation time of the viscous regularization in load-factor "
+                                           "units (default 0: rate independent)", check=nonnegative)
+    max_damage: float | None = _f(None, doc="damage: cap on the damage variable (default 0.99999)",
+                                  check=lambda v: None if 0 < v < 1 else "must be in (0, 1)")
 
 
 @dataclass(frozen=True)

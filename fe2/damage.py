@@ -106,6 +106,8 @@ class IsotropicDamage:
     """
 
     kinematics = "small"
+    #: the consistent tangent of a damaging point is not symmetric (LU, not Cholesky)
+    symmetric_tangent = False
     state_size = 4
     state_layout: dict[str, slice] = {"kappa": slice(0, 1), "omega": slice(1, 2),
                                       "dissipation": slice(2, 3), "Y": slice(3, 4)}

@@ -14,6 +14,7 @@ from mpi4py import MPI
 from fe2 import macromesh, meshgen
 from fe2.config import MacroMeshConfig, PhaseConfig, RVEConfig
 from fe2.errors import ConfigError, collective
+from fe2.damage import IsotropicDamage
 from fe2.hyperelasticity import NeoHooke
 from fe2.materials import LinearElastic
 from fe2.plasticity import J2Plasticity
@@ -53,6 +54,14 @@ def law(ph: PhaseConfig, gdim: int):
                             b=ph.b or 0.0, H_kin=ph.H_kin or 0.0)
     if ph.law == "neo_hooke":
         return NeoHooke(ph.E, ph.nu, gdim)
+    if ph.law == "damage":
+        opt = {k: getattr(ph, k) for k in ("softening", "kappa_u", "alpha", "beta", "equivalent_strain",
+                                           "viscosity", "max_damage") if getattr(ph, k) is not None}
+        if ph.compression_ratio is not None:
+            opt["k"] = ph.compression_ratio
+        if opt.get("softening") == "linear" and ph.kappa_u is None:
+            raise ValueError("kappa_u is required for softening = 'linear'")
+        return IsotropicDamage(ph.E, ph.nu, ph.kappa0, gdim, **opt)
     raise ValueError(f"unknown law {ph.law!r}")  # config validation prevents this
 
 

@@ -171,6 +171,18 @@ class MacroProblem:
         self.ksp = fe2petsc.direct_solver(self.A, fe2petsc.unique_prefix("fe2_macro_"), petsc_options,
                                           symmetric=False)
         self.u_committed = self.u.x.array.copy()
+        #: work done on the body by the external forces up to the last committed step
+        #: (trapezoidal in the steps; reactions of prescribed displacements included)
+        self.work = 0.0
+        self._u_prev = self.u.x.petsc_vec.copy()
+        self._f_prev = self._u_prev.duplicate()
+        self._f_prev.set(0.0)
+        # volume of each owned material point (affine cells: |cell| w_q / sum w)
+        D0 = fem.functionspace(mesh, ("DG", 0))
+        vol = dolfinx.fem.petsc.assemble_vector(fem.form(ufl.TestFunction(D0) * ufl.dx))
+        w = self.quadrature_weights / self.quadrature_weights.sum()
+        self.point_volumes = (vol.array[: self.num_owned_cells, None] * w[None, :]).ravel()
+        vol.destroy()
         cell_index = mesh.topology.index_map(tdim).local_to_global(self._cells)
         self._labels = np.stack([np.repeat(cell_index, self.num_points_per_cell),
                                  np.tile(np.arange(self.num_points_per_cell), self.num_owned_cells)], axis=1)
@@ -181,9 +193,20 @@ class MacroProblem:
         return self._labels
 
     def commit(self) -> None:
-        """A load step converged: commit the material state and remember ``u`` (not collective)."""
+        """A load step converged: commit the material state, remember ``u`` and add the
+        step's work to :attr:`work` (collective)."""
         self.material.commit()
         self.u_committed[:] = self.u.x.array
+        f = dolfinx.fem.petsc.assemble_vector(self._Fint)
+        f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        du = self.u.x.petsc_vec.copy()
+        du.axpy(-1.0, self._u_prev)
+        # trapezoidal rule: the internal forces balance the external ones (reactions included)
+        self.work += 0.5 * (f.dot(du) + self._f_prev.dot(du))
+        self._u_prev.destroy()
+        self._f_prev.destroy()
+        du.destroy()
+        self._u_prev, self._f_prev = self.u.x.petsc_vec.copy(), f
 
     def revert(self) -> None:
         """A load step failed: back to the committed material state and ``u`` (not collective)."""
@@ -321,6 +344,30 @@ class MacroProblem:
             out[key] = self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
         return out
 
+    def set_time_increment(self, dt: float) -> None:
+        """Pseudo-time increment of the next load step, for rate-dependent materials."""
+        f = getattr(self.material, "set_time_increment", None)
+        if f is not None:
+            f(dt)
+
+    def internal_fields(self) -> dict[str, np.ndarray]:
+        """The material's committed scalar internal variables at the owned points,
+        ``{name: (N_owned,)}`` (empty for materials without any; not collective)."""
+        f = getattr(self.material, "internal_fields", None)
+        return f() if f is not None else {}
+
+    def dissipated_energy(self) -> float:
+        """Energy dissipated in the body so far (committed state): the integral of the
+        material's ``dissipation`` density; 0 for materials that do not track it (collective)."""
+        D = self.internal_fields().get("dissipation")
+        local = 0.0 if D is None else float(self.point_volumes @ D)
+        return self.comm.allreduce(local, op=MPI.SUM)
+
+    def cell_average_scalars(self, values: np.ndarray) -> np.ndarray:
+        """Quadrature-weighted cell averages of a per-point scalar ``(N_owned,)`` -> ``(cells,)``."""
+        w = self.quadrature_weights / self.quadrature_weights.sum()
+        return np.asarray(values).reshape(self.num_owned_cells, self.num_points_per_cell) @ w
+
     def cell_averages(self, f: fem.Function) -> np.ndarray:
         """Quadrature-weighted cell averages of a quadrature function on owned cells,
         ``(num_owned_cells, n)`` (affine cells; not collective)."""
@@ -330,5 +377,5 @@ class MacroProblem:
         return np.einsum("cqk,q->ck", vals, w)
 
     def destroy(self) -> None:
-        for obj in (self.ksp, self.A, self.b, self.dx_vec):
+        for obj in (self.ksp, self.A, self.b, self.dx_vec, self._u_prev, self._f_prev):
             obj.destroy()

@@ -69,6 +69,20 @@ class PointMaterial(Protocol):
         """Discard the trial state (after a failed step)."""
         ...
 
+    # Optional (looked up with getattr by the macro problem):
+    #   symmetric_tangent        False if the tangent can be non-symmetric (default True)
+    #   set_time_increment(dt)   pseudo-time increment of the next evaluation (viscous laws)
+    #   internal_fields()        committed scalar fields per point, {name: (N,)}; the name
+    #                            "dissipation" is the dissipated energy per unit volume
+
+
+def law_fields(law: Material, state: np.ndarray) -> dict[str, np.ndarray]:
+    """Scalar internal variables of a law's states ``(N, m)`` worth writing out, by name:
+    ``damage``, ``dissipation`` (energy per unit volume), ``equivalent_plastic_strain``."""
+    layout = getattr(law, "state_layout", {})
+    names = {"omega": "damage", "dissipation": "dissipation", "p": "equivalent_plastic_strain"}
+    return {out: np.asarray(state)[..., layout[key]][..., 0] for key, out in names.items() if key in layout}
+
 
 class LinearElastic:
     """Linear elasticity ``sigma = C eps`` with a constant Mandel stiffness (small strain).
@@ -128,6 +142,15 @@ class MaterialPoints:
 
     def revert(self) -> None:
         self.trial = self.committed.copy()
+
+    def set_time_increment(self, dt: float) -> None:
+        """Forward the pseudo-time increment to a rate-dependent law."""
+        if hasattr(self.law, "set_time_increment"):
+            self.law.set_time_increment(dt)
+
+    def internal_fields(self) -> dict[str, np.ndarray]:
+        """Committed internal variables per point (:func:`law_fields`)."""
+        return law_fields(self.law, self.committed)
 
 
 class LinearMaterial(MaterialPoints):

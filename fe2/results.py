@@ -46,12 +46,18 @@ class ResultsWriter:
             T = fem.functionspace(mesh, ("DG", 0, (gdim, gdim)))
             self._eps = fem.Function(T, name="strain")
             self._sig = fem.Function(T, name="stress")
+            self._scalar_space = fem.functionspace(mesh, ("DG", 0))
+            self._scalars: dict[str, fem.Function] = {}
 
     def fields(self, t: float, u: fem.Function, strain_cells: np.ndarray, stress_cells: np.ndarray,
-               kinematics: str = "small") -> None:
+               kinematics: str = "small", scalars: dict[str, np.ndarray] | None = None,
+               nodal: dict[str, fem.Function] | None = None) -> None:
         """Append one time stamp. ``strain_cells``/``stress_cells``: ``(num_owned_cells, n)``
         cell averages: Mandel strain and stress (small strain), or ``F`` and ``P``
-        flattened row-major (finite strain; written as ``strain`` = F - I and ``stress`` = P)."""
+        flattened row-major (finite strain; written as ``strain`` = F - I and ``stress`` = P).
+        ``scalars``: further cell fields ``(num_owned_cells,)`` by name (same names on every
+        rank and at every time stamp), e.g. ``damage``; ``nodal``: further P1 scalar
+        functions (e.g. the nonlocal equivalent strain)."""
         if not self.write_fields:
             return
         self._u1.interpolate(u)
@@ -64,10 +70,21 @@ class ResultsWriter:
                 vals = vals - np.eye(gdim).ravel()
             arr[: vals.shape[0]] = vals
             f.x.scatter_forward()
+        extra = []
+        for name, vals in (scalars or {}).items():
+            if name not in self._scalars:
+                self._scalars[name] = fem.Function(self._scalar_space, name=name)
+            f = self._scalars[name]
+            f.x.array[: vals.shape[0]] = vals
+            f.x.scatter_forward()
+            extra.append(f)
+        extra.extend((nodal or {}).values())
         with io.XDMFFile(self.comm, self.xdmf_path, "a") as fh:
             fh.write_function(self._u1, t)
             fh.write_function(self._eps, t)
             fh.write_function(self._sig, t)
+            for f in extra:
+                fh.write_function(f, t)
 
     def history(self, row: dict[str, Any]) -> None:
         """Append one row to ``history.csv`` and flush it (rank 0 writes)."""

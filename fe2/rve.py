@@ -40,6 +40,7 @@ from petsc4py import PETSc
 
 from fe2 import petsc as fe2petsc
 from fe2.errors import MeshError, SolverError
+from fe2.materials import law_fields
 from fe2.tensors import SQRT2, strain_size
 
 if TYPE_CHECKING:
@@ -477,9 +478,13 @@ class NonlinearCellProblem(CellProblem):
         self._R = fem.form(ufl.inner(self.flux_q, G(v)) * dxq)
         self._J = fem.form(ufl.inner(ufl.dot(self.tangent_q, G(dw)), G(v)) * dxq)
         self._Lt = fem.form(-ufl.inner(ufl.dot(self.tangent_q, self.unit), G(v)) * dxq)
+        # left vectors of the sensitivity (T^T e_k): differ from -Lt when T is not symmetric
+        self._Lt_left = fem.form(ufl.inner(ufl.dot(self.unit, self.tangent_q), G(v)) * dxq)
         self.A_t = dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs)
+        # Cholesky needs a symmetric Jacobian; softening laws have non-symmetric tangents
+        self.symmetric = all(getattr(ph.law, "symmetric_tangent", True) for ph in self.phases)
         self.ksp_t = fe2petsc.direct_solver(self.A_t, fe2petsc.unique_prefix("fe2_rve_newton_"),
-                                            petsc_options, symmetric=True)
+                                            petsc_options, symmetric=self.symmetric)
         self._r = dolfinx_mpc.assemble_vector(self._R, self.mpc)
         self._r_plain = dolfinx.fem.petsc.create_vector(self._R)
         self._dx = self._r.duplicate()
@@ -503,6 +508,23 @@ class NonlinearCellProblem(CellProblem):
 
     def revert(self) -> None:
         self.trial = {"w": self.committed["w"].copy(), "states": [s.copy() for s in self.committed["states"]]}
+
+    def set_time_increment(self, dt: float) -> None:
+        """Forward the pseudo-time increment to every rate-dependent phase law."""
+        for ph in self.phases:
+            if hasattr(ph.law, "set_time_increment"):
+                ph.law.set_time_increment(dt)
+
+    def internal_fields(self) -> dict[str, np.ndarray]:
+        """RVE volume averages of the committed internal variables per macro point,
+        ``{name: (N,)}`` (:func:`fe2.materials.law_fields`; a phase without the variable
+        counts as zero, so ``damage`` is the volume-averaged damage and ``dissipation`` the
+        energy dissipated per unit RVE volume)."""
+        out: dict[str, np.ndarray] = {}
+        for ph, idx, st in zip(self.phases, self._phase_points, self.committed["states"]):
+            for name, vals in law_fields(ph.law, st).items():  # vals (N, points of phase)
+                out[name] = out.get(name, 0.0) + vals @ self._weights[idx] / self.volume
+        return {k: np.broadcast_to(v, (self.num_points,)).copy() for k, v in out.items()}
 
     def get_state(self) -> dict[str, np.ndarray]:
         """The committed state as named arrays: ``w`` ``(N, nloc)`` and
@@ -631,10 +653,12 @@ class NonlinearCellProblem(CellProblem):
                 self._factorize()
                 break
         # sensitivities with the factorisation of the converged Jacobian
+        # dSigma_i/dE_k = <T>_ik + <e_i . T G(dw_k)>,  A dw_k = b_k = -int G(v) . T e_k
         Bt = self._assemble_unit_rhs(self._Lt, self.unit)
         Xt = _mat_solve(fe2petsc.factor_matrix(self.ksp_t), Bt)
         mean_t = np.einsum("p,pij->ij", self._weights, self._tang) / self.volume
-        tangent = mean_t - self._dot(Bt, Xt) / self.volume
+        Lt = -Bt if self.symmetric else self._assemble_unit_rhs(self._Lt_left, self.unit)
+        tangent = mean_t + self._dot(Lt, Xt) / self.volume
         sigma = self._weights @ self._flux / self.volume
         self.stats["solves"] += 1
         self.stats["newton_iterations"] += it

@@ -133,6 +133,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                 k += 1
                 say(f"  step {k}: load factor {lam_try:.6g} (increment {lam_try - lam:.3g})")
                 problem.set_load(lam_try)
+                problem.set_time_increment(lam_try - lam)
                 t0 = time.perf_counter()
                 rep = problem.newton(cfg.solver.rtol, cfg.solver.atol, cfg.solver.max_iterations,
                                      log=say if verbose else None)
@@ -155,12 +156,17 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                 if rep.iterations <= lo.easy_iterations:
                     dlam = min(dlam * lo.growth, nominal)
                 reac = problem.reactions()
-                row = {"step": k, "load_factor": lam, "newton_iterations": rep.iterations, **reac,
+                internal = problem.internal_fields()
+                energy = {"external_work": problem.work}
+                if "dissipation" in internal:
+                    energy["dissipated_energy"] = problem.dissipated_energy()
+                row = {"step": k, "load_factor": lam, "newton_iterations": rep.iterations, **reac, **energy,
                        "residuals": rep.residuals, "time_rve_s": rep.time_material,
                        "time_macro_s": rep.time_macro, "time_step_s": wall}
                 writer.history(row)
                 writer.fields(lam, problem.u, problem.cell_averages(problem.strain),
-                              problem.cell_averages(problem.sigma), problem.kinematics)
+                              problem.cell_averages(problem.sigma), problem.kinematics,
+                              scalars={name: problem.cell_average_scalars(v) for name, v in internal.items()})
                 summary["steps"].append(row)
                 say(f"    converged in {rep.iterations} iteration(s), {wall:.2f} s "
                     f"(RVE {rep.time_material:.2f} s, macro {rep.time_macro:.2f} s); "

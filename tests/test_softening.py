@@ -1,0 +1,149 @@
+"""Softening (damage) at the micro scale and in local FE²: RVE tangents against finite
+differences in damaging states, the macro solve against the point law through the peak,
+dissipated energy at both scales, homogeneous RVE = single scale."""
+
+import json
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from conftest import structured_rve
+from fe2 import config, twoscale
+from fe2.damage import IsotropicDamage
+from fe2.materials import LinearElastic
+from fe2.rve import NonlinearCellProblem, Phase
+from test_nonlinear_rve import fd_tangent, rel
+
+DAMAGE = {"law": "damage", "E": 1.0, "nu": 0.2, "kappa0": 1e-3, "softening": "linear", "kappa_u": 6e-3}
+
+
+def damage_phases(gdim, **kw):
+    law = IsotropicDamage(1.0, 0.2, 1e-3, gdim, **{"softening": "exponential", "beta": 100.0, **kw})
+    return [Phase("matrix", 1, law=law), Phase("inclusion", 2, law=LinearElastic.isotropic(5.0, 0.2, gdim))]
+
+
+def inclusion_rve(gdim, n):
+    return structured_rve(gdim, n, lambda m: np.where(np.all(np.abs(m[:, :gdim] - 0.5) < 0.25, axis=1), 2, 1))
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("eta, t_max", [(0.0, 0.7e-3), (1.0, 1.6e-3)])
+def test_rve_tangent_matches_finite_differences_while_damaging(dim, eta, t_max):
+    # rate independent up to the RVE's peak; viscous (eta = 1, dt = 0.1) beyond it
+    rve = NonlinearCellProblem(inclusion_rve(dim, 6 if dim == 2 else 3), damage_phases(dim, viscosity=eta),
+                               rtol=1e-13)
+    rve.set_time_increment(0.1)
+    direction = np.array([1.0, -0.2, 0.3]) if dim == 2 else np.array([1.0, -0.2, -0.1, 0.2, 0.1, 0.3])
+    for t in np.linspace(0.4e-3, t_max, 7):  # load in steps, as a macro solve would
+        rve.evaluate((t * direction)[None])
+        rve.commit()
+    omega = rve.internal_fields()["damage"][0]
+    assert 0.005 < omega < 0.5  # damaging, not broken
+    for E in (1.05 * t_max * direction, 0.95 * t_max * direction):  # further loading, then unloading
+        s, C = rve.evaluate(E[None])
+        assert rel(fd_tangent(rve, E, 1e-9), C[0]) < 2e-5
+    # the loading tangent is not symmetric and softer than the secant in the load direction
+    s, C = rve.evaluate((1.05 * t_max * direction)[None])
+    assert np.abs(C[0] - C[0].T).max() > 1e-3 * np.abs(C[0]).max()
+    assert direction @ C[0] @ direction < direction @ rve.effective_tensor @ direction
+
+
+def test_rve_internal_fields_are_volume_averages():
+    rve = NonlinearCellProblem(inclusion_rve(2, 4), damage_phases(2, viscosity=1.0), rtol=1e-12)
+    E = np.array([[3e-3, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    rve.evaluate(E)
+    rve.commit()
+    f = rve.internal_fields()
+    st = rve.committed["states"][0]  # matrix points (N, P, 4)
+    w = rve.micro_weights[rve._phase_points[0]]
+    assert f["damage"][0] == pytest.approx(w @ st[0, :, 1] / rve.volume, rel=1e-14)
+    assert f["damage"][1] == 0.0 and f["dissipation"][1] == 0.0
+    assert f["dissipation"][0] == pytest.approx(w @ st[0, :, 2] / rve.volume, rel=1e-14)
+    # the inclusion (a quarter of the cell) does not damage: the average is below 3/4
+    assert 0.0 < f["damage"][0] < 0.75
+
+
+def bar_case(material="rve", phases=None, ux=0.012, steps=12, n=2, rve_generate=None, **loading):
+    return {
+        "title": "softening bar",
+        "macro": {
+            "degree": 1, "material": material,
+            "mesh": {"generator": "rectangle", "width": 1.0, "height": 1.0, "structured": n},
+            "dirichlet": [{"boundary": "left", "component": "x", "value": 0.0},
+                          {"boundary": "bottom", "component": "y", "value": 0.0},
+                          {"boundary": "right", "component": "x", "value": ux}],
+        },
+        "loading": {"steps": steps, **loading},
+        "rve": {"rtol": 1e-12, "generate": rve_generate or {"kind": "laminate", "fractions": [0.5, 0.5], "h": 0.5},
+                "phases": phases or {"a": dict(DAMAGE, tag=1), "b": dict(DAMAGE, tag=2)}},
+        "solver": {"rtol": 1e-10, "atol": 1e-14, "max_iterations": 15},
+        "output": {"format": "none"},
+    }
+
+
+def run(data, tmp, comm=MPI.COMM_WORLD):
+    cfg = config.parse_case(json.loads(json.dumps(data)), "softening-case")
+    out = comm.bcast(str(tmp), root=0) if comm.size > 1 else str(tmp)
+    return twoscale.run(cfg, comm, output=out, verbose=False)
+
+
+def point_law_march(law, ex_values):
+    """The plane-strain uniaxial-stress response of one point: eps = (ex, ey, 0) with
+    sigma_yy = 0, i.e. ey = -nu/(1-nu) ex (damage scales C, so the ratio stays)."""
+    nu = law.nu
+    state = law.initial_state(1)
+    out = []
+    for ex in ex_values:
+        eps = np.array([[ex, -nu / (1 - nu) * ex, 0.0]])
+        sig, _, state = law.integrate(eps, state)
+        out.append((sig[0, 0], state[0].copy()))
+    return out
+
+
+def test_single_scale_bar_follows_the_point_law_through_the_peak(tmp_path):
+    res = run(bar_case(material="a"), tmp_path)
+    steps = res.summary["steps"]
+    assert res.summary["status"] == "completed"
+    lam = np.array([s["load_factor"] for s in steps])
+    force = np.array([s["reaction_right_x"] for s in steps])
+    law = IsotropicDamage(1.0, 0.2, 1e-3, 2, softening="linear", kappa_u=6e-3)
+    ref = point_law_march(law, 0.012 * lam)
+    assert np.allclose(force, [r[0] for r in ref], rtol=1e-9, atol=1e-12)
+    assert force.max() > 2 * force[-1] > 0  # well into the softening branch
+    D = np.array([s["dissipated_energy"] for s in steps])
+    assert np.allclose(D, [r[1][2] for r in ref], rtol=1e-9, atol=1e-14)  # unit area
+    # external work: trapezoid of the force-displacement curve
+    W = np.concatenate([[0.0], np.cumsum(0.5 * (force[1:] + force[:-1]) * np.diff(0.012 * lam))])
+    W += 0.5 * force[0] * 0.012 * lam[0]
+    assert np.allclose([s["external_work"] for s in steps], W, rtol=1e-9)
+
+
+def test_homogeneous_damage_rve_reproduces_single_scale(tmp_path):
+    fe2 = run(bar_case(material="rve", steps=6), tmp_path / "fe2")
+    single = run(bar_case(material="a", steps=6), tmp_path / "single")
+    for a, b in zip(fe2.summary["steps"], single.summary["steps"], strict=True):
+        assert a["reaction_right_x"] == pytest.approx(b["reaction_right_x"], rel=1e-8)
+        assert a["dissipated_energy"] == pytest.approx(b["dissipated_energy"], rel=1e-8, abs=1e-14)
+    assert single.summary["steps"][-1]["dissipated_energy"] > 0
+
+
+HETERO = {"matrix": dict(DAMAGE, tag=1, softening="exponential", beta=100.0, kappa_u=None, viscosity=0.02),
+          "inclusion": {"law": "elastic", "tag": 2, "E": 5.0, "nu": 0.2}}
+HETERO["matrix"].pop("kappa_u")
+
+
+def test_local_fe2_passes_the_peak_with_adaptive_steps(tmp_path):
+    data = bar_case(phases=HETERO, ux=0.008, steps=16, n=2, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.25},
+                    min_step=1e-3)
+    res = run(data, tmp_path)
+    steps = res.summary["steps"]
+    force = np.array([s["reaction_right_x"] for s in steps])
+    D = np.array([s["dissipated_energy"] for s in steps])
+    assert res.summary["status"] == "completed"
+    assert force.max() > 1.3 * force[-1]  # past the peak
+    assert np.all(np.diff(D) >= -1e-15) and D[-1] > 0
+    # at 4 % of the peak force nearly all the work is dissipated (W = psi + D up to the
+    # second-order error of the trapezoidal increments, a few % over these steps)
+    W = steps[-1]["external_work"]
+    assert 0.8 * W < D[-1] < 1.1 * W
