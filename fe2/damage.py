@@ -260,6 +260,11 @@ class IsotropicDamage:
                 out.append(a)
         return out
 
+    def equivalent_of(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Equivalent strain ``(N,)`` and ``d eps_eq / d eps`` in the law's own notation."""
+        e, de = self.equivalent(self._embed(grad))
+        return e, (de if self.gdim == 3 else de[:, _PLANE])
+
     def integrate_driven(self, grad: np.ndarray, state: np.ndarray, drive: np.ndarray):
         """:meth:`integrate_driven_3d` in the law's own notation (plane strain: ``[xx, yy, xy]``):
         ``(sigma, dsigma/deps, dsigma/ddrive, eps_eq, deps_eq/deps, trial)``."""

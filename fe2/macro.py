@@ -90,11 +90,22 @@ class MacroProblem:
     quadrature_degree : default ``max(2 * (degree - 1), 1)``
     dirichlet, traction : boundary conditions, scaled by the load factor
     petsc_options : overrides of :data:`fe2.petsc.DIRECT_LU`
+    nonlocal_length : if given, the implicit gradient enhancement (Peerlings et al. 1996)
+        with internal length ``l``: a P1 field ``e`` (the nonlocal equivalent strain) solves
+        ``e - l^2 div grad e = e_loc`` with natural boundary conditions, where ``e_loc`` is
+        the material's local equivalent strain, and the material's damage is driven by
+        ``e``. The material must then provide ``evaluate_nonlocal(E, e)`` returning
+        ``(sigma, dsigma/dE, dsigma/de, e_loc, de_loc/dE, de_loc/de)``; Newton is
+        monolithic in ``(u, e)`` with this complete block tangent.
+
+    The unknown is :attr:`x` (``u``, or the mixed ``(u, e)``); :attr:`u` is always the
+    displacement (a copy kept in step with ``x`` in the gradient case).
     """
 
     def __init__(self, macro_mesh: MacroMesh, material: PointMaterial, degree: int = 2,
                  quadrature_degree: int | None = None, dirichlet: Sequence[Dirichlet] = (),
-                 traction: Sequence[Traction] = (), petsc_options: Mapping[str, Any] | None = None) -> None:
+                 traction: Sequence[Traction] = (), petsc_options: Mapping[str, Any] | None = None,
+                 nonlocal_length: float | None = None) -> None:
         self.macro_mesh = macro_mesh
         self.mesh = mesh = macro_mesh.mesh
         self.comm = mesh.comm
@@ -108,9 +119,29 @@ class MacroProblem:
         self.quadrature_degree = qdeg
         tdim = mesh.topology.dim
 
-        self.V = V = fem.functionspace(mesh, ("Lagrange", degree, (gdim,)))
-        self.u = fem.Function(V, name="displacement")
         cell = mesh.topology.cell_name()
+        self.nonlocal_length = nonlocal_length
+        self.gradient = nonlocal_length is not None
+        if self.gradient:
+            if self.kinematics != "small" or not hasattr(material, "evaluate_nonlocal"):
+                raise ValueError("the gradient-enhanced macro problem needs a small-strain material with "
+                                 "evaluate_nonlocal (a damage law or an RVE with a damage phase)")
+            if not nonlocal_length > 0:
+                raise ValueError(f"nonlocal_length must be > 0, got {nonlocal_length}")
+            el_u = basix.ufl.element("Lagrange", cell, degree, shape=(gdim,))
+            el_e = basix.ufl.element("Lagrange", cell, 1)
+            self.V = V = fem.functionspace(mesh, basix.ufl.mixed_element([el_u, el_e]))
+            self.x = fem.Function(V, name="solution")
+            Vu = V.sub(0)
+            self.Vu_collapsed, self._u_dofs = Vu.collapse()
+            self.u = fem.Function(self.Vu_collapsed, name="displacement")
+            self.Ve_collapsed, self._e_dofs = V.sub(1).collapse()
+            self.e = fem.Function(self.Ve_collapsed, name="nonlocal_strain")
+            u_expr, e_expr = ufl.split(self.x)
+        else:
+            self.V = V = fem.functionspace(mesh, ("Lagrange", degree, (gdim,)))
+            self.u = self.x = fem.Function(V, name="displacement")
+            Vu, u_expr = V, self.u
         Qs = fem.functionspace(mesh, basix.ufl.quadrature_element(cell, value_shape=(n,), degree=qdeg))
         Qc = fem.functionspace(mesh, basix.ufl.quadrature_element(cell, value_shape=(n, n), degree=qdeg))
         self.sigma = fem.Function(Qs, name="stress")
@@ -120,11 +151,11 @@ class MacroProblem:
         self.num_points_per_cell = points.shape[0]
         if self.kinematics == "small":
             G = lambda w: mandel_strain(w, gdim)  # noqa: E731
-            self._strain_expr = fem.Expression(G(self.u), points)
+            self._strain_expr = fem.Expression(G(u_expr), points)
         else:
             G = lambda w: flat_grad(w, gdim)  # noqa: E731
             identity = ufl.as_vector(np.eye(gdim).ravel().tolist())
-            self._strain_expr = fem.Expression(identity + G(self.u), points)
+            self._strain_expr = fem.Expression(identity + G(u_expr), points)
         self._G = G
         self.num_owned_cells = mesh.topology.index_map(tdim).size_local
         self._cells = np.arange(self.num_owned_cells, dtype=np.int32)
@@ -141,16 +172,34 @@ class MacroProblem:
         self._bc_values = []
         for d in self.dirichlet:
             facets = tags.indices[tags.values == d.tag]
-            dofs = fem.locate_dofs_topological(V.sub(d.component), fdim, facets)
+            dofs = fem.locate_dofs_topological(Vu.sub(d.component), fdim, facets)
             c = fem.Constant(mesh, 0.0)
-            self.bcs.append(fem.dirichletbc(c, dofs, V.sub(d.component)))
+            self.bcs.append(fem.dirichletbc(c, dofs, Vu.sub(d.component)))
             self._bc_values.append((c, d.value))
         self.traction = list(traction)
         ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
         dx = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": qdeg, "quadrature_scheme": "default"})
-        v, du = ufl.TestFunction(V), ufl.TrialFunction(V)
         eps = G
+        if self.gradient:
+            (v, q), (du, de) = ufl.TestFunctions(V), ufl.TrialFunctions(V)
+            Qe = fem.functionspace(mesh, basix.ufl.quadrature_element(cell, value_shape=(), degree=qdeg))
+            #: dsigma/de, e_loc, de_loc/dE, de_loc/de at the quadrature points
+            self.dsigma_de = fem.Function(Qs, name="dsigma_de")
+            self.e_local = fem.Function(Qe, name="local_equivalent_strain")
+            self.de_local_dE = fem.Function(Qs, name="de_loc_dE")
+            self.de_local_de = fem.Function(Qe, name="de_loc_de")
+            self._e_expr = fem.Expression(e_expr, points)
+            self._qdofs_scalar = Qe.dofmap.list[: mesh.topology.index_map(tdim).size_local].ravel()
+            l2 = fem.Constant(mesh, float(nonlocal_length) ** 2)
+            F_e = (e_expr * q + l2 * ufl.inner(ufl.grad(e_expr), ufl.grad(q)) - self.e_local * q) * dx
+            J_extra = (ufl.inner(self.dsigma_de * de, eps(v)) * dx
+                       + (de * q + l2 * ufl.inner(ufl.grad(de), ufl.grad(q)) - self.de_local_de * de * q) * dx
+                       - q * ufl.inner(self.de_local_dE, eps(du)) * dx)
+        else:
+            v, du = ufl.TestFunction(V), ufl.TrialFunction(V)
         F = ufl.inner(self.sigma, eps(v)) * dx
+        if self.gradient:
+            F += F_e
         self._tractions = []
         for t in self.traction:
             if len(t.value) != gdim:
@@ -159,7 +208,8 @@ class MacroProblem:
             self._tractions.append((tc, np.asarray(t.value, float), t.tag))
             F -= ufl.inner(tc, v) * ds(t.tag)
         self._F = fem.form(F)
-        self._J = fem.form(ufl.inner(ufl.dot(self.tangent, eps(du)), eps(v)) * dx)
+        J = ufl.inner(ufl.dot(self.tangent, eps(du)), eps(v)) * dx
+        self._J = fem.form(J + J_extra if self.gradient else J)
         self._Fint = fem.form(ufl.inner(self.sigma, eps(v)) * dx)
         self._one = fem.Function(V)
         self._traction_forms = [(fem.form(tc[i] * ds(tag)), tag, i) for tc, _, tag in self._tractions
@@ -170,11 +220,11 @@ class MacroProblem:
         self.dx_vec = dolfinx.fem.petsc.create_vector(self._F)
         self.ksp = fe2petsc.direct_solver(self.A, fe2petsc.unique_prefix("fe2_macro_"), petsc_options,
                                           symmetric=False)
-        self.u_committed = self.u.x.array.copy()
+        self.u_committed = self.x.x.array.copy()
         #: work done on the body by the external forces up to the last committed step
         #: (trapezoidal in the steps; reactions of prescribed displacements included)
         self.work = 0.0
-        self._u_prev = self.u.x.petsc_vec.copy()
+        self._u_prev = self.x.x.petsc_vec.copy()
         self._f_prev = self._u_prev.duplicate()
         self._f_prev.set(0.0)
         # volume of each owned material point (affine cells: |cell| w_q / sum w)
@@ -196,22 +246,29 @@ class MacroProblem:
         """A load step converged: commit the material state, remember ``u`` and add the
         step's work to :attr:`work` (collective)."""
         self.material.commit()
-        self.u_committed[:] = self.u.x.array
+        self.u_committed[:] = self.x.x.array
         f = dolfinx.fem.petsc.assemble_vector(self._Fint)
         f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        du = self.u.x.petsc_vec.copy()
+        du = self.x.x.petsc_vec.copy()
         du.axpy(-1.0, self._u_prev)
         # trapezoidal rule: the internal forces balance the external ones (reactions included)
         self.work += 0.5 * (f.dot(du) + self._f_prev.dot(du))
         self._u_prev.destroy()
         self._f_prev.destroy()
         du.destroy()
-        self._u_prev, self._f_prev = self.u.x.petsc_vec.copy(), f
+        self._u_prev, self._f_prev = self.x.x.petsc_vec.copy(), f
 
     def revert(self) -> None:
         """A load step failed: back to the committed material state and ``u`` (not collective)."""
         self.material.revert()
-        self.u.x.array[:] = self.u_committed
+        self.x.x.array[:] = self.u_committed
+        self._sync()
+
+    def _sync(self) -> None:
+        """Copy the displacement (and nonlocal strain) out of the mixed unknown (not collective)."""
+        if self.gradient:
+            self.u.x.array[:] = self.x.x.array[self._u_dofs]
+            self.e.x.array[:] = self.x.x.array[self._e_dofs]
 
     # -------------------------------------------------------------------------------------
     def set_load(self, factor: float) -> None:
@@ -227,8 +284,10 @@ class MacroProblem:
         vals = self._strain_expr.eval(self.mesh, self._cells)
         return vals.reshape(-1, self.size)
 
-    def _evaluate_material(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _evaluate_material(self, E: np.ndarray, e_nl: np.ndarray | None = None) -> tuple:
         try:
+            if e_nl is not None:
+                return self.material.evaluate_nonlocal(E, e_nl)
             return self.material.evaluate(E)
         except SolverError as err:
             point = getattr(err, "point", None)
@@ -244,7 +303,17 @@ class MacroProblem:
         on this rank."""
         E = self.strains_at_points()
         t0 = time.perf_counter()
-        sig, C = collective(self.comm, self._evaluate_material, E)
+        if self.gradient:
+            e_nl = self._e_expr.eval(self.mesh, self._cells).reshape(-1)
+            sig, C, S, el, dl_dE, dl_de = collective(self.comm, self._evaluate_material, E, e_nl)
+            self.dsigma_de.x.array.reshape(-1, self.size)[self._qdofs] = S
+            self.de_local_dE.x.array.reshape(-1, self.size)[self._qdofs] = dl_dE
+            self.e_local.x.array[self._qdofs_scalar] = el
+            self.de_local_de.x.array[self._qdofs_scalar] = dl_de
+            for f in (self.dsigma_de, self.de_local_dE, self.e_local, self.de_local_de):
+                f.x.scatter_forward()
+        else:
+            sig, C = collective(self.comm, self._evaluate_material, E)
         t_mat = time.perf_counter() - t0
         n = self.size
         self.strain.x.array.reshape(-1, n)[self._qdofs] = E
@@ -259,9 +328,9 @@ class MacroProblem:
         with b.localForm() as loc:
             loc.set(0.0)
         dolfinx.fem.petsc.assemble_vector(b, self._F)
-        dolfinx.fem.petsc.apply_lifting(b, [self._J], bcs=[self.bcs], x0=[self.u.x.petsc_vec], alpha=-1.0)
+        dolfinx.fem.petsc.apply_lifting(b, [self._J], bcs=[self.bcs], x0=[self.x.x.petsc_vec], alpha=-1.0)
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(b, self.bcs, self.u.x.petsc_vec, -1.0)
+        dolfinx.fem.petsc.set_bc(b, self.bcs, self.x.x.petsc_vec, -1.0)
         return b.norm()
 
     def newton(self, rtol: float = 1e-10, atol: float = 1e-12, max_iterations: int = 20,
@@ -316,8 +385,9 @@ class MacroProblem:
             if self.ksp.getConvergedReason() < 0:
                 raise SolverError(f"macro linear solve failed (KSP reason {self.ksp.getConvergedReason()})")
             self.dx_vec.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-            self.u.x.petsc_vec.axpy(-1.0, self.dx_vec)
-            self.u.x.scatter_forward()
+            self.x.x.petsc_vec.axpy(-1.0, self.dx_vec)
+            self.x.x.scatter_forward()
+            self._sync()
             rep.updates.append(self.dx_vec.norm())
             rep.time_macro += time.perf_counter() - t0
             t_mat = self.update_material()

@@ -72,13 +72,15 @@ def _tag_box_facets(mesh: dmesh.Mesh, x0: float, y0: float, x1: float, y1: float
     return dmesh.meshtags(mesh, fdim, idx.astype(np.int32), vals[first])
 
 
-def rectangle(comm, width: float, height: float, n: int) -> MacroMesh:
-    """Structured ``n x n`` crossed triangle mesh of ``[0, width] x [0, height]`` (collective)."""
-    mesh = dmesh.create_rectangle(comm, [np.zeros(2), np.array([width, height])], [n, n],
+def rectangle(comm, width: float, height: float, n: int, ny: int | None = None) -> MacroMesh:
+    """Structured ``n x ny`` (default ``n x n``) crossed triangle mesh of
+    ``[0, width] x [0, height]`` (collective)."""
+    ny = n if ny is None else ny
+    mesh = dmesh.create_rectangle(comm, [np.zeros(2), np.array([width, height])], [n, ny],
                                   cell_type=dmesh.CellType.triangle, diagonal=dmesh.DiagonalType.crossed)
     tags = _tag_box_facets(mesh, 0.0, 0.0, width, height)
     return MacroMesh(mesh, tags, {k: v for k, v in BOUNDARY_TAGS.items() if k != "hole"},
-                     f"rectangle {width} x {height}, {n} x {n} crossed")
+                     f"rectangle {width} x {height}, {n} x {ny} crossed")
 
 
 def plate_with_hole(comm, width: float = 1.0, height: float = 1.0, radius: float = 0.3, h: float = 0.1,

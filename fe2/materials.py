@@ -137,6 +137,21 @@ class MaterialPoints:
         flux, tangent, self.trial = self.law.integrate(grad, self.committed)
         return flux, tangent
 
+    def evaluate_nonlocal(self, grad: np.ndarray, e_nl: np.ndarray) -> tuple[np.ndarray, ...]:
+        """For the implicit gradient model: the law's damage is driven by the nonlocal
+        equivalent strain ``e_nl`` ``(N,)`` (laws with ``integrate_driven``, e.g.
+        :class:`fe2.damage.IsotropicDamage`). Returns ``sigma (N, n)``, ``dsigma/deps``
+        at fixed ``e_nl`` ``(N, n, n)``, ``dsigma/de_nl (N, n)``, the local equivalent
+        strain ``e_loc (N,)``, ``de_loc/deps (N, n)`` and ``de_loc/de_nl (N,)`` (zero)."""
+        if not hasattr(self.law, "integrate_driven"):
+            raise ValueError(f"{type(self.law).__name__} has no nonlocal (driven) form; "
+                             "gradient regularization needs a damage law")
+        grad = np.atleast_2d(grad)
+        if grad.shape[0] != self.committed.shape[0]:
+            self.resize(grad.shape[0])
+        sigma, C, ds, e, de, self.trial = self.law.integrate_driven(grad, self.committed, e_nl)
+        return sigma, C, ds, e, de, np.zeros(grad.shape[0])
+
     def commit(self) -> None:
         self.committed = self.trial.copy()
 

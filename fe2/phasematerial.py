@@ -80,9 +80,7 @@ class PhaseMaterial:
         """Owned points served (0 before the first :meth:`evaluate` if ``num_points_per_cell`` was not given)."""
         return 0 if self.num_points_per_cell is None else self.num_owned_cells * self.num_points_per_cell
 
-    def evaluate(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fluxes ``(N, n)`` and tangents ``(N, n, n)`` of all owned points, each phase's
-        points from their committed state (which becomes the trial state)."""
+    def _checked(self, grad: np.ndarray) -> np.ndarray:
         grad = np.atleast_2d(np.asarray(grad, dtype=float))
         N, n = grad.shape
         if n != self.size:
@@ -95,12 +93,44 @@ class PhaseMaterial:
         elif N != self.num_points:
             raise ValueError(f"expected {self.num_points} points ({self.num_owned_cells} owned cells x "
                              f"{self.num_points_per_cell}), got {N}")
+        return grad
+
+    def evaluate(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fluxes ``(N, n)`` and tangents ``(N, n, n)`` of all owned points, each phase's
+        points from their committed state (which becomes the trial state)."""
+        grad = self._checked(grad)
+        N, n = grad.shape
         flux = np.empty((N, n))
         tangent = np.empty((N, n, n))
         for t, idx in self.groups.items():
             if idx.size:
                 flux[idx], tangent[idx] = self.points[t].evaluate(grad[idx])
         return flux, tangent
+
+    def evaluate_nonlocal(self, grad: np.ndarray, e_nl: np.ndarray) -> tuple[np.ndarray, ...]:
+        """:meth:`fe2.materials.MaterialPoints.evaluate_nonlocal` phase by phase (every law
+        must have a driven form)."""
+        grad = self._checked(grad)
+        N, n = grad.shape
+        out = [np.empty((N, n)), np.empty((N, n, n)), np.empty((N, n)), np.empty(N), np.empty((N, n)),
+               np.empty(N)]
+        for t, idx in self.groups.items():
+            if idx.size:
+                for o, v in zip(out, self.points[t].evaluate_nonlocal(grad[idx], np.asarray(e_nl)[idx])):
+                    o[idx] = v
+        return tuple(out)
+
+    def set_time_increment(self, dt: float) -> None:
+        for mp in self.points.values():
+            mp.set_time_increment(dt)
+
+    def internal_fields(self) -> dict[str, np.ndarray]:
+        """Committed internal variables per point (0 where a phase's law has none)."""
+        out: dict[str, np.ndarray] = {}
+        for t, idx in self.groups.items():
+            for name, vals in self.points[t].internal_fields().items():
+                out.setdefault(name, np.zeros(self.num_points))[idx] = vals
+        return out
 
     def commit(self) -> None:
         for mp in self.points.values():

@@ -480,6 +480,15 @@ class NonlinearCellProblem(CellProblem):
         self._Lt = fem.form(-ufl.inner(ufl.dot(self.tangent_q, self.unit), G(v)) * dxq)
         # left vectors of the sensitivity (T^T e_k): differ from -Lt when T is not symmetric
         self._Lt_left = fem.form(ufl.inner(ufl.dot(self.unit, self.tangent_q), G(v)) * dxq)
+        # nonlocal (driven) damage: dsigma/d(drive) and d eps_eq/d eps at the micro points
+        self._driven = [hasattr(ph.law, "integrate_driven") for ph in self.phases]
+        self.damage_volume = float(sum(self._weights[idx].sum() for idx, d in zip(self._phase_points, self._driven)
+                                       if d))
+        self._dsd_q = fem.Function(Qf, name="dsigma_ddrive")
+        self._deq_q = fem.Function(Qf, name="deq_deps")
+        self._a_form = fem.form(ufl.inner(self._dsd_q, G(v)) * dxq)
+        self._c_form = fem.form(ufl.inner(self._deq_q, G(v)) * dxq)
+        self._ebar: float | None = None
         self.A_t = dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs)
         # Cholesky needs a symmetric Jacobian; softening laws have non-symmetric tangents
         self.symmetric = all(getattr(ph.law, "symmetric_tangent", True) for ph in self.phases)
@@ -551,15 +560,34 @@ class NonlinearCellProblem(CellProblem):
 
     def _material(self, states: list[np.ndarray]) -> list[np.ndarray] | None:
         """Integrate every phase at the current ``w``; fill flux/tangent; return trial
-        states, or None if a law fails (e.g. J <= 0)."""
+        states, or None if a law fails (e.g. J <= 0).
+
+        With a nonlocal drive (:attr:`_ebar` set, see :meth:`evaluate_nonlocal`) the
+        damage phases are driven by ``eps_eq(x) + ebar - e_loc`` where ``e_loc`` is the
+        average equivalent strain over the damage phases; the tangent filled in is the
+        local one (``d/deps`` at fixed shift), the shift's derivatives are kept apart."""
         n = self.size
         grads = self._grad_expr.eval(self.mesh, self._cells).reshape(-1, n)
         flux = np.empty((self.num_micro_points, n))
         tang = np.empty((self.num_micro_points, n, n))
+        ebar = self._ebar
+        if ebar is not None:
+            eqs = {k: ph.law.equivalent_of(grads[idx])
+                   for k, (ph, idx) in enumerate(zip(self.phases, self._phase_points)) if self._driven[k]}
+            self._eloc = sum(self._weights[self._phase_points[k]] @ e for k, (e, _) in eqs.items()) / self.damage_volume
+            shift = ebar - self._eloc
+            dsd = np.zeros((self.num_micro_points, n))
+            deq = np.zeros((self.num_micro_points, n))
         trial = []
-        for ph, idx, st in zip(self.phases, self._phase_points, states):
+        for k, (ph, idx, st) in enumerate(zip(self.phases, self._phase_points, states)):
             try:
-                f, t, new = ph.law.integrate(grads[idx], st)
+                if ebar is not None and self._driven[k]:
+                    e, de = eqs[k]
+                    f, C, ds, _, _, new = ph.law.integrate_driven(grads[idx], st, e + shift)
+                    t = C + ds[:, :, None] * de[:, None, :]
+                    dsd[idx], deq[idx] = ds, de
+                else:
+                    f, t, new = ph.law.integrate(grads[idx], st)
             except SolverError:
                 return None
             flux[idx], tang[idx] = f, t
@@ -568,8 +596,24 @@ class NonlinearCellProblem(CellProblem):
             return None
         self.flux_q.x.array.reshape(-1, n)[self._qdofs] = flux
         self.tangent_q.x.array.reshape(-1, n * n)[self._qdofs] = tang.reshape(-1, n * n)
+        if ebar is not None:
+            self._dsd_q.x.array.reshape(-1, n)[self._qdofs] = dsd
+            self._deq_q.x.array.reshape(-1, n)[self._qdofs] = deq
+            self._dsd, self._deq = dsd, deq
         self._flux, self._tang, self._grads = flux, tang, grads
         return trial
+
+    def _assemble_condensed(self, form: fem.Form) -> np.ndarray:
+        b = dolfinx_mpc.assemble_vector(form, self.mpc)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        dolfinx.fem.petsc.set_bc(b, self.bcs)
+        out = b.array_r.copy()
+        b.destroy()
+        return out
+
+    def _shift_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``a = dR/d(shift)`` and ``c = d e_loc/dw`` (condensed) at the current state."""
+        return self._assemble_condensed(self._a_form), self._assemble_condensed(self._c_form) / self.damage_volume
 
     def _residual(self) -> tuple[float, float]:
         """Norm of the periodic (condensed) residual, and of the same internal forces
@@ -597,15 +641,18 @@ class NonlinearCellProblem(CellProblem):
         except PETSc.Error as err:
             raise SolverError(f"factorisation of the RVE Jacobian failed ({err})") from None
 
-    def solve_point(self, Ebar: np.ndarray, x0: np.ndarray, states: list[np.ndarray]
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], int]:
+    def solve_point(self, Ebar: np.ndarray, x0: np.ndarray, states: list[np.ndarray], ebar: float | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], int, tuple | None]:
         """Newton for one macro gradient from fluctuation ``x0`` (condensed) and the
-        committed ``states``.
+        committed ``states``; with ``ebar``, the damage phases are driven by the nonlocal
+        equivalent strain (see :meth:`evaluate_nonlocal`).
 
-        Returns ``(Sigma (n,), tangent (n, n), x (nloc,), trial states, iterations)``;
-        raises :class:`~fe2.errors.SolverError` (message with iteration and residual)
-        if it does not converge.
+        Returns ``(Sigma (n,), tangent (n, n), x (nloc,), trial states, iterations,
+        nonlocal)`` where ``nonlocal`` is None or ``(dSigma/debar (n,), e_loc,
+        de_loc/dE (n,), de_loc/debar)``; raises :class:`~fe2.errors.SolverError` (message
+        with iteration and residual) if it does not converge.
         """
+        self._ebar = ebar
         self.Ebar.value[:] = Ebar
         # residual scale: the imbalance the macro gradient alone causes, or the size of the
         # internal forces, whichever is larger
@@ -629,6 +676,10 @@ class NonlinearCellProblem(CellProblem):
             self._r.scale(-1.0)
             self.ksp_t.solve(self._r, self._dx)
             dx = self._dx.array_r.copy()
+            if ebar is not None:  # Jacobian J - a c^T (the shift depends on w): Sherman-Morrison
+                a, c = self._shift_vectors()
+                y = _mat_solve(fe2petsc.factor_matrix(self.ksp_t), a[:, None])[:, 0]
+                dx += y * (c @ dx) / (1.0 - c @ y)
             alpha, cuts = 1.0, 0
             while True:
                 x_new = x + alpha * dx
@@ -655,39 +706,94 @@ class NonlinearCellProblem(CellProblem):
         # sensitivities with the factorisation of the converged Jacobian
         # dSigma_i/dE_k = <T>_ik + <e_i . T G(dw_k)>,  A dw_k = b_k = -int G(v) . T e_k
         Bt = self._assemble_unit_rhs(self._Lt, self.unit)
-        Xt = _mat_solve(fe2petsc.factor_matrix(self.ksp_t), Bt)
         mean_t = np.einsum("p,pij->ij", self._weights, self._tang) / self.volume
         Lt = -Bt if self.symmetric else self._assemble_unit_rhs(self._Lt_left, self.unit)
-        tangent = mean_t + self._dot(Lt, Xt) / self.volume
         sigma = self._weights @ self._flux / self.volume
         self.stats["solves"] += 1
         self.stats["newton_iterations"] += it
-        return sigma, tangent, x, trial, it
+        if ebar is None:
+            Xt = _mat_solve(fe2petsc.factor_matrix(self.ksp_t), Bt)
+            return sigma, mean_t + self._dot(Lt, Xt) / self.volume, x, trial, it, None
+        tangent, extra = self._nonlocal_sensitivities(Bt, Lt, mean_t)
+        return sigma, tangent, x, trial, it, extra
+
+    def _nonlocal_sensitivities(self, Bt: np.ndarray, Lt: np.ndarray, mean_t: np.ndarray
+                                ) -> tuple[np.ndarray, tuple[np.ndarray, float, np.ndarray, float]]:
+        """Sensitivities of ``(Sigma, e_loc)`` to ``(E, ebar)`` at the converged nonlocal state.
+
+        With the shift ``s = ebar - e_loc(w, E)`` eliminated, the Jacobian is
+        ``K = J - a c^T`` (``a = dR/ds``, ``c = de_loc/dw``, ``m = de_loc/dE`` at fixed w):
+        ``K dw/dE_k = b_k + a m_k`` and ``K dw/debar = -a``, solved with J's factorisation
+        and Sherman–Morrison. Then, with ``sbar = <dsigma/ds>``::
+
+            dSigma/dE   = <T> + L^T dw/dE / |Y| - sbar (c . dw/dE + m)
+            dSigma/debar = L^T dw/debar / |Y| + sbar (1 - c . dw/debar)
+            de_loc/dE   = m + c . dw/dE,      de_loc/debar = c . dw/debar
+        """
+        n = self.size
+        a, c = self._shift_vectors()
+        m = self._weights @ self._deq / self.damage_volume
+        sbar = self._weights @ self._dsd / self.volume
+        X = _mat_solve(fe2petsc.factor_matrix(self.ksp_t), np.column_stack([Bt + np.outer(a, m), -a, a]))
+        y, X = X[:, -1], X[:, :-1]
+        cX = self._dot(c[:, None], X)[0]
+        dW = X + np.outer(y, cX) / (1.0 - self._dot(c[:, None], y[:, None])[0, 0])
+        cdW = self._dot(c[:, None], dW)[0]  # (n + 1,)
+        LdW = self._dot(Lt, dW) / self.volume  # (n, n + 1)
+        tangent = mean_t + LdW[:, :n] - np.outer(sbar, cdW[:n] + m)
+        dsig_de = LdW[:, n] + sbar * (1.0 - cdW[n])
+        return tangent, (dsig_de, float(self._eloc), m + cdW[:n], float(cdW[n]))
 
     def evaluate(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Homogenized fluxes ``(N, n)`` and consistent tangents ``(N, n, n)`` for the macro
         gradients ``E`` ``(N, n)`` of points ``0..N-1``, each from its committed state; the
         results become the trial state. A failed point raises
         :class:`~fe2.errors.SolverError` whose ``point`` attribute is its index."""
+        return self._evaluate_points(E, None)[:2]
+
+    def evaluate_nonlocal(self, E: np.ndarray, e_nl: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Gradient-regularized FE²: the RVE's damage is driven by the macro nonlocal
+        equivalent strain ``e_nl`` ``(N,)``.
+
+        Every damage point (a phase whose law has ``integrate_driven``) is driven by its own
+        equivalent strain shifted by the same amount, ``eps_eq(x) + e_nl - e_loc``, where
+        ``e_loc = <eps_eq>`` over the damage phases is the RVE's local equivalent strain
+        (returned to the macro problem). A homogeneous RVE is therefore driven by exactly
+        ``e_nl``: the single-scale implicit gradient model. Returns ``Sigma (N, n)``,
+        ``dSigma/dE (N, n, n)``, ``dSigma/de_nl (N, n)``, ``e_loc (N,)``,
+        ``de_loc/dE (N, n)``, ``de_loc/de_nl (N,)``, all consistent (micro sensitivities
+        with the converged factorisation)."""
+        if not any(self._driven):
+            raise SolverError("gradient regularization needs an RVE phase with a damage law; "
+                              f"phases: {', '.join(f'{p.name} ({type(p.law).__name__})' for p in self.phases)}")
+        return self._evaluate_points(E, np.asarray(e_nl, dtype=float).reshape(-1))
+
+    def _evaluate_points(self, E: np.ndarray, e_nl: np.ndarray | None) -> tuple[np.ndarray, ...]:
         E = np.atleast_2d(np.asarray(E, dtype=float))
         N, n = E.shape
         if N != self.num_points:
             self.resize(N)
         sigma = np.empty((N, n))
         tangent = np.empty((N, n, n))
+        nl = (np.empty((N, n)), np.empty(N), np.empty((N, n)), np.empty(N)) if e_nl is not None else ()
         for i in range(N):
             try:
-                s, t, x, st, _ = self.solve_point(E[i], self.committed["w"][i],
-                                                  [c[i] for c in self.committed["states"]])
+                s, t, x, st, _, extra = self.solve_point(E[i], self.committed["w"][i],
+                                                         [c[i] for c in self.committed["states"]],
+                                                         None if e_nl is None else float(e_nl[i]))
             except SolverError as err:
                 e = SolverError(f"RVE at macro point {i}: {err}")
                 e.point = i
                 raise e from None
+            finally:
+                self._ebar = None
             sigma[i], tangent[i] = s, t
+            for out, val in zip(nl, extra or ()):
+                out[i] = val
             self.trial["w"][i] = x
             for k, s_k in enumerate(st):
                 self.trial["states"][k][i] = s_k
-        return sigma, tangent
+        return (sigma, tangent, *nl)
 
     def micro_fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Gradient, flux and tangent at the micro points of the last material evaluation:
