@@ -189,6 +189,14 @@ class MacroConfig:
     material: str = _f("rve", doc="``rve`` (FE²: an RVE solve at every quadrature point), ``homogenized`` "
                                   "(single scale with the RVE's effective elastic tensor), or the name of an RVE "
                                   "phase (single scale with that phase's law, for comparisons)")
+    regularization: str = _f("none", doc="``none`` (local continuum: with softening the damage band shrinks to "
+                                         "one element) or ``gradient`` (implicit gradient enhancement: a nonlocal "
+                                         "equivalent strain e solves e - l^2 div grad e = e_loc and drives the "
+                                         "damage; needs a ``damage`` phase)",
+                             check=one_of("none", "gradient"))
+    nonlocal_length: float | None = _f(None, doc="gradient: internal length l in macro length units (default: the "
+                                                 "RVE's edge length, the RVE mesh read in macro units)",
+                                       check=positive)
 
 
 @dataclass(frozen=True)
@@ -412,6 +420,19 @@ def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> C
                                    f"({', '.join(cfg.rve.phases)}), got {cfg.macro.material!r}")
     if not cfg.macro.dirichlet:
         ctx.fail("macro.dirichlet", "needs at least one [[macro.dirichlet]] entry (the macro problem would be singular)")
+    if cfg.macro.regularization == "gradient":
+        if cfg.rve.physics != "elasticity":
+            ctx.fail("macro.regularization", "'gradient' needs rve.physics = 'elasticity' (small strain)")
+        if not any(ph.law == "damage" for ph in cfg.rve.phases.values()):
+            ctx.fail("macro.regularization", "'gradient' needs an RVE phase with law = 'damage'")
+        if cfg.macro.material == "homogenized":
+            ctx.fail("macro.material", "'homogenized' is elastic; it cannot be used with regularization = 'gradient'")
+        ph = cfg.rve.phases.get(cfg.macro.material)
+        if ph is not None and ph.law != "damage":
+            ctx.fail("macro.material", f"phase '{cfg.macro.material}' has law '{ph.law}'; regularization = "
+                                       "'gradient' needs a damage law")
+    elif cfg.macro.nonlocal_length is not None:
+        ctx.fail("macro.nonlocal_length", "is only used with regularization = 'gradient'")
     if cfg.loading.factors is not None and not cfg.loading.factors:
         ctx.fail("loading.factors", "must not be empty")
     return dataclasses.replace(cfg, source=filename, base_dir=base_dir)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from mpi4py import MPI
 
 from fe2 import factory
@@ -49,6 +50,17 @@ def choose_material(cfg: CaseConfig, rve, comm: MPI.Comm) -> tuple[Any, str]:
     ph = next(p for p in rve.phases if p.name == name)
     law = ph.law
     return MaterialPoints(law, 0), f"single scale with phase '{name}''s law ({type(law).__name__})"
+
+
+def nonlocal_length(cfg: CaseConfig, rve) -> float | None:
+    """The internal length of a gradient-regularized case: the configured one, or the RVE's
+    largest edge (its mesh read in macro length units); None for a local case."""
+    if cfg.macro.regularization != "gradient":
+        return None
+    if cfg.macro.nonlocal_length is not None:
+        return cfg.macro.nonlocal_length
+    rm = rve.rve_mesh
+    return float(np.max(np.asarray(rm.box_max) - np.asarray(rm.box_min)))
 
 
 def _printer(comm: MPI.Comm, verbose: bool) -> Callable[[str], None]:
@@ -95,20 +107,24 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
     traction = [Traction(mm.boundary_tag(t.boundary, cfg.source), t.value, str(t.boundary))
                 for t in cfg.macro.traction]
     material, material_note = choose_material(cfg, rve, comm)
+    length = nonlocal_length(cfg, rve)
     problem = MacroProblem(mm, material, degree=cfg.macro.degree,
                            quadrature_degree=cfg.macro.quadrature_degree, dirichlet=dirichlet,
-                           traction=traction, petsc_options=cfg.solver.petsc_options)
+                           traction=traction, petsc_options=cfg.solver.petsc_options, nonlocal_length=length)
     ndofs = problem.V.dofmap.index_map.size_global * problem.V.dofmap.index_map_bs
     counts = comm.gather(problem.num_owned_points, root=0)
     say(f"  macro: {mm.description}; P{cfg.macro.degree}, {ndofs} DOFs, "
         f"{problem.num_points_global} quadrature points"
         + (f" (per rank: {', '.join(map(str, counts))})" if comm.size > 1 and comm.rank == 0 else ""))
     say(f"  material: {material_note}")
+    if length is not None:
+        say(f"  regularization: implicit gradient, internal length l = {length:.6g}"
+            + (" (the RVE edge)" if cfg.macro.nonlocal_length is None else ""))
 
     writer = ResultsWriter(outdir, mm.mesh, write_fields=cfg.output.format == "xdmf")
     summary: dict[str, Any] = {
         "title": cfg.title, "source": cfg.source, "ranks": comm.size, "host": platform.node(),
-        "material": cfg.macro.material,
+        "material": cfg.macro.material, "nonlocal_length": length,
         "rve": {"mesh": str(rve.rve_mesh.path), "dofs": rve.num_dofs, "degree": rve.degree,
                 "volume_fractions": rve.volume_fractions,
                 "effective_tensor_voigt": (mandel_to_voigt_stiffness(Ceff) if problem.kinematics == "small"
@@ -166,7 +182,8 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                 writer.history(row)
                 writer.fields(lam, problem.u, problem.cell_averages(problem.strain),
                               problem.cell_averages(problem.sigma), problem.kinematics,
-                              scalars={name: problem.cell_average_scalars(v) for name, v in internal.items()})
+                              scalars={name: problem.cell_average_scalars(v) for name, v in internal.items()},
+                              nodal={"nonlocal_strain": problem.e} if problem.gradient else None)
                 summary["steps"].append(row)
                 say(f"    converged in {rep.iterations} iteration(s), {wall:.2f} s "
                     f"(RVE {rep.time_material:.2f} s, macro {rep.time_macro:.2f} s); "

@@ -91,3 +91,87 @@ def test_nonlocal_rve_without_damage_phase_is_refused():
     rve = NonlinearCellProblem(structured_rve(2, 2), [Phase("m", 1, law=LinearElastic.isotropic(1.0, 0.2, 2))])
     with pytest.raises(SolverError, match="needs an RVE phase with a damage law"):
         rve.evaluate_nonlocal(np.zeros((1, 3)), np.zeros(1))
+
+
+DAMAGE = {"law": "damage", "E": 1.0, "nu": 0.2, "kappa0": 1e-3, "softening": "exponential", "beta": 100.0}
+
+
+def plate_case(material="rve", phases=None, steps=8, ux=0.004, length=0.2, **loading):
+    return {
+        "title": "gradient damage plate",
+        "macro": {
+            "degree": 1, "material": material, "regularization": "gradient", "nonlocal_length": length,
+            "mesh": {"generator": "plate_with_hole", "h": 0.25, "h_hole": 0.1, "radius": 0.3},
+            "dirichlet": [{"boundary": "left", "component": "x", "value": 0.0},
+                          {"boundary": "bottom", "component": "y", "value": 0.0},
+                          {"boundary": "right", "component": "x", "value": ux}],
+        },
+        "loading": {"steps": steps, **loading},
+        "rve": {"rtol": 1e-12, "generate": {"kind": "laminate", "fractions": [0.5, 0.5], "h": 0.5},
+                "phases": phases or {"a": dict(DAMAGE, tag=1), "b": dict(DAMAGE, tag=2)}},
+        "solver": {"rtol": 1e-11, "atol": 1e-15, "max_iterations": 15},
+        "output": {"format": "none"},
+    }
+
+
+def run(data, tmp, comm=MPI.COMM_WORLD):
+    cfg = config.parse_case(json.loads(json.dumps(data)), "gradient-case")
+    out = comm.bcast(str(tmp), root=0) if comm.size > 1 else str(tmp)
+    return twoscale.run(cfg, comm, output=out, verbose=False)
+
+
+def test_homogeneous_rve_gradient_fe2_equals_single_scale_peerlings(tmp_path):
+    fe2 = run(plate_case("rve"), tmp_path / "fe2")
+    single = run(plate_case("a"), tmp_path / "single")
+    a, b = fe2.summary["steps"], single.summary["steps"]
+    assert [s["load_factor"] for s in a] == [s["load_factor"] for s in b]
+    fa = np.array([s["reaction_right_x"] for s in a])
+    fb = np.array([s["reaction_right_x"] for s in b])
+    assert np.abs(fa - fb).max() < 1e-6 * np.abs(fb).max()
+    assert np.abs(fe2.problem.e.x.array - single.problem.e.x.array).max() < 1e-6 * np.abs(single.problem.e.x.array).max()
+    Da, Db = a[-1]["dissipated_energy"], b[-1]["dissipated_energy"]
+    assert Da == pytest.approx(Db, rel=1e-6) and Db > 0
+    assert fb.max() > 1.2 * fb[-1]  # through the peak, into softening
+
+
+def convergence_orders(res):
+    r = np.asarray(res)
+    r = r[r > 1e-13 * r[0]]
+    return np.log(r[2:] / r[1:-1]) / np.log(r[1:-1] / r[:-2])
+
+
+def test_monolithic_newton_converges_quadratically(tmp_path):
+    res = run(plate_case("a", steps=8), tmp_path)
+    damaging = [s for s in res.summary["steps"] if len(s["residuals"]) >= 4]
+    assert damaging
+    orders = np.concatenate([convergence_orders(s["residuals"])[-1:] for s in damaging])
+    assert np.median(orders) > 1.8, orders
+
+
+def test_nonlocal_strain_conserves_the_mean_and_smooths_the_peak(tmp_path):
+    # q = 1 in the weak form with natural boundary conditions: int e_nl = int e_loc for any l
+    from dolfinx import fem
+    import ufl
+
+    comm = MPI.COMM_WORLD
+    peaks = []
+    for length in (0.02, 0.3):
+        p = run(plate_case("a", steps=2, ux=0.0015, length=length), tmp_path / f"l{length}").problem
+        dx = ufl.Measure("dx", domain=p.mesh, metadata={"quadrature_degree": p.quadrature_degree})
+        int_e = comm.allreduce(fem.assemble_scalar(fem.form(p.e * dx)), op=MPI.SUM)
+        int_loc = comm.allreduce(float(p.point_volumes @ p.e_local.x.array[p._qdofs_scalar]), op=MPI.SUM)
+        assert int_e == pytest.approx(int_loc, rel=1e-10)
+        peaks.append(comm.allreduce(p.e.x.array.max(), op=MPI.MAX))
+    assert peaks[1] < 0.8 * peaks[0]  # the longer length spreads the peak at the hole
+
+
+@pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
+def test_gradient_fe2_one_and_two_ranks_agree(tmp_path):
+    world = MPI.COMM_WORLD
+    data = plate_case("rve", steps=4)
+    base = world.bcast(str(tmp_path), root=0)
+    serial = run(data, tmp=f"{base}/s{world.rank}", comm=MPI.COMM_SELF)
+    parallel = run(data, tmp=f"{base}/p", comm=world)
+    for s, p in zip(serial.summary["steps"], parallel.summary["steps"], strict=True):
+        assert p["reaction_right_x"] == pytest.approx(s["reaction_right_x"], rel=1e-8)
+        assert p["dissipated_energy"] == pytest.approx(s["dissipated_energy"], rel=1e-8, abs=1e-15)
