@@ -148,14 +148,22 @@ class MacroMeshConfig:
 
     file: str | None = _f(None, doc="gmsh .msh file of the macro domain (facet physical groups as boundaries)")
     generator: str | None = _f(None, doc="built-in generator: ``plate_with_hole`` (quarter plate, symmetry "
-                                         "edges left/bottom) or ``rectangle``", check=one_of("plate_with_hole", "rectangle"))
+                                         "edges left/bottom), ``rectangle`` or ``bar`` (a rectangle whose height is "
+                                         "reduced smoothly at mid-length, so that it localizes there)",
+                               check=one_of("plate_with_hole", "rectangle", "bar"))
     width: float = _f(1.0, doc="generator: domain width", check=positive)
     height: float = _f(1.0, doc="generator: domain height", check=positive)
     radius: float = _f(0.3, doc="plate_with_hole: hole radius", check=positive)
     h: float = _f(0.1, doc="generator: element size", check=positive)
     h_hole: float | None = _f(None, doc="plate_with_hole: element size at the hole (default h/3)", check=positive)
-    structured: int | None = _f(None, doc="rectangle: ``n`` gives an n x n crossed structured mesh instead of gmsh",
-                                check=positive)
+    structured: int | None = _f(None, doc="rectangle, bar: ``n`` cells along x of a crossed structured mesh (default "
+                                          "width / h)", check=positive)
+    cells_y: int | None = _f(None, doc="rectangle, bar: cells along y (default: n for rectangle, 1 for bar)",
+                             check=positive)
+    imperfection: float = _f(0.1, doc="bar: relative height reduction at mid-length",
+                             check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)")
+    imperfection_width: float | None = _f(None, doc="bar: length scale w of the reduction exp(-((x - L/2)/w)^2) "
+                                                    "(default: height)", check=positive)
 
 
 @dataclass(frozen=True)

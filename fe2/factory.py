@@ -109,7 +109,10 @@ def macro_mesh(cfg: MacroMeshConfig, base_dir: str, comm: MPI.Comm) -> macromesh
     """The macro mesh of a case (collective)."""
     if cfg.file is not None:
         return macromesh.from_file(comm, Path(base_dir) / cfg.file)
-    if cfg.generator == "rectangle":
-        n = cfg.structured or max(1, round(max(cfg.width, cfg.height) / cfg.h))
-        return macromesh.rectangle(comm, cfg.width, cfg.height, n)
+    if cfg.generator in ("rectangle", "bar"):
+        n = cfg.structured or max(1, round(cfg.width / cfg.h))
+        if cfg.generator == "rectangle":
+            return macromesh.rectangle(comm, cfg.width, cfg.height, n, cfg.cells_y)
+        return macromesh.bar(comm, cfg.width, cfg.height, n, cfg.cells_y or 1, cfg.imperfection,
+                             cfg.imperfection_width)
     return macromesh.plate_with_hole(comm, cfg.width, cfg.height, cfg.radius, cfg.h, cfg.h_hole)

@@ -83,6 +83,24 @@ def rectangle(comm, width: float, height: float, n: int, ny: int | None = None) 
                      f"rectangle {width} x {height}, {n} x {ny} crossed")
 
 
+def bar(comm, length: float, height: float, n: int, ny: int = 1, imperfection: float = 0.1,
+        imperfection_width: float | None = None) -> MacroMesh:
+    """A bar ``[0, length] x [0, h(x)]`` whose height is reduced smoothly at mid-length,
+    ``h(x) = height (1 - imperfection exp(-((x - length/2) / w)^2))`` with ``w`` =
+    ``imperfection_width`` (default ``height``): a specimen that localizes at its centre
+    under tension. Structured ``n x ny`` crossed mesh (the imperfection is geometric and
+    smooth, so every mesh sees the same specimen). Boundaries left, right, bottom, top
+    (collective)."""
+    if not 0.0 <= imperfection < 1.0:
+        raise ValueError(f"imperfection must be in [0, 1), got {imperfection}")
+    w = height if imperfection_width is None else imperfection_width
+    mm = rectangle(comm, length, height, n, ny)
+    x = mm.mesh.geometry.x
+    x[:, 1] *= 1.0 - imperfection * np.exp(-(((x[:, 0] - 0.5 * length) / w) ** 2))
+    return MacroMesh(mm.mesh, mm.facet_tags, mm.boundaries,
+                     f"bar {length} x {height} (centre height -{100 * imperfection:g} %), {n} x {ny} crossed")
+
+
 def plate_with_hole(comm, width: float = 1.0, height: float = 1.0, radius: float = 0.3, h: float = 0.1,
                     h_hole: float | None = None) -> MacroMesh:
     """Quarter of a plate with a central hole: ``[0, width] x [0, height]`` minus the disc of

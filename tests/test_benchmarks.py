@@ -36,3 +36,16 @@ def test_fe2_vs_dns_quick_writes_consistent_json(tmp_path):
     for row in rows:
         assert row["dns_dofs"] > 0 and 0 <= row["force_error_rel"] < 0.2
         assert 0 <= row["displacement_error_rel"] < 0.2
+
+
+def test_mesh_objectivity_quick_writes_json_and_plot(tmp_path):
+    data = run_quick("mesh_objectivity.py", tmp_path / "mo.json")
+    assert data["complete"] and len(data["runs"]) == 4
+    for r in data["runs"]:
+        if r["variant"] == "gradient":
+            assert r["status"] == "completed"
+        if r["status"] == "completed":
+            assert r["peak_force"] > r["final_force"] > 0  # through the peak
+            assert 0 < r["dissipated_energy"] < r["external_work"] * 1.05
+            assert 0 < r["band_width_half_max"] <= 10.0
+    assert (tmp_path / "mo.png").stat().st_size > 10_000

@@ -178,7 +178,7 @@ def test_list_examples_and_print(capsys):
     assert code == 0
     if MPI.COMM_WORLD.rank == 0:
         names = [line.split()[0] for line in out.strip().splitlines()]
-        assert names == ["hyperelastic_plate", "plastic_plate", "plate_with_hole"]
+        assert names == ["damage_bar", "hyperelastic_plate", "plastic_plate", "plate_with_hole"]
     code, out, _ = run_main(capsys, "run", "--example", "plastic_plate", "--print-default")
     assert code == 0
     if MPI.COMM_WORLD.rank == 0:
@@ -186,10 +186,11 @@ def test_list_examples_and_print(capsys):
     code, _, err = run_main(capsys, "run", "--example", "nonesuch")
     assert code == 2
     if MPI.COMM_WORLD.rank == 0:
-        assert "no example case 'nonesuch' (examples: hyperelastic_plate, plastic_plate, plate_with_hole)" in err
+        assert ("no example case 'nonesuch' (examples: damage_bar, hyperelastic_plate, plastic_plate, "
+                "plate_with_hole)") in err
 
 
-@pytest.mark.parametrize("name", ["plastic_plate", "hyperelastic_plate"])
+@pytest.mark.parametrize("name", ["plastic_plate", "hyperelastic_plate", "damage_bar"])
 def test_nonlinear_examples_first_step(tmp_path, name):
     import dataclasses
 
