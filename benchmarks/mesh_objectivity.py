@@ -1,7 +1,7 @@
 """Mesh objectivity of softening FE²: local against gradient-regularized, three macro meshes.
 
 Specimen: a bar 10 x 1 whose height is reduced by 10 % at mid-length (``fe2.macromesh.bar``),
-clamped in x at the left end, pulled at the right end to u_x = 0.05 (five times the
+clamped in x at the left end, pulled at the right end to u_x = 0.05 (about eight times the
 displacement at the peak) by displacement control with adaptive steps. Macro: P1 crossed
 triangles, n x 1 cells, n = 21, 41, 81 (odd, so that one column of cells sits at the
 centre; ``--quick``: 5 and 9 cells, 6 steps, a smoke test).
