@@ -2,18 +2,16 @@
 differences, a homogeneous RVE = the point law, the monolithic macro Newton, and FE² with a
 homogeneous RVE = the single-scale implicit gradient model (Peerlings et al. 1996)."""
 
-import json
-
 import numpy as np
 import pytest
 from mpi4py import MPI
 
 from conftest import structured_rve
-from fe2 import config, twoscale
 from fe2.damage import IsotropicDamage
 from fe2.errors import SolverError
 from fe2.materials import LinearElastic, MaterialPoints
 from fe2.rve import NonlinearCellProblem, Phase
+from test_nonlinear_fe2 import run
 from test_softening import inclusion_rve
 
 KW = dict(softening="exponential", beta=100.0)
@@ -114,15 +112,9 @@ def plate_case(material="rve", phases=None, steps=8, ux=0.004, length=0.2, **loa
     }
 
 
-def run(data, tmp, comm=MPI.COMM_WORLD):
-    cfg = config.parse_case(json.loads(json.dumps(data)), "gradient-case")
-    out = comm.bcast(str(tmp), root=0) if comm.size > 1 else str(tmp)
-    return twoscale.run(cfg, comm, output=out, verbose=False)
-
-
 def test_homogeneous_rve_gradient_fe2_equals_single_scale_peerlings(tmp_path):
-    fe2 = run(plate_case("rve"), tmp_path / "fe2")
-    single = run(plate_case("a"), tmp_path / "single")
+    fe2 = run(plate_case("rve"), tmp=tmp_path / "fe2")
+    single = run(plate_case("a"), tmp=tmp_path / "single")
     a, b = fe2.summary["steps"], single.summary["steps"]
     assert [s["load_factor"] for s in a] == [s["load_factor"] for s in b]
     fa = np.array([s["reaction_right_x"] for s in a])
@@ -141,7 +133,7 @@ def convergence_orders(res):
 
 
 def test_monolithic_newton_converges_quadratically(tmp_path):
-    res = run(plate_case("a", steps=8), tmp_path)
+    res = run(plate_case("a", steps=8), tmp=tmp_path)
     damaging = [s for s in res.summary["steps"] if len(s["residuals"]) >= 4]
     assert damaging
     orders = np.concatenate([convergence_orders(s["residuals"])[-1:] for s in damaging])
@@ -156,7 +148,7 @@ def test_nonlocal_strain_conserves_the_mean_and_smooths_the_peak(tmp_path):
     comm = MPI.COMM_WORLD
     peaks = []
     for length in (0.02, 0.3):
-        p = run(plate_case("a", steps=2, ux=0.0015, length=length), tmp_path / f"l{length}").problem
+        p = run(plate_case("a", steps=2, ux=0.0015, length=length), tmp=tmp_path / f"l{length}").problem
         dx = ufl.Measure("dx", domain=p.mesh, metadata={"quadrature_degree": p.quadrature_degree})
         int_e = comm.allreduce(fem.assemble_scalar(fem.form(p.e * dx)), op=MPI.SUM)
         int_loc = comm.allreduce(float(p.point_volumes @ p.e_local.x.array[p._qdofs_scalar]), op=MPI.SUM)
@@ -170,8 +162,8 @@ def test_gradient_fe2_one_and_two_ranks_agree(tmp_path):
     world = MPI.COMM_WORLD
     data = plate_case("rve", steps=4)
     base = world.bcast(str(tmp_path), root=0)
-    serial = run(data, tmp=f"{base}/s{world.rank}", comm=MPI.COMM_SELF)
-    parallel = run(data, tmp=f"{base}/p", comm=world)
+    serial = run(data, MPI.COMM_SELF, tmp=f"{base}/s{world.rank}")
+    parallel = run(data, world, tmp=f"{base}/p")
     for s, p in zip(serial.summary["steps"], parallel.summary["steps"], strict=True):
         assert p["reaction_right_x"] == pytest.approx(s["reaction_right_x"], rel=1e-8)
         assert p["dissipated_energy"] == pytest.approx(s["dissipated_energy"], rel=1e-8, abs=1e-15)

@@ -2,17 +2,14 @@
 differences in damaging states, the macro solve against the point law through the peak,
 dissipated energy at both scales, homogeneous RVE = single scale."""
 
-import json
-
 import numpy as np
 import pytest
-from mpi4py import MPI
 
 from conftest import structured_rve
-from fe2 import config, twoscale
 from fe2.damage import IsotropicDamage
 from fe2.materials import LinearElastic
 from fe2.rve import NonlinearCellProblem, Phase
+from test_nonlinear_fe2 import run
 from test_nonlinear_rve import fd_tangent, rel
 
 DAMAGE = {"law": "damage", "E": 1.0, "nu": 0.2, "kappa0": 1e-3, "softening": "linear", "kappa_u": 6e-3}
@@ -82,12 +79,6 @@ def bar_case(material="rve", phases=None, ux=0.012, steps=12, n=2, rve_generate=
     }
 
 
-def run(data, tmp, comm=MPI.COMM_WORLD):
-    cfg = config.parse_case(json.loads(json.dumps(data)), "softening-case")
-    out = comm.bcast(str(tmp), root=0) if comm.size > 1 else str(tmp)
-    return twoscale.run(cfg, comm, output=out, verbose=False)
-
-
 def point_law_march(law, ex_values):
     """The plane-strain uniaxial-stress response of one point: eps = (ex, ey, 0) with
     sigma_yy = 0, i.e. ey = -nu/(1-nu) ex (damage scales C, so the ratio stays)."""
@@ -102,7 +93,7 @@ def point_law_march(law, ex_values):
 
 
 def test_single_scale_bar_follows_the_point_law_through_the_peak(tmp_path):
-    res = run(bar_case(material="a"), tmp_path)
+    res = run(bar_case(material="a"), tmp=tmp_path)
     steps = res.summary["steps"]
     assert res.summary["status"] == "completed"
     lam = np.array([s["load_factor"] for s in steps])
@@ -120,8 +111,8 @@ def test_single_scale_bar_follows_the_point_law_through_the_peak(tmp_path):
 
 
 def test_homogeneous_damage_rve_reproduces_single_scale(tmp_path):
-    fe2 = run(bar_case(material="rve", steps=6), tmp_path / "fe2")
-    single = run(bar_case(material="a", steps=6), tmp_path / "single")
+    fe2 = run(bar_case(material="rve", steps=6), tmp=tmp_path / "fe2")
+    single = run(bar_case(material="a", steps=6), tmp=tmp_path / "single")
     for a, b in zip(fe2.summary["steps"], single.summary["steps"], strict=True):
         assert a["reaction_right_x"] == pytest.approx(b["reaction_right_x"], rel=1e-8)
         assert a["dissipated_energy"] == pytest.approx(b["dissipated_energy"], rel=1e-8, abs=1e-14)
@@ -136,7 +127,7 @@ HETERO["matrix"].pop("kappa_u")
 def test_local_fe2_passes_the_peak_with_adaptive_steps(tmp_path):
     data = bar_case(phases=HETERO, ux=0.008, steps=16, n=2, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.25},
                     min_step=1e-3)
-    res = run(data, tmp_path)
+    res = run(data, tmp=tmp_path)
     steps = res.summary["steps"]
     force = np.array([s["reaction_right_x"] for s in steps])
     D = np.array([s["dissipated_energy"] for s in steps])
