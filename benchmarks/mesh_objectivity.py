@@ -31,7 +31,6 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
 sys.path.insert(0, str(machine.ROOT))
@@ -65,13 +64,11 @@ def case(n: int, regularization: str, steps: int, workdir: Path) -> dict:
 
 def band_widths(problem, comm) -> tuple[float, float]:
     omega = problem.internal_fields()["damage"]
-    vol = problem.point_volumes
     wmax = comm.allreduce(float(omega.max(initial=0.0)), op=MPI.MAX)
     if wmax <= 0:
         return 0.0, 0.0
-    half = comm.allreduce(float(vol[omega >= 0.5 * wmax].sum()), op=MPI.SUM)
-    integral = comm.allreduce(float(vol @ omega), op=MPI.SUM)
-    return half / HEIGHT, integral / (wmax * HEIGHT)
+    half = problem.integrate(omega >= 0.5 * wmax)
+    return half / HEIGHT, problem.integrate(omega) / (wmax * HEIGHT)
 
 
 def main(argv=None) -> int:

@@ -204,11 +204,14 @@ class IsotropicDamage:
         return e, _matrix_to_mandel(dmat)
 
     # -- integration --------------------------------------------------------------------
-    def integrate_driven_3d(self, eps3: np.ndarray, state: np.ndarray, drive: np.ndarray):
+    def integrate_driven_3d(self, eps3: np.ndarray, state: np.ndarray, drive: np.ndarray,
+                            equivalent: tuple[np.ndarray, np.ndarray] | None = None):
         """The law with a given driving strain ``drive`` ``(N,)`` (3D Mandel).
 
         Returns ``sigma (N, 6)``, ``dsigma/deps`` at fixed drive ``(N, 6, 6)``,
         ``dsigma/ddrive (N, 6)``, ``eps_eq (N,)``, ``d eps_eq/deps (N, 6)``, trial state.
+        ``equivalent``: ``(eps_eq, d eps_eq/deps)`` if the caller has them already (they are
+        returned as given, not recomputed).
         """
         eps3 = np.atleast_2d(np.asarray(eps3, dtype=float))
         state = np.atleast_2d(np.asarray(state, dtype=float))
@@ -232,7 +235,7 @@ class IsotropicDamage:
         sigma = (1.0 - omega)[:, None] * s0
         C_sec = (1.0 - omega)[:, None, None] * self.C3
         dsig_ddrive = -(np.where(loading, domega * slope, 0.0))[:, None] * s0
-        e, de = self.equivalent(eps3)
+        e, de = self.equivalent(eps3) if equivalent is None else equivalent
         Y = 0.5 * np.einsum("ij,ij->i", eps3, s0)
         trial = np.stack([kappa, omega, D_n + 0.5 * (Y_n + Y) * (omega - omega_n), Y], axis=1)
         return sigma, C_sec, dsig_ddrive, e, de, trial
@@ -265,12 +268,19 @@ class IsotropicDamage:
         e, de = self.equivalent(self._embed(grad))
         return e, (de if self.gdim == 3 else de[:, _PLANE])
 
-    def integrate_driven(self, grad: np.ndarray, state: np.ndarray, drive: np.ndarray):
+    def integrate_driven(self, grad: np.ndarray, state: np.ndarray, drive: np.ndarray,
+                         equivalent: tuple[np.ndarray, np.ndarray] | None = None):
         """:meth:`integrate_driven_3d` in the law's own notation (plane strain: ``[xx, yy, xy]``):
-        ``(sigma, dsigma/deps, dsigma/ddrive, eps_eq, deps_eq/deps, trial)``."""
-        sigma, C, ds, e, de, trial = self.integrate_driven_3d(self._embed(grad), state, drive)
-        sigma, C, ds, de = self._restrict(sigma, C, ds, de)
-        return sigma, C, ds, e, de, trial
+        ``(sigma, dsigma/deps, dsigma/ddrive, eps_eq, deps_eq/deps, trial)``; ``equivalent``
+        as returned by :meth:`equivalent_of` if the caller has it already."""
+        if equivalent is None:
+            sigma, C, ds, e, de, trial = self.integrate_driven_3d(self._embed(grad), state, drive)
+            sigma, C, ds, de = self._restrict(sigma, C, ds, de)
+            return sigma, C, ds, e, de, trial
+        eps3 = self._embed(grad)
+        sigma, C, ds, _, _, trial = self.integrate_driven_3d(eps3, state, drive, (equivalent[0], None))
+        sigma, C, ds = self._restrict(sigma, C, ds)
+        return sigma, C, ds, equivalent[0], equivalent[1], trial
 
     def integrate(self, grad: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The local law (``drive = eps_eq(eps)``): stress, consistent tangent, trial state.
@@ -279,8 +289,8 @@ class IsotropicDamage:
         while damage grows, the secant ``(1 - omega) C`` otherwise (not symmetric).
         """
         eps3 = self._embed(grad)
-        e, _ = self.equivalent(eps3)
-        sigma, C, ds, e, de, trial = self.integrate_driven_3d(eps3, state, e)
+        e, de = self.equivalent(eps3)
+        sigma, C, ds, _, _, trial = self.integrate_driven_3d(eps3, state, e, (e, de))
         C = C + ds[:, :, None] * de[:, None, :]
         sigma, C = self._restrict(sigma, C)
         return sigma, C, trial

@@ -426,12 +426,16 @@ class MacroProblem:
         f = getattr(self.material, "internal_fields", None)
         return f() if f is not None else {}
 
-    def dissipated_energy(self) -> float:
+    def integrate(self, values: np.ndarray) -> float:
+        """Integral over the body of a per-point scalar ``(N_owned,)`` (collective)."""
+        return self.comm.allreduce(float(self.point_volumes @ np.asarray(values)), op=MPI.SUM)
+
+    def dissipated_energy(self, fields: dict[str, np.ndarray] | None = None) -> float:
         """Energy dissipated in the body so far (committed state): the integral of the
-        material's ``dissipation`` density; 0 for materials that do not track it (collective)."""
-        D = self.internal_fields().get("dissipation")
-        local = 0.0 if D is None else float(self.point_volumes @ D)
-        return self.comm.allreduce(local, op=MPI.SUM)
+        material's ``dissipation`` density; 0 for materials that do not track it (collective).
+        ``fields``: :meth:`internal_fields` if the caller has them already."""
+        D = (self.internal_fields() if fields is None else fields).get("dissipation")
+        return self.integrate(np.zeros(self.num_owned_points) if D is None else D)
 
     def cell_average_scalars(self, values: np.ndarray) -> np.ndarray:
         """Quadrature-weighted cell averages of a per-point scalar ``(N_owned,)`` -> ``(cells,)``."""

@@ -129,11 +129,16 @@ class MaterialPoints:
         self.committed = self.law.initial_state(N)
         self.trial = self.committed.copy()
 
-    def evaluate(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """From the committed state (the first call with ``N`` points sizes the set)."""
+    def _sized(self, grad: np.ndarray) -> np.ndarray:
+        """``grad`` as ``(N, n)``; the first call with ``N`` points sizes the set."""
         grad = np.atleast_2d(grad)
         if grad.shape[0] != self.committed.shape[0]:
             self.resize(grad.shape[0])
+        return grad
+
+    def evaluate(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """From the committed state (the first call with ``N`` points sizes the set)."""
+        grad = self._sized(grad)
         flux, tangent, self.trial = self.law.integrate(grad, self.committed)
         return flux, tangent
 
@@ -146,9 +151,7 @@ class MaterialPoints:
         if not hasattr(self.law, "integrate_driven"):
             raise ValueError(f"{type(self.law).__name__} has no nonlocal (driven) form; "
                              "gradient regularization needs a damage law")
-        grad = np.atleast_2d(grad)
-        if grad.shape[0] != self.committed.shape[0]:
-            self.resize(grad.shape[0])
+        grad = self._sized(grad)
         sigma, C, ds, e, de, self.trial = self.law.integrate_driven(grad, self.committed, e_nl)
         return sigma, C, ds, e, de, np.zeros(grad.shape[0])
 

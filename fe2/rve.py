@@ -277,15 +277,27 @@ class CellProblem:
         for k in range(self.size):
             unit.value[:] = 0.0
             unit.value[k] = 1.0
-            with b.localForm() as loc:
-                loc.set(0.0)
-            dolfinx_mpc.assemble_vector(form, self.mpc, b)
-            b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-            dolfinx.fem.petsc.set_bc(b, self.bcs)
-            B[:, k] = b.array_r
+            B[:, k] = self._assemble_condensed(form, b)
         unit.value[:] = 0.0
         b.destroy()
         return B
+
+    def _assemble_condensed(self, form: fem.Form, b: PETSc.Vec | None = None) -> np.ndarray:
+        """One condensed (periodic, corner rows zeroed) vector of ``form`` as an array
+        ``(nloc,)``; ``b`` is a work vector to assemble into (a new one if None)."""
+        own = b is None
+        if own:
+            b = dolfinx_mpc.assemble_vector(form, self.mpc)
+        else:
+            with b.localForm() as loc:
+                loc.set(0.0)
+            dolfinx_mpc.assemble_vector(form, self.mpc, b)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        dolfinx.fem.petsc.set_bc(b, self.bcs)
+        out = b.array_r.copy()
+        if own:
+            b.destroy()
+        return out
 
     def _dot(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """``X^T Y`` over the distributed (owned) rows: ``(m, nloc) x (nloc, k)``."""
@@ -583,7 +595,7 @@ class NonlinearCellProblem(CellProblem):
             try:
                 if ebar is not None and self._driven[k]:
                     e, de = eqs[k]
-                    f, C, ds, _, _, new = ph.law.integrate_driven(grads[idx], st, e + shift)
+                    f, C, ds, _, _, new = ph.law.integrate_driven(grads[idx], st, e + shift, (e, de))
                     t = C + ds[:, :, None] * de[:, None, :]
                     dsd[idx], deq[idx] = ds, de
                 else:
@@ -602,14 +614,6 @@ class NonlinearCellProblem(CellProblem):
             self._dsd, self._deq = dsd, deq
         self._flux, self._tang, self._grads = flux, tang, grads
         return trial
-
-    def _assemble_condensed(self, form: fem.Form) -> np.ndarray:
-        b = dolfinx_mpc.assemble_vector(form, self.mpc)
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(b, self.bcs)
-        out = b.array_r.copy()
-        b.destroy()
-        return out
 
     def _shift_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """``a = dR/d(shift)`` and ``c = d e_loc/dw`` (condensed) at the current state."""

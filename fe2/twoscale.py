@@ -175,7 +175,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                 internal = problem.internal_fields()
                 energy = {"external_work": problem.work}
                 if "dissipation" in internal:
-                    energy["dissipated_energy"] = problem.dissipated_energy()
+                    energy["dissipated_energy"] = problem.dissipated_energy(internal)
                 row = {"step": k, "load_factor": lam, "newton_iterations": rep.iterations, **reac, **energy,
                        "residuals": rep.residuals, "time_rve_s": rep.time_material,
                        "time_macro_s": rep.time_macro, "time_step_s": wall}
