@@ -219,6 +219,22 @@ class LoadingConfig:
     growth: float = _f(1.5, doc="after an easy step (Newton iterations <= easy_iterations) the increment grows "
                                 "by this factor, up to the nominal step", check=positive)
     easy_iterations: int = _f(4, doc="see ``growth``", check=positive)
+    control: str = _f("load", doc="``load`` (the load factor is prescribed step by step: displacement control for "
+                                  "prescribed displacements) or ``dissipation`` (dissipation-based arc length, "
+                                  "Gutierrez 2004: after the onset each step prescribes the energy it dissipates "
+                                  "and the load factor becomes an unknown, so snap-back is followed; the last steps "
+                                  "are load-controlled again to end exactly at the final factor; needs a ``damage`` "
+                                  "phase). With ``dissipation`` the dissipation increment is halved on failure down "
+                                  "to ``min_step`` / nominal step times its first value and grown by ``growth``",
+                      check=one_of("load", "dissipation"))
+    dissipation_onset: float = _f(0.01, doc="dissipation control starts after the first load step that dissipates "
+                                            "more than this fraction of its external work; that step's dissipation "
+                                            "is the first increment (if load control fails before, the first "
+                                            "increment is this fraction of the stored energy)", check=positive)
+    dissipation_increment: float | None = _f(None, doc="dissipation control: the largest energy dissipated in one step "
+                                                       "(default: no limit; the increment starts as said under "
+                                                       "``dissipation_onset`` and grows by ``growth`` after easy steps)",
+                                             check=positive)
 
 
 @dataclass(frozen=True)
@@ -443,6 +459,12 @@ def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> C
         ctx.fail("macro.nonlocal_length", "is only used with regularization = 'gradient'")
     if cfg.loading.factors is not None and not cfg.loading.factors:
         ctx.fail("loading.factors", "must not be empty")
+    ph = cfg.rve.phases.get(cfg.macro.material)
+    if cfg.loading.control == "dissipation" and (
+            not any(ph.law == "damage" for ph in cfg.rve.phases.values()) or cfg.macro.material == "homogenized"
+            or (ph is not None and ph.law != "damage")):
+        ctx.fail("loading.control", "= 'dissipation' needs a material that dissipates by damage (an RVE phase with "
+                                    "law = 'damage'); use 'load'")
     return dataclasses.replace(cfg, source=filename, base_dir=base_dir)
 
 

@@ -209,8 +209,17 @@ class MacroProblem:
             F -= ufl.inner(tc, v) * ds(t.tag)
         self._F = fem.form(F)
         J = ufl.inner(ufl.dot(self.tangent, eps(du)), eps(v)) * dx
-        self._J = fem.form(J + J_extra if self.gradient else J)
+        if self.gradient:
+            J = J + J_extra
+        self._J = fem.form(J)
         self._Fint = fem.form(ufl.inner(self.sigma, eps(v)) * dx)
+        # load pattern, for path following: w = the prescribed displacements at load 1 on the
+        # Dirichlet dofs (0 elsewhere), f_hat = the tractions at load 1, and K^T w
+        self._w = fem.Function(V)
+        self._Kt_w = fem.form(ufl.action(ufl.adjoint(J), self._w))
+        ext = [ufl.inner(tc, v) * ds(tag) for tc, _, tag in self._tractions]
+        self._F_ext = fem.form(sum(ext[1:], ext[0])) if ext else None
+        self._pattern: tuple[PETSc.Vec, PETSc.Vec] | None = None
         self._one = fem.Function(V)
         self._traction_forms = [(fem.form(tc[i] * ds(tag)), tag, i) for tc, _, tag in self._tractions
                                 for i in range(gdim)]
@@ -323,7 +332,9 @@ class MacroProblem:
             f.x.scatter_forward()
         return t_mat
 
-    def _assemble_residual(self) -> float:
+    def assemble_residual(self) -> float:
+        """Assemble the residual into :attr:`b` (Dirichlet rows: ``x - load * value``, so
+        that one Newton update lands on the boundary values) and return its norm (collective)."""
         b = self.b
         with b.localForm() as loc:
             loc.set(0.0)
@@ -332,6 +343,91 @@ class MacroProblem:
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         dolfinx.fem.petsc.set_bc(b, self.bcs, self.x.x.petsc_vec, -1.0)
         return b.norm()
+
+    def assemble_jacobian(self) -> None:
+        """Assemble the consistent tangent (Dirichlet rows and columns replaced by the
+        identity) into :attr:`A`; it is factorised at the next :meth:`solve` (collective)."""
+        self.A.zeroEntries()
+        dolfinx.fem.petsc.assemble_matrix(self.A, self._J, bcs=self.bcs)
+        self.A.assemble()
+        self.ksp.setOperators(self.A)
+
+    def solve(self, rhs: PETSc.Vec, out: PETSc.Vec) -> None:
+        """``out = A^-1 rhs`` with the factorisation of the last assembled Jacobian, ghosts
+        updated (collective)."""
+        self.ksp.solve(rhs, out)
+        if self.ksp.getConvergedReason() < 0:
+            raise SolverError(f"macro linear solve failed (KSP reason {self.ksp.getConvergedReason()})")
+        out.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+
+    def add_to_solution(self, alpha: float, dx: PETSc.Vec | np.ndarray) -> None:
+        """``x += alpha dx`` (``dx`` a ghosted vector of the unknown, or its local array
+        with ghosts); not collective for an array."""
+        if isinstance(dx, np.ndarray):
+            self.x.x.array[:] += alpha * dx
+        else:
+            self.x.x.petsc_vec.axpy(alpha, dx)
+            self.x.x.scatter_forward()
+        self._sync()
+
+    # --- the load pattern, for path following ---------------------------------------------
+    def _load_pattern(self) -> tuple[PETSc.Vec, PETSc.Vec]:
+        """``(w, f_hat)``: the prescribed displacements at load factor 1 on the Dirichlet
+        dofs (0 elsewhere) and the external force vector of the tractions at load factor 1."""
+        if self._pattern is None:
+            load = float(self.load.value)
+            self.set_load(1.0)
+            w = self._w.x.petsc_vec
+            w.set(0.0)
+            dolfinx.fem.petsc.set_bc(w, self.bcs)
+            self._w.x.scatter_forward()
+            f_hat = w.duplicate()
+            with f_hat.localForm() as loc:
+                loc.set(0.0)
+            if self._F_ext is not None:
+                dolfinx.fem.petsc.assemble_vector(f_hat, self._F_ext)
+                f_hat.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            self.set_load(load)
+            self._pattern = (w, f_hat)
+        return self._pattern
+
+    def load_derivative(self, out: PETSc.Vec) -> None:
+        """``out = d(residual)/d(load factor)`` at fixed ``x`` and tangent, for the residual
+        of :meth:`assemble_residual`: ``K_fD w - f_hat`` on free rows, ``-w`` on Dirichlet
+        rows (collective)."""
+        _, f_hat = self._load_pattern()
+        load = float(self.load.value)
+        self.set_load(1.0)
+        with out.localForm() as loc:  # ghosts included: they are summed into their owners
+            loc.set(0.0)
+        dolfinx.fem.petsc.apply_lifting(out, [self._J], bcs=[self.bcs], alpha=-1.0)
+        out.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        out.axpy(-1.0, f_hat)
+        dolfinx.fem.petsc.set_bc(out, self.bcs, alpha=-1.0)
+        self.set_load(load)
+
+    def conjugate_force(self) -> float:
+        """``G = w . f_int(x) - f_hat . x``: the reactions' resultant along the prescribed
+        displacement pattern minus the tractions' work-conjugate displacement. With it the
+        external work rate is ``G' d(load) + ...`` and, for a material that unloads
+        secantly (damage), the energy dissipated between two equilibrium states is
+        ``(G0 (lam - lam0) - lam0 (G - G0)) / 2`` (see :mod:`fe2.pathfollowing`); collective."""
+        w, f_hat = self._load_pattern()
+        f = dolfinx.fem.petsc.assemble_vector(self._Fint)
+        f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        G = f.dot(w) - f_hat.dot(self.x.x.petsc_vec)
+        f.destroy()
+        return G
+
+    def conjugate_force_gradient(self, out: PETSc.Vec) -> None:
+        """``out = dG/dx = K^T w - f_hat`` with the current (unconstrained) consistent
+        tangent ``K`` (collective)."""
+        _, f_hat = self._load_pattern()
+        with out.localForm() as loc:
+            loc.set(0.0)
+        dolfinx.fem.petsc.assemble_vector(out, self._Kt_w)
+        out.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        out.axpy(-1.0, f_hat)
 
     def newton(self, rtol: float = 1e-10, atol: float = 1e-12, max_iterations: int = 20,
                log: Callable[[str], None] | None = None) -> NewtonReport:
@@ -350,15 +446,19 @@ class MacroProblem:
                 log(f"    material failure: {err}")
         return rep
 
-    def _newton(self, rep: NewtonReport, rtol: float, atol: float, max_iterations: int,
-                log: Callable[[str], None] | None) -> None:
+    def evaluate(self, rep: NewtonReport) -> None:
+        """Evaluate the material at the current ``x`` and account for it in ``rep`` (collective)."""
         t_mat = self.update_material()
         rep.material_points += self.num_owned_points
         rep.time_material += self.comm.allreduce(t_mat, op=MPI.MAX)
+
+    def _newton(self, rep: NewtonReport, rtol: float, atol: float, max_iterations: int,
+                log: Callable[[str], None] | None) -> None:
+        self.evaluate(rep)
         r0 = None
         for it in range(max_iterations + 1):
             t0 = time.perf_counter()
-            r = self._assemble_residual()
+            r = self.assemble_residual()
             rep.residuals.append(r)
             if r0 is None:
                 r0 = r
@@ -377,22 +477,12 @@ class MacroProblem:
             if it == max_iterations:
                 rep.failure = f"no convergence in {max_iterations} Newton iterations"
                 return
-            self.A.zeroEntries()
-            dolfinx.fem.petsc.assemble_matrix(self.A, self._J, bcs=self.bcs)
-            self.A.assemble()
-            self.ksp.setOperators(self.A)
-            self.ksp.solve(self.b, self.dx_vec)
-            if self.ksp.getConvergedReason() < 0:
-                raise SolverError(f"macro linear solve failed (KSP reason {self.ksp.getConvergedReason()})")
-            self.dx_vec.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-            self.x.x.petsc_vec.axpy(-1.0, self.dx_vec)
-            self.x.x.scatter_forward()
-            self._sync()
+            self.assemble_jacobian()
+            self.solve(self.b, self.dx_vec)
+            self.add_to_solution(-1.0, self.dx_vec)
             rep.updates.append(self.dx_vec.norm())
             rep.time_macro += time.perf_counter() - t0
-            t_mat = self.update_material()
-            rep.material_points += self.num_owned_points
-            rep.time_material += self.comm.allreduce(t_mat, op=MPI.MAX)
+            self.evaluate(rep)
 
     # -------------------------------------------------------------------------------------
     def reactions(self) -> dict[str, float]:
@@ -451,5 +541,6 @@ class MacroProblem:
         return np.einsum("cqk,q->ck", vals, w)
 
     def destroy(self) -> None:
-        for obj in (self.ksp, self.A, self.b, self.dx_vec, self._u_prev, self._f_prev):
+        for obj in (self.ksp, self.A, self.b, self.dx_vec, self._u_prev, self._f_prev,
+                    *(self._pattern[1:] if self._pattern else ())):
             obj.destroy()

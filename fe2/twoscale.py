@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
-from fe2 import factory
+from fe2 import factory, pathfollowing
 from fe2.config import CaseConfig
 from fe2.errors import ConfigError, SolverError
 from fe2.macro import AXES, Dirichlet, MacroProblem, Traction
@@ -30,11 +30,8 @@ from fe2.tensors import mandel_to_voigt_stiffness
 
 
 def load_factors(cfg: CaseConfig) -> list[float]:
-    """The load factors of a case's steps."""
-    if cfg.loading.factors is not None:
-        return list(cfg.loading.factors)
-    n = cfg.loading.steps
-    return [(k + 1) / n for k in range(n)]
+    """The load factors of a case's load-controlled steps."""
+    return pathfollowing.load_factors(cfg.loading)
 
 
 def choose_material(cfg: CaseConfig, rve, comm: MPI.Comm) -> tuple[Any, str]:
@@ -137,60 +134,32 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
     }
     total_rve_points = 0
     status = "completed"
-    targets = load_factors(cfg)
-    lam, dlam, k = 0.0, targets[0], 0
-    lo = cfg.loading
     try:
-        for target in targets:
-            nominal = max(target - lam, 1e-300)
-            dlam = min(dlam, nominal) if k else nominal
-            while lam < target - 1e-12 * max(1.0, abs(target)):
-                lam_try = min(lam + dlam, target)
-                k += 1
-                say(f"  step {k}: load factor {lam_try:.6g} (increment {lam_try - lam:.3g})")
-                problem.set_load(lam_try)
-                problem.set_time_increment(lam_try - lam)
-                t0 = time.perf_counter()
-                rep = problem.newton(cfg.solver.rtol, cfg.solver.atol, cfg.solver.max_iterations,
-                                     log=say if verbose else None)
-                wall = time.perf_counter() - t0
-                total_rve_points += comm.allreduce(rep.material_points, op=MPI.SUM)
-                if not rep.converged:
-                    problem.revert()
-                    k -= 1
-                    dlam = 0.5 * (lam_try - lam)
-                    reason = rep.failure or "no convergence"
-                    if dlam < lo.min_step:
-                        raise SolverError(
-                            f"cannot proceed beyond load factor {lam:.6g}: the step to {lam_try:.6g} failed "
-                            f"({reason}) and halving it would go below min_step = {lo.min_step:g}; "
-                            f"{k} converged steps are saved in {outdir}/")
-                    say(f"    step failed ({reason}); cutting the increment to {dlam:.3g}")
-                    continue
-                problem.commit()
-                lam = lam_try
-                if rep.iterations <= lo.easy_iterations:
-                    dlam = min(dlam * lo.growth, nominal)
-                reac = problem.reactions()
-                internal = problem.internal_fields()
-                energy = {"external_work": problem.work}
-                if "dissipation" in internal:
-                    energy["dissipated_energy"] = problem.dissipated_energy(internal)
-                row = {"step": k, "load_factor": lam, "newton_iterations": rep.iterations, **reac, **energy,
-                       "residuals": rep.residuals, "time_rve_s": rep.time_material,
-                       "time_macro_s": rep.time_macro, "time_step_s": wall}
-                writer.history(row)
-                writer.fields(lam, problem.u, problem.cell_averages(problem.strain),
-                              problem.cell_averages(problem.sigma), problem.kinematics,
-                              scalars={name: problem.cell_average_scalars(v) for name, v in internal.items()},
-                              nodal={"nonlocal_strain": problem.e} if problem.gradient else None)
-                summary["steps"].append(row)
-                say(f"    converged in {rep.iterations} iteration(s), {wall:.2f} s "
-                    f"(RVE {rep.time_material:.2f} s, macro {rep.time_macro:.2f} s); "
-                    + ", ".join(f"{kk} = {vv:.6g}" for kk, vv in reac.items()))
-    except SolverError:
+        for step in pathfollowing.follow(problem, cfg.loading, cfg.solver, log=say if verbose else None):
+            rep = step.report
+            total_rve_points += step.material_points
+            reac = problem.reactions()
+            internal = problem.internal_fields()
+            energy = {"external_work": problem.work}
+            if "dissipation" in internal:
+                energy["dissipated_energy"] = problem.dissipated_energy(internal)
+            row = {"step": step.number, "load_factor": step.load_factor, "control": step.control,
+                   "newton_iterations": rep.iterations, **reac, **energy,
+                   "residuals": rep.residuals, "time_rve_s": rep.time_material,
+                   "time_macro_s": rep.time_macro, "time_step_s": step.wall}
+            writer.history(row)
+            writer.fields(step.load_factor, problem.u, problem.cell_averages(problem.strain),
+                          problem.cell_averages(problem.sigma), problem.kinematics,
+                          scalars={name: problem.cell_average_scalars(v) for name, v in internal.items()},
+                          nodal={"nonlocal_strain": problem.e} if problem.gradient else None)
+            summary["steps"].append(row)
+            say(f"    converged in {rep.iterations} iteration(s), {step.wall:.2f} s "
+                f"(RVE {rep.time_material:.2f} s, macro {rep.time_macro:.2f} s); "
+                + (f"load factor {step.load_factor:.6g}, " if step.control == "dissipation" else "")
+                + ", ".join(f"{kk} = {vv:.6g}" for kk, vv in reac.items()))
+    except SolverError as err:
         status = "failed"
-        raise
+        raise SolverError(f"{err}; {len(summary['steps'])} converged steps are saved in {outdir}/") from None
     finally:
         summary["status"] = status
         summary["rve_evaluations"] = total_rve_points

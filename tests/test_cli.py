@@ -135,6 +135,23 @@ def test_bad_case_file(tmp_path, capsys):
         assert "c2.toml: key 'loading.steps' must be > 0, got -4" in err
 
 
+@pytest.mark.parametrize("case,edit,message", [
+    ("damage_bar", ('control = "dissipation"', 'control = "arc"'),
+     "key 'loading.control' must be one of 'load', 'dissipation', got 'arc'"),
+    ("plate_with_hole", ("steps = 4", 'steps = 4\ncontrol = "dissipation"'),
+     "key 'loading.control' = 'dissipation' needs a material that dissipates by damage"),
+    ("damage_bar", ('control = "dissipation"', 'control = "dissipation"\ndissipation_increment = -1.0'),
+     "key 'loading.dissipation_increment' must be > 0, got -1.0"),
+])
+def test_bad_path_following_options(tmp_path, capsys, case, edit, message):
+    text = (ROOT / "fe2" / "cases" / f"{case}.toml").read_text()
+    assert edit[0] in text
+    code, _, err = run_main(capsys, "run", write(tmp_path, text.replace(*edit), "case.toml"), "-o", tmp_path / "o")
+    assert code == 2
+    if MPI.COMM_WORLD.rank == 0:
+        assert message in err, err
+
+
 def test_print_default_case_is_a_valid_case(tmp_path, capsys):
     code, out, _ = run_main(capsys, "run", "--print-default")
     assert code == 0

@@ -112,11 +112,15 @@ def plate_case(material="rve", phases=None, steps=8, ux=0.004, length=0.2, **loa
     }
 
 
-def test_homogeneous_rve_gradient_fe2_equals_single_scale_peerlings(tmp_path):
-    fe2 = run(plate_case("rve"), tmp=tmp_path / "fe2")
-    single = run(plate_case("a"), tmp=tmp_path / "single")
+@pytest.mark.parametrize("control", ["load", "dissipation"])
+def test_homogeneous_rve_gradient_fe2_equals_single_scale_peerlings(tmp_path, control):
+    fe2 = run(plate_case("rve", control=control), tmp=tmp_path / "fe2")
+    single = run(plate_case("a", control=control), tmp=tmp_path / "single")
     a, b = fe2.summary["steps"], single.summary["steps"]
-    assert [s["load_factor"] for s in a] == [s["load_factor"] for s in b]
+    assert len(a) == len(b) and [s["control"] for s in a] == [s["control"] for s in b]
+    assert np.allclose([s["load_factor"] for s in a], [s["load_factor"] for s in b], rtol=1e-8, atol=0)
+    if control == "dissipation":  # the arc length took over, and ended exactly at the final load
+        assert sum(s["control"] == "dissipation" for s in a) >= 3 and a[-1]["load_factor"] == 1.0
     fa = np.array([s["reaction_right_x"] for s in a])
     fb = np.array([s["reaction_right_x"] for s in b])
     assert np.abs(fa - fb).max() < 1e-6 * np.abs(fb).max()
