@@ -2,7 +2,9 @@
 
 Specimen: a bar 10 x 1 whose height is reduced by 10 % at mid-length (``fe2.macromesh.bar``),
 clamped in x at the left end, pulled at the right end to u_x = 0.05 (about eight times the
-displacement at the peak) by displacement control with adaptive steps. Macro: P1 crossed
+displacement at the peak), by displacement control with adaptive steps until the bar
+dissipates, then by dissipation-based arc length (``--control load``: displacement control
+throughout; the finest local mesh then stops where its path snaps back). Macro: P1 crossed
 triangles, n x 1 cells, n = 21, 41, 81 (odd, so that one column of cells sits at the
 centre; ``--quick``: 5 and 9 cells, 6 steps, a smoke test).
 
@@ -42,7 +44,7 @@ DAMAGE = {"law": "damage", "tag": 1, "E": 1.0, "nu": 0.2, "kappa0": 1e-3, "softe
           "alpha": 0.99, "beta": 10.0}
 
 
-def case(n: int, regularization: str, steps: int, workdir: Path) -> dict:
+def case(n: int, regularization: str, steps: int, workdir: Path, control: str = "dissipation") -> dict:
     return {
         "title": f"bar n={n} {regularization}",
         "macro": {
@@ -54,7 +56,7 @@ def case(n: int, regularization: str, steps: int, workdir: Path) -> dict:
                           {"boundary": "bottom", "component": "y", "value": 0.0},
                           {"boundary": "right", "component": "x", "value": U_END}],
         },
-        "loading": {"steps": steps, "min_step": 1e-6, "growth": 1.5},
+        "loading": {"steps": steps, "min_step": 1e-6, "growth": 1.5, "control": control},
         "rve": {"rtol": 1e-10, "generate": {"kind": "laminate", "fractions": [0.7, 0.3], "normal": 0, "h": 0.25},
                 "phases": {"damage": DAMAGE, "stiff": {"law": "elastic", "tag": 2, "E": 2.0, "nu": 0.2}}},
         "solver": {"rtol": 1e-9, "atol": 1e-14, "max_iterations": 12},
@@ -78,6 +80,8 @@ def main(argv=None) -> int:
     ap.add_argument("--meshes", type=int, nargs="+", help="cells along the bar")
     ap.add_argument("--steps", type=int, help="nominal load steps to u_end")
     ap.add_argument("--variants", nargs="+", default=["local", "gradient"], choices=["local", "gradient"])
+    ap.add_argument("--control", default="dissipation", choices=["dissipation", "load"],
+                    help="path following after the onset of damage (default) or displacement control throughout")
     ap.add_argument("--replot", action="store_true", help="only redraw the plot from an existing JSON output")
     args = ap.parse_args(argv)
     comm = MPI.COMM_WORLD
@@ -90,7 +94,7 @@ def main(argv=None) -> int:
     out_path = Path(args.output)
     work = out_path.parent / "mesh_objectivity_runs"
     result = {"benchmark": "mesh_objectivity", "machine": machine.machine_info() if comm.rank == 0 else None,
-              "ranks": comm.size, "quick": args.quick, "specimen": {"length": LENGTH, "height": HEIGHT,
+              "ranks": comm.size, "quick": args.quick, "control": args.control, "specimen": {"length": LENGTH, "height": HEIGHT,
                                                                      "u_end": U_END, "imperfection": 0.1},
               "damage": DAMAGE, "meshes": meshes, "runs": []}
 
@@ -102,7 +106,7 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     for variant in args.variants:
         for n in meshes:
-            cfg = config.parse_case(case(n, variant, steps, work), f"mesh_objectivity {variant} n={n}")
+            cfg = config.parse_case(case(n, variant, steps, work, args.control), f"mesh_objectivity {variant} n={n}")
             t0 = time.perf_counter()
             status, error = "completed", None
             try:
@@ -122,6 +126,9 @@ def main(argv=None) -> int:
                             "dissipated_energy": st[-1]["dissipated_energy"], "external_work": st[-1]["external_work"],
                             "band_width_half_max": half, "band_width_equivalent": equiv,
                             "nonlocal_length": summary["nonlocal_length"], "load_steps": len(st),
+                            "dissipation_controlled_steps": sum(s["control"] == "dissipation" for s in st),
+                            # how far the load factor went back (snap-back), relative to its value there
+                            "snap_back": max((max(u[: i + 1]) - u[i]) / max(u[: i + 1]) for i in range(len(u))),
                             "rve_evaluations": summary["rve_evaluations"]})
                 if comm.rank == 0:
                     print(f"{variant:>8} n={n:4d}: peak {row['peak_force']:.5e}, D {row['dissipated_energy']:.5e}, "
