@@ -2,9 +2,10 @@
 
 Specimen: a bar 10 x 1 whose height is reduced by 10 % at mid-length (``fe2.macromesh.bar``),
 clamped in x at the left end, pulled at the right end to u_x = 0.05 (about eight times the
-displacement at the peak), by displacement control with adaptive steps until the bar
-dissipates, then by dissipation-based arc length (``--control load``: displacement control
-throughout; the finest local mesh then stops where its path snaps back). Macro: P1 crossed
+displacement at the peak), by displacement control with adaptive steps; a run that
+displacement control cannot finish (the finest local mesh: its path snaps back) is run
+again with dissipation-based arc length (``--control auto``, the default; ``load`` or
+``dissipation`` use one control for every run). Both are kept in the JSON. Macro: P1 crossed
 triangles, n x 1 cells, n = 21, 41, 81 (odd, so that one column of cells sits at the
 centre; ``--quick``: 5 and 9 cells, 6 steps, a smoke test).
 
@@ -80,8 +81,8 @@ def main(argv=None) -> int:
     ap.add_argument("--meshes", type=int, nargs="+", help="cells along the bar")
     ap.add_argument("--steps", type=int, help="nominal load steps to u_end")
     ap.add_argument("--variants", nargs="+", default=["local", "gradient"], choices=["local", "gradient"])
-    ap.add_argument("--control", default="dissipation", choices=["dissipation", "load"],
-                    help="path following after the onset of damage (default) or displacement control throughout")
+    ap.add_argument("--control", default="auto", choices=["auto", "load", "dissipation"],
+                    help="auto: displacement control, and a run it cannot finish again with dissipation control")
     ap.add_argument("--replot", action="store_true", help="only redraw the plot from an existing JSON output")
     args = ap.parse_args(argv)
     comm = MPI.COMM_WORLD
@@ -106,17 +107,27 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     for variant in args.variants:
         for n in meshes:
-            cfg = config.parse_case(case(n, variant, steps, work, args.control), f"mesh_objectivity {variant} n={n}")
-            t0 = time.perf_counter()
-            status, error = "completed", None
-            try:
-                res = twoscale.run(cfg, comm, output=work / f"{variant}_{n}", verbose=False)
-                summary, problem = res.summary, res.problem
-            except Exception as err:  # a run that stops still reports what it computed
-                status, error = "failed", str(err).splitlines()[0]
-                summary, problem = None, None
-            wall = time.perf_counter() - t0
-            row = {"variant": variant, "n": n, "h": LENGTH / n, "status": status, "error": error, "wall_s": wall}
+            controls = ["load", "dissipation"] if args.control == "auto" else [args.control]
+            attempts = []
+            for control in controls:
+                cfg = config.parse_case(case(n, variant, steps, work, control), f"mesh_objectivity {variant} n={n}")
+                t0 = time.perf_counter()
+                status, error = "completed", None
+                try:
+                    res = twoscale.run(cfg, comm, output=work / f"{variant}_{n}_{control}", verbose=False)
+                    summary, problem = res.summary, res.problem
+                except Exception as err:  # a run that stops still reports what it computed
+                    status, error = "failed", str(err).splitlines()[0]
+                    summary, problem = None, None
+                attempts.append({"control": control, "status": status, "error": error,
+                                 "wall_s": time.perf_counter() - t0})
+                if comm.rank == 0 and status == "failed":
+                    print(f"{variant:>8} n={n:4d}: {control} control FAILED ({error})", flush=True)
+                if status == "completed":
+                    break
+            wall = sum(a["wall_s"] for a in attempts)
+            row = {"variant": variant, "n": n, "h": LENGTH / n, "status": status, "error": error, "wall_s": wall,
+                   "control": control, "attempts": attempts}
             if summary is not None:
                 st = summary["steps"]
                 u = [U_END * s["load_factor"] for s in st]
@@ -132,9 +143,8 @@ def main(argv=None) -> int:
                             "rve_evaluations": summary["rve_evaluations"]})
                 if comm.rank == 0:
                     print(f"{variant:>8} n={n:4d}: peak {row['peak_force']:.5e}, D {row['dissipated_energy']:.5e}, "
-                          f"band {half:.3f} / {equiv:.3f}, {len(st)} steps, {wall:.0f} s", flush=True)
-            elif comm.rank == 0:
-                print(f"{variant:>8} n={n:4d}: FAILED ({error})", flush=True)
+                          f"band {half:.3f} / {equiv:.3f}, {len(st)} steps ({control} control), {wall:.0f} s",
+                          flush=True)
             result["runs"].append(row)
             write()
 

@@ -230,7 +230,8 @@ class LoadingConfig:
     dissipation_onset: float = _f(0.01, doc="dissipation control starts after the first load step that dissipates "
                                             "more than this fraction of its external work; that step's dissipation "
                                             "is the first increment (if load control fails before, the first "
-                                            "increment is this fraction of the stored energy)", check=positive)
+                                            "increment is this fraction of the stored energy; a large value, e.g. "
+                                            "1e9, keeps load control until it cannot proceed)", check=positive)
     dissipation_increment: float | None = _f(None, doc="dissipation control: the largest energy dissipated in one step "
                                                        "(default: no limit; the increment starts as said under "
                                                        "``dissipation_onset`` and grows by ``growth`` after easy steps)",

@@ -35,7 +35,10 @@ Two controls (``[loading] control``):
     If load control fails before any step has dissipated enough (brittle snap-back right
     at the onset of damage), dissipation control starts from the last converged state with
     ``dtau = dissipation_onset x`` the stored energy ``lam G / 2`` and a predictor just
-    past that state. When the predicted load factor reaches the final one, the
+    past that state. When a dissipation-controlled step fails three times in a row (at a
+    bifurcation of a local softening continuum, damage points next to the band can cycle
+    between loading and unloading from one Newton iterate to the next), one
+    load-controlled step of the nominal size is tried before halving further. When the predicted load factor reaches the final one, the
     last steps are load-controlled again so that the run ends exactly at the final load.
     Intermediate ``factors`` are not visited once dissipation control has started.
 
@@ -55,6 +58,8 @@ from fe2.errors import SolverError
 from fe2.macro import MacroProblem, NewtonReport
 
 CONTROLS = ("load", "dissipation")
+#: failed dissipation-controlled attempts in a row after which one load-controlled step is tried
+FALLBACK_FAILURES = 3
 
 
 @dataclass
@@ -184,6 +189,7 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
     dtau = dtau_min = 0.0
     dtau_max = getattr(loading, "dissipation_increment", None) or np.inf
     first_increment = None  # predictor load increment of the first dissipation step after load control failed
+    failures, fell_back = 0, False  # failed dissipation steps in a row; load control tried since
     points = 0  # material evaluations since the last converged step (all ranks, failed attempts too)
 
     while lam < lam_end - tol:
@@ -218,7 +224,15 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
             if not rep.converged:
                 problem.revert()
                 dtau *= 0.5
+                failures += 1
                 reason = rep.failure or "no convergence"
+                if failures >= FALLBACK_FAILURES and not fell_back:
+                    # e.g. a bifurcation where damage points cycle between loading and unloading
+                    mode, fell_back = "load", True
+                    dlam = nominal_end  # a larger step can land clearly on one branch where small ones cycle
+                    say(f"    step failed ({reason}); {failures} failures under dissipation control: "
+                        "trying load control")
+                    continue
                 if dtau < dtau_min:
                     raise SolverError(
                         f"cannot proceed beyond load factor {lam:.6g} (dissipation control): the step dissipating "
@@ -247,7 +261,7 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
                 reason = rep.failure or "no convergence"
                 if dlam < loading.min_step:
                     psi = 0.5 * lam * G  # stored energy
-                    if control == "dissipation" and mode == "load" and k > 0 and psi > 0:
+                    if control == "dissipation" and mode == "load" and k > 0 and psi > 0 and not fell_back:
                         mode, first_increment = "dissipation", lam_try - lam
                         dtau = min(loading.dissipation_onset * psi, dtau_max)
                         dtau_min = dtau * loading.min_step / nominal
@@ -257,7 +271,8 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
                         continue
                     raise SolverError(
                         f"cannot proceed beyond load factor {lam:.6g}: the step to {lam_try:.6g} failed "
-                        f"({reason}) and halving it would go below min_step = {loading.min_step:g}")
+                        f"({reason}) and halving it would go below min_step = {loading.min_step:g}"
+                        + ("; dissipation control failed there too" if fell_back else ""))
                 say(f"    step failed ({reason}); cutting the increment to {dlam:.3g}")
                 continue
         # converged: commit, and remember what the next predictor needs
@@ -268,6 +283,7 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
         problem.commit()
         step_control = "dissipation" if mode == "dissipation" else "load"
         G, lam, k = G_new, lam_try, k + 1
+        failures, fell_back = 0, False
         easy = rep.iterations <= loading.easy_iterations
         if mode == "dissipation":
             dD_last, first_increment = dD, None

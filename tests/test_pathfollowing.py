@@ -172,3 +172,24 @@ def test_same_path_on_one_and_two_ranks(path):
     for a, b in zip(rows, rows1):
         assert a["lam"] == pytest.approx(b["lam"], rel=1e-8, abs=1e-12)
         assert a["force"] == pytest.approx(b["force"], rel=1e-8, abs=1e-14)
+
+
+def test_dissipation_control_that_cannot_proceed_says_where_and_keeps_its_steps():
+    problem, _ = bar_problem(MPI.COMM_WORLD)
+    steps = []
+    log = []
+    with pytest.raises(SolverError, match=r"cannot proceed beyond load factor 0\.25: .*; dissipation control "
+                                          "failed there too"):
+        for step in pathfollowing.follow(problem, replace(LOADING, min_step=1e-2),
+                                         replace(SOLVER, max_iterations=1), log=log.append):
+            steps.append(step.load_factor)
+    # load control halves to min_step, dissipation control fails three times, one load step is tried
+    text = "\n".join(log)
+    assert "load control cannot pass load factor 0.25: dissipation control from here" in text
+    assert text.count("dissipation control, dissipated energy") == pathfollowing.FALLBACK_FAILURES
+    assert "3 failures under dissipation control: trying load control" in text
+    assert steps == [0.1, 0.2, 0.25]  # the elastic steps converged, committed, and were handed out
+    # the problem is back at the last committed state: the right end at 0.25 U_END
+    umax = problem.comm.allreduce(float(problem.u.x.array.max()), op=MPI.MAX)
+    assert umax == pytest.approx(0.25 * U_END, rel=1e-12)
+    problem.destroy()

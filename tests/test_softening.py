@@ -138,3 +138,39 @@ def test_local_fe2_passes_the_peak_with_adaptive_steps(tmp_path):
     # second-order error of the trapezoidal increments, a few % over these steps)
     W = steps[-1]["external_work"]
     assert 0.8 * W < D[-1] < 1.1 * W
+
+
+def snap_back_case(material="rve", control="dissipation"):
+    """A bar 10 x 1, 10 % thinner at mid-length, 11 x 1 cells, steep exponential softening
+    (beta = 500): the band is one column of cells, 1/11 of the length, so the path snaps back."""
+    steep = dict(DAMAGE, softening="exponential", beta=500.0, nu=0.2)
+    steep.pop("kappa_u")
+    data = bar_case(material, phases={"a": dict(steep, tag=1), "b": dict(steep, tag=2)}, ux=0.02, steps=10,
+                    control=control, min_step=1e-3)
+    data["macro"]["mesh"] = {"generator": "bar", "width": 10.0, "height": 1.0, "structured": 11, "cells_y": 1,
+                             "imperfection": 0.1, "imperfection_width": 1.0}
+    data["solver"]["max_iterations"] = 12
+    return data
+
+
+def test_fe2_snap_back_stops_load_control_and_is_followed_by_dissipation_control(tmp_path):
+    with pytest.raises(Exception, match="cannot proceed beyond load factor"):
+        run(snap_back_case(control="load"), tmp=tmp_path / "load")
+    fe2 = run(snap_back_case(), tmp=tmp_path / "fe2")
+    single = run(snap_back_case(material="a"), tmp=tmp_path / "single")
+    a, b = fe2.summary["steps"], single.summary["steps"]
+    assert fe2.summary["status"] == "completed" and a[-1]["load_factor"] == 1.0
+    lam = np.array([s["load_factor"] for s in a])
+    force = np.array([s["reaction_right_x"] for s in a])
+    peak = int(np.argmax(force))
+    assert lam[peak + 1:].min() < lam[peak] - 0.005  # snap-back: past the peak, the end displacement went back
+    assert force[-1] < 0.1 * force[peak]
+    # the homogeneous RVE follows the single-scale path step by step
+    assert len(a) == len(b)
+    assert np.allclose(lam, [s["load_factor"] for s in b], rtol=1e-8, atol=0)
+    assert np.allclose(force, [s["reaction_right_x"] for s in b], rtol=1e-8, atol=1e-14)
+    # dissipated energy: the material's own int Y d omega against the energy balance W - lam u F / 2
+    # (exact for damage; the material's trapezoidal rule in time differs by its discretization error)
+    D, W = a[-1]["dissipated_energy"], a[-1]["external_work"]
+    D_balance = W - 0.5 * lam[-1] * 0.02 * force[-1]
+    assert D == pytest.approx(D_balance, rel=0.1) and D_balance > 0.9 * W  # coarse steps: ~8 % apart here
