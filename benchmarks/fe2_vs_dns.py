@@ -161,32 +161,19 @@ def dns_mesh(comm: MPI.Comm, L: float, n: int, h: float):
 
 def drive(problem, targets, rtol: float, log: Log, min_step: float = 1e-4, max_iterations: int = 20,
           growth: float = 1.5, easy: int = 4) -> list[dict]:
-    """Load steps to the ``targets`` with the cut-back rule of :func:`fe2.twoscale.run`."""
-    rows, lam, dlam = [], 0.0, targets[0]
-    for k, target in enumerate(targets):
-        nominal = target - lam
-        dlam = min(dlam, nominal) if k else nominal
-        while lam < target - 1e-12:
-            lam_try = min(lam + dlam, target)
-            problem.set_load(lam_try)
-            t0 = time.perf_counter()
-            rep = problem.newton(rtol, 1e-14, max_iterations)
-            if not rep.converged:
-                problem.revert()
-                dlam = 0.5 * (lam_try - lam)
-                log.detail(f"    DNS step to {lam_try:.4g} failed ({rep.failure}); increment -> {dlam:.3g}")
-                if dlam < min_step:
-                    raise RuntimeError(f"DNS cannot proceed beyond load factor {lam}")
-                continue
-            problem.commit()
-            lam = lam_try
-            if rep.iterations <= easy:
-                dlam = min(dlam * growth, nominal)
-            row = {"load_factor": lam, "newton_iterations": rep.iterations,
-                   "time_step_s": time.perf_counter() - t0, **problem.reactions()}
-            rows.append(row)
-            log.detail(f"    DNS load {lam:.4g}: {rep.iterations} Newton iterations, "
-                       f"{row['time_step_s']:.1f} s")
+    """Load steps to the ``targets`` with the cut-back rule of :func:`fe2.twoscale.run`
+    (:func:`fe2.pathfollowing.follow` under load control)."""
+    from fe2 import config, pathfollowing
+
+    loading = config.LoadingConfig(factors=tuple(targets), min_step=min_step, growth=growth, easy_iterations=easy)
+    solver = config.SolverConfig(rtol=rtol, atol=1e-14, max_iterations=max_iterations)
+    rows = []
+    for step in pathfollowing.follow(problem, loading, solver):
+        row = {"load_factor": step.load_factor, "newton_iterations": step.report.iterations,
+               "time_step_s": step.wall, **problem.reactions()}
+        rows.append(row)
+        log.detail(f"    DNS load {step.load_factor:.4g}: {step.report.iterations} Newton iterations, "
+                   f"{row['time_step_s']:.1f} s")
     return rows
 
 
@@ -266,7 +253,7 @@ def main(argv=None) -> int:
     macro_check = macro_n // 2 if args.macro_check is None else args.macro_check
     args.delta *= args.length
 
-    from fe2 import config, factory, twoscale
+    from fe2 import config, factory, pathfollowing, twoscale
     from fe2.macro import AXES, Dirichlet, MacroProblem
     from fe2.phasematerial import PhaseMaterial
 
@@ -298,7 +285,7 @@ def main(argv=None) -> int:
         f"{steps} steps; RVE/DNS P{degree}, h = {h} x cell; FE2 macro {macro_n} x {macro_n} crossed P2; "
         f"{comm.size} rank(s)")
     cfg = config.parse_case(case_dict(args, h, degree, macro_n, steps), "fe2_vs_dns")  # the DNS uses its BCs, phases
-    targets = twoscale.load_factors(cfg)
+    targets = pathfollowing.load_factors(cfg.loading)
     key = reaction_key(args.load)
 
     # ---- FE² (once, and once more on a coarser macro mesh) -------------------------------

@@ -406,13 +406,17 @@ class MacroProblem:
         dolfinx.fem.petsc.set_bc(out, self.bcs, alpha=-1.0)
         self.set_load(load)
 
-    def conjugate_force(self) -> float:
+    def conjugate_force(self, committed: bool = False) -> float:
         """``G = w . f_int(x) - f_hat . x``: the reactions' resultant along the prescribed
         displacement pattern minus the tractions' work-conjugate displacement. With it the
         external work rate is ``G' d(load) + ...`` and, for a material that unloads
         secantly (damage), the energy dissipated between two equilibrium states is
-        ``(G0 (lam - lam0) - lam0 (G - G0)) / 2`` (see :mod:`fe2.pathfollowing`); collective."""
+        ``(G0 (lam - lam0) - lam0 (G - G0)) / 2`` (see :mod:`fe2.pathfollowing`); collective.
+        ``committed``: at the last committed state, from the internal forces :meth:`commit`
+        assembled (no assembly)."""
         w, f_hat = self._load_pattern()
+        if committed:
+            return self._f_prev.dot(w) - f_hat.dot(self._u_prev)
         f = dolfinx.fem.petsc.assemble_vector(self._Fint)
         f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         G = f.dot(w) - f_hat.dot(self.x.x.petsc_vec)

@@ -277,10 +277,10 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
                 continue
         # converged: commit, and remember what the next predictor needs
         work0 = problem.work
-        G_new = problem.conjugate_force() if control == "dissipation" else 0.0
-        dD = dissipation_increment(G, lam, G_new, lam_try)
         x_prev, lam_prev = problem.u_committed.copy(), lam
         problem.commit()
+        G_new = problem.conjugate_force(committed=True) if control == "dissipation" else 0.0
+        dD = dissipation_increment(G, lam, G_new, lam_try)
         step_control = "dissipation" if mode == "dissipation" else "load"
         G, lam, k = G_new, lam_try, k + 1
         failures, fell_back = 0, False

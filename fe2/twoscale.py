@@ -29,11 +29,6 @@ from fe2.results import ResultsWriter
 from fe2.tensors import mandel_to_voigt_stiffness
 
 
-def load_factors(cfg: CaseConfig) -> list[float]:
-    """The load factors of a case's load-controlled steps."""
-    return pathfollowing.load_factors(cfg.loading)
-
-
 def choose_material(cfg: CaseConfig, rve, comm: MPI.Comm) -> tuple[Any, str]:
     """The macro material of a case and a one-line description of it."""
     name = cfg.macro.material

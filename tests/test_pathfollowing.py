@@ -17,7 +17,6 @@ path snaps back and displacement control cannot follow it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
