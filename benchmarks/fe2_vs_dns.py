@@ -7,13 +7,13 @@ top and bottom free. The clamped ends make the macro field far from homogeneous
 (shear plus bending, plastic zones at the corners spreading inwards).
 
 - **FE²** (:func:`fe2.twoscale.run`): the plain square as macro mesh (``macro_n x macro_n``
-  crossed triangles, P2), a nonlinear RVE (:func:`fe2.meshgen.circle_inclusion`, radius
+  crossed triangles, P2), a nonlinear RVE (:func:`fe2.micro.meshgen.circle_inclusion`, radius
   0.3, element size ``h``) at every macro quadrature point. It does not depend on ``n``
   (the RVE is scale-free), so it runs once.
 - **DNS** for ``n = 4, 8, 16`` (scale ratio ``eps = 1/n``): gmsh meshes the whole
   specimen with all ``n^2`` inclusions, element size ``h L / n`` (the RVE's relative
-  resolution), and :class:`fe2.macro.MacroProblem` solves it with a
-  :class:`fe2.phasematerial.PhaseMaterial` (J2 in matrix cells, elastic in inclusion
+  resolution), and :class:`fe2.macro.problem.MacroProblem` solves it with a
+  :class:`fe2.materials.phasewise.PhaseMaterial` (J2 in matrix cells, elastic in inclusion
   cells), same Lagrange degree as the RVE, same load factors.
 
 Compared: the reaction on the loaded edge at every load step, and the displacement at
@@ -129,9 +129,10 @@ def reaction_key(load: str) -> str:
 def dns_mesh(comm: MPI.Comm, L: float, n: int, h: float):
     """The specimen with all n^2 inclusions (gmsh OCC on rank 0, distributed): cell tags
     matrix = 1 / inclusion = 2, facet tags left/bottom/right/top = 1/2/3/4."""
-    from fe2.compat import model_to_mesh
-    from fe2.macromesh import BOUNDARY_TAGS, MacroMesh
-    from fe2.meshgen import INCLUSION_TAG, MATRIX_TAG, gmsh_session
+    from fe2.core.compat import model_to_mesh
+    from fe2.core.meshing import gmsh_session
+    from fe2.macro.mesh import BOUNDARY_TAGS, MacroMesh
+    from fe2.micro.meshgen import INCLUSION_TAG, MATRIX_TAG
 
     a = L / n
     options = {"Mesh.MeshSizeMax": h * a, "Mesh.MeshSizeFromPoints": 0.0}
@@ -162,8 +163,9 @@ def dns_mesh(comm: MPI.Comm, L: float, n: int, h: float):
 def drive(problem, targets, rtol: float, log: Log, min_step: float = 1e-4, max_iterations: int = 20,
           growth: float = 1.5, easy: int = 4) -> list[dict]:
     """Load steps to the ``targets`` with the cut-back rule of :func:`fe2.twoscale.run`
-    (:func:`fe2.pathfollowing.follow` under load control)."""
-    from fe2 import config, pathfollowing
+    (:func:`fe2.solvers.pathfollowing.follow` under load control)."""
+    from fe2.io import config
+    from fe2.solvers import pathfollowing
 
     loading = config.LoadingConfig(factors=tuple(targets), min_step=min_step, growth=growth, easy_iterations=easy)
     solver = config.SolverConfig(rtol=rtol, atol=1e-14, max_iterations=max_iterations)
@@ -253,9 +255,12 @@ def main(argv=None) -> int:
     macro_check = macro_n // 2 if args.macro_check is None else args.macro_check
     args.delta *= args.length
 
-    from fe2 import config, factory, pathfollowing, twoscale
-    from fe2.macro import AXES, Dirichlet, MacroProblem
-    from fe2.phasematerial import PhaseMaterial
+    from fe2 import twoscale
+    from fe2.io import config, factory
+    from fe2.macro import loads
+    from fe2.macro.problem import MacroProblem
+    from fe2.materials.phasewise import PhaseMaterial
+    from fe2.solvers import pathfollowing
 
     comm = MPI.COMM_WORLD
     log = Log(comm, args.verbose)
@@ -333,8 +338,7 @@ def main(argv=None) -> int:
         mm, cell_tags = dns_mesh(comm, args.length, n, h)
         t_mesh = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
         material = PhaseMaterial(cell_tags, {ph.tag: ph.law for ph in phases})
-        dirichlet = [Dirichlet(mm.boundary_tag(d.boundary), AXES[d.component], d.value, d.boundary)
-                     for d in cfg.macro.dirichlet]
+        dirichlet, _ = loads.from_config(cfg.macro.dirichlet, (), mm, "fe2_vs_dns")
         problem = MacroProblem(mm, material, degree=degree, dirichlet=dirichlet)
         dofs = problem.V.dofmap.index_map.size_global * problem.V.dofmap.index_map_bs
         cells = comm.allreduce(mm.mesh.topology.index_map(2).size_local, op=MPI.SUM)

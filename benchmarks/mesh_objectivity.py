@@ -1,6 +1,6 @@
 """Mesh objectivity of softening FE²: local against gradient-regularized, three macro meshes.
 
-Specimen: a bar 10 x 1 whose height is reduced by 10 % at mid-length (``fe2.macromesh.bar``),
+Specimen: a bar 10 x 1 whose height is reduced by 10 % at mid-length (``fe2.macro.mesh.bar``),
 clamped in x at the left end, pulled at the right end to u_x = 0.05 (about eight times the
 displacement at the peak), by displacement control with adaptive steps; a run that
 displacement control cannot finish (the finest local mesh: its path snaps back) is run
@@ -37,7 +37,8 @@ from pathlib import Path  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
 sys.path.insert(0, str(machine.ROOT))
-from fe2 import config, twoscale  # noqa: E402
+from fe2 import twoscale  # noqa: E402
+from fe2.io import config  # noqa: E402
 
 DEFAULT_OUTPUT = machine.ROOT / "benchmarks" / "results" / "mesh_objectivity.json"
 LENGTH, HEIGHT, U_END, L_NONLOCAL = 10.0, 1.0, 0.05, 0.25
@@ -70,8 +71,8 @@ def band_widths(problem, comm) -> tuple[float, float]:
     wmax = comm.allreduce(float(omega.max(initial=0.0)), op=MPI.MAX)
     if wmax <= 0:
         return 0.0, 0.0
-    half = problem.integrate(omega >= 0.5 * wmax)
-    return half / HEIGHT, problem.integrate(omega) / (wmax * HEIGHT)
+    half = problem.integral(omega >= 0.5 * wmax)
+    return half / HEIGHT, problem.integral(omega) / (wmax * HEIGHT)
 
 
 def main(argv=None) -> int:

@@ -1,18 +1,19 @@
 """fe2: two-scale (FE²) computational homogenization on FEniCSx.
 
-Modules, one concept each:
+Subpackages, one concept each (see README.md, "Layout"):
 
-- :mod:`fe2.errors`    exception types whose messages are shown to users without traceback
-- :mod:`fe2.compat`    the few dolfinx names that differ between 0.9 and 0.10+
-- :mod:`fe2.petsc`     the one helper that owns PETSc options and prefixes
-- :mod:`fe2.tensors`   Voigt/Mandel notation, isotropic tensors, closed-form bounds
-- :mod:`fe2.meshgen`   gmsh generators of periodic RVE meshes
-- :mod:`fe2.rvemesh`   loading RVE meshes and checking that they are periodic
-- :mod:`fe2.rve`       periodic cell problems (conduction, small-strain elasticity)
-- :mod:`fe2.macro`     the macro problem: quadrature-space stress/tangent, Newton
-- :mod:`fe2.twoscale`  FE² coupling: RVE responses at the macro quadrature points
-- :mod:`fe2.config`    TOML configuration parsed once into frozen dataclasses
-- :mod:`fe2.cli`       the ``fe2`` command line
+- :mod:`fe2.core`       errors, dolfinx compatibility, PETSc options, tensors, kinematics,
+  the physics registry, quadrature points, gmsh sessions
+- :mod:`fe2.materials`  the law and point-material interfaces, the state bank, the law
+  registry, the laws, one-law and phase-wise point materials
+- :mod:`fe2.micro`      RVE meshes (generators, loading), micro boundary conditions, the
+  linear and the nonlinear cell problem
+- :mod:`fe2.macro`      macro meshes, loads, formulations (local, gradient), the macro problem
+- :mod:`fe2.solvers`    the Newton driver, path following (one class per control)
+- :mod:`fe2.io`         configuration, the factory, the results folder, example cases
+- :mod:`fe2.twoscale`   an FE² run: set-up, path following, results
+- :mod:`fe2.cli`        the ``fe2`` command line
 """
 
 __version__ = "0.1.0"
+__all__ = ["__version__"]

@@ -21,12 +21,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+__all__ = ["EXIT_INPUT", "EXIT_SOLVER", "build_parser", "homogenize_report", "main"]
+
 EXIT_INPUT = 2
 EXIT_SOLVER = 3
 
 
 def _add_mesh_parsers(sub: argparse._SubParsersAction) -> None:
-    from fe2 import meshgen
+    from fe2.micro import meshgen
 
     p = sub.add_parser("mesh", help="generate a periodic RVE mesh (gmsh)",
                        description="Generate a periodic RVE mesh with tagged phases (matrix = 1, inclusions = 2; "
@@ -95,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
-    from fe2 import config, twoscale
-    from fe2.errors import ConfigError
+    from fe2 import twoscale
+    from fe2.core.errors import ConfigError
+    from fe2.io import config
 
     if args.list_examples:
         if MPI.COMM_WORLD.rank == 0:
@@ -124,7 +127,7 @@ def homogenize_report(cp, rve_file: str, notation: str) -> dict[str, Any]:
     """The JSON-able report of ``fe2 homogenize``."""
     import numpy as np
 
-    from fe2.tensors import STRAIN_COMPONENTS, mandel_to_voigt_stiffness
+    from fe2.core.tensors import STRAIN_COMPONENTS, mandel_to_voigt_stiffness
 
     C = cp.effective_tensor
     if cp.physics == "elasticity":
@@ -151,7 +154,7 @@ def homogenize_report(cp, rve_file: str, notation: str) -> dict[str, Any]:
 def _cmd_homogenize(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
-    from fe2 import config, factory
+    from fe2.io import config, factory
 
     cfg = config.load_rve(args.rve)
     comm = MPI.COMM_SELF
@@ -179,7 +182,7 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
 
 
 def _cmd_mesh(args: argparse.Namespace) -> int:
-    from fe2 import meshgen
+    from fe2.micro import meshgen
 
     fn = meshgen.GENERATORS[args.kind]
     params = {name: getattr(args, name) for name, p in inspect.signature(fn).parameters.items()
@@ -193,7 +196,7 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fe2`` console script; returns the exit status."""
-    from fe2.errors import ConfigError, Fe2Error, MeshError, SolverError
+    from fe2.core.errors import ConfigError, Fe2Error, MeshError, SolverError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "mesh":
             return _cmd_mesh(args)
         if args.command == "config":
-            from fe2.config import reference_markdown
+            from fe2.io.config import reference_markdown
 
             print(reference_markdown())
             return 0

@@ -1,10 +1,11 @@
 """FE²: a macro problem distributed over MPI ranks whose material response comes from RVEs.
 
-Each rank builds **one** RVE template (:class:`fe2.rve.CellProblem`: mesh, spaces,
-forms, factorised matrix) on ``MPI.COMM_SELF`` and evaluates it, as one batch, at the
-quadrature points of the macro cells it owns; nothing is created per point.
-:func:`run` is the whole simulation: load steps, macro Newton, results on disk after
-every converged step, progress on rank 0.
+Each rank builds **one** RVE template (:class:`fe2.micro.cell.CellProblem` or
+:class:`fe2.micro.nonlinear.NonlinearCellProblem`: mesh, spaces, forms, factorised
+matrix) on ``MPI.COMM_SELF`` and evaluates it, as one batch, at the quadrature points of
+the macro cells it owns; nothing is created per point. :func:`run` is the whole
+simulation: set-up (:func:`setup`), path following (:func:`fe2.solvers.pathfollowing.follow`),
+results on disk after every converged step, progress on rank 0.
 """
 
 from __future__ import annotations
@@ -19,23 +20,28 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
-from fe2 import factory, pathfollowing
-from fe2.config import CaseConfig
-from fe2.errors import ConfigError, SolverError
-from fe2.macro import AXES, Dirichlet, MacroProblem, Traction
-from fe2.materials import LinearMaterial, MaterialPoints
-from fe2.rve import NonlinearCellProblem
-from fe2.results import ResultsWriter
-from fe2.tensors import mandel_to_voigt_stiffness
+from fe2.core.errors import ConfigError, SolverError
+from fe2.core.tensors import mandel_to_voigt_stiffness
+from fe2.io import factory
+from fe2.io.config import CaseConfig
+from fe2.io.results import ResultsWriter
+from fe2.macro import loads
+from fe2.macro.problem import MacroProblem
+from fe2.materials.base import PointMaterial
+from fe2.materials.points import LinearMaterial, MaterialPoints
+from fe2.solvers import pathfollowing
+from fe2.solvers.pathfollowing import Step
+
+__all__ = ["RunResult", "choose_material", "nonlocal_length", "run", "setup"]
 
 
-def choose_material(cfg: CaseConfig, rve, comm: MPI.Comm) -> tuple[Any, str]:
+def choose_material(cfg: CaseConfig, rve, comm: MPI.Comm) -> tuple[PointMaterial, str]:
     """The macro material of a case and a one-line description of it."""
     name = cfg.macro.material
     if name == "rve":
         return rve, f"FE2: an RVE solve at every macro quadrature point ({type(rve).__name__})"
     if name == "homogenized":
-        if isinstance(rve, NonlinearCellProblem):
+        if not rve.linear:
             raise ConfigError(f"{cfg.source}: key 'macro.material' = 'homogenized' needs linear phases; "
                               "the RVE has a nonlinear law (use 'rve' or a phase name)")
         return LinearMaterial(rve.effective_tensor), "single scale with the RVE's effective tensor"
@@ -70,20 +76,10 @@ class RunResult:
     problem: MacroProblem
 
 
-def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbose: bool = True) -> RunResult:
-    """Run a two-scale case (collective on ``comm``).
-
-    Returns the summary (also written to ``summary.json``) and the macro problem. Raises
-    :class:`~fe2.errors.SolverError` if a load step does not converge; every converged
-    step is already on disk then.
-    """
-    say = _printer(comm, verbose)
-    t_start = time.perf_counter()
-    # one results folder for all ranks (it must be on a file system they share)
-    outdir = Path(comm.bcast(str(output if output is not None else cfg.output.directory), root=0))
-    say(f"fe2: {cfg.title}  ({comm.size} MPI rank{'s' if comm.size > 1 else ''})")
-    say(f"  results -> {outdir}/")
-
+def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], None]
+          ) -> tuple[MacroProblem, dict[str, Any]]:
+    """The RVE template, the macro mesh, its loads and the macro problem of a case
+    (collective); the summary's description of them."""
     t0 = time.perf_counter()
     rve = factory.cell_problem(cfg.rve, cfg.base_dir, cfg.source, outdir, comm)
     t_rve_setup = time.perf_counter() - t0
@@ -93,11 +89,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
         f"template ready in {t_rve_setup:.2f} s")
 
     mm = factory.macro_mesh(cfg.macro.mesh, cfg.base_dir, comm)
-    dirichlet = [Dirichlet(mm.boundary_tag(d.boundary, cfg.source),
-                           AXES[d.component] if isinstance(d.component, str) else d.component,
-                           d.value, str(d.boundary)) for d in cfg.macro.dirichlet]
-    traction = [Traction(mm.boundary_tag(t.boundary, cfg.source), t.value, str(t.boundary))
-                for t in cfg.macro.traction]
+    dirichlet, traction = loads.from_config(cfg.macro.dirichlet, cfg.macro.traction, mm, cfg.source)
     material, material_note = choose_material(cfg, rve, comm)
     length = nonlocal_length(cfg, rve)
     problem = MacroProblem(mm, material, degree=cfg.macro.degree,
@@ -112,8 +104,6 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
     if length is not None:
         say(f"  regularization: implicit gradient, internal length l = {length:.6g}"
             + (" (the RVE edge)" if cfg.macro.nonlocal_length is None else ""))
-
-    writer = ResultsWriter(outdir, mm.mesh, write_fields=cfg.output.format == "xdmf")
     summary: dict[str, Any] = {
         "title": cfg.title, "source": cfg.source, "ranks": comm.size, "host": platform.node(),
         "material": cfg.macro.material, "nonlocal_length": length,
@@ -127,31 +117,54 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
         "config": asdict(cfg),
         "steps": [],
     }
+    return problem, summary
+
+
+def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Callable[[str], None]) -> dict[str, Any]:
+    """Write one converged step to the results folder and the log; its history row."""
+    rep = step.report
+    reac = problem.reactions()
+    internal = problem.internal_fields()
+    energy = {"external_work": problem.work}
+    if "dissipation" in internal:
+        energy["dissipated_energy"] = problem.dissipated_energy(internal)
+    row = {"step": step.number, "load_factor": step.load_factor, "control": step.control,
+           "newton_iterations": rep.iterations, **reac, **energy,
+           "residuals": rep.residuals, "time_rve_s": rep.time_material,
+           "time_macro_s": rep.time_macro, "time_step_s": step.wall}
+    writer.history(row)
+    writer.fields(step.load_factor, problem.u, problem.cell_averages(problem.strain),
+                  problem.cell_averages(problem.sigma), problem.kinematics,
+                  scalars={name: problem.cell_average_scalars(v) for name, v in internal.items()},
+                  nodal=problem.formulation.output_fields() or None)
+    say(f"    converged in {rep.iterations} iteration(s), {step.wall:.2f} s "
+        f"(RVE {rep.time_material:.2f} s, macro {rep.time_macro:.2f} s); "
+        + (f"load factor {step.load_factor:.6g}, " if step.control == "dissipation" else "")
+        + ", ".join(f"{kk} = {vv:.6g}" for kk, vv in reac.items()))
+    return row
+
+
+def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbose: bool = True) -> RunResult:
+    """Run a two-scale case (collective on ``comm``).
+
+    Returns the summary (also written to ``summary.json``) and the macro problem. Raises
+    :class:`~fe2.core.errors.SolverError` if a load step does not converge; every converged
+    step is already on disk then.
+    """
+    say = _printer(comm, verbose)
+    t_start = time.perf_counter()
+    # one results folder for all ranks (it must be on a file system they share)
+    outdir = Path(comm.bcast(str(output if output is not None else cfg.output.directory), root=0))
+    say(f"fe2: {cfg.title}  ({comm.size} MPI rank{'s' if comm.size > 1 else ''})")
+    say(f"  results -> {outdir}/")
+    problem, summary = setup(cfg, comm, outdir, say)
+    writer = ResultsWriter(outdir, problem.mesh, write_fields=cfg.output.format == "xdmf")
     total_rve_points = 0
     status = "completed"
     try:
         for step in pathfollowing.follow(problem, cfg.loading, cfg.solver, log=say if verbose else None):
-            rep = step.report
             total_rve_points += step.material_points
-            reac = problem.reactions()
-            internal = problem.internal_fields()
-            energy = {"external_work": problem.work}
-            if "dissipation" in internal:
-                energy["dissipated_energy"] = problem.dissipated_energy(internal)
-            row = {"step": step.number, "load_factor": step.load_factor, "control": step.control,
-                   "newton_iterations": rep.iterations, **reac, **energy,
-                   "residuals": rep.residuals, "time_rve_s": rep.time_material,
-                   "time_macro_s": rep.time_macro, "time_step_s": step.wall}
-            writer.history(row)
-            writer.fields(step.load_factor, problem.u, problem.cell_averages(problem.strain),
-                          problem.cell_averages(problem.sigma), problem.kinematics,
-                          scalars={name: problem.cell_average_scalars(v) for name, v in internal.items()},
-                          nodal={"nonlocal_strain": problem.e} if problem.gradient else None)
-            summary["steps"].append(row)
-            say(f"    converged in {rep.iterations} iteration(s), {step.wall:.2f} s "
-                f"(RVE {rep.time_material:.2f} s, macro {rep.time_macro:.2f} s); "
-                + (f"load factor {step.load_factor:.6g}, " if step.control == "dissipation" else "")
-                + ", ".join(f"{kk} = {vv:.6g}" for kk, vv in reac.items()))
+            summary["steps"].append(_record(step, problem, writer, say))
     except SolverError as err:
         status = "failed"
         raise SolverError(f"{err}; {len(summary['steps'])} converged steps are saved in {outdir}/") from None
@@ -161,8 +174,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
         summary["wall_seconds"] = time.perf_counter() - t_start
         writer.summary(summary)
         problem.destroy()
-    u_norm = problem.u.x.petsc_vec.norm()
-    summary["displacement_norm"] = u_norm
+    summary["displacement_norm"] = problem.u.x.petsc_vec.norm()
     writer.summary(summary)
     say(f"fe2: done in {summary['wall_seconds']:.1f} s; {total_rve_points} RVE evaluations. "
         f"Results in {outdir}/ (fields.xdmf for ParaView, history.csv, summary.json)")

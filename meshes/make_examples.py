@@ -6,7 +6,7 @@ Usage::
 
 ``outdir`` defaults to the directory of this script. Each table of ``examples.toml`` names
 a mesh ``<name>.msh`` and gives the generator ``kind`` and its parameters (see
-:func:`fe2.meshgen.generate`).
+:func:`fe2.micro.meshgen.generate`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 try:
-    from fe2.errors import Fe2Error
-    from fe2.meshgen import generate
+    from fe2.core.errors import Fe2Error
+    from fe2.micro.meshgen import generate
 except ModuleNotFoundError:  # run from a checkout without PYTHONPATH set
     sys.path.insert(0, str(HERE.parent))
-    from fe2.errors import Fe2Error
-    from fe2.meshgen import generate
+    from fe2.core.errors import Fe2Error
+    from fe2.micro.meshgen import generate
 
 
 def main(argv: list[str]) -> int:

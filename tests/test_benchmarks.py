@@ -7,7 +7,7 @@ import sys
 import pytest
 from mpi4py import MPI
 
-from conftest import ROOT, serial_env
+from helpers import ROOT, serial_env
 
 pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns a serial process; serial run only")
 

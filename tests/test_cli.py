@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from conftest import ROOT, serial_env
-from fe2 import config
+from helpers import ROOT, serial_env
+from fe2.io import config
 from fe2.cli import main
 
 RVE_TOML = """
@@ -123,7 +123,7 @@ def test_non_periodic_mesh_rejected_via_cli(tmp_path, capsys):
 
 
 def test_bad_case_file(tmp_path, capsys):
-    text = (ROOT / "fe2" / "cases" / "plate_with_hole.toml").read_text()
+    text = (ROOT / "fe2" / "io" / "cases" / "plate_with_hole.toml").read_text()
     code, _, err = run_main(capsys, "run", write(tmp_path, text.replace('boundary = "right"', 'boundary = "rigth"'),
                                                   "case.toml"), "-o", tmp_path / "out", "-q")
     assert code == 2
@@ -144,7 +144,7 @@ def test_bad_case_file(tmp_path, capsys):
      "key 'loading.dissipation_increment' must be > 0, got -1.0"),
 ])
 def test_bad_path_following_options(tmp_path, capsys, case, edit, message):
-    text = (ROOT / "fe2" / "cases" / f"{case}.toml").read_text()
+    text = (ROOT / "fe2" / "io" / "cases" / f"{case}.toml").read_text()
     assert edit[0] in text
     code, _, err = run_main(capsys, "run", write(tmp_path, text.replace(*edit), "case.toml"), "-o", tmp_path / "o")
     assert code == 2
@@ -165,7 +165,7 @@ def test_mesh_command_writes_periodic_mesh(tmp_path, capsys):
     code, out, err = run_main(capsys, "mesh", "circle", out_msh, "--radius", "0.2", "--h", "0.1")
     assert code == 0, err
     assert "volume fractions" in out
-    from fe2.rvemesh import load_rve_mesh, phase_volumes
+    from fe2.micro.rvemesh import load_rve_mesh, phase_volumes
 
     vols = phase_volumes(load_rve_mesh(out_msh, MPI.COMM_SELF))
     # an inscribed polygon with edges of at most h = 0.1: pi r^2 (1 - (h/r)^2 / 6) <= area <= pi r^2

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 from mpi4py import MPI
 
-from conftest import ROOT, serial_env
+from helpers import ROOT, serial_env
 
 pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns shell processes; serial run only")
 LAUNCHER = str(ROOT / "docker" / "fe2-env")

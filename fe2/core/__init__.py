@@ -1,0 +1,11 @@
+"""What every other part of fe2 builds on.
+
+- :mod:`~fe2.core.errors`: exceptions shown to users without traceback; collective errors
+- :mod:`~fe2.core.compat`: the few dolfinx names that differ between 0.9 and 0.10+
+- :mod:`~fe2.core.linalg`: PETSc options and prefixes (the one place), direct solvers
+- :mod:`~fe2.core.tensors`: Voigt/Mandel notation, isotropic tensors, closed-form bounds
+- :mod:`~fe2.core.kinematics`: gradient measures (small strain, deformation gradient, scalar)
+- :mod:`~fe2.core.physics`: the registry of physics
+- :mod:`~fe2.core.quadrature`: the quadrature points of owned cells (point volumes, averages)
+- :mod:`~fe2.core.meshing`: gmsh sessions
+"""

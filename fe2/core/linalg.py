@@ -1,0 +1,111 @@
+"""Linear algebra with PETSc: the one place that owns PETSc options and prefixes.
+
+Every PETSc object fe2 creates (KSP of the RVE template, KSP of the macro Newton
+solver, ...) gets a unique options prefix and its options from a plain dict, set
+through :func:`configure`. Users can override any of them on the command line or in
+the case file with the same keys, e.g. ``{"pc_factor_mat_solver_type": "superlu"}``.
+Direct solvers are made by :func:`direct_solver`; :func:`mat_solve` solves many
+right-hand sides at once with a stored factorisation.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from petsc4py import PETSc
+
+from fe2.core.errors import SolverError
+
+__all__ = ["DIRECT_CHOLESKY", "DIRECT_LU", "configure", "direct_solver", "factor_matrix", "mat_solve",
+           "unique_prefix"]
+
+#: Direct solver used by default for the RVE cell problems (symmetric positive definite
+#: after the periodic condensation) and the macro Newton systems.
+DIRECT_CHOLESKY: dict[str, Any] = {
+    "ksp_type": "preonly",
+    "pc_type": "cholesky",
+    "pc_factor_mat_solver_type": "mumps",
+}
+DIRECT_LU: dict[str, Any] = {
+    "ksp_type": "preonly",
+    "pc_type": "lu",
+    "pc_factor_mat_solver_type": "mumps",
+}
+
+_counter = itertools.count()
+
+
+def unique_prefix(base: str) -> str:
+    """``base`` plus a process-local counter and a trailing underscore, e.g. ``fe2_rve_0_``.
+
+    Not collective: the counter is per process, so objects created in the same order on
+    all ranks get the same prefix, which is what PETSc's command-line options expect.
+    """
+    return f"{base}{next(_counter)}_"
+
+
+def _to_option(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def configure(obj: Any, prefix: str, options: Mapping[str, Any] | None) -> None:
+    """Give ``obj`` (a KSP, SNES, Mat, ...) the prefix and apply ``options``.
+
+    The options are written into PETSc's global database under ``prefix`` and
+    ``obj.setFromOptions()`` reads them (command-line options with the same prefix also
+    apply, and win). They stay in the database: some are read only later, e.g. MUMPS's
+    ``mat_mumps_icntl_*`` when the factor is created in ``KSPSetUp``; prefixes are
+    unique (:func:`unique_prefix`), so they cannot leak into other objects.
+    """
+    opts = PETSc.Options()
+    obj.setOptionsPrefix(prefix)
+    for key, value in (options or {}).items():
+        name = f"{prefix}{key}"
+        if name in opts:  # command line wins
+            continue
+        opts[name] = _to_option(value)
+    obj.setFromOptions()
+
+
+def direct_solver(A: PETSc.Mat, prefix: str, options: Mapping[str, Any] | None = None,
+                  symmetric: bool = True) -> PETSc.KSP:
+    """A KSP on ``A``'s communicator with ``options`` over the direct-solver defaults.
+
+    Collective on ``A.comm``.
+    """
+    ksp = PETSc.KSP().create(A.comm)
+    ksp.setOperators(A)
+    merged = dict(DIRECT_CHOLESKY if symmetric else DIRECT_LU)
+    merged.update(options or {})
+    configure(ksp, prefix, merged)
+    return ksp
+
+
+def factor_matrix(ksp: PETSc.KSP) -> PETSc.Mat:
+    """The factored matrix of a direct solver (after ``ksp.setUp()``)."""
+    return ksp.getPC().getFactorMatrix()
+
+
+def mat_solve(F: PETSc.Mat, rhs: np.ndarray) -> np.ndarray:
+    """``F^-1 rhs`` for a factored matrix ``F`` and dense right-hand sides ``rhs``
+    ``(nloc, m)``, all at once (``MatMatSolve``; one process). Raises
+    :class:`~fe2.core.errors.SolverError` if PETSc fails."""
+    nloc, m = rhs.shape
+    Bm = PETSc.Mat().createDense((nloc, m), array=np.asfortranarray(rhs), comm=PETSc.COMM_SELF)
+    Xm = PETSc.Mat().createDense((nloc, m), comm=PETSc.COMM_SELF)
+    Xm.setUp()
+    try:
+        F.matSolve(Bm, Xm)
+    except PETSc.Error as err:
+        raise SolverError(f"solve with a stored factorisation failed ({err})") from None
+    X = Xm.getDenseArray().copy()
+    Bm.destroy()
+    Xm.destroy()
+    return X

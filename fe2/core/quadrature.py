@@ -1,0 +1,91 @@
+"""Quadrature points of the owned cells of a mesh: the points materials are evaluated at.
+
+A :class:`QuadraturePoints` fixes one quadrature rule on a mesh and numbers the points of
+the cells a rank *owns* cell by cell (``cell * num_points_per_cell + q``, owned cells in
+local order). Everything that is stored or evaluated per point -- macro stresses and
+tangents, RVE micro fields, internal variables -- uses this numbering, and the rule's
+quadrature function spaces and integration measure come from here so that the point
+values are exactly what the forms integrate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import basix
+import basix.ufl
+import dolfinx.fem.petsc
+import numpy as np
+import ufl
+from dolfinx import fem
+
+__all__ = ["QuadraturePoints", "default_degree"]
+
+
+def default_degree(degree: int) -> int:
+    """Quadrature degree for a Lagrange field of ``degree`` in a tangent-weighted form:
+    ``max(2 (degree - 1), 1)`` (exact for affine cells and piecewise-constant tangents)."""
+    return max(2 * (degree - 1), 1)
+
+
+class QuadraturePoints:
+    """A quadrature rule of degree ``degree`` on the owned cells of ``mesh`` (not collective).
+
+    Attributes
+    ----------
+    points : (nq, tdim) reference points; weights : (nq,) reference weights
+    num_points_per_cell, num_owned_cells, num_points (``= cells x nq``)
+    cells : (num_owned_cells,) int32 local indices of the owned cells
+    volumes : (num_points,) the volume each point stands for, ``|cell| w_q / sum w``
+        (affine cells), so that ``volumes @ f`` integrates a per-point ``f``
+    dx : the UFL measure whose integrals use exactly these points
+    """
+
+    def __init__(self, mesh: Any, degree: int) -> None:
+        self.mesh = mesh
+        self.degree = degree
+        self.cell_name = mesh.topology.cell_name()
+        self.points, self.weights = basix.make_quadrature(basix.CellType[self.cell_name], degree)
+        self.num_points_per_cell = self.points.shape[0]
+        tdim = mesh.topology.dim
+        self.num_owned_cells = mesh.topology.index_map(tdim).size_local
+        self.cells = np.arange(self.num_owned_cells, dtype=np.int32)
+        self.num_points = self.num_owned_cells * self.num_points_per_cell
+        self.dx = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": degree,
+                                                            "quadrature_scheme": "default"})
+        D0 = fem.functionspace(mesh, ("DG", 0))
+        vol = dolfinx.fem.petsc.assemble_vector(fem.form(ufl.TestFunction(D0) * ufl.dx))
+        self.volumes = (vol.array[: self.num_owned_cells, None] * self.cell_weights[None, :]).ravel()
+        vol.destroy()
+
+    @property
+    def cell_weights(self) -> np.ndarray:
+        """``(nq,)`` reference weights normalised to sum 1 (averages over a cell)."""
+        return self.weights / self.weights.sum()
+
+    def space(self, shape: tuple[int, ...] = ()) -> fem.FunctionSpace:
+        """A quadrature function space of this rule with values of ``shape`` (collective)."""
+        element = basix.ufl.quadrature_element(self.cell_name, value_shape=shape, degree=self.degree)
+        return fem.functionspace(self.mesh, element)
+
+    def dofs(self, space: fem.FunctionSpace) -> np.ndarray:
+        """``(num_points,)`` the (block) dof of each owned point in a quadrature ``space``."""
+        return space.dofmap.list[: self.num_owned_cells].ravel()
+
+    def expression(self, expr: Any) -> fem.Expression:
+        """A compiled UFL expression evaluated at this rule's points (see :meth:`evaluate`)."""
+        return fem.Expression(expr, self.points)
+
+    def evaluate(self, expression: fem.Expression, size: int) -> np.ndarray:
+        """``(num_points, size)`` values of an :meth:`expression` at the owned points."""
+        return expression.eval(self.mesh, self.cells).reshape(-1, size)
+
+    def cell_average(self, values: np.ndarray) -> np.ndarray:
+        """Quadrature-weighted cell averages of per-point values: ``(num_points,)`` ->
+        ``(cells,)`` or ``(num_points, n)`` -> ``(cells, n)`` (affine cells)."""
+        values = np.asarray(values)
+        w = self.cell_weights
+        if values.ndim == 1:
+            return values.reshape(self.num_owned_cells, self.num_points_per_cell) @ w
+        vals = values.reshape(self.num_owned_cells, self.num_points_per_cell, -1)
+        return np.einsum("cqk,q->ck", vals, w)

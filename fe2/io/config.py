@@ -1,0 +1,560 @@
+"""TOML configuration, parsed once into frozen dataclasses and validated.
+
+Every key is a dataclass field with a ``doc`` (rendered by :func:`reference_markdown`
+into the configuration reference of README.md) and, where it matters, a check. A
+mistake gives one :class:`~fe2.errors.ConfigError` line naming the file, the key and
+what is allowed, e.g.::
+
+    case.toml: key 'rve.phases.matrix.E' must be > 0, got -1.0
+
+Two kinds of files use the same tables:
+
+- an RVE file (``fe2 homogenize RVE.toml``): ``[rve]`` with ``[rve.phases.<name>]``;
+- a case file (``fe2 run CASE.toml``): ``[macro]``, ``[rve]``, ``[loading]``,
+  ``[solver]``, ``[output]``.
+
+Relative paths in a file are relative to that file's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Union
+
+from fe2.core.errors import ConfigError
+from fe2.core.physics import PHYSICS
+from fe2.materials.registry import LAWS
+from fe2.solvers.pathfollowing import CONTROLS
+
+__all__ = ["CaseConfig", "DEFAULT_CASE", "DirichletConfig", "LoadingConfig", "MacroConfig", "MacroMeshConfig",
+           "OutputConfig", "PhaseConfig", "RVEConfig", "RVEFile", "SolverConfig", "TractionConfig", "default_case",
+           "example_case", "example_names", "example_text", "load_case", "load_rve", "parse_case", "parse_rve",
+           "reference_markdown"]
+
+
+def _f(default: Any = dataclasses.MISSING, doc: str = "", check: Any = None, **kw: Any) -> Any:
+    meta = {"doc": doc, "check": check}
+    if default is dataclasses.MISSING:
+        return field(metadata=meta, **kw)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+# --- checks: return None if fine, else the "must ..." text -----------------------------
+def positive(v):
+    return None if v > 0 else "must be > 0"
+
+
+def nonnegative(v):
+    return None if v >= 0 else "must be >= 0"
+
+
+def one_of(*allowed):
+    def check(v):
+        return None if v in allowed else "must be one of " + ", ".join(repr(a) for a in allowed)
+    return check
+
+
+def int_range(lo, hi):
+    def check(v):
+        return None if lo <= v <= hi else f"must be between {lo} and {hi}"
+    return check
+
+
+def poisson(v):
+    return None if -1.0 < v < 0.5 else "must satisfy -1 < nu < 0.5"
+
+
+def _choices(registry: dict[str, Any], last: str = ", ") -> str:
+    """``name`` (doc) of every entry of a registry, for the configuration reference."""
+    items = [f"``{name}`` ({spec.doc})" for name, spec in registry.items()]
+    return ", ".join(items[:-1]) + last + items[-1] if len(items) > 1 else items[0]
+
+
+# --- schema ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """``[rve.phases.<name>]``: one material phase of the RVE."""
+
+    tag: int = _f(doc="physical group tag of the phase's cells in the RVE mesh", check=positive)
+    law: str = _f("elastic", doc=_choices(LAWS), check=one_of(*LAWS))
+    E: float | None = _f(None, doc="Young's modulus (elastic, j2, neo_hooke, damage)", check=positive)
+    nu: float | None = _f(None, doc="Poisson's ratio, -1 < nu < 0.5", check=poisson)
+    k: float | None = _f(None, doc="conductivity (conduction)", check=positive)
+    sigma_y: float | None = _f(None, doc="j2: initial yield stress", check=positive)
+    H_iso: float | None = _f(None, doc="j2: linear isotropic hardening modulus (default 0)", check=nonnegative)
+    Q: float | None = _f(None, doc="j2: saturation (Voce) hardening stress R = Q (1 - exp(-b p)) (default 0)",
+                         check=nonnegative)
+    b: float | None = _f(None, doc="j2: saturation rate (default 0)", check=nonnegative)
+    H_kin: float | None = _f(None, doc="j2: linear kinematic (Prager) hardening modulus (default 0)",
+                             check=nonnegative)
+    E_L: float | None = _f(None, doc="transversely_isotropic: axial Young's modulus", check=positive)
+    E_T: float | None = _f(None, doc="transversely_isotropic: transverse Young's modulus", check=positive)
+    nu_LT: float | None = _f(None, doc="transversely_isotropic: axial-transverse Poisson's ratio")
+    nu_TT: float | None = _f(None, doc="transversely_isotropic: transverse Poisson's ratio", check=poisson)
+    G_LT: float | None = _f(None, doc="transversely_isotropic: axial shear modulus", check=positive)
+    axis: tuple[float, ...] | None = _f(None, doc="transversely_isotropic: fibre direction (default x)")
+    kappa0: float | None = _f(None, doc="damage: equivalent strain at which damage starts", check=positive)
+    softening: str | None = _f(None, doc="damage: ``exponential`` (default; Peerlings et al. 1996) or ``linear`` "
+                                         "(stress falls linearly to zero at kappa_u)",
+                               check=one_of("exponential", "linear"))
+    kappa_u: float | None = _f(None, doc="damage, linear softening: equivalent strain at zero stress (> kappa0)",
+                               check=positive)
+    alpha: float | None = _f(None, doc="damage, exponential softening: 1 - residual stress fraction (default 0.99)",
+                             check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]")
+    beta: float | None = _f(None, doc="damage, exponential softening: softening rate (default 100)", check=positive)
+    equivalent_strain: str | None = _f(None, doc="damage: ``mises`` (modified von Mises, default) or ``mazars``",
+                                       check=one_of("mises", "mazars"))
+    compression_ratio: float | None = _f(
+        None, doc="damage, modified von Mises: compressive/tensile strength ratio k (default 10)",
+        check=lambda v: None if v >= 1 else "must be >= 1")
+    viscosity: float | None = _f(None, doc="damage: relaxation time of the viscous regularization in load-factor "
+                                           "units (default 0: rate independent)", check=nonnegative)
+    max_damage: float | None = _f(None, doc="damage: cap on the damage variable (default 0.99999)",
+                                  check=lambda v: None if 0 < v < 1 else "must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class RVEConfig:
+    """``[rve]``: the periodic cell."""
+
+    phases: dict[str, PhaseConfig] = _f(doc="table of phases, ``[rve.phases.<name>]``")
+    mesh: str | None = _f(None, doc="gmsh .msh file with physical groups on cells (relative to this file)")
+    generate: dict[str, Any] | None = _f(
+        None, doc="instead of ``mesh``: generator ``kind`` (circle, random, laminate, sphere) and its "
+                  "parameters, as for ``fe2 mesh``")
+    physics: str = _f("elasticity", doc=_choices(PHYSICS, " or "), check=one_of(*PHYSICS))
+    degree: int = _f(1, doc="Lagrange degree of the fluctuation field", check=int_range(1, 2))
+    rtol: float = _f(1e-10, doc="micro Newton tolerance: residual norm relative to the residual the macro "
+                                "gradient alone causes", check=positive)
+    max_iterations: int = _f(25, doc="micro Newton iterations before a micro solve fails", check=positive)
+    petsc_options: dict[str, Any] = _f({}, doc="PETSc options of the cell solver (default: MUMPS Cholesky)")
+
+
+@dataclass(frozen=True)
+class MacroMeshConfig:
+    """``[macro.mesh]``: the macro mesh, a file or a built-in generator."""
+
+    file: str | None = _f(None, doc="gmsh .msh file of the macro domain (facet physical groups as boundaries)")
+    generator: str | None = _f(None, doc="built-in generator: ``plate_with_hole`` (quarter plate, symmetry "
+                                         "edges left/bottom), ``rectangle`` or ``bar`` (a rectangle whose height is "
+                                         "reduced smoothly at mid-length, so that it localizes there)",
+                               check=one_of("plate_with_hole", "rectangle", "bar"))
+    width: float = _f(1.0, doc="generator: domain width", check=positive)
+    height: float = _f(1.0, doc="generator: domain height", check=positive)
+    radius: float = _f(0.3, doc="plate_with_hole: hole radius", check=positive)
+    h: float = _f(0.1, doc="generator: element size", check=positive)
+    h_hole: float | None = _f(None, doc="plate_with_hole: element size at the hole (default h/3)", check=positive)
+    structured: int | None = _f(None, doc="rectangle, bar: ``n`` cells along x of a crossed structured mesh (default "
+                                          "width / h)", check=positive)
+    cells_y: int | None = _f(None, doc="rectangle, bar: cells along y (default: n for rectangle, 1 for bar)",
+                             check=positive)
+    imperfection: float = _f(0.1, doc="bar: relative height reduction at mid-length",
+                             check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)")
+    imperfection_width: float | None = _f(None, doc="bar: length scale w of the reduction exp(-((x - L/2)/w)^2) "
+                                                    "(default: height)", check=positive)
+
+
+@dataclass(frozen=True)
+class DirichletConfig:
+    """``[[macro.dirichlet]]``: a prescribed displacement component on a boundary."""
+
+    boundary: Union[str, int] = _f(doc="boundary name (generator meshes: left, right, bottom, top, hole) "
+                                       "or facet tag")
+    component: Union[str, int] = _f(doc="``x``, ``y``, ``z`` (or 0, 1, 2)", check=one_of("x", "y", "z", 0, 1, 2))
+    value: float = _f(0.0, doc="displacement at full load (scaled by the load factor)")
+
+
+@dataclass(frozen=True)
+class TractionConfig:
+    """``[[macro.traction]]``: a surface traction on a boundary."""
+
+    boundary: Union[str, int] = _f(doc="boundary name or facet tag")
+    value: tuple[float, ...] = _f(doc="traction vector at full load (scaled by the load factor)")
+
+
+@dataclass(frozen=True)
+class MacroConfig:
+    """``[macro]``: the macro problem."""
+
+    mesh: MacroMeshConfig = _f(doc="the macro mesh, see ``[macro.mesh]``")
+    degree: int = _f(2, doc="Lagrange degree of the macro displacement", check=int_range(1, 2))
+    quadrature_degree: int | None = _f(None, doc="macro quadrature degree (default 2*(degree-1), at least 1)",
+                                       check=int_range(1, 8))
+    dirichlet: tuple[DirichletConfig, ...] = _f((), doc="prescribed displacements, ``[[macro.dirichlet]]``")
+    traction: tuple[TractionConfig, ...] = _f((), doc="tractions, ``[[macro.traction]]``")
+    material: str = _f("rve", doc="``rve`` (FE²: an RVE solve at every quadrature point), ``homogenized`` "
+                                  "(single scale with the RVE's effective elastic tensor), or the name of an RVE "
+                                  "phase (single scale with that phase's law, for comparisons)")
+    regularization: str = _f("none", doc="``none`` (local continuum: with softening the damage band shrinks to "
+                                         "one element) or ``gradient`` (implicit gradient enhancement: a nonlocal "
+                                         "equivalent strain e solves e - l^2 div grad e = e_loc and drives the "
+                                         "damage; needs a ``damage`` phase)",
+                             check=one_of("none", "gradient"))
+    nonlocal_length: float | None = _f(None, doc="gradient: internal length l in macro length units (default: the "
+                                                 "RVE's edge length, the RVE mesh read in macro units)",
+                                       check=positive)
+
+
+@dataclass(frozen=True)
+class LoadingConfig:
+    """``[loading]``: load steps."""
+
+    steps: int = _f(4, doc="number of equal load steps to factor 1", check=positive)
+    factors: tuple[float, ...] | None = _f(None, doc="explicit load factors (overrides ``steps``)")
+    min_step: float = _f(1e-4, doc="smallest load-factor increment: when a step fails (a micro or macro solve "
+                                   "does not converge) it is halved down to this, then the run stops",
+                         check=positive)
+    growth: float = _f(1.5, doc="after an easy step (Newton iterations <= easy_iterations) the increment grows "
+                                "by this factor, up to the nominal step", check=positive)
+    easy_iterations: int = _f(4, doc="see ``growth``", check=positive)
+    control: str = _f("load", doc=_choices(CONTROLS, " or ") + ". With ``dissipation`` the dissipation increment is "
+                                  "halved on failure down to ``min_step`` / nominal step times its first value and "
+                                  "grown by ``growth``", check=one_of(*CONTROLS))
+    dissipation_onset: float = _f(0.01, doc="dissipation control starts after the first load step that dissipates "
+                                            "more than this fraction of its external work; that step's dissipation "
+                                            "is the first increment (if load control fails before, the first "
+                                            "increment is this fraction of the stored energy; a large value, e.g. "
+                                            "1e9, keeps load control until it cannot proceed)", check=positive)
+    dissipation_increment: float | None = _f(None, doc="dissipation control: the largest energy dissipated in one step "
+                                                       "(default: no limit; the increment starts as said under "
+                                                       "``dissipation_onset`` and grows by ``growth`` after easy steps)",
+                                             check=positive)
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    """``[solver]``: macro Newton."""
+
+    rtol: float = _f(1e-10, doc="Newton stops when the residual norm falls below rtol x the first one",
+                     check=positive)
+    atol: float = _f(1e-12, doc="... or below atol", check=positive)
+    max_iterations: int = _f(20, doc="Newton iterations per load step before the step fails", check=positive)
+    petsc_options: dict[str, Any] = _f({}, doc="PETSc options of the macro linear solver (default: MUMPS LU)")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """``[output]``: results."""
+
+    directory: str = _f("results", doc="results folder (relative to the working directory)")
+    format: str = _f("xdmf", doc="field output: ``xdmf`` or ``none``", check=one_of("xdmf", "none"))
+
+
+@dataclass(frozen=True)
+class CaseConfig:
+    """A two-scale case (``fe2 run``)."""
+
+    macro: MacroConfig = _f(doc="``[macro]``")
+    rve: RVEConfig = _f(doc="``[rve]``")
+    title: str = _f("fe2 case", doc="a name shown in the log and the results")
+    loading: LoadingConfig = _f(LoadingConfig(), doc="``[loading]``")
+    solver: SolverConfig = _f(SolverConfig(), doc="``[solver]``")
+    output: OutputConfig = _f(OutputConfig(), doc="``[output]``")
+    source: str = field(default="<memory>", metadata={"internal": True})
+    base_dir: str = field(default=".", metadata={"internal": True})
+
+
+@dataclass(frozen=True)
+class RVEFile:
+    """An RVE file (``fe2 homogenize``): only ``[rve]`` is read, other tables are ignored."""
+
+    rve: RVEConfig
+    source: str = "<memory>"
+    base_dir: str = "."
+
+
+# --- generic validation ------------------------------------------------------------------
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+_PLURAL_WORDS = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp in _TYPE_WORDS:
+        return _TYPE_WORDS[tp]
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is tuple:
+        item = typing.get_args(tp)[0]
+        return f"a list of {_PLURAL_WORDS.get(item, 'tables' if dataclasses.is_dataclass(item) else str(item))}"
+    if origin is dict or tp is dict:
+        return "a table"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return str(tp)
+
+
+class _Ctx:
+    def __init__(self, filename: str):
+        self.filename = filename
+
+    def fail(self, key: str, what: str) -> typing.NoReturn:
+        raise ConfigError(f"{self.filename}: key '{key}' {what}")
+
+
+def _convert(tp: Any, value: Any, key: str, ctx: _Ctx) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(a, value, key, ctx)
+            except ConfigError:
+                continue
+        ctx.fail(key, f"must be {_describe(tp)}, got {value!r}")
+    if tp is bool:
+        if not isinstance(value, bool):
+            ctx.fail(key, f"must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            ctx.fail(key, f"must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            ctx.fail(key, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            ctx.fail(key, f"must be a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            ctx.fail(key, f"must be a string, got {value!r}")
+        return value
+    if origin is tuple:
+        (item,) = typing.get_args(tp)[:1]
+        if not isinstance(value, list):
+            ctx.fail(key, f"must be {_describe(tp)}, got {value!r}")
+        return tuple(_convert(item, v, f"{key}[{i}]", ctx) for i, v in enumerate(value))
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            ctx.fail(key, f"must be a table, got {value!r}")
+        args = typing.get_args(tp)
+        if args and args[1] is not Any:
+            return {k: _convert(args[1], v, f"{key}.{k}", ctx) for k, v in value.items()}
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            ctx.fail(key, f"must be a table, got {value!r}")
+        return _build(tp, value, key, ctx)
+    raise TypeError(f"unsupported schema type {tp}")  # a bug in the schema, not user input
+
+
+def _public_fields(cls: Any) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+
+
+def _build(cls: Any, data: dict, prefix: str, ctx: _Ctx) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in _public_fields(cls)}
+    for k in data:
+        if k not in fields:
+            where = f"{prefix}.{k}" if prefix else k
+            ctx.fail(where, f"is not a known key (allowed here: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                ctx.fail(key, f"is required ({f.metadata.get('doc', '')})")
+            continue
+        value = _convert(hints[name], data[name], key, ctx)
+        check = f.metadata.get("check")
+        if check is not None and value is not None:
+            problem = check(value)
+            if problem:
+                ctx.fail(key, f"{problem}, got {value!r}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+
+
+def _validate_rve(rve: RVEConfig, ctx: _Ctx) -> None:
+    if (rve.mesh is None) == (rve.generate is None):
+        ctx.fail("rve", "needs exactly one of 'mesh' (a .msh file) or 'generate' (a generator table)")
+    if not rve.phases:
+        ctx.fail("rve.phases", "needs at least one phase, e.g. [rve.phases.matrix] with tag, E, nu")
+    physics = PHYSICS[rve.physics]
+    for name, ph in rve.phases.items():
+        key = f"rve.phases.{name}"
+        if physics.vector_field:
+            spec = LAWS[ph.law]
+            if spec.kinematics != physics.kinematics:
+                needs = " or ".join(repr(p.name) for p in PHYSICS.values() if p.kinematics == spec.kinematics)
+                laws = ", ".join(repr(n) for n, s in LAWS.items() if s.kinematics == physics.kinematics)
+                ctx.fail(f"{key}.law", f"'{ph.law}' needs physics = {needs}; with physics = '{rve.physics}' the laws "
+                                       f"are {laws}")
+            for attr in spec.required:
+                if getattr(ph, attr) is None:
+                    ctx.fail(f"{key}.{attr}", f"is required for law = '{ph.law}'")
+            used = set(spec.required) | set(spec.optional) | {"tag", "law"}
+            for f in dataclasses.fields(PhaseConfig):
+                if f.name not in used and getattr(ph, f.name) is not None:
+                    ctx.fail(f"{key}.{f.name}", f"is not a parameter of law = '{ph.law}' "
+                                                f"(parameters: {', '.join(spec.required + spec.optional)})")
+        else:
+            if ph.k is None:
+                ctx.fail(f"{key}.k", f"is required for physics = '{rve.physics}'")
+            for attr in ("E", "nu"):
+                if getattr(ph, attr) is not None:
+                    ctx.fail(f"{key}.{attr}", f"is an elastic constant; it is not used with physics = '{rve.physics}'")
+    if rve.generate is not None and "kind" not in rve.generate:
+        ctx.fail("rve.generate.kind", "is required (circle, random, laminate, sphere)")
+
+
+def _driven_phases(cfg: CaseConfig) -> list[str]:
+    """Names of the RVE phases whose law is driven (dissipates by damage)."""
+    return [name for name, ph in cfg.rve.phases.items() if LAWS[ph.law].driven]
+
+
+def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> CaseConfig:
+    """Validate a case table (as read from TOML) into a :class:`CaseConfig`."""
+    ctx = _Ctx(filename)
+    cfg = _build(CaseConfig, data, "", ctx)
+    _validate_rve(cfg.rve, ctx)
+    mm = cfg.macro.mesh
+    if (mm.file is None) == (mm.generator is None):
+        ctx.fail("macro.mesh", "needs exactly one of 'file' or 'generator'")
+    if mm.generator == "plate_with_hole" and not mm.radius < min(mm.width, mm.height):
+        ctx.fail("macro.mesh.radius", f"must be smaller than width and height, got {mm.radius}")
+    if not PHYSICS[cfg.rve.physics].two_scale:
+        allowed = " or ".join(repr(p.name) for p in PHYSICS.values() if p.two_scale)
+        ctx.fail("rve.physics", f"must be {allowed} for a two-scale run ({cfg.rve.physics} is for fe2 homogenize)")
+    if cfg.macro.material not in ("rve", "homogenized") and cfg.macro.material not in cfg.rve.phases:
+        ctx.fail("macro.material", f"must be 'rve', 'homogenized' or an RVE phase name "
+                                   f"({', '.join(cfg.rve.phases)}), got {cfg.macro.material!r}")
+    if not cfg.macro.dirichlet:
+        ctx.fail("macro.dirichlet", "needs at least one [[macro.dirichlet]] entry (the macro problem would be singular)")
+    if cfg.macro.regularization == "gradient":
+        if cfg.rve.physics != "elasticity":
+            ctx.fail("macro.regularization", "'gradient' needs rve.physics = 'elasticity' (small strain)")
+        if not _driven_phases(cfg):
+            ctx.fail("macro.regularization", "'gradient' needs an RVE phase with law = 'damage'")
+        if cfg.macro.material == "homogenized":
+            ctx.fail("macro.material", "'homogenized' is elastic; it cannot be used with regularization = 'gradient'")
+        ph = cfg.rve.phases.get(cfg.macro.material)
+        if ph is not None and not LAWS[ph.law].driven:
+            ctx.fail("macro.material", f"phase '{cfg.macro.material}' has law '{ph.law}'; regularization = "
+                                       "'gradient' needs a damage law")
+    elif cfg.macro.nonlocal_length is not None:
+        ctx.fail("macro.nonlocal_length", "is only used with regularization = 'gradient'")
+    if cfg.loading.factors is not None and not cfg.loading.factors:
+        ctx.fail("loading.factors", "must not be empty")
+    ph = cfg.rve.phases.get(cfg.macro.material)
+    if CONTROLS[cfg.loading.control].needs_damage and (
+            not _driven_phases(cfg) or cfg.macro.material == "homogenized"
+            or (ph is not None and not LAWS[ph.law].driven)):
+        ctx.fail("loading.control", f"= '{cfg.loading.control}' needs a material that dissipates by damage (an RVE phase with "
+                                    "law = 'damage'); use 'load'")
+    return dataclasses.replace(cfg, source=filename, base_dir=base_dir)
+
+
+def parse_rve(data: dict, filename: str = "<memory>", base_dir: str = ".") -> RVEFile:
+    """Validate the ``[rve]`` table of a file into an :class:`RVEFile`."""
+    ctx = _Ctx(filename)
+    if "rve" not in data:
+        raise ConfigError(f"{filename}: has no [rve] table")
+    rve = _convert(RVEConfig, data["rve"], "rve", ctx)
+    _validate_rve(rve, ctx)
+    return RVEFile(rve=rve, source=filename, base_dir=base_dir)
+
+
+def load_case(path: str | Path) -> CaseConfig:
+    """Read and validate a case file (not collective; every rank may call it)."""
+    path = Path(path)
+    return parse_case(_read_toml(path), str(path), str(path.parent))
+
+
+def load_rve(path: str | Path) -> RVEFile:
+    """Read and validate the ``[rve]`` table of an RVE or case file."""
+    path = Path(path)
+    return parse_rve(_read_toml(path), str(path), str(path.parent))
+
+
+DEFAULT_CASE = "plate_with_hole.toml"
+
+
+def example_names() -> list[str]:
+    """Names of the embedded example cases (``fe2 run --example NAME``)."""
+    return sorted(p.name[:-5] for p in resources.files("fe2.io.cases").iterdir() if p.name.endswith(".toml"))
+
+
+def example_text(name: str) -> str:
+    """The TOML text of an embedded example case."""
+    if name not in example_names():
+        raise ConfigError(f"no example case '{name}' (examples: {', '.join(example_names())})")
+    return resources.files("fe2.io.cases").joinpath(f"{name}.toml").read_text()
+
+
+def example_case(name: str) -> CaseConfig:
+    """An embedded example case, parsed."""
+    return parse_case(tomllib.loads(example_text(name)), f"<example {name}>", ".")
+
+
+def default_case() -> CaseConfig:
+    """The embedded default case: a quarter plate with a hole in tension, made of a
+    circular-inclusion composite."""
+    return example_case(DEFAULT_CASE[:-5])
+
+
+def reference_markdown() -> str:
+    """The configuration reference (Markdown), generated from the schema."""
+    lines = []
+
+    def table(cls: Any, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        doc = re.sub(r"^``[^`]*``:\s*", "", cls.__doc__.strip())
+        lines.append(f"#### `{prefix}`\n\n{doc}\n")
+        lines.append("| key | type | default | meaning |")
+        lines.append("| --- | --- | --- | --- |")
+        nested = []
+        for f in _public_fields(cls):
+            tp = hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                nested.append((tp, f"[{prefix.strip('[]')}.{f.name}]".replace("[.", "[")))
+                continue
+            if typing.get_origin(tp) is tuple and dataclasses.is_dataclass(typing.get_args(tp)[0]):
+                nested.append((typing.get_args(tp)[0], f"[[{prefix.strip('[]')}.{f.name}]]"))
+                continue
+            if typing.get_origin(tp) is dict and dataclasses.is_dataclass(typing.get_args(tp)[1]):
+                nested.append((typing.get_args(tp)[1], f"[{prefix.strip('[]')}.{f.name}.<name>]"))
+                continue
+            if f.default is not dataclasses.MISSING:
+                default = repr(f.default) if f.default is not None else "-"
+            elif f.default_factory is not dataclasses.MISSING:
+                default = repr(f.default_factory())
+            else:
+                default = "required"
+            lines.append(f"| `{f.name}` | {_describe(tp)} | `{default}` | {f.metadata.get('doc', '')} |")
+        lines.append("")
+        for tp, p in nested:
+            table(tp, p)
+
+    for cls, p in ((MacroConfig, "[macro]"), (RVEConfig, "[rve]"), (LoadingConfig, "[loading]"),
+                   (SolverConfig, "[solver]"), (OutputConfig, "[output]")):
+        table(cls, p)
+    return "\n".join(lines)

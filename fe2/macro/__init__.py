@@ -1,0 +1,7 @@
+"""The macro side of FE²: the part's mesh, its loads and the macro problem.
+
+- :mod:`~fe2.macro.mesh`: macro meshes with named boundaries (generators, gmsh files)
+- :mod:`~fe2.macro.loads`: Dirichlet and traction conditions scaled by the load factor
+- :mod:`~fe2.macro.formulations`: local and implicit-gradient formulations
+- :mod:`~fe2.macro.problem`: macro equilibrium with the material at the quadrature points
+"""

@@ -1,0 +1,162 @@
+"""Macro meshes: built-in generators and gmsh files, with named boundaries.
+
+A :class:`MacroMesh` carries the dolfinx mesh, its facet tags and a name -> tag map, so
+that boundary conditions in a case file can say ``boundary = "right"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from dolfinx import mesh as dmesh
+
+from fe2.core.compat import model_to_mesh, read_from_msh
+from fe2.core.errors import MeshError
+from fe2.core.meshing import gmsh_session
+
+__all__ = ["BOUNDARY_TAGS", "MacroMesh", "bar", "from_file", "plate_with_hole", "rectangle"]
+
+#: Facet tags of the built-in generators.
+BOUNDARY_TAGS = {"left": 1, "bottom": 2, "right": 3, "top": 4, "hole": 5}
+
+
+@dataclass
+class MacroMesh:
+    """A macro mesh with tagged boundary facets."""
+
+    mesh: dmesh.Mesh
+    facet_tags: dmesh.MeshTags
+    boundaries: dict[str, int] = field(default_factory=dict)
+    description: str = ""
+
+    def boundary_tag(self, boundary: str | int, source: str = "case") -> int:
+        """The facet tag of a boundary given by name or tag; MeshError if it has no facets."""
+        if isinstance(boundary, str):
+            if boundary not in self.boundaries:
+                raise MeshError(f"{source}: boundary '{boundary}' is not a boundary of the macro mesh "
+                                f"(named boundaries: {', '.join(sorted(self.boundaries)) or 'none'}; "
+                                "use a facet tag number for a gmsh file)")
+            tag = self.boundaries[boundary]
+        else:
+            tag = int(boundary)
+        count = self.mesh.comm.allreduce(int(np.sum(self.facet_tags.values == tag)))
+        if count == 0:
+            present = sorted(set().union(*self.mesh.comm.allgather(set(int(t) for t in np.unique(self.facet_tags.values)))))
+            raise MeshError(f"{source}: boundary {boundary!r} (facet tag {tag}) has no facets in the macro mesh "
+                            f"(facet tags present: {present})")
+        return tag
+
+
+def _tag_box_facets(mesh: dmesh.Mesh, x0: float, y0: float, x1: float, y1: float,
+                    hole_radius: float | None = None) -> dmesh.MeshTags:
+    fdim = mesh.topology.dim - 1
+    tol = 1e-8 * max(x1 - x0, y1 - y0)
+    markers = [
+        (BOUNDARY_TAGS["left"], lambda x: np.isclose(x[0], x0, atol=tol)),
+        (BOUNDARY_TAGS["bottom"], lambda x: np.isclose(x[1], y0, atol=tol)),
+        (BOUNDARY_TAGS["right"], lambda x: np.isclose(x[0], x1, atol=tol)),
+        (BOUNDARY_TAGS["top"], lambda x: np.isclose(x[1], y1, atol=tol)),
+    ]
+    if hole_radius is not None:
+        r = hole_radius
+        markers.append((BOUNDARY_TAGS["hole"], lambda x: np.abs(np.hypot(x[0], x[1]) - r) < 1e-3 * r))
+    mesh.topology.create_connectivity(fdim, mesh.topology.dim)
+    boundary = dmesh.exterior_facet_indices(mesh.topology)
+    idx, vals = [], []
+    for tag, marker in markers:
+        facets = dmesh.locate_entities_boundary(mesh, fdim, marker)
+        facets = np.intersect1d(facets, boundary)
+        idx.append(facets)
+        vals.append(np.full(facets.size, tag, dtype=np.int32))
+    idx, vals = np.concatenate(idx), np.concatenate(vals)
+    idx, first = np.unique(idx, return_index=True)  # a corner facet keeps its first tag
+    return dmesh.meshtags(mesh, fdim, idx.astype(np.int32), vals[first])
+
+
+def rectangle(comm, width: float, height: float, n: int, ny: int | None = None) -> MacroMesh:
+    """Structured ``n x ny`` (default ``n x n``) crossed triangle mesh of
+    ``[0, width] x [0, height]`` (collective)."""
+    ny = n if ny is None else ny
+    mesh = dmesh.create_rectangle(comm, [np.zeros(2), np.array([width, height])], [n, ny],
+                                  cell_type=dmesh.CellType.triangle, diagonal=dmesh.DiagonalType.crossed)
+    tags = _tag_box_facets(mesh, 0.0, 0.0, width, height)
+    return MacroMesh(mesh, tags, {k: v for k, v in BOUNDARY_TAGS.items() if k != "hole"},
+                     f"rectangle {width} x {height}, {n} x {ny} crossed")
+
+
+def bar(comm, length: float, height: float, n: int, ny: int = 1, imperfection: float = 0.1,
+        imperfection_width: float | None = None) -> MacroMesh:
+    """A bar ``[0, length] x [0, h(x)]`` whose height is reduced smoothly at mid-length,
+    ``h(x) = height (1 - imperfection exp(-((x - length/2) / w)^2))`` with ``w`` =
+    ``imperfection_width`` (default ``height``): a specimen that localizes at its centre
+    under tension. Structured ``n x ny`` crossed mesh (the imperfection is geometric and
+    smooth, so every mesh sees the same specimen). Boundaries left, right, bottom, top
+    (collective)."""
+    if not 0.0 <= imperfection < 1.0:
+        raise ValueError(f"imperfection must be in [0, 1), got {imperfection}")
+    w = height if imperfection_width is None else imperfection_width
+    mm = rectangle(comm, length, height, n, ny)
+    x = mm.mesh.geometry.x
+    x[:, 1] *= 1.0 - imperfection * np.exp(-(((x[:, 0] - 0.5 * length) / w) ** 2))
+    return MacroMesh(mm.mesh, mm.facet_tags, mm.boundaries,
+                     f"bar {length} x {height} (centre height -{100 * imperfection:g} %), {n} x {ny} crossed")
+
+
+def plate_with_hole(comm, width: float = 1.0, height: float = 1.0, radius: float = 0.3, h: float = 0.1,
+                    h_hole: float | None = None) -> MacroMesh:
+    """Quarter of a plate with a central hole: ``[0, width] x [0, height]`` minus the disc of
+    ``radius`` about the origin. Boundaries ``left`` and ``bottom`` are the symmetry edges,
+    ``right`` and ``top`` the outer edges, ``hole`` the arc. Meshed with gmsh on rank 0 of
+    ``comm`` and distributed (collective)."""
+    h_hole = h / 3.0 if h_hole is None else h_hole
+    with gmsh_session("plate_with_hole") as gmsh:
+        if comm.rank == 0:
+            occ = gmsh.model.occ
+            box = occ.addRectangle(0, 0, 0, width, height)
+            disk = occ.addDisk(0, 0, 0, radius, radius)
+            plate, _ = occ.cut([(2, box)], [(2, disk)])
+            occ.synchronize()
+            surf = [t for d, t in plate if d == 2]
+            gmsh.model.addPhysicalGroup(2, surf, 1, name="plate")
+            tol = 1e-6 * max(width, height)
+            for name, tag in BOUNDARY_TAGS.items():
+                curves = []
+                for _, c in gmsh.model.getEntities(1):
+                    xmin, ymin, _, xmax, ymax, _ = gmsh.model.getBoundingBox(1, c)
+                    on = {"left": xmax < tol, "bottom": ymax < tol, "right": xmin > width - tol,
+                          "top": ymin > height - tol,
+                          "hole": xmax < radius + tol and ymax < radius + tol and xmax > tol and ymax > tol}[name]
+                    if on:
+                        curves.append(c)
+                if curves:
+                    gmsh.model.addPhysicalGroup(1, curves, tag, name=name)
+            # size field: h_hole at the arc growing to h at distance ~ 2 radius
+            dist = gmsh.model.mesh.field.add("Distance")
+            hole_curves = gmsh.model.getEntitiesForPhysicalGroup(1, BOUNDARY_TAGS["hole"])
+            gmsh.model.mesh.field.setNumbers(dist, "CurvesList", list(hole_curves))
+            thr = gmsh.model.mesh.field.add("Threshold")
+            gmsh.model.mesh.field.setNumber(thr, "InField", dist)
+            gmsh.model.mesh.field.setNumber(thr, "SizeMin", h_hole)
+            gmsh.model.mesh.field.setNumber(thr, "SizeMax", h)
+            gmsh.model.mesh.field.setNumber(thr, "DistMin", 0.0)
+            gmsh.model.mesh.field.setNumber(thr, "DistMax", 2.0 * radius)
+            gmsh.model.mesh.field.setAsBackgroundMesh(thr)
+            gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+            gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
+            gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+            gmsh.model.mesh.generate(2)
+        mesh, _, facet_tags = model_to_mesh(gmsh.model, comm, 0, gdim=2)
+    return MacroMesh(mesh, facet_tags, dict(BOUNDARY_TAGS),
+                     f"quarter plate {width} x {height} with hole r = {radius}, h = {h}, h_hole = {h_hole}")
+
+
+def from_file(comm, path: str | Path, gdim: int = 2) -> MacroMesh:
+    """A macro mesh from a gmsh file whose facet physical groups are the boundaries
+    (referred to by tag in the case file). Collective."""
+    path = Path(path)
+    if not path.is_file():
+        raise MeshError(f"macro mesh file '{path}' does not exist")
+    mesh, _, facet_tags = read_from_msh(str(path), comm, 0, gdim=gdim)
+    return MacroMesh(mesh, facet_tags, {}, f"gmsh file {path}")

@@ -1,0 +1,463 @@
+"""The macro problem: equilibrium with stress and tangent in quadrature spaces.
+
+The macro displacement ``u`` is a Lagrange field on a mesh distributed over
+``mesh.comm``. Stress ``sigma`` and consistent tangent ``C`` live in quadrature spaces,
+so the residual and Jacobian are
+
+    F(u; v) = int sigma . eps(v) dx - sum_b lambda int t_b . v ds_b
+    J(du, v) = int eps(v) . C eps(du) dx
+
+and at every Newton iterate the macro strains at the quadrature points of the cells a
+rank *owns* are handed, as one batch, to that rank's material (a closed-form law or an
+RVE template); the answers fill the quadrature functions and ghosts are updated. The
+formulation (:mod:`fe2.macro.formulations`: local, or implicit-gradient with the mixed
+unknown ``(u, e)``) adds its own terms. Newton iterations are
+:func:`fe2.solvers.newton.newton` on the :class:`Equilibrium` system.
+All methods are collective on ``mesh.comm`` unless said otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import dolfinx.fem.petsc
+import numpy as np
+import ufl
+from dolfinx import fem
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from fe2.core import linalg
+from fe2.core.errors import SolverError, collective
+from fe2.core.kinematics import gradient_size, measure, reference_gradient
+from fe2.core.quadrature import QuadraturePoints, default_degree
+from fe2.macro.formulations import Formulation, GradientFormulation, LocalFormulation
+from fe2.macro.loads import Dirichlet, Traction
+from fe2.macro.mesh import MacroMesh
+from fe2.materials.base import PointMaterial
+from fe2.solvers.newton import NewtonReport, newton
+
+__all__ = ["Equilibrium", "MacroProblem"]
+
+
+class MacroProblem:
+    """Macro equilibrium with a :class:`~fe2.materials.base.PointMaterial` at the quadrature
+    points (collective on ``macro_mesh.mesh.comm``).
+
+    The kinematics follow the material's ``kinematics`` attribute: small strain (Mandel
+    strain -> Mandel stress) or finite strain (``F = I + grad u`` flattened -> first
+    Piola–Kirchhoff stress, total Lagrangian).
+
+    Parameters
+    ----------
+    macro_mesh : mesh with tagged boundaries
+    material : evaluated on the owned quadrature points of this rank, in the order of
+        :meth:`point_labels`
+    degree : Lagrange degree of ``u``
+    quadrature_degree : default ``max(2 * (degree - 1), 1)``
+    dirichlet, traction : boundary conditions, scaled by the load factor
+    petsc_options : overrides of :data:`fe2.core.linalg.DIRECT_LU`
+    nonlocal_length : if given, the implicit gradient enhancement with this internal length
+        (:class:`~fe2.macro.formulations.GradientFormulation`); the material must have a
+        nonlocal form
+
+    The unknown is :attr:`x` (``u``, or the mixed ``(u, e)``); :attr:`u` is always the
+    displacement (a copy kept in step with ``x`` in the gradient case).
+    """
+
+    def __init__(self, macro_mesh: MacroMesh, material: PointMaterial, degree: int = 2,
+                 quadrature_degree: int | None = None, dirichlet: Sequence[Dirichlet] = (),
+                 traction: Sequence[Traction] = (), petsc_options: Mapping[str, Any] | None = None,
+                 nonlocal_length: float | None = None) -> None:
+        self.macro_mesh = macro_mesh
+        self.mesh = mesh = macro_mesh.mesh
+        self.comm = mesh.comm
+        self.material = material
+        self.gdim = gdim = mesh.geometry.dim
+        self.kinematics = material.kinematics
+        self.size = n = gradient_size(self.kinematics, gdim)
+        if material.size != n:
+            raise ValueError(f"material size {material.size} does not match macro strain size {n}")
+        self.quadrature = qp = QuadraturePoints(mesh, default_degree(degree) if quadrature_degree is None
+                                                else quadrature_degree)
+        self.quadrature_degree = qp.degree
+        self.nonlocal_length = nonlocal_length
+        self.gradient = nonlocal_length is not None
+        if self.gradient:
+            self.formulation: Formulation = GradientFormulation(mesh, degree, qp, n, nonlocal_length)
+            self.e = self.formulation.e
+        else:
+            self.formulation = LocalFormulation(mesh, degree, qp, n)
+        self.formulation.check(material, self.kinematics)
+        form = self.formulation
+        self.V, self.x, self.u = form.V, form.x, form.u
+        Vu, u_expr, v, du = form.Vu, form.u_expr, form.v, form.du
+        Qs, Qc = qp.space((n,)), qp.space((n, n))
+        self.sigma = fem.Function(Qs, name="stress")
+        self.tangent = fem.Function(Qc, name="tangent")
+        self.strain = fem.Function(Qs, name="strain")
+        G = measure(self.kinematics, gdim)
+        reference = ufl.as_vector(reference_gradient(self.kinematics, gdim).tolist())
+        self._strain_expr = qp.expression(G(u_expr) if self.kinematics == "small" else reference + G(u_expr))
+        self._qdofs = qp.dofs(Qs)  # (cells x points)
+        self.num_owned_cells = qp.num_owned_cells
+        self.num_points_per_cell = qp.num_points_per_cell
+        self.num_owned_points = qp.num_points
+        self.num_points_global = self.comm.allreduce(self.num_owned_points, op=MPI.SUM)
+        self.point_volumes = qp.volumes
+
+        # --- boundary conditions ----------------------------------------------------------
+        fdim = mesh.topology.dim - 1
+        tags = macro_mesh.facet_tags
+        self.load = fem.Constant(mesh, 0.0)
+        self.dirichlet = list(dirichlet)
+        self.bcs = []
+        self._bc_values = []
+        for d in self.dirichlet:
+            facets = tags.indices[tags.values == d.tag]
+            dofs = fem.locate_dofs_topological(Vu.sub(d.component), fdim, facets)
+            c = fem.Constant(mesh, 0.0)
+            self.bcs.append(fem.dirichletbc(c, dofs, Vu.sub(d.component)))
+            self._bc_values.append((c, d.value))
+        self.traction = list(traction)
+        ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
+        dx = qp.dx
+
+        # --- forms ------------------------------------------------------------------------
+        F = ufl.inner(self.sigma, G(v)) * dx
+        if form.residual(G) is not None:
+            F += form.residual(G)
+        self._tractions = []
+        for t in self.traction:
+            if len(t.value) != gdim:
+                raise ValueError(f"traction on {t.name or t.tag} has {len(t.value)} components, expected {gdim}")
+            tc = fem.Constant(mesh, np.zeros(gdim))
+            self._tractions.append((tc, np.asarray(t.value, float), t.tag))
+            F -= ufl.inner(tc, v) * ds(t.tag)
+        self._F = fem.form(F)
+        J = ufl.inner(ufl.dot(self.tangent, G(du)), G(v)) * dx
+        if form.jacobian(G) is not None:
+            J = J + form.jacobian(G)
+        self._J = fem.form(J)
+        self._Fint = fem.form(ufl.inner(self.sigma, G(v)) * dx)
+        # load pattern, for path following: w = the prescribed displacements at load 1 on the
+        # Dirichlet dofs (0 elsewhere), f_hat = the tractions at load 1, and K^T w
+        self._w = fem.Function(self.V)
+        self._Kt_w = fem.form(ufl.action(ufl.adjoint(J), self._w))
+        ext = [ufl.inner(tc, v) * ds(tag) for tc, _, tag in self._tractions]
+        self._F_ext = fem.form(sum(ext[1:], ext[0])) if ext else None
+        self._pattern: tuple[PETSc.Vec, PETSc.Vec] | None = None
+        self._one = fem.Function(self.V)
+        self._traction_forms = [(fem.form(tc[i] * ds(tag)), tag, i) for tc, _, tag in self._tractions
+                                for i in range(gdim)]
+
+        self.A = dolfinx.fem.petsc.create_matrix(self._J)
+        self.b = dolfinx.fem.petsc.create_vector(self._F)
+        self.dx_vec = dolfinx.fem.petsc.create_vector(self._F)
+        self.ksp = linalg.direct_solver(self.A, linalg.unique_prefix("fe2_macro_"), petsc_options,
+                                        symmetric=False)
+        self.u_committed = self.x.x.array.copy()
+        #: work done on the body by the external forces up to the last committed step
+        #: (trapezoidal in the steps; reactions of prescribed displacements included)
+        self.work = 0.0
+        self._u_prev = self.x.x.petsc_vec.copy()
+        self._f_prev = self._u_prev.duplicate()
+        self._f_prev.set(0.0)
+        cell_index = mesh.topology.index_map(mesh.topology.dim).local_to_global(qp.cells)
+        self._labels = np.stack([np.repeat(cell_index, self.num_points_per_cell),
+                                 np.tile(np.arange(self.num_points_per_cell), self.num_owned_cells)], axis=1)
+
+    def point_labels(self) -> np.ndarray:
+        """``(N_owned, 2)``: global cell index and quadrature point number of each owned
+        material point, in the order the material sees them (not collective)."""
+        return self._labels
+
+    def commit(self) -> None:
+        """A load step converged: commit the material state, remember ``u`` and add the
+        step's work to :attr:`work` (collective)."""
+        self.material.commit()
+        self.u_committed[:] = self.x.x.array
+        f = dolfinx.fem.petsc.assemble_vector(self._Fint)
+        f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        du = self.x.x.petsc_vec.copy()
+        du.axpy(-1.0, self._u_prev)
+        # trapezoidal rule: the internal forces balance the external ones (reactions included)
+        self.work += 0.5 * (f.dot(du) + self._f_prev.dot(du))
+        self._u_prev.destroy()
+        self._f_prev.destroy()
+        du.destroy()
+        self._u_prev, self._f_prev = self.x.x.petsc_vec.copy(), f
+
+    def revert(self) -> None:
+        """A load step failed: back to the committed material state and ``u`` (not collective)."""
+        self.material.revert()
+        self.x.x.array[:] = self.u_committed
+        self._sync()
+
+    def _sync(self) -> None:
+        """Copy the displacement (and nonlocal strain) out of the mixed unknown (not collective)."""
+        self.formulation.sync()
+
+    # -------------------------------------------------------------------------------------
+    def set_load(self, factor: float) -> None:
+        """Scale all Dirichlet values and tractions by ``factor`` (not collective)."""
+        self.load.value = factor
+        for c, value in self._bc_values:
+            c.value = factor * value
+        for tc, value, _ in self._tractions:
+            tc.value[:] = factor * value
+
+    def strains_at_points(self) -> np.ndarray:
+        """Macro strains at the owned quadrature points, ``(N_owned, n)`` (not collective)."""
+        return self.quadrature.evaluate(self._strain_expr, self.size)
+
+    def _evaluate_material(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return self.formulation.evaluate(self.material, E)
+        except SolverError as err:
+            point = getattr(err, "point", None)
+            if point is None:
+                raise
+            cell, q = self._labels[point]
+            raise SolverError(f"{err} [macro cell {cell}, quadrature point {q}, rank {self.comm.rank}]") from None
+
+    def update_material(self, report: NewtonReport | None = None) -> None:
+        """Evaluate the material at all owned points and fill stress/tangent (collective:
+        ghost update; a material failure on any rank raises
+        :class:`~fe2.core.errors.SolverError` on all). ``report`` counts the evaluations and
+        the time spent in them (the slowest rank's)."""
+        E = self.strains_at_points()
+        t0 = time.perf_counter()
+        sig, C = collective(self.comm, self._evaluate_material, E)
+        t_mat = time.perf_counter() - t0
+        self.formulation.scatter()
+        n = self.size
+        self.strain.x.array.reshape(-1, n)[self._qdofs] = E
+        self.sigma.x.array.reshape(-1, n)[self._qdofs] = sig
+        self.tangent.x.array.reshape(-1, n * n)[self._qdofs] = np.asarray(C).reshape(-1, n * n)
+        for f in (self.strain, self.sigma, self.tangent):
+            f.x.scatter_forward()
+        if report is not None:
+            report.material_points += self.num_owned_points
+            report.time_material += self.comm.allreduce(t_mat, op=MPI.MAX)
+
+    def assemble_residual(self) -> float:
+        """Assemble the residual into :attr:`b` (Dirichlet rows: ``x - load * value``, so
+        that one Newton update lands on the boundary values) and return its norm (collective)."""
+        b = self.b
+        with b.localForm() as loc:
+            loc.set(0.0)
+        dolfinx.fem.petsc.assemble_vector(b, self._F)
+        dolfinx.fem.petsc.apply_lifting(b, [self._J], bcs=[self.bcs], x0=[self.x.x.petsc_vec], alpha=-1.0)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        dolfinx.fem.petsc.set_bc(b, self.bcs, self.x.x.petsc_vec, -1.0)
+        return b.norm()
+
+    def assemble_jacobian(self) -> None:
+        """Assemble the consistent tangent (Dirichlet rows and columns replaced by the
+        identity) into :attr:`A`; it is factorised at the next :meth:`solve` (collective)."""
+        self.A.zeroEntries()
+        dolfinx.fem.petsc.assemble_matrix(self.A, self._J, bcs=self.bcs)
+        self.A.assemble()
+        self.ksp.setOperators(self.A)
+
+    def solve(self, rhs: PETSc.Vec, out: PETSc.Vec) -> None:
+        """``out = A^-1 rhs`` with the factorisation of the last assembled Jacobian, ghosts
+        updated (collective)."""
+        self.ksp.solve(rhs, out)
+        if self.ksp.getConvergedReason() < 0:
+            raise SolverError(f"macro linear solve failed (KSP reason {self.ksp.getConvergedReason()})")
+        out.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+
+    def add_to_solution(self, alpha: float, dx: PETSc.Vec | np.ndarray) -> None:
+        """``x += alpha dx`` (``dx`` a ghosted vector of the unknown, or its local array
+        with ghosts); not collective for an array."""
+        if isinstance(dx, np.ndarray):
+            self.x.x.array[:] += alpha * dx
+        else:
+            self.x.x.petsc_vec.axpy(alpha, dx)
+            self.x.x.scatter_forward()
+        self._sync()
+
+    # --- the load pattern, for path following ---------------------------------------------
+    def _load_pattern(self) -> tuple[PETSc.Vec, PETSc.Vec]:
+        """``(w, f_hat)``: the prescribed displacements at load factor 1 on the Dirichlet
+        dofs (0 elsewhere) and the external force vector of the tractions at load factor 1."""
+        if self._pattern is None:
+            load = float(self.load.value)
+            self.set_load(1.0)
+            w = self._w.x.petsc_vec
+            w.set(0.0)
+            dolfinx.fem.petsc.set_bc(w, self.bcs)
+            self._w.x.scatter_forward()
+            f_hat = w.duplicate()
+            with f_hat.localForm() as loc:
+                loc.set(0.0)
+            if self._F_ext is not None:
+                dolfinx.fem.petsc.assemble_vector(f_hat, self._F_ext)
+                f_hat.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            self.set_load(load)
+            self._pattern = (w, f_hat)
+        return self._pattern
+
+    def load_derivative(self, out: PETSc.Vec) -> None:
+        """``out = d(residual)/d(load factor)`` at fixed ``x`` and tangent, for the residual
+        of :meth:`assemble_residual`: ``K_fD w - f_hat`` on free rows, ``-w`` on Dirichlet
+        rows (collective)."""
+        _, f_hat = self._load_pattern()
+        load = float(self.load.value)
+        self.set_load(1.0)
+        with out.localForm() as loc:  # ghosts included: they are summed into their owners
+            loc.set(0.0)
+        dolfinx.fem.petsc.apply_lifting(out, [self._J], bcs=[self.bcs], alpha=-1.0)
+        out.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        out.axpy(-1.0, f_hat)
+        dolfinx.fem.petsc.set_bc(out, self.bcs, alpha=-1.0)
+        self.set_load(load)
+
+    def conjugate_force(self, committed: bool = False) -> float:
+        """``G = w . f_int(x) - f_hat . x``: the reactions' resultant along the prescribed
+        displacement pattern minus the tractions' work-conjugate displacement. With it the
+        external work rate is ``G' d(load) + ...`` and, for a material that unloads
+        secantly (damage), the energy dissipated between two equilibrium states is
+        ``(G0 (lam - lam0) - lam0 (G - G0)) / 2`` (see :mod:`fe2.solvers.pathfollowing`); collective.
+        ``committed``: at the last committed state, from the internal forces :meth:`commit`
+        assembled (no assembly)."""
+        w, f_hat = self._load_pattern()
+        if committed:
+            return self._f_prev.dot(w) - f_hat.dot(self._u_prev)
+        f = dolfinx.fem.petsc.assemble_vector(self._Fint)
+        f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        G = f.dot(w) - f_hat.dot(self.x.x.petsc_vec)
+        f.destroy()
+        return G
+
+    def conjugate_force_gradient(self, out: PETSc.Vec) -> None:
+        """``out = dG/dx = K^T w - f_hat`` with the current (unconstrained) consistent
+        tangent ``K`` (collective)."""
+        _, f_hat = self._load_pattern()
+        with out.localForm() as loc:
+            loc.set(0.0)
+        dolfinx.fem.petsc.assemble_vector(out, self._Kt_w)
+        out.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        out.axpy(-1.0, f_hat)
+
+    def newton(self, rtol: float = 1e-10, atol: float = 1e-12, max_iterations: int = 20,
+               log: Callable[[str], None] | None = None) -> NewtonReport:
+        """Newton iterations for the current load (collective), on the :class:`Equilibrium`
+        system: converged when the residual norm (Dirichlet rows included, so a new load's
+        jump in the boundary values counts) is below ``max(rtol * |F_0|, atol)``. A material
+        failure ends the iterations with ``report.failure`` set."""
+        rep = NewtonReport()
+        try:
+            newton(Equilibrium(self, rtol, atol, rep), max_iterations, log=log, report=rep)
+        except SolverError as err:  # a material (RVE) failure: raised on all ranks
+            rep.converged = False
+            rep.failure = str(err)
+            if log:
+                log(f"    material failure: {err}")
+        return rep
+
+    # -------------------------------------------------------------------------------------
+    def reactions(self) -> dict[str, float]:
+        """Resultant of the internal forces on each Dirichlet boundary in its component
+        (the reaction), and of the applied tractions (collective)."""
+        out = {}
+        fint = dolfinx.fem.petsc.assemble_vector(self._Fint)
+        fint.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        for d, bc in zip(self.dirichlet, self.bcs):
+            self._one.x.array[:] = 0.0
+            dofs = bc.dof_indices()[0][: bc.dof_indices()[1]]
+            self._one.x.array[dofs] = 1.0
+            key = f"reaction_{d.name or d.tag}_{'xyz'[d.component]}"
+            out[key] = out.get(key, 0.0) + fint.dot(self._one.x.petsc_vec)
+        fint.destroy()
+        for form, tag, i in self._traction_forms:
+            name = next((t.name for t in self.traction if t.tag == tag and t.name), str(tag))
+            key = f"force_{name}_{'xyz'[i]}"
+            out[key] = self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
+        return out
+
+    def set_time_increment(self, dt: float) -> None:
+        """Pseudo-time increment of the next load step, for rate-dependent materials."""
+        self.material.set_time_increment(dt)
+
+    def internal_fields(self) -> dict[str, np.ndarray]:
+        """The material's committed scalar internal variables at the owned points,
+        ``{name: (N_owned,)}`` (empty for materials without any; not collective)."""
+        return self.material.internal_fields()
+
+    def integral(self, values: np.ndarray) -> float:
+        """Integral over the body of a per-point scalar ``(N_owned,)`` (collective)."""
+        return self.comm.allreduce(float(self.point_volumes @ np.asarray(values)), op=MPI.SUM)
+
+    def dissipated_energy(self, fields: dict[str, np.ndarray] | None = None) -> float:
+        """Energy dissipated in the body so far (committed state): the integral of the
+        material's ``dissipation`` density; 0 for materials that do not track it (collective).
+        ``fields``: :meth:`internal_fields` if the caller has them already."""
+        D = (self.internal_fields() if fields is None else fields).get("dissipation")
+        return self.integral(np.zeros(self.num_owned_points) if D is None else D)
+
+    def cell_average_scalars(self, values: np.ndarray) -> np.ndarray:
+        """Quadrature-weighted cell averages of a per-point scalar ``(N_owned,)`` -> ``(cells,)``."""
+        return self.quadrature.cell_average(values)
+
+    def cell_averages(self, f: fem.Function) -> np.ndarray:
+        """Quadrature-weighted cell averages of a quadrature function on owned cells,
+        ``(num_owned_cells, n)`` (affine cells; not collective)."""
+        n = self.size
+        return self.quadrature.cell_average(f.x.array.reshape(-1, n)[self._qdofs])
+
+    def destroy(self) -> None:
+        for obj in (self.ksp, self.A, self.b, self.dx_vec, self._u_prev, self._f_prev,
+                    *(self._pattern[1:] if self._pattern else ())):
+            obj.destroy()
+
+
+class Equilibrium:
+    """The macro equilibrium of a :class:`MacroProblem` at its current load as a
+    :class:`~fe2.solvers.newton.NewtonSystem` (collective): converged when the residual
+    norm is below ``max(rtol * first residual, atol)`` after at least one update, or below
+    ``atol``; every full Newton step is taken. Times the macro-side work into ``report``."""
+
+    unknown = "u"
+
+    def __init__(self, problem: MacroProblem, rtol: float, atol: float, report: NewtonReport) -> None:
+        self.problem, self.rtol, self.atol, self.report = problem, rtol, atol, report
+        self.r0: float | None = None
+
+    def _assemble(self) -> float:
+        t0 = time.perf_counter()
+        r = self.problem.assemble_residual()
+        self.report.time_macro += time.perf_counter() - t0
+        return r
+
+    def residual(self) -> float:
+        self.problem.update_material(self.report)
+        self.r0 = r = self._assemble()
+        return r
+
+    def converged(self, iteration: int, norm: float) -> bool:
+        return norm <= max(self.rtol * self.r0, self.atol) and iteration > 0 or norm <= self.atol
+
+    def solve_update(self) -> float:
+        p = self.problem
+        t0 = time.perf_counter()
+        p.assemble_jacobian()
+        p.solve(p.b, p.dx_vec)
+        self.report.time_macro += time.perf_counter() - t0
+        return p.dx_vec.norm()
+
+    def step(self, alpha: float) -> float:
+        p = self.problem
+        p.add_to_solution(-alpha, p.dx_vec)
+        p.update_material(self.report)
+        return self._assemble()
+
+    def accept(self, norm: float, new_norm: float) -> bool:
+        return True
+
+    def status(self) -> str:
+        return ""

@@ -1,0 +1,36 @@
+"""Linear elasticity with a constant Mandel stiffness (small strain)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fe2.core.tensors import isotropic_stiffness, strain_size
+from fe2.materials.base import Law, LawResult
+
+__all__ = ["LinearElastic"]
+
+
+class LinearElastic(Law):
+    """Linear elasticity ``sigma = C eps`` with a constant Mandel stiffness (small strain).
+
+    Use :meth:`isotropic` for ``(E, nu)``; any symmetric positive definite ``C`` works
+    (e.g. :func:`fe2.core.tensors.transversely_isotropic_stiffness` for fibres).
+    """
+
+    linear = True
+
+    def __init__(self, C: np.ndarray) -> None:
+        self.C = np.asarray(C, dtype=float)
+        self.size = self.C.shape[0]
+        self.gdim = 2 if self.size == 3 else 3
+        if self.C.shape != (strain_size(self.gdim),) * 2:
+            raise ValueError(f"stiffness must be 3x3 (2D) or 6x6 (3D) Mandel, got {self.C.shape}")
+
+    @classmethod
+    def isotropic(cls, E: float, nu: float, gdim: int) -> "LinearElastic":
+        return cls(isotropic_stiffness(E, nu, gdim))
+
+    def integrate(self, grad: np.ndarray, state: np.ndarray) -> LawResult:
+        grad = np.atleast_2d(grad)
+        N = grad.shape[0]
+        return LawResult(grad @ self.C.T, np.broadcast_to(self.C, (N,) + self.C.shape), np.zeros((N, 0)))

@@ -1,0 +1,219 @@
+"""Small-strain J2 (von Mises) plasticity with mixed isotropic/kinematic hardening.
+
+Yield function (``s`` the deviatoric stress, ``X`` the back stress, ``p`` the accumulated
+plastic strain, ``q(t) = sqrt(3/2) |t|``)::
+
+    f = q(s - X) - (sigma_y + R(p)) <= 0,   R(p) = H_iso p + Q (1 - exp(-b p))
+
+associative flow ``deps_p = dp sqrt(3/2) n`` with ``n = (s - X) / |s - X|`` (so that
+``dp = sqrt(2/3) |deps_p|``) and linear (Prager) kinematic hardening
+``dX = (2/3) H_kin deps_p``.
+
+Return mapping (backward Euler, radial return). With the elastic trial stress
+``sigma_tr = C (eps - eps_p_n)`` and the relative trial stress ``xi = dev(sigma_tr) - X_n``,
+``q_tr = sqrt(3/2) |xi|``; the flow direction does not change during the step
+(``n = xi / |xi|``) and ``dp`` solves the scalar equation::
+
+    g(dp) = q_tr - (3G + H_kin) dp - sigma_y - R(p_n + dp) = 0
+
+in closed form when ``Q == 0``, otherwise by a local Newton iteration on all plastic
+points at once (``g`` is convex and decreasing because ``R`` is concave, so Newton from
+``dp = 0`` increases monotonically to the root: no safeguard is needed). Then::
+
+    eps_p = eps_p_n + sqrt(3/2) dp n,   X = X_n + sqrt(2/3) H_kin dp n,
+    sigma = sigma_tr - sqrt(6) G dp n
+
+Consistent (algorithmic) tangent, from ``d q_tr = sqrt(6) G n : d eps``,
+``d dp = d q_tr / (3G + H_kin + R'(p))`` and ``d n = 2G / |xi| (I_dev - n x n) d eps``::
+
+    C_alg = K 1 x 1 + 2G theta I_dev - 2G theta_bar n x n
+    theta = 1 - 3G dp / q_tr,   theta_bar = 3G / (3G + H_kin + R'(p_n + dp)) - 3G dp / q_tr
+
+Everything is computed in 3D Mandel notation (:mod:`fe2.core.tensors`); plane strain
+(``gdim == 2``) embeds ``[xx, yy, xy]`` into 3D with ``eps_zz = eps_yz = eps_xz = 0`` and
+returns rows/columns ``[0, 1, 5]``. The state always holds the full 3D plastic strain and
+back stress (the out-of-plane plastic strain ``eps_p_zz`` is not zero in plane strain).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fe2.core.errors import SolverError
+from fe2.core.tensors import DEVIATORIC3, embed_plane_strain, isotropic_stiffness, lame, restrict_plane_strain, \
+    strain_size
+from fe2.materials.base import Law, LawResult
+
+__all__ = ["J2Plasticity"]
+
+_SQRT32 = np.sqrt(1.5)
+_SQRT23 = np.sqrt(2.0 / 3.0)
+
+
+class J2Plasticity(Law):
+    """Von Mises plasticity, isotropic (linear + Voce) and linear kinematic hardening.
+
+    Parameters
+    ----------
+    E : Young's modulus (> 0)
+    nu : Poisson's ratio (-1 < nu < 0.5)
+    sigma_y : initial yield stress (> 0)
+    gdim : 2 (plane strain) or 3
+    H_iso : linear isotropic hardening modulus (>= 0)
+    Q, b : Voce saturation ``Q (1 - exp(-b p))`` (both >= 0)
+    H_kin : linear kinematic (Prager) hardening modulus (>= 0)
+
+    State per point (13 values in 2D and 3D, see :attr:`state_layout`): the 3D Mandel
+    plastic strain ``eps_p`` (6), the 3D Mandel back stress ``X`` (6) and the accumulated
+    plastic strain ``p`` (1).
+    """
+
+    kinematics = "small"
+    state_size = 13
+    state_layout: dict[str, slice] = {"eps_p": slice(0, 6), "X": slice(6, 12), "p": slice(12, 13)}
+    output_fields = {"p": "equivalent_plastic_strain"}
+
+    #: Local Newton (Voce hardening): relative tolerance on ``g`` and iteration cap.
+    newton_rtol = 1e-14
+    newton_maxiter = 50
+
+    def __init__(self, E: float, nu: float, sigma_y: float, gdim: int, H_iso: float = 0.0,
+                 Q: float = 0.0, b: float = 0.0, H_kin: float = 0.0) -> None:
+        self.size = strain_size(gdim)
+        self.gdim = gdim
+
+        def check(name: str, val: float, ok: bool, what: str) -> float:
+            if not (np.isfinite(val) and ok):
+                raise ValueError(f"J2Plasticity: {name} must be {what}, got {val}")
+            return float(val)
+
+        self.E = check("E", E, E > 0, "> 0")
+        self.nu = check("nu", nu, -1.0 < nu < 0.5, "in (-1, 0.5)")
+        self.sigma_y = check("sigma_y", sigma_y, sigma_y > 0, "> 0")
+        self.H_iso = check("H_iso", H_iso, H_iso >= 0, ">= 0")
+        self.Q = check("Q", Q, Q >= 0, ">= 0")
+        self.b = check("b", b, b >= 0, ">= 0")
+        self.H_kin = check("H_kin", H_kin, H_kin >= 0, ">= 0")
+        lam, self.G = lame(self.E, self.nu)
+        self.K = lam + 2.0 * self.G / 3.0
+        #: 3D elastic Mandel stiffness (the elastic tangent is exactly this matrix)
+        self.C3 = isotropic_stiffness(self.E, self.nu, 3)
+
+    # -- hardening ------------------------------------------------------------------
+    def hardening(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Isotropic hardening ``R(p)`` and its slope ``R'(p)``, both shaped like ``p``."""
+        p = np.asarray(p, dtype=float)
+        if self.Q > 0.0 and self.b > 0.0:
+            e = np.exp(-self.b * p)
+            return self.H_iso * p + self.Q * (1.0 - e), self.H_iso + self.Q * self.b * e
+        return self.H_iso * p, np.full_like(p, self.H_iso)
+
+    def initial_state(self, N: int) -> np.ndarray:
+        """``(N, 13)`` zeros: no plastic strain, no back stress, ``p = 0``."""
+        return np.zeros((N, self.state_size))
+
+    def equivalent_plastic_strain(self, state: np.ndarray) -> np.ndarray:
+        """Accumulated plastic strain ``p``, shape ``(N,)``, from states ``(N, 13)``."""
+        return np.atleast_2d(state)[:, self.state_layout["p"]][:, 0].copy()
+
+    # -- integration ----------------------------------------------------------------
+    def _solve_dp(self, f_tr: np.ndarray, q_tr: np.ndarray, p_n: np.ndarray) -> np.ndarray:
+        """Plastic multiplier ``dp (M,)`` at plastic points with trial overstress ``f_tr > 0``."""
+        h0 = 3.0 * self.G + self.H_kin
+        if not (self.Q > 0.0 and self.b > 0.0):
+            return f_tr / (h0 + self.H_iso)
+        dp = np.zeros_like(f_tr)
+        R_n = self.hardening(p_n)[0]
+        scale = q_tr
+        active = np.ones(dp.shape, dtype=bool)
+        for _ in range(self.newton_maxiter):
+            R, dR = self.hardening(p_n[active] + dp[active])
+            g = q_tr[active] - h0 * dp[active] - self.sigma_y - R
+            done = np.abs(g) <= self.newton_rtol * scale[active]
+            step = g / (h0 + dR)
+            # monotone convergence from below: a vanishing step also means converged
+            done |= np.abs(step) <= 1e-16 * dp[active]
+            idx = np.flatnonzero(active)
+            dp[idx[~done]] += step[~done]
+            active[idx[done]] = False
+            if not active.any():
+                return dp
+        R, _ = self.hardening(p_n[active] + dp[active])
+        res = np.abs(q_tr[active] - h0 * dp[active] - self.sigma_y - R) / scale[active]
+        raise SolverError(
+            f"J2 return mapping did not converge at {int(active.sum())} points in "
+            f"{self.newton_maxiter} iterations (largest relative residual {res.max():.3e}, "
+            f"R(p_n) up to {R_n.max():.3e})")
+
+    def integrate_3d(self, eps: np.ndarray, state: np.ndarray) -> LawResult:
+        """Return mapping in 3D Mandel notation.
+
+        Parameters
+        ----------
+        eps : (N, 6) total Mandel strain
+        state : (N, 13) committed state
+
+        Returns
+        -------
+        sigma : (N, 6) Mandel stress
+        C_alg : (N, 6, 6) consistent tangent
+        trial : (N, 13) new state
+        """
+        eps = np.atleast_2d(np.asarray(eps, dtype=float))
+        state = np.atleast_2d(np.asarray(state, dtype=float))
+        N = eps.shape[0]
+        if eps.shape != (N, 6) or state.shape != (N, self.state_size):
+            raise ValueError(f"J2Plasticity: expected strain (N, 6) and state (N, 13), "
+                             f"got {eps.shape} and {state.shape}")
+        L = self.state_layout
+        eps_p_n, X_n, p_n = state[:, L["eps_p"]], state[:, L["X"]], state[:, L["p"]][:, 0]
+
+        sigma = (eps - eps_p_n) @ self.C3.T  # trial stress
+        xi = sigma @ DEVIATORIC3 - X_n  # DEVIATORIC3 is symmetric
+        norm_xi = np.linalg.norm(xi, axis=1)
+        q_tr = _SQRT32 * norm_xi
+        f_tr = q_tr - self.sigma_y - self.hardening(p_n)[0]
+        plastic = f_tr > 0.0
+
+        trial = state.copy()
+        C_alg = np.broadcast_to(self.C3, (N, 6, 6)).copy()
+        if plastic.any():
+            G = self.G
+            qp = q_tr[plastic]
+            pn = p_n[plastic]
+            dp = self._solve_dp(f_tr[plastic], qp, pn)
+            n = xi[plastic] / norm_xi[plastic][:, None]
+            sigma[plastic] -= (np.sqrt(6.0) * G * dp)[:, None] * n
+            trial[plastic, L["eps_p"]] = eps_p_n[plastic] + (_SQRT32 * dp)[:, None] * n
+            trial[plastic, L["X"]] = X_n[plastic] + (_SQRT23 * self.H_kin * dp)[:, None] * n
+            trial[plastic, L["p"]] = (pn + dp)[:, None]
+            dR = self.hardening(pn + dp)[1]
+            a = 3.0 * G * dp / qp  # 1 - theta
+            theta_bar = 3.0 * G / (3.0 * G + self.H_kin + dR) - a
+            # C_alg = C - 2G (1 - theta) I_dev - 2G theta_bar n x n
+            C_alg[plastic] -= (2.0 * G * a)[:, None, None] * DEVIATORIC3
+            C_alg[plastic] -= (2.0 * G * theta_bar)[:, None, None] * (n[:, :, None] * n[:, None, :])
+        return LawResult(sigma, C_alg, trial)
+
+    def integrate(self, grad: np.ndarray, state: np.ndarray) -> LawResult:
+        """Stress, consistent tangent and trial state at ``N`` points.
+
+        Parameters
+        ----------
+        grad : (N, n) Mandel strain, ``n = 3`` (plane strain ``[xx, yy, xy]``) or 6
+        state : (N, 13) committed state (not modified)
+
+        Returns
+        -------
+        flux : (N, n) Mandel stress (in 2D without ``sigma_zz``)
+        tangent : (N, n, n) consistent tangent
+        trial : (N, 13) state after the step
+        """
+        grad = np.atleast_2d(np.asarray(grad, dtype=float))
+        if grad.shape[1] != self.size:
+            raise ValueError(f"J2Plasticity: expected strain (N, {self.size}), got {grad.shape}")
+        if self.gdim == 3:
+            return self.integrate_3d(grad, state)
+        sigma, C, trial = self.integrate_3d(embed_plane_strain(grad), state)
+        sigma, C = restrict_plane_strain(sigma, C)
+        return LawResult(sigma, C, trial)

@@ -1,0 +1,347 @@
+"""The linear periodic cell problem on an RVE: the micro side of FE².
+
+A :class:`CellProblem` is a *template*: one mesh, one function space, one set of
+compiled forms, one factorised matrix. It answers the question a material answers --
+given macro gradients at many points, return fluxes and tangents -- for a whole batch
+of macro points at once, so a rank creates one template and shares it among all its
+macro quadrature points.
+
+Cell problem (small-strain elasticity; conduction is the same with ``grad`` for ``eps``
+and a conductivity for ``C``): for the macro strain ``E`` find the periodic fluctuation
+``w`` with
+
+    int_Y  eps(v) . C (E + eps(w)) dx = 0        for all periodic v,
+
+then ``Sigma = <C (E + eps(w))>``. Vectors are in Mandel notation (see
+:mod:`fe2.core.tensors`). Rigid translations are removed by pinning ``w`` at every corner of
+the cell (all corners are periodic images of one another, so this pins one value).
+With ``b_k = -int eps(v) . C e_k`` the discrete fluctuation for unit gradient ``e_k``
+solves ``A w_k = b_k``, and
+
+    C_eff = <C> - B^T A^-1 B / |Y|,    B = [b_1 ... b_n],
+
+the sensitivity form of the effective tensor: one factorisation, one right-hand side per
+macro gradient component, and symmetric by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import dolfinx
+import dolfinx.fem.petsc
+import dolfinx_mpc
+import numpy as np
+import ufl
+from dolfinx import fem
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from fe2.core import linalg, physics as physics_registry
+from fe2.core.errors import MeshError, SolverError
+from fe2.core.kinematics import measure, reference_gradient
+from fe2.materials.base import PointMaterial
+from fe2.micro.boundary import periodic_constraint
+
+if TYPE_CHECKING:
+    from fe2.micro.rvemesh import RVEMesh
+
+__all__ = ["CellProblem", "Phase", "effective_tensor_from_fields"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A material phase of an RVE: the cells with physical tag ``tag``.
+
+    ``tensor`` is the phase's (initial) tangent in the layout of the macro gradient:
+    Mandel stiffness ``(n, n)`` (small strain), conductivity ``(gdim, gdim)``, or
+    ``dP/dF`` at ``F = I`` ``(gdim^2, gdim^2)`` (finite strain). ``law`` is the
+    constitutive law (:class:`fe2.materials.Material`) of a nonlinear RVE; with a law
+    and no tensor, the tensor is the law's tangent in its initial state.
+    """
+
+    name: str
+    tag: int
+    tensor: np.ndarray | None = None
+    law: Any = None
+
+    def __post_init__(self) -> None:
+        if self.tensor is None:
+            if self.law is None:
+                raise ValueError(f"phase {self.name!r} needs a tensor or a law")
+            law = self.law
+            g0 = reference_gradient(law.kinematics, law.gdim)[None, :]
+            _, t, _ = law.integrate(g0, law.initial_state(1))
+            object.__setattr__(self, "tensor", np.array(t[0]))
+
+
+class CellProblem(PointMaterial):
+    """Linear periodic cell problem template (collective on ``rve_mesh.mesh.comm``,
+    normally ``MPI.COMM_SELF``).
+
+    Parameters
+    ----------
+    rve_mesh : periodic RVE mesh with cell tags (see :func:`fe2.rvemesh.load_rve_mesh`)
+    phases : one :class:`Phase` per physical tag; every tagged cell must be covered
+    physics : ``"elasticity"`` (small strain, plane strain in 2D), ``"conduction"``, or
+        ``"finite_strain"`` (the linearised problem about ``F = I``; see
+        :class:`NonlinearCellProblem` for the nonlinear one)
+    degree : Lagrange degree of the fluctuation field (1 or 2)
+    petsc_options : overrides of :data:`fe2.petsc.DIRECT_CHOLESKY`
+    source : where the phases came from, used in error messages (e.g. a file name)
+
+    Attributes
+    ----------
+    size : number of macro gradient components ``n`` (3/6 for elasticity, gdim for conduction)
+    volume : cell volume ``|Y|``
+    volume_fractions : ``{phase name: fraction}``
+    num_dofs : global number of fluctuation DOFs (before the periodic condensation)
+    effective_tensor : ``(n, n)`` homogenized tensor (Mandel for elasticity)
+    """
+
+    #: the answer is linear in the macro gradient: the effective tensor is the tangent everywhere
+    linear = True
+
+    def __init__(self, rve_mesh: RVEMesh, phases: Sequence[Phase], physics: str = "elasticity",
+                 degree: int = 1, petsc_options: Mapping[str, Any] | None = None,
+                 source: str = "phases") -> None:
+        self.physics_spec = spec = physics_registry.get(physics)
+        mesh = rve_mesh.mesh
+        self.rve_mesh = rve_mesh
+        self.mesh = mesh
+        self.comm = mesh.comm
+        self.physics = physics
+        self.degree = degree
+        self.gdim = gdim = mesh.geometry.dim
+        self.size = n = spec.gradient_size(gdim)
+        self.kinematics = spec.kinematics
+        self.phases = tuple(phases)
+
+        # --- phase tensor field: DG0 (n x n) ---------------------------------------
+        T = fem.functionspace(mesh, ("DG", 0, (n, n)))
+        self.tensor = fem.Function(T, name="phase_tensor")
+        self._fill_phases(source)
+
+        # --- fluctuation space, corner pins, periodic constraint --------------------
+        shape = (gdim,) if spec.vector_field else ()
+        self.V = V = fem.functionspace(mesh, ("Lagrange", degree, shape))
+        self.box_min = np.asarray(rve_mesh.box_min, float)
+        self.box_max = np.asarray(rve_mesh.box_max, float)
+        self.mpc, self.bcs = periodic_constraint(V, self.box_min, self.box_max)
+
+        # --- forms --------------------------------------------------------------------
+        G = measure(spec.kinematics, gdim)
+        w, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+        C = self.tensor
+        self.E = fem.Constant(mesh, np.zeros(n))
+        self._a = fem.form(ufl.inner(ufl.dot(C, G(w)), G(v)) * ufl.dx)
+        self._L = fem.form(-ufl.inner(ufl.dot(C, self.E), G(v)) * ufl.dx)
+        self.volume = self.comm.allreduce(
+            fem.assemble_scalar(fem.form(fem.Constant(mesh, 1.0) * ufl.dx)), op=MPI.SUM)
+        self.num_dofs = V.dofmap.index_map.size_global * V.dofmap.index_map_bs
+
+        dx_tags = ufl.Measure("dx", domain=mesh, subdomain_data=rve_mesh.cell_tags)
+        self.volume_fractions = {}
+        for ph in self.phases:
+            vol = fem.assemble_scalar(fem.form(fem.Constant(mesh, 1.0) * dx_tags(ph.tag)))
+            self.volume_fractions[ph.name] = self.comm.allreduce(vol, op=MPI.SUM) / self.volume
+        self.mean_tensor = sum(self.volume_fractions[ph.name] * np.asarray(ph.tensor, float)
+                               for ph in self.phases)
+
+        # --- matrix, factorisation, sensitivity right-hand sides -------------------
+        self.A = self.assemble_matrix()
+        self.ksp = linalg.direct_solver(self.A, linalg.unique_prefix("fe2_rve_"),
+                                          petsc_options, symmetric=True)
+        try:
+            self.ksp.setUp()
+        except PETSc.Error as err:
+            raise SolverError(f"factorisation of the RVE matrix of '{rve_mesh.path}' failed ({err}); "
+                              "is a phase tensor singular or not positive definite?") from None
+        self.B = self._assemble_unit_rhs()  # (local reduced dofs, n)
+        W = self.solve_reduced(self.B)
+        self.effective_tensor = self.mean_tensor - self._dot(self.B, W) / self.volume
+
+    # ---------------------------------------------------------------------------------
+    def _fill_phases(self, source: str) -> None:
+        mesh, tags = self.mesh, self.rve_mesh.cell_tags
+        tdim = mesh.topology.dim
+        num_cells = mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts
+        n = self.size
+        values = np.full((num_cells, n * n), np.nan)
+        present = set(int(t) for t in np.unique(tags.values))
+        present = set(self.comm.allgather(present)[0]).union(*self.comm.allgather(present))
+        by_tag = {}
+        for ph in self.phases:
+            t = np.asarray(ph.tensor, dtype=float)
+            if t.shape != (n, n):
+                raise ValueError(f"phase {ph.name!r}: tensor shape {t.shape}, expected {(n, n)}")
+            if ph.tag not in present:
+                raise MeshError(f"{source}: phase '{ph.name}' has tag {ph.tag}, which no cell of RVE mesh "
+                                f"'{self.rve_mesh.path}' carries (tags present: {sorted(present)})")
+            if ph.tag in by_tag:
+                raise MeshError(f"{source}: phases '{by_tag[ph.tag].name}' and '{ph.name}' both have tag {ph.tag}")
+            by_tag[ph.tag] = ph
+            values[tags.indices[tags.values == ph.tag]] = t.ravel()
+        missing = sorted(present - set(by_tag))
+        if missing:
+            raise MeshError(f"{source}: RVE mesh '{self.rve_mesh.path}' has cells with tag(s) {missing} "
+                            f"but no phase is given for them in [rve.phases] (phases: "
+                            f"{', '.join(f'{p.name} tag={p.tag}' for p in self.phases)}); add a "
+                            f"[rve.phases.<name>] table with tag = {missing[0]}")
+        if np.isnan(values).any():
+            raise MeshError(f"RVE mesh '{self.rve_mesh.path}': {int(np.isnan(values[:, 0]).sum())} cells carry no "
+                            "physical tag; every cell must belong to a phase")
+        self.tensor.x.array[:] = values.ravel()
+
+    def assemble_matrix(self, A: PETSc.Mat | None = None) -> PETSc.Mat:
+        """The condensed (periodic, corners pinned) matrix of the cell problem, assembled
+        into ``A`` or a new matrix (collective)."""
+        if A is None:
+            return dolfinx_mpc.assemble_matrix(self._a, self.mpc, bcs=self.bcs)
+        dolfinx_mpc.assemble_matrix(self._a, self.mpc, bcs=self.bcs, A=A)
+        return A
+
+    def unit_rhs(self) -> np.ndarray:
+        """The sensitivity right-hand sides ``B = [b_1 ... b_n]`` assembled anew, ``(nloc, n)``
+        (collective; :attr:`B` holds the ones of the construction)."""
+        return self._assemble_unit_rhs()
+
+    def _assemble_unit_rhs(self, form: fem.Form | None = None, unit: fem.Constant | None = None) -> np.ndarray:
+        """Condensed right-hand sides of ``form`` for each unit value of the constant
+        ``unit`` (default: the sensitivity forms ``b_k``), as columns ``(nloc, n)``."""
+        form = self._L if form is None else form
+        unit = self.E if unit is None else unit
+        b = dolfinx_mpc.assemble_vector(form, self.mpc)
+        B = np.zeros((b.getLocalSize(), self.size))
+        for k in range(self.size):
+            unit.value[:] = 0.0
+            unit.value[k] = 1.0
+            B[:, k] = self._assemble_condensed(form, b)
+        unit.value[:] = 0.0
+        b.destroy()
+        return B
+
+    def _assemble_condensed(self, form: fem.Form, b: PETSc.Vec | None = None) -> np.ndarray:
+        """One condensed (periodic, corner rows zeroed) vector of ``form`` as an array
+        ``(nloc,)``; ``b`` is a work vector to assemble into (a new one if None)."""
+        own = b is None
+        if own:
+            b = dolfinx_mpc.assemble_vector(form, self.mpc)
+        else:
+            with b.localForm() as loc:
+                loc.set(0.0)
+            dolfinx_mpc.assemble_vector(form, self.mpc, b)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        dolfinx.fem.petsc.set_bc(b, self.bcs)
+        out = b.array_r.copy()
+        if own:
+            b.destroy()
+        return out
+
+    def _dot(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """``X^T Y`` over the distributed (owned) rows: ``(m, nloc) x (nloc, k)``."""
+        return self.comm.allreduce(X.T @ Y, op=MPI.SUM)
+
+    # ---------------------------------------------------------------------------------
+    #: right-hand sides per dense block solve (bounds the memory of a batch)
+    BLOCK = 256
+
+    def solve_reduced(self, rhs: np.ndarray) -> np.ndarray:
+        """Solve ``A X = rhs`` with the stored factorisation.
+
+        On one process the columns go to the factor as dense blocks of :attr:`BLOCK`
+        right-hand sides (``MatMatSolve``); otherwise one KSP solve per column.
+
+        Parameters
+        ----------
+        rhs : (nloc, m) owned rows of ``m`` right-hand sides in the condensed space
+
+        Returns
+        -------
+        X : (nloc, m) condensed solutions (slave entries zero; see :meth:`fluctuation`)
+        """
+        nloc, m = rhs.shape
+        X = np.empty((nloc, m))
+        if self.comm.size == 1 and m > 1:
+            F = linalg.factor_matrix(self.ksp)
+            for j0 in range(0, m, self.BLOCK):
+                j1 = min(m, j0 + self.BLOCK)
+                X[:, j0:j1] = linalg.mat_solve(F, rhs[:, j0:j1])
+            return X
+        b = self.A.createVecRight()
+        x = self.A.createVecLeft()
+        for j in range(m):
+            b.array[:] = rhs[:, j]
+            self.ksp.solve(b, x)
+            reason = self.ksp.getConvergedReason()
+            if reason < 0:
+                raise SolverError(f"RVE linear solve failed (KSP converged reason {reason})")
+            X[:, j] = x.array_r
+        b.destroy()
+        x.destroy()
+        return X
+
+    def evaluate(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Homogenized flux and consistent tangent for a batch of macro gradients.
+
+        One condensed solve per point, all with the stored factorisation.
+
+        Parameters
+        ----------
+        E : (N, n) macro gradients (Mandel strains or temperature gradients)
+
+        Returns
+        -------
+        sigma : (N, n) volume-averaged fluxes
+        tangent : (N, n, n) consistent tangents (the effective tensor, since the cell
+            problem is linear)
+        """
+        E = np.atleast_2d(np.asarray(E, dtype=float))
+        W = self.solve_reduced(self.B @ E.T)  # (nloc, N)
+        sigma = E @ self.mean_tensor.T - self._dot(W, self.B) / self.volume
+        tangent = np.broadcast_to(self.effective_tensor, (E.shape[0],) + self.effective_tensor.shape)
+        return sigma, tangent
+
+    def fluctuation(self, E: np.ndarray) -> fem.Function:
+        """The periodic fluctuation field for one macro gradient ``E`` (n,)."""
+        E = np.asarray(E, dtype=float).reshape(-1)
+        x = self.solve_reduced(self.B @ E[:, None])[:, 0]
+        w = fem.Function(self.mpc.function_space, name="fluctuation")
+        nloc = x.shape[0]
+        w.x.array[:nloc] = x
+        w.x.scatter_forward()
+        self.mpc.backsubstitution(w)
+        return w
+
+    def averages(self, w: fem.Function, E: np.ndarray) -> tuple[np.ndarray, float]:
+        """Volume averages computed directly from the fields (independent of
+        :meth:`evaluate`; used to verify it): ``(<C (E + G w)>, <(E + G w) . C (E + G w)>)``."""
+        G = measure(self.kinematics, self.gdim)
+        Ec = fem.Constant(self.mesh, np.asarray(E, dtype=float))
+        g = Ec + G(w)
+        s = ufl.dot(self.tensor, g)
+        flux = np.array([fem.assemble_scalar(fem.form(s[k] * ufl.dx)) for k in range(self.size)])
+        energy = fem.assemble_scalar(fem.form(ufl.inner(s, g) * ufl.dx))
+        flux = self.comm.allreduce(flux, op=MPI.SUM) / self.volume
+        energy = self.comm.allreduce(energy, op=MPI.SUM) / self.volume
+        return flux, energy
+
+    def destroy(self) -> None:
+        """Free the PETSc objects (collective)."""
+        self.ksp.destroy()
+        self.A.destroy()
+
+
+def effective_tensor_from_fields(problem: CellProblem) -> np.ndarray:
+    """Effective tensor by solving each unit-gradient problem and averaging the flux
+    field directly (slow path; for verification)."""
+    n = problem.size
+    C = np.zeros((n, n))
+    for k in range(n):
+        e = np.zeros(n)
+        e[k] = 1.0
+        w = problem.fluctuation(e)
+        C[:, k] = problem.averages(w, e)[0]
+    return C

@@ -1,0 +1,478 @@
+"""The nonlinear, history-dependent periodic cell problem: an RVE at every macro point.
+
+:class:`NonlinearCellProblem` is a template shared by all macro points of a rank, like
+the linear :class:`~fe2.micro.cell.CellProblem`, and a
+:class:`~fe2.materials.base.PointMaterial`: ``evaluate(E)`` solves the cell problem of
+every macro point from its committed micro state (fluctuation and every law's internal
+variables, kept in a :class:`~fe2.materials.state.StateBank`) and returns the
+homogenized fluxes and consistent tangents.
+
+Micro solve of one point (:meth:`NonlinearCellProblem.solve_point`): for the macro gradient
+``E`` (Mandel strain, or ``F`` flattened for ``physics="finite_strain"``) Newton
+(:func:`fe2.solvers.newton.newton`) solves
+
+    R(w; v) = int_Y  flux(E + G w, state) . G v  dx = 0    for all periodic v
+
+for the fluctuation ``w``, warm-started from the point's last converged ``w``, halving a
+step whose residual grows or whose law fails. The factorisation of the Jacobian at the
+converged state then solves the ``n`` sensitivity problems (``b_k = -int G v . T e_k``),
+giving the consistent homogenized tangent
+
+    dSigma/dE = <T> - B^T A^-1 B / |Y|.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import dolfinx
+import dolfinx.fem.petsc
+import dolfinx_mpc
+import numpy as np
+import ufl
+from dolfinx import fem
+from petsc4py import PETSc
+
+from fe2.core import linalg
+from fe2.core.errors import SolverError
+from fe2.core.kinematics import measure, reference_gradient
+from fe2.core.quadrature import QuadraturePoints, default_degree
+from fe2.materials.base import NonlocalResponse
+from fe2.materials.state import StateBank
+from fe2.micro.cell import CellProblem, Phase
+from fe2.solvers.newton import newton
+
+if TYPE_CHECKING:
+    from fe2.micro.rvemesh import RVEMesh
+
+__all__ = ["NonlinearCellProblem", "NonlocalSensitivity", "PointSolution"]
+
+
+class NonlocalSensitivity(NamedTuple):
+    """The nonlocal part of a point's answer (gradient-regularized FE²)."""
+
+    dflux_de: np.ndarray  #: (n,) dSigma / d e_nl
+    e_local: float  #: the RVE's local equivalent strain
+    de_local_dE: np.ndarray  #: (n,)
+    de_local_de: float
+
+
+class PointSolution(NamedTuple):
+    """What :meth:`NonlinearCellProblem.solve_point` returns for one macro point."""
+
+    flux: np.ndarray  #: (n,) homogenized flux
+    tangent: np.ndarray  #: (n, n) consistent homogenized tangent
+    fluctuation: np.ndarray  #: (nloc,) converged condensed fluctuation
+    states: list[np.ndarray]  #: trial internal state of each phase, (points of the phase, state size)
+    iterations: int  #: micro Newton iterations
+    nonlocal_: NonlocalSensitivity | None  #: with a nonlocal drive, else None
+
+
+class _MicroNewton:
+    """The micro cell problem of one point as a :class:`~fe2.solvers.newton.NewtonSystem`.
+
+    Convergence: the residual norm below ``rtol`` times the larger of the residual the
+    macro gradient alone causes in the elastic cell (``r_ref``) and the norm of the
+    internal forces before the periodic condensation (their scale, updated every
+    iteration), or stagnation within 1000 times that tolerance (the round-off floor).
+    Line search: a step is taken if its residual is finite and smaller, or once within
+    1000 times the tolerance."""
+
+    unknown = "w"
+
+    def __init__(self, cell: NonlinearCellProblem, x0: np.ndarray, states: list[np.ndarray], r_ref: float) -> None:
+        self.cell, self.x, self.states, self.r_ref = cell, x0, states, r_ref
+        self.trial: list[np.ndarray] | None = None
+        self.tol = self.r_forces = 0.0
+        self.r_prev = np.inf
+
+    def residual(self) -> float:
+        c = self.cell
+        c._set_fluctuation(self.x)
+        self.trial = c._material(self.states)
+        if self.trial is None:
+            raise SolverError("the micro material failed at the start of the solve (warm start)")
+        r, self.r_forces = c._residual()
+        self.tol = c.rtol * max(self.r_ref, self.r_forces)
+        return r
+
+    def converged(self, iteration: int, norm: float) -> bool:
+        stagnated = False
+        if iteration > 0:
+            stagnated = norm > 0.5 * self.r_prev and norm <= 1e3 * self.tol
+            self.tol = max(self.tol, self.cell.rtol * self.r_forces)
+        self.r_prev = norm
+        return stagnated or norm <= self.tol
+
+    def solve_update(self) -> float:
+        c = self.cell
+        c._factorize()
+        c._r.scale(-1.0)
+        c.ksp_t.solve(c._r, c._dx)
+        dx = c._dx.array_r.copy()
+        if c._drive is not None:  # Jacobian J - a c^T (the shift depends on w): Sherman-Morrison
+            a, cv = c._shift_vectors()
+            y = linalg.mat_solve(linalg.factor_matrix(c.ksp_t), a[:, None])[:, 0]
+            dx += y * (cv @ dx) / (1.0 - cv @ y)
+        self.base, self.dx = self.x, dx
+        return float(np.linalg.norm(dx))
+
+    def step(self, alpha: float) -> float:
+        c = self.cell
+        x_new = self.base + alpha * self.dx
+        c._set_fluctuation(x_new)
+        trial_new = c._material(self.states)
+        if trial_new is None:
+            return np.inf
+        r_new, self.r_forces = c._residual()
+        self.x, self.trial = x_new, trial_new
+        return r_new
+
+    def accept(self, norm: float, new_norm: float) -> bool:
+        return bool(np.isfinite(new_norm) and (new_norm < norm or norm <= 1e3 * self.tol))
+
+    def status(self) -> str:
+        return ""
+
+
+class NonlinearCellProblem(CellProblem):
+    """Nonlinear, history-dependent periodic cell problem template, shared by many macro
+    points (collective on ``rve_mesh.mesh.comm``, normally ``MPI.COMM_SELF``).
+
+    Each phase has a law (:class:`fe2.materials.base.Law`), integrated at all micro
+    quadrature points of the phase in one vectorised call (see the module docstring for
+    the micro Newton and the sensitivities).
+
+    Macro points are numbered ``0..N-1`` (:meth:`resize`); each has committed and trial
+    micro state in :attr:`bank`: ``w`` ``(N, nloc)`` (fluctuation) and
+    ``state_<phase>`` ``(N, points of the phase, state size)``. :meth:`evaluate` works
+    from the committed state and stores the trial state, :meth:`commit` /
+    :meth:`revert` end a macro step, :meth:`get_state` / :meth:`set_state` give and take
+    the committed state as named arrays.
+
+    Extra parameters (beyond :class:`~fe2.micro.cell.CellProblem`'s): ``rtol`` (residual
+    norm relative to the larger of the residual the macro gradient alone causes in the
+    elastic cell and the norm of the internal forces before periodic condensation),
+    ``max_iterations``, ``quadrature_degree`` (default ``max(2 (degree - 1), 1)``).
+    """
+
+    #: halvings of a Newton step before the micro solve is declared failed
+    MAX_CUTS = 8
+    linear = False
+
+    def __init__(self, rve_mesh: RVEMesh, phases: Sequence[Phase], physics: str = "elasticity",
+                 degree: int = 1, petsc_options: Mapping[str, Any] | None = None,
+                 source: str = "phases", rtol: float = 1e-10, max_iterations: int = 25,
+                 quadrature_degree: int | None = None) -> None:
+        if physics == "conduction":
+            raise ValueError("a nonlinear cell problem is mechanical: physics 'elasticity' or 'finite_strain'")
+        super().__init__(rve_mesh, phases, physics=physics, degree=degree, petsc_options=petsc_options,
+                         source=source)
+        for ph in self.phases:
+            if ph.law is None:
+                raise ValueError(f"phase {ph.name!r} of a nonlinear cell problem needs a law")
+            if ph.law.kinematics != self.kinematics:
+                raise ValueError(f"phase {ph.name!r}: law kinematics {ph.law.kinematics!r} does not match "
+                                 f"physics {physics!r}")
+        mesh, gdim, n = self.mesh, self.gdim, self.size
+        self.rtol, self.max_iterations = rtol, max_iterations
+        self.reference = reference_gradient(self.kinematics, gdim)
+        self.quadrature = qp = QuadraturePoints(mesh, default_degree(degree) if quadrature_degree is None
+                                                else quadrature_degree)
+        Qf, Qt = qp.space((n,)), qp.space((n, n))
+        self.flux_q = fem.Function(Qf, name="micro_flux")
+        self.tangent_q = fem.Function(Qt, name="micro_tangent")
+        self._qdofs = qp.dofs(Qf)  # micro point -> quadrature dof
+        self.num_micro_points = qp.num_points
+
+        # points of each phase (in micro-point order)
+        tags = rve_mesh.cell_tags
+        cell_tag = np.zeros(qp.num_owned_cells, dtype=np.int64)
+        owned = tags.indices < qp.num_owned_cells
+        cell_tag[tags.indices[owned]] = tags.values[owned]
+        point_tag = np.repeat(cell_tag, qp.num_points_per_cell)
+        #: micro points of each phase, in the order of :attr:`phases`
+        self.phase_points = [np.flatnonzero(point_tag == ph.tag) for ph in self.phases]
+
+        G = measure(self.kinematics, gdim)
+        V = self.V
+        self.w = fem.Function(self.mpc.function_space, name="fluctuation")
+        #: the macro gradient of the point being solved
+        self.macro_gradient = fem.Constant(mesh, np.zeros(n))
+        self._grad_expr = qp.expression(self.macro_gradient + G(self.w))
+        dxq = qp.dx
+        v, dw = ufl.TestFunction(V), ufl.TrialFunction(V)
+        self.unit = fem.Constant(mesh, np.zeros(n))
+        self._R = fem.form(ufl.inner(self.flux_q, G(v)) * dxq)
+        self._J = fem.form(ufl.inner(ufl.dot(self.tangent_q, G(dw)), G(v)) * dxq)
+        self._Lt = fem.form(-ufl.inner(ufl.dot(self.tangent_q, self.unit), G(v)) * dxq)
+        # left vectors of the sensitivity (T^T e_k): differ from -Lt when T is not symmetric
+        self._Lt_left = fem.form(ufl.inner(ufl.dot(self.unit, self.tangent_q), G(v)) * dxq)
+        # nonlocal (driven) damage: dsigma/d(drive) and d eps_eq/d eps at the micro points
+        self._driven = [ph.law.driven for ph in self.phases]
+        self.nonlocal_form = any(self._driven)
+        self.damage_volume = float(sum(self.micro_weights[idx].sum() for idx, d in zip(self.phase_points, self._driven)
+                                       if d))
+        self._dsd_q = fem.Function(Qf, name="dsigma_ddrive")
+        self._deq_q = fem.Function(Qf, name="deq_deps")
+        self._a_form = fem.form(ufl.inner(self._dsd_q, G(v)) * dxq)
+        self._c_form = fem.form(ufl.inner(self._deq_q, G(v)) * dxq)
+        #: the nonlocal equivalent strain driving the damage phases of the point being solved
+        self._drive: float | None = None
+        self.A_t = dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs)
+        # Cholesky needs a symmetric Jacobian; softening laws have non-symmetric tangents
+        self.symmetric = all(ph.law.symmetric_tangent for ph in self.phases)
+        self.ksp_t = linalg.direct_solver(self.A_t, linalg.unique_prefix("fe2_rve_newton_"),
+                                          petsc_options, symmetric=self.symmetric)
+        self._r = dolfinx_mpc.assemble_vector(self._R, self.mpc)
+        self._r_plain = dolfinx.fem.petsc.create_vector(self._R)
+        self._dx = self._r.duplicate()
+        self.nloc = self._r.getLocalSize()
+        self.stats = {"solves": 0, "newton_iterations": 0, "cuts": 0}
+        self._state_keys = [f"state_{ph.name}" for ph in self.phases]
+        self.bank = StateBank()
+        self.resize(0)
+
+    @property
+    def micro_weights(self) -> np.ndarray:
+        """Integration weight of each micro point (sums to the cell volume)."""
+        return self.quadrature.volumes
+
+    # --- state ------------------------------------------------------------------------------
+    def resize(self, N: int) -> None:
+        """Serve ``N`` macro points, all in the virgin state (not collective)."""
+        self.num_points = N
+        self.bank.allocate("w", np.zeros(self.nloc), N)
+        for ph, idx, key in zip(self.phases, self.phase_points, self._state_keys):
+            virgin = np.broadcast_to(ph.law.initial_state(1)[0], (idx.size, ph.law.state_size))
+            self.bank.allocate(key, virgin, N)
+
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore a committed state from :meth:`get_state`'s arrays (trial = committed)."""
+        self.bank.set_state(state)
+        self.num_points = self.bank.committed["w"].shape[0]
+
+    def set_time_increment(self, dt: float) -> None:
+        """Forward the pseudo-time increment to every phase law."""
+        for ph in self.phases:
+            ph.law.set_time_increment(dt)
+
+    def internal_fields(self) -> dict[str, np.ndarray]:
+        """RVE volume averages of the committed internal variables per macro point,
+        ``{name: (N,)}`` (:meth:`fe2.materials.base.Law.fields`; a phase without the variable
+        counts as zero, so ``damage`` is the volume-averaged damage and ``dissipation`` the
+        energy dissipated per unit RVE volume)."""
+        out: dict[str, np.ndarray] = {}
+        for ph, idx, key in zip(self.phases, self.phase_points, self._state_keys):
+            for name, vals in ph.law.fields(self.bank.committed[key]).items():  # vals (N, points of phase)
+                out[name] = out.get(name, 0.0) + vals @ self.micro_weights[idx] / self.volume
+        return {k: np.broadcast_to(v, (self.num_points,)).copy() for k, v in out.items()}
+
+    # --- one micro solve ------------------------------------------------------------------
+    def _set_fluctuation(self, x: np.ndarray) -> None:
+        self.w.x.array[: self.nloc] = x
+        self.w.x.scatter_forward()
+        self.mpc.backsubstitution(self.w)
+
+    def _material(self, states: list[np.ndarray]) -> list[np.ndarray] | None:
+        """Integrate every phase at the current ``w``; fill flux/tangent; return trial
+        states, or None if a law fails (e.g. J <= 0).
+
+        With a nonlocal drive (:attr:`_drive` set, see :meth:`evaluate_nonlocal`) the
+        damage phases are driven by ``eps_eq(x) + drive - e_loc`` where ``e_loc`` is the
+        average equivalent strain over the damage phases; the tangent filled in is the
+        local one (``d/deps`` at fixed shift), the shift's derivatives are kept apart."""
+        n = self.size
+        weights = self.micro_weights
+        grads = self.quadrature.evaluate(self._grad_expr, n)
+        flux = np.empty((self.num_micro_points, n))
+        tang = np.empty((self.num_micro_points, n, n))
+        drive = self._drive
+        if drive is not None:
+            eqs = {k: ph.law.equivalent_of(grads[idx])
+                   for k, (ph, idx) in enumerate(zip(self.phases, self.phase_points)) if self._driven[k]}
+            self._e_local = sum(weights[self.phase_points[k]] @ e for k, (e, _) in eqs.items()) / self.damage_volume
+            shift = drive - self._e_local
+            dsd = np.zeros((self.num_micro_points, n))
+            deq = np.zeros((self.num_micro_points, n))
+        trial = []
+        for k, (ph, idx, st) in enumerate(zip(self.phases, self.phase_points, states)):
+            try:
+                if drive is not None and self._driven[k]:
+                    e, de = eqs[k]
+                    f, C, ds, _, _, new = ph.law.integrate_driven(grads[idx], st, e + shift, (e, de))
+                    t = C + ds[:, :, None] * de[:, None, :]
+                    dsd[idx], deq[idx] = ds, de
+                else:
+                    f, t, new = ph.law.integrate(grads[idx], st)
+            except SolverError:
+                return None
+            flux[idx], tang[idx] = f, t
+            trial.append(new)
+        if not (np.isfinite(flux).all() and np.isfinite(tang).all()):
+            return None
+        self.flux_q.x.array.reshape(-1, n)[self._qdofs] = flux
+        self.tangent_q.x.array.reshape(-1, n * n)[self._qdofs] = tang.reshape(-1, n * n)
+        if drive is not None:
+            self._dsd_q.x.array.reshape(-1, n)[self._qdofs] = dsd
+            self._deq_q.x.array.reshape(-1, n)[self._qdofs] = deq
+            self._dsd, self._deq = dsd, deq
+        self._flux, self._tang, self._grads = flux, tang, grads
+        return trial
+
+    def _shift_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``a = dR/d(shift)`` and ``c = d e_loc/dw`` (condensed) at the current state."""
+        return self._assemble_condensed(self._a_form), self._assemble_condensed(self._c_form) / self.damage_volume
+
+    def _residual(self) -> tuple[float, float]:
+        """Norm of the periodic (condensed) residual, and of the same internal forces
+        assembled without the periodic condensation: the boundary tractions there do not
+        cancel, so it measures the size of the forces (the residual's scale)."""
+        r = self._r
+        with r.localForm() as loc:
+            loc.set(0.0)
+        dolfinx_mpc.assemble_vector(self._R, self.mpc, r)
+        r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        dolfinx.fem.petsc.set_bc(r, self.bcs)
+        plain = self._r_plain
+        with plain.localForm() as loc:
+            loc.set(0.0)
+        dolfinx.fem.petsc.assemble_vector(plain, self._R)
+        plain.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        return r.norm(), plain.norm()
+
+    def _factorize(self) -> None:
+        self.A_t.zeroEntries()
+        dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs, A=self.A_t)
+        self.ksp_t.setOperators(self.A_t)
+        try:
+            self.ksp_t.setUp()
+        except PETSc.Error as err:
+            raise SolverError(f"factorisation of the RVE Jacobian failed ({err})") from None
+
+    def solve_point(self, E: np.ndarray, x0: np.ndarray, states: list[np.ndarray], drive: float | None = None
+                    ) -> PointSolution:
+        """Newton for one macro gradient ``E`` ``(n,)`` from fluctuation ``x0`` (condensed)
+        and the committed ``states`` of the phases; with ``drive``, the damage phases are
+        driven by that nonlocal equivalent strain (see :meth:`evaluate_nonlocal`). Raises
+        :class:`~fe2.core.errors.SolverError` (message with iteration and residuals) if it
+        does not converge."""
+        self._drive = drive
+        self.macro_gradient.value[:] = E
+        # residual scale: the imbalance the macro gradient alone causes, or the size of the
+        # internal forces, whichever is larger
+        r_ref = float(np.linalg.norm(self.B @ (np.asarray(E) - self.reference)))
+        system = _MicroNewton(self, np.array(x0, dtype=float), states, r_ref)
+        rep = newton(system, self.max_iterations, max_cuts=self.MAX_CUTS)
+        self.stats["cuts"] += rep.cuts
+        if not rep.converged:
+            if rep.failure.startswith("no convergence"):
+                raise SolverError(
+                    f"micro Newton did not converge in {rep.iterations} iterations (residual {rep.residuals[-1]:.3e}, "
+                    f"tolerance {system.tol:.3e}, residuals {' '.join(f'{h:.2e}' for h in rep.residuals)})")
+            raise SolverError(f"micro Newton {rep.failure}")
+        self._factorize()  # the converged Jacobian, for the sensitivities
+        it = rep.iterations
+        # dSigma_i/dE_k = <T>_ik + <e_i . T G(dw_k)>,  A dw_k = b_k = -int G(v) . T e_k
+        Bt = self._assemble_unit_rhs(self._Lt, self.unit)
+        mean_t = np.einsum("p,pij->ij", self.micro_weights, self._tang) / self.volume
+        Lt = -Bt if self.symmetric else self._assemble_unit_rhs(self._Lt_left, self.unit)
+        sigma = self.micro_weights @ self._flux / self.volume
+        self.stats["solves"] += 1
+        self.stats["newton_iterations"] += it
+        if drive is None:
+            Xt = linalg.mat_solve(linalg.factor_matrix(self.ksp_t), Bt)
+            return PointSolution(sigma, mean_t + self._dot(Lt, Xt) / self.volume, system.x, system.trial, it, None)
+        tangent, extra = self._nonlocal_sensitivities(Bt, Lt, mean_t)
+        return PointSolution(sigma, tangent, system.x, system.trial, it, extra)
+
+    def _nonlocal_sensitivities(self, Bt: np.ndarray, Lt: np.ndarray, mean_t: np.ndarray
+                                ) -> tuple[np.ndarray, NonlocalSensitivity]:
+        """Sensitivities of ``(Sigma, e_loc)`` to ``(E, drive)`` at the converged nonlocal state.
+
+        With the shift ``s = drive - e_loc(w, E)`` eliminated, the Jacobian is
+        ``K = J - a c^T`` (``a = dR/ds``, ``c = de_loc/dw``, ``m = de_loc/dE`` at fixed w):
+        ``K dw/dE_k = b_k + a m_k`` and ``K dw/ddrive = -a``, solved with J's factorisation
+        and Sherman–Morrison. Then, with ``sbar = <dsigma/ds>``::
+
+            dSigma/dE   = <T> + L^T dw/dE / |Y| - sbar (c . dw/dE + m)
+            dSigma/ddrive = L^T dw/ddrive / |Y| + sbar (1 - c . dw/ddrive)
+            de_loc/dE   = m + c . dw/dE,      de_loc/ddrive = c . dw/ddrive
+        """
+        n = self.size
+        a, c = self._shift_vectors()
+        m = self.micro_weights @ self._deq / self.damage_volume
+        sbar = self.micro_weights @ self._dsd / self.volume
+        X = linalg.mat_solve(linalg.factor_matrix(self.ksp_t), np.column_stack([Bt + np.outer(a, m), -a, a]))
+        y, X = X[:, -1], X[:, :-1]
+        cX = self._dot(c[:, None], X)[0]
+        dW = X + np.outer(y, cX) / (1.0 - self._dot(c[:, None], y[:, None])[0, 0])
+        cdW = self._dot(c[:, None], dW)[0]  # (n + 1,)
+        LdW = self._dot(Lt, dW) / self.volume  # (n, n + 1)
+        tangent = mean_t + LdW[:, :n] - np.outer(sbar, cdW[:n] + m)
+        dsig_de = LdW[:, n] + sbar * (1.0 - cdW[n])
+        return tangent, NonlocalSensitivity(dsig_de, float(self._e_local), m + cdW[:n], float(cdW[n]))
+
+    # --- the point material ------------------------------------------------------------------
+    def evaluate(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Homogenized fluxes ``(N, n)`` and consistent tangents ``(N, n, n)`` for the macro
+        gradients ``E`` ``(N, n)`` of points ``0..N-1``, each from its committed state; the
+        results become the trial state. A failed point raises
+        :class:`~fe2.core.errors.SolverError` whose ``point`` attribute is its index."""
+        return self._evaluate_points(E, None)[:2]
+
+    def evaluate_nonlocal(self, E: np.ndarray, e_nl: np.ndarray) -> NonlocalResponse:
+        """Gradient-regularized FE²: the RVE's damage is driven by the macro nonlocal
+        equivalent strain ``e_nl`` ``(N,)``.
+
+        Every damage point (a phase whose law is :attr:`~fe2.materials.base.Law.driven`) is
+        driven by its own equivalent strain shifted by the same amount,
+        ``eps_eq(x) + e_nl - e_loc``, where ``e_loc = <eps_eq>`` over the damage phases is
+        the RVE's local equivalent strain (returned to the macro problem). A homogeneous RVE
+        is therefore driven by exactly ``e_nl``: the single-scale implicit gradient model.
+        All derivatives are consistent (micro sensitivities with the converged factorisation)."""
+        if not self.nonlocal_form:
+            raise SolverError("gradient regularization needs an RVE phase with a damage law; "
+                              f"phases: {', '.join(f'{p.name} ({type(p.law).__name__})' for p in self.phases)}")
+        return NonlocalResponse(*self._evaluate_points(E, np.asarray(e_nl, dtype=float).reshape(-1)))
+
+    def _evaluate_points(self, E: np.ndarray, e_nl: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        E = np.atleast_2d(np.asarray(E, dtype=float))
+        N, n = E.shape
+        if N != self.num_points:
+            self.resize(N)
+        committed, trial = self.bank.committed, self.bank.trial
+        sigma = np.empty((N, n))
+        tangent = np.empty((N, n, n))
+        nl = (np.empty((N, n)), np.empty(N), np.empty((N, n)), np.empty(N)) if e_nl is not None else ()
+        for i in range(N):
+            try:
+                sol = self.solve_point(E[i], committed["w"][i], [committed[key][i] for key in self._state_keys],
+                                       None if e_nl is None else float(e_nl[i]))
+            except SolverError as err:
+                e = SolverError(f"RVE at macro point {i}: {err}")
+                e.point = i
+                raise e from None
+            finally:
+                self._drive = None
+            sigma[i], tangent[i] = sol.flux, sol.tangent
+            for out, val in zip(nl, sol.nonlocal_ or ()):
+                out[i] = val
+            trial["w"][i] = sol.fluctuation
+            for key, s_k in zip(self._state_keys, sol.states):
+                trial[key][i] = s_k
+        return (sigma, tangent, *nl)
+
+    def micro_fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gradient, flux and tangent at the micro points of the last material evaluation:
+        ``(P, n)``, ``(P, n)``, ``(P, n, n)``; :attr:`micro_weights` ``(P,)`` integrates them."""
+        return self._grads, self._flux, self._tang
+
+    def destroy(self) -> None:
+        super().destroy()
+        self.ksp_t.destroy()
+        self.A_t.destroy()
+        self._r.destroy()
+        self._r_plain.destroy()
+        self._dx.destroy()

@@ -1,0 +1,95 @@
+"""Helpers shared by test modules (plain functions; fixtures live in conftest.py).
+
+Test modules import from here, never from one another. ``tests/`` is on ``sys.path``
+through ``[tool.pytest.ini_options] pythonpath`` in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from mpi4py import MPI
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def serial_env(**extra: str) -> dict[str, str]:
+    """This process's environment without the MPI launcher's variables, so that a child
+    process started from a test (itself possibly under mpirun) runs as a plain serial job."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_"))}
+    env.update(extra)
+    return env
+
+
+def structured_rve(gdim: int, n: int, tag_of=None, comm=MPI.COMM_SELF):
+    """A unit-cell RVE on a structured mesh (periodic by construction), tags from
+    ``tag_of(midpoints) -> int array`` (default: all 1)."""
+    from dolfinx import mesh as dmesh
+
+    if gdim == 2:
+        m = dmesh.create_unit_square(comm, n, n, diagonal=dmesh.DiagonalType.crossed)
+    else:
+        m = dmesh.create_unit_cube(comm, n, n, n)
+    tdim = m.topology.dim
+    nc = m.topology.index_map(tdim).size_local
+    cells = np.arange(nc, dtype=np.int32)
+    mid = dmesh.compute_midpoints(m, tdim, cells)
+    vals = np.ones(nc, dtype=np.int32) if tag_of is None else np.asarray(tag_of(mid), dtype=np.int32)
+    tags = dmesh.meshtags(m, tdim, cells, vals)
+    return SimpleNamespace(mesh=m, cell_tags=tags, box_min=np.zeros(gdim), box_max=np.ones(gdim),
+                           path=f"structured {gdim}D n={n}")
+
+
+def inclusion_rve(gdim: int, n: int):
+    """A structured unit cell with a centred square (cube) inclusion of half the edge, tag 2."""
+    return structured_rve(gdim, n, lambda m: np.where(np.all(np.abs(m[:, :gdim] - 0.5) < 0.25, axis=1), 2, 1))
+
+
+def run_case(data: dict, comm=MPI.COMM_WORLD, tmp=None):
+    """Parse a case table and run it (collective on ``comm``); the :class:`fe2.twoscale.RunResult`."""
+    from fe2 import twoscale
+    from fe2.io import config
+
+    cfg = config.parse_case(json.loads(json.dumps(data)), "test-case")
+    out = comm.bcast(str(tmp), root=0) if comm.size > 1 else str(tmp)
+    return twoscale.run(cfg, comm, output=out, verbose=False)
+
+
+def gathered_field(u, comm):
+    """All owned DOF values of ``u`` with their coordinates, sorted by coordinates."""
+    V = u.function_space
+    bs = V.dofmap.index_map_bs
+    n = V.dofmap.index_map.size_local
+    x = V.tabulate_dof_coordinates()[:n]
+    vals = u.x.array[: n * bs].reshape(n, bs)
+    xs = np.concatenate(comm.allgather(np.round(x, 12)))
+    vs = np.concatenate(comm.allgather(vals))
+    order = np.lexsort(xs.T[::-1])
+    return xs[order], vs[order]
+
+
+def fd_tangent(rve, E, h):
+    """Central differences of the homogenized stress of an RVE, all from the committed state."""
+    n = E.size
+    C = np.zeros((n, n))
+    for k in range(n):
+        d = np.zeros(n)
+        d[k] = h
+        sp, _ = rve.evaluate((E + d)[None])
+        sm, _ = rve.evaluate((E - d)[None])
+        C[:, k] = (sp[0] - sm[0]) / (2 * h)
+    return C
+
+
+def rel(A, B):
+    """Relative difference in the Frobenius norm."""
+    return np.linalg.norm(A - B) / np.linalg.norm(B)
+
+
+def relmax(a, b):
+    """Relative difference in the max norm."""
+    return np.abs(a - b).max() / np.abs(b).max()

@@ -1,0 +1,130 @@
+"""Nonlinear RVEs: consistent tangents (finite differences), Hill–Mandel in plastic states,
+trial/committed state, and linear laws through the nonlinear path."""
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from helpers import fd_tangent, rel, structured_rve
+from fe2.micro import meshgen
+from fe2.core.errors import SolverError
+from fe2.materials.hyperelasticity import NeoHooke
+from fe2.materials import LinearElastic
+from fe2.materials.plasticity import J2Plasticity
+from fe2.micro.cell import CellProblem, Phase
+from fe2.micro.nonlinear import NonlinearCellProblem
+from fe2.micro.rvemesh import load_rve_mesh
+
+
+@pytest.fixture(scope="module")
+def circle(tmp_path_factory):
+    info = meshgen.circle_inclusion(tmp_path_factory.mktemp("nl") / "c.msh", radius=0.3, h=0.12)
+    return load_rve_mesh(info.path, MPI.COMM_SELF)
+
+
+def cube():
+    # 3D: a centred block of stiff cells in a plastic matrix
+    return structured_rve(3, 3, lambda m: np.where(np.all(np.abs(m - 0.5) < 0.2, axis=1), 2, 1))
+
+
+def j2_phases(gdim, H_iso=0.5, Q=0.2, b=20.0, H_kin=0.3):
+    return [Phase("matrix", 1, law=J2Plasticity(1.0, 0.3, 0.01, gdim, H_iso=H_iso, Q=Q, b=b, H_kin=H_kin)),
+            Phase("inclusion", 2, law=LinearElastic.isotropic(10.0, 0.2, gdim))]
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_rve_tangent_matches_finite_differences_elastic_and_plastic(circle, dim):
+    rm = circle if dim == 2 else cube()
+    rve = NonlinearCellProblem(rm, j2_phases(dim), rtol=1e-13)
+    direction = np.array([1.0, -0.4, 0.7]) if dim == 2 else np.array([1.0, -0.3, -0.2, 0.3, 0.5, 0.7])
+    # elastic state: small strain, the tangent is the elastic effective tensor
+    E_el = 1e-4 * direction
+    s, C = rve.evaluate(E_el[None])
+    assert rel(C[0], rve.effective_tensor) < 1e-10
+    assert rel(fd_tangent(rve, E_el, 1e-7), C[0]) < 1e-5
+    # plastic state: load past yield, commit, go further
+    E1 = 0.02 * direction
+    rve.evaluate(E1[None])
+    rve.commit()
+    plastic = rve.phases[0].law.equivalent_plastic_strain(rve.get_state()["state_matrix"][0])
+    assert plastic.max() > 1e-3
+    E2 = 0.025 * direction
+    s, C = rve.evaluate(E2[None])
+    assert rel(fd_tangent(rve, E2, 1e-7), C[0]) < 1e-5
+    assert np.abs(C[0] - C[0].T).max() < 1e-8 * np.abs(C[0]).max()  # associative plasticity
+    # the plastic tangent is softer than the elastic one
+    assert np.linalg.eigvalsh(rve.effective_tensor - 0.5 * (C[0] + C[0].T)).min() > -1e-12
+    # elastic unloading from the committed plastic state
+    E3 = 0.019 * direction
+    s, C = rve.evaluate(E3[None])
+    assert rel(fd_tangent(rve, E3, 1e-7), C[0]) < 1e-5
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_finite_strain_rve_tangent_matches_finite_differences(circle, dim):
+    rm = circle if dim == 2 else cube()
+    phases = [Phase("matrix", 1, law=NeoHooke(1.0, 0.3, dim)), Phase("inclusion", 2, law=NeoHooke(10.0, 0.2, dim))]
+    rve = NonlinearCellProblem(rm, phases, physics="finite_strain", rtol=1e-13)
+    rng = np.random.default_rng(5)
+    F = np.eye(dim).ravel() + 0.15 * rng.uniform(-1, 1, dim * dim)
+    P, A = rve.evaluate(F[None])
+    assert rel(fd_tangent(rve, F, 1e-7), A[0]) < 1e-5
+    # objectivity of the homogenized response: P(QF) = Q P(F)
+    th = 0.4
+    Q = np.eye(dim)
+    Q[:2, :2] = [[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]]
+    PQ, _ = rve.evaluate((Q @ F.reshape(dim, dim)).ravel()[None])
+    assert rel(PQ[0].reshape(dim, dim), Q @ P[0].reshape(dim, dim)) < 1e-8
+    # at F = I: zero stress, tangent = the linear (small-strain) effective tensor in F layout
+    P0, A0 = rve.evaluate(np.eye(dim).ravel()[None])
+    assert np.abs(P0).max() < 1e-12
+    lin = CellProblem(rm, phases, physics="finite_strain")
+    assert rel(A0[0], lin.effective_tensor) < 1e-10
+
+
+def test_hill_mandel_in_plastic_states(circle):
+    rve = NonlinearCellProblem(circle, j2_phases(2), rtol=1e-12)
+    for E in ([0.02, -0.005, 0.01], [0.03, 0.01, -0.02]):
+        E = np.asarray(E)
+        s, _ = rve.evaluate(E[None])
+        grads, flux, _ = rve.micro_fields()
+        w = rve.micro_weights
+        # <sigma : eps> = Sigma : E, and <eps> = E (periodic fluctuation)
+        assert (w @ np.einsum("pk,pk->p", flux, grads)) / rve.volume == pytest.approx(s[0] @ E, rel=1e-9)
+        assert np.abs(w @ grads / rve.volume - E).max() < 1e-12
+        rve.commit()
+
+
+def test_linear_laws_through_the_nonlinear_path_match_the_linear_rve(circle):
+    phases = [Phase("m", 1, law=LinearElastic.isotropic(1.0, 0.3, 2)),
+              Phase("i", 2, law=LinearElastic.isotropic(10.0, 0.2, 2))]
+    lin, nl = CellProblem(circle, phases), NonlinearCellProblem(circle, phases)
+    E = np.random.default_rng(0).normal(size=(4, 3)) * 1e-2
+    s1, C1 = lin.evaluate(E)
+    s2, C2 = nl.evaluate(E)
+    assert rel(s2, s1) < 1e-12 and rel(C2, C1) < 1e-12
+    assert nl.stats["newton_iterations"] == 4  # one iteration per point: the problem is linear
+    nl.commit()
+    nl.evaluate(E)
+    assert nl.stats["newton_iterations"] == 4  # warm start from the committed fluctuation: converged at once
+
+
+def test_failed_solve_leaves_committed_state_untouched(circle):
+    rve = NonlinearCellProblem(circle, j2_phases(2, Q=0.0, b=0.0), rtol=1e-12)
+    E = np.array([[0.02, -0.01, 0.01], [0.01, 0.0, 0.02]])
+    rve.evaluate(E)
+    rve.commit()
+    before = {k: v.tobytes() for k, v in rve.get_state().items()}
+    rve.max_iterations = 1  # force a failure in the middle of a batch
+    with pytest.raises(SolverError, match=r"RVE at macro point \d+: micro Newton did not converge in 1 iter"):
+        rve.evaluate(E * 3.0)
+    rve.revert()
+    after = rve.get_state()
+    assert all(after[k].tobytes() == before[k] for k in before)
+    # and the solve from the committed state gives the same answer as before the failure
+    rve.max_iterations = 25
+    s_again, _ = rve.evaluate(E)
+    fresh = NonlinearCellProblem(circle, j2_phases(2, Q=0.0, b=0.0), rtol=1e-12)
+    fresh.set_state({k: np.frombuffer(v).reshape(after[k].shape) for k, v in before.items()})
+    s_fresh, _ = fresh.evaluate(E)
+    assert np.array_equal(s_again, s_fresh)

@@ -1,0 +1,154 @@
+"""Nonlinear FE² runs: homogeneous RVEs reproduce single-scale laws, macro Newton converges
+quadratically, failed steps are cut back, and 1 and 2 ranks agree."""
+
+import json
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from fe2 import twoscale
+from fe2.core.errors import SolverError
+from fe2.materials.base import PointMaterial
+from helpers import gathered_field, relmax, run_case as run
+
+J2 = {"law": "j2", "E": 1.0, "nu": 0.3, "sigma_y": 0.01, "H_iso": 0.2, "Q": 0.005, "b": 50.0, "H_kin": 0.1}
+
+
+def case_data(rve_phases, physics="elasticity", material="rve", mesh=None, steps=3, ux=0.03, rve_generate=None):
+    return {
+        "title": "nonlinear test",
+        "macro": {
+            "degree": 1,
+            "material": material,
+            "mesh": mesh or {"generator": "plate_with_hole", "h": 0.3, "h_hole": 0.15, "radius": 0.3},
+            "dirichlet": [{"boundary": "left", "component": "x", "value": 0.0},
+                          {"boundary": "bottom", "component": "y", "value": 0.0},
+                          {"boundary": "right", "component": "x", "value": ux}],
+        },
+        "loading": {"steps": steps},
+        "rve": {"physics": physics, "rtol": 1e-12,
+                "generate": rve_generate or {"kind": "laminate", "fractions": [0.5, 0.5], "h": 0.5},
+                "phases": rve_phases},
+        "solver": {"rtol": 1e-10, "atol": 1e-14, "max_iterations": 12},
+        "output": {"format": "none"},
+    }
+
+
+@pytest.mark.parametrize("physics,law", [("elasticity", J2), ("finite_strain", {"law": "neo_hooke", "E": 1.0, "nu": 0.3})])
+def test_homogeneous_rve_reproduces_single_scale(tmp_path, physics, law):
+    phases = {"a": dict(law, tag=1), "b": dict(law, tag=2)}
+    ux = 0.03 if physics == "elasticity" else 0.25
+    fe2 = run(case_data(phases, physics, "rve", ux=ux), tmp=tmp_path / "fe2")
+    single = run(case_data(phases, physics, "a", ux=ux), tmp=tmp_path / "single")
+    assert fe2.summary["status"] == single.summary["status"] == "completed"
+    assert relmax(fe2.problem.u.x.array, single.problem.u.x.array) < 1e-8
+    for a, b in zip(fe2.summary["steps"], single.summary["steps"]):
+        assert a["load_factor"] == b["load_factor"]
+        assert a["reaction_right_x"] == pytest.approx(b["reaction_right_x"], rel=1e-8)
+    if physics == "elasticity":  # really plastic: the reaction-displacement curve bends
+        r = [s["reaction_right_x"] for s in single.summary["steps"]]
+        assert r[2] - r[1] < 0.8 * r[0]
+
+
+def convergence_orders(residuals):
+    e = np.asarray(residuals) / residuals[0]
+    return [np.log(e[k + 1]) / np.log(e[k]) for k in range(1, len(e) - 1) if e[k] < 1e-2 and e[k + 1] > 1e-13]
+
+
+def test_macro_newton_converges_quadratically_on_plastic_fe2(tmp_path):
+    phases = {"matrix": dict(J2, tag=1), "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}
+    res = run(case_data(phases, ux=0.03, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.2}), tmp=tmp_path)
+    steps = res.summary["steps"]
+    assert res.summary["status"] == "completed" and steps[-1]["load_factor"] == 1.0
+    orders = [p for s in steps for p in convergence_orders(s["residuals"])]
+    assert orders, "no iteration in the asymptotic range"
+    assert min(orders) > 1.8, orders  # e_{k+1} ~ e_k^2
+    assert max(s["newton_iterations"] for s in steps) <= 6
+
+
+class FailsOnLargeIncrements(PointMaterial):
+    """Wraps a macro material: a strain increment (from the committed state) above
+    ``limit`` at any point fails like a diverged RVE would."""
+
+    def __init__(self, inner, limit):
+        self.inner, self.limit = inner, limit
+        self.size, self.kinematics = inner.size, getattr(inner, "kinematics", "small")
+        self.committed = self.trial = None
+        self.failures = 0
+
+    def evaluate(self, E):
+        if self.committed is None:
+            self.committed = np.zeros_like(E)
+        jump = np.abs(E - self.committed).max(axis=1)
+        if jump.max() > self.limit:
+            self.failures += 1
+            err = SolverError(f"RVE at macro point {int(jump.argmax())}: increment too large (test)")
+            err.point = int(jump.argmax())
+            raise err
+        self.trial = E.copy()
+        return self.inner.evaluate(E)
+
+    def commit(self):
+        self.committed = self.trial.copy()
+        self.inner.commit()
+
+    def revert(self):
+        self.inner.revert()
+
+
+def test_failed_increment_is_cut_back_and_run_completes(tmp_path, monkeypatch):
+    phases = {"a": {"tag": 1, "E": 1.0, "nu": 0.3}, "b": {"tag": 2, "E": 1.0, "nu": 0.3}}
+    data = case_data(phases, ux=0.03, steps=1)
+    ref = run(data, tmp=tmp_path / "ref")  # linear: one step to the end
+    eps_max = MPI.COMM_WORLD.allreduce(np.abs(ref.problem.strains_at_points()).max(), op=MPI.MAX)
+    limit = 0.3 * eps_max  # so increments of at most 0.3 in load factor converge
+    wrapped = {}
+    original = twoscale.choose_material
+
+    def choose(cfg, rve, comm):
+        mat, note = original(cfg, rve, comm)
+        wrapped["m"] = FailsOnLargeIncrements(mat, limit)
+        return wrapped["m"], note
+
+    monkeypatch.setattr(twoscale, "choose_material", choose)
+    res = run(data, tmp=tmp_path / "cut")
+    lf = [0.0] + [s["load_factor"] for s in res.summary["steps"]]
+    assert res.summary["status"] == "completed" and lf[-1] == 1.0
+    # 1 -> 0.5 -> 0.25 before the first converged step (on the rank holding the largest strain)
+    assert MPI.COMM_WORLD.allreduce(wrapped["m"].failures, op=MPI.MAX) >= 2
+    assert lf[1] == 0.25
+    assert max(np.diff(lf)) <= 0.3 + 1e-12 and len(lf) > 4
+    # path independence of the linear problem: the same end state as one step
+    assert relmax(res.problem.u.x.array, ref.problem.u.x.array) < 1e-10
+
+
+def test_run_that_cannot_proceed_stops_with_message_and_keeps_steps(tmp_path):
+    phases = {"matrix": dict(J2, tag=1), "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}
+    data = case_data(phases, ux=0.03, steps=2, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.2})
+    data["loading"]["factors"] = [0.3, 1.0]
+    data["loading"]["min_step"] = 0.5
+    data["solver"]["max_iterations"] = 2
+    data["output"] = {"format": "xdmf"}
+    with pytest.raises(Exception, match="cannot proceed beyond load factor"):
+        run(data, tmp=tmp_path)
+    if MPI.COMM_WORLD.rank == 0:
+        summary = json.loads((tmp_path / "summary.json").read_text())
+        assert summary["status"] == "failed"
+        assert (tmp_path / "fields.xdmf").exists()
+
+
+@pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
+def test_plastic_fe2_one_and_two_ranks_agree(tmp_path):
+    world = MPI.COMM_WORLD
+    phases = {"matrix": dict(J2, tag=1), "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}
+    data = case_data(phases, ux=0.03, steps=2, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.2})
+    base = world.bcast(str(tmp_path), root=0)
+    serial = run(data, MPI.COMM_SELF, tmp=f"{base}/s{world.rank}")
+    parallel = run(data, world, tmp=f"{base}/p")
+    xs, vs = gathered_field(serial.problem.u, MPI.COMM_SELF)
+    xp, vp = gathered_field(parallel.problem.u, world)
+    assert np.array_equal(xs, xp)
+    assert np.abs(vs - vp).max() < 1e-8 * np.abs(vs).max()
+    for s, p in zip(serial.summary["steps"], parallel.summary["steps"]):
+        assert p["reaction_right_x"] == pytest.approx(s["reaction_right_x"], rel=1e-8)
