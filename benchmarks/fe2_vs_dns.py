@@ -268,12 +268,13 @@ def main(argv=None) -> int:
     out_path = Path(args.output)
     result = {
         "benchmark": "fe2_vs_dns",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "complete": False,
         "machine": machine_info(comm) if comm.rank == 0 else None,
         "config": {"quick": args.quick, "length": args.length, "load": args.load, "delta": args.delta,
                    "steps": steps, "ns": ns, "h_relative": h, "degree": degree, "macro_n": macro_n,
-                   "macro_check_n": macro_check, "macro_degree": 2, "rtol": args.rtol, "inclusion_radius_relative": RADIUS,
+                   "macro_check_n": macro_check, "macro_degree": 2, "rtol": args.rtol,
+                   "inclusion_radius_relative": RADIUS,
                    "phases": phases_of(args)},
         "fe2": None,
         "fe2_macro_check": None,

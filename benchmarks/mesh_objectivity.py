@@ -96,7 +96,8 @@ def main(argv=None) -> int:
     out_path = Path(args.output)
     work = out_path.parent / "mesh_objectivity_runs"
     result = {"benchmark": "mesh_objectivity", "machine": machine.machine_info() if comm.rank == 0 else None,
-              "ranks": comm.size, "quick": args.quick, "control": args.control, "specimen": {"length": LENGTH, "height": HEIGHT,
+              "ranks": comm.size, "quick": args.quick, "control": args.control,
+              "specimen": {"length": LENGTH, "height": HEIGHT,
                                                                      "u_end": U_END, "imperfection": 0.1},
               "damage": DAMAGE, "meshes": meshes, "runs": []}
 

@@ -570,7 +570,7 @@ def main(argv=None) -> int:
         results = []
         out = {
             "machine": machine,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "config": {
                 "quick": args.quick, "batch": args.batch, "repeats": args.repeats,
                 "construct_repeats": args.construct_repeats, "repeat_budget_s": args.repeat_budget,

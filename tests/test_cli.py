@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from helpers import ROOT, serial_env
-from fe2.io import config
 from fe2.cli import main
+from fe2.io import config
+from helpers import ROOT, serial_env
 
 RVE_TOML = """
 [rve]

@@ -9,3 +9,6 @@
 - :mod:`~fe2.core.quadrature`: the quadrature points of owned cells (point volumes, averages)
 - :mod:`~fe2.core.meshing`: gmsh sessions
 """
+
+#: the public surface is the modules named above
+__all__: list[str] = []

@@ -20,7 +20,12 @@ class MeshError(Fe2Error):
 
 
 class SolverError(Fe2Error):
-    """A linear or nonlinear solve failed (diverged, singular matrix)."""
+    """A linear or nonlinear solve failed (diverged, singular matrix).
+
+    ``point``: the index of the material point that failed, when one did (set by the
+    material; the macro problem turns it into the macro cell and quadrature point)."""
+
+    point: int | None = None
 
 
 def collective(comm, fn, *args, **kwargs):

@@ -5,3 +5,6 @@
 - :mod:`~fe2.io.results`: the results folder (fields, history, summary)
 - ``fe2/io/cases/``: the embedded example cases (``fe2 run --example NAME``)
 """
+
+#: the public surface is the modules named above
+__all__: list[str] = []

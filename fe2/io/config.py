@@ -2,7 +2,7 @@
 
 Every key is a dataclass field with a ``doc`` (rendered by :func:`reference_markdown`
 into the configuration reference of README.md) and, where it matters, a check. A
-mistake gives one :class:`~fe2.errors.ConfigError` line naming the file, the key and
+mistake gives one :class:`~fe2.core.errors.ConfigError` line naming the file, the key and
 what is allowed, e.g.::
 
     case.toml: key 'rve.phases.matrix.E' must be > 0, got -1.0
@@ -170,9 +170,9 @@ class MacroMeshConfig:
 class DirichletConfig:
     """``[[macro.dirichlet]]``: a prescribed displacement component on a boundary."""
 
-    boundary: Union[str, int] = _f(doc="boundary name (generator meshes: left, right, bottom, top, hole) "
+    boundary: str | int = _f(doc="boundary name (generator meshes: left, right, bottom, top, hole) "
                                        "or facet tag")
-    component: Union[str, int] = _f(doc="``x``, ``y``, ``z`` (or 0, 1, 2)", check=one_of("x", "y", "z", 0, 1, 2))
+    component: str | int = _f(doc="``x``, ``y``, ``z`` (or 0, 1, 2)", check=one_of("x", "y", "z", 0, 1, 2))
     value: float = _f(0.0, doc="displacement at full load (scaled by the load factor)")
 
 
@@ -180,7 +180,7 @@ class DirichletConfig:
 class TractionConfig:
     """``[[macro.traction]]``: a surface traction on a boundary."""
 
-    boundary: Union[str, int] = _f(doc="boundary name or facet tag")
+    boundary: str | int = _f(doc="boundary name or facet tag")
     value: tuple[float, ...] = _f(doc="traction vector at full load (scaled by the load factor)")
 
 
@@ -229,7 +229,8 @@ class LoadingConfig:
                                             "1e9, keeps load control until it cannot proceed)", check=positive)
     dissipation_increment: float | None = _f(None, doc="dissipation control: the largest energy dissipated in one step "
                                                        "(default: no limit; the increment starts as said under "
-                                                       "``dissipation_onset`` and grows by ``growth`` after easy steps)",
+                                                       "``dissipation_onset`` and grows by ``growth`` after easy "
+                                                       "steps)",
                                              check=positive)
 
 
@@ -448,7 +449,8 @@ def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> C
         ctx.fail("macro.material", f"must be 'rve', 'homogenized' or an RVE phase name "
                                    f"({', '.join(cfg.rve.phases)}), got {cfg.macro.material!r}")
     if not cfg.macro.dirichlet:
-        ctx.fail("macro.dirichlet", "needs at least one [[macro.dirichlet]] entry (the macro problem would be singular)")
+        ctx.fail("macro.dirichlet", "needs at least one [[macro.dirichlet]] entry "
+                                    "(the macro problem would be singular)")
     if cfg.macro.regularization == "gradient":
         if cfg.rve.physics != "elasticity":
             ctx.fail("macro.regularization", "'gradient' needs rve.physics = 'elasticity' (small strain)")
@@ -468,8 +470,8 @@ def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> C
     if CONTROLS[cfg.loading.control].needs_damage and (
             not _driven_phases(cfg) or cfg.macro.material == "homogenized"
             or (ph is not None and not LAWS[ph.law].driven)):
-        ctx.fail("loading.control", f"= '{cfg.loading.control}' needs a material that dissipates by damage (an RVE phase with "
-                                    "law = 'damage'); use 'load'")
+        ctx.fail("loading.control", f"= '{cfg.loading.control}' needs a material that dissipates by damage "
+                                    "(an RVE phase with law = 'damage'); use 'load'")
     return dataclasses.replace(cfg, source=filename, base_dir=base_dir)
 
 

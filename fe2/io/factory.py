@@ -1,14 +1,13 @@
 """Turn validated configuration into objects: RVE meshes, cell problems, macro meshes.
 
-Kept apart from :mod:`fe2.config` (which knows nothing of dolfinx) and from the
+Kept apart from :mod:`fe2.io.config` (which knows nothing of dolfinx) and from the
 numerical modules (which know nothing of configuration files).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI

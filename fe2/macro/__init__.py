@@ -5,3 +5,6 @@
 - :mod:`~fe2.macro.formulations`: local and implicit-gradient formulations
 - :mod:`~fe2.macro.problem`: macro equilibrium with the material at the quadrature points
 """
+
+#: the public surface is the modules named above
+__all__: list[str] = []

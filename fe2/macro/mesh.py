@@ -43,7 +43,8 @@ class MacroMesh:
             tag = int(boundary)
         count = self.mesh.comm.allreduce(int(np.sum(self.facet_tags.values == tag)))
         if count == 0:
-            present = sorted(set().union(*self.mesh.comm.allgather(set(int(t) for t in np.unique(self.facet_tags.values)))))
+            local = {int(t) for t in np.unique(self.facet_tags.values)}
+            present = sorted(set().union(*self.mesh.comm.allgather(local)))
             raise MeshError(f"{source}: boundary {boundary!r} (facet tag {tag}) has no facets in the macro mesh "
                             f"(facet tags present: {present})")
         return tag

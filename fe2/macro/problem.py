@@ -217,10 +217,9 @@ class MacroProblem:
         try:
             return self.formulation.evaluate(self.material, E)
         except SolverError as err:
-            point = getattr(err, "point", None)
-            if point is None:
+            if err.point is None:
                 raise
-            cell, q = self._labels[point]
+            cell, q = self._labels[err.point]
             raise SolverError(f"{err} [macro cell {cell}, quadrature point {q}, rank {self.comm.rank}]") from None
 
     def update_material(self, report: NewtonReport | None = None) -> None:

@@ -55,8 +55,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from fe2.core.tensors import DEVIATORIC3, IDENTITY3, PLANE_STRAIN, embed_plane_strain, isotropic_stiffness, \
-    mandel_to_tensor, restrict_plane_strain, strain_size, tensor_to_mandel
+from fe2.core.tensors import (
+    DEVIATORIC3,
+    IDENTITY3,
+    PLANE_STRAIN,
+    embed_plane_strain,
+    isotropic_stiffness,
+    mandel_to_tensor,
+    restrict_plane_strain,
+    strain_size,
+    tensor_to_mandel,
+)
 from fe2.materials.base import DrivenResult, Law, LawResult
 
 __all__ = ["EQUIVALENT_STRAINS", "IsotropicDamage", "SOFTENING_LAWS"]

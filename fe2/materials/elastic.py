@@ -27,7 +27,7 @@ class LinearElastic(Law):
             raise ValueError(f"stiffness must be 3x3 (2D) or 6x6 (3D) Mandel, got {self.C.shape}")
 
     @classmethod
-    def isotropic(cls, E: float, nu: float, gdim: int) -> "LinearElastic":
+    def isotropic(cls, E: float, nu: float, gdim: int) -> LinearElastic:
         return cls(isotropic_stiffness(E, nu, gdim))
 
     def integrate(self, grad: np.ndarray, state: np.ndarray) -> LawResult:

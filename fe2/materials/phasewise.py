@@ -1,6 +1,6 @@
 """A macro material made of several phases: one constitutive law per cell tag.
 
-:class:`PhaseMaterial` lets :class:`fe2.macro.MacroProblem` solve a *fully resolved*
+:class:`PhaseMaterial` lets :class:`fe2.macro.problem.MacroProblem` solve a *fully resolved*
 heterogeneous body (a direct numerical simulation, DNS): the mesh resolves every
 inclusion, its cells carry phase tags, and each quadrature point gets the law of the
 phase of its cell. It is a :class:`~fe2.materials.base.PointMaterial`: the points are the

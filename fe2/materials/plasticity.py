@@ -40,8 +40,14 @@ from __future__ import annotations
 import numpy as np
 
 from fe2.core.errors import SolverError
-from fe2.core.tensors import DEVIATORIC3, embed_plane_strain, isotropic_stiffness, lame, restrict_plane_strain, \
-    strain_size
+from fe2.core.tensors import (
+    DEVIATORIC3,
+    embed_plane_strain,
+    isotropic_stiffness,
+    lame,
+    restrict_plane_strain,
+    strain_size,
+)
 from fe2.materials.base import Law, LawResult
 
 __all__ = ["J2Plasticity"]

@@ -7,3 +7,6 @@
 - :mod:`~fe2.micro.nonlinear`: the nonlinear cell problem, an RVE with history at every
   macro point (micro Newton, consistent tangent by sensitivities)
 """
+
+#: the public surface is the modules named above
+__all__: list[str] = []

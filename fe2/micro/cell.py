@@ -39,7 +39,8 @@ from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from fe2.core import linalg, physics as physics_registry
+from fe2.core import linalg
+from fe2.core import physics as physics_registry
 from fe2.core.errors import MeshError, SolverError
 from fe2.core.kinematics import measure, reference_gradient
 from fe2.materials.base import PointMaterial
@@ -58,7 +59,7 @@ class Phase:
     ``tensor`` is the phase's (initial) tangent in the layout of the macro gradient:
     Mandel stiffness ``(n, n)`` (small strain), conductivity ``(gdim, gdim)``, or
     ``dP/dF`` at ``F = I`` ``(gdim^2, gdim^2)`` (finite strain). ``law`` is the
-    constitutive law (:class:`fe2.materials.Material`) of a nonlinear RVE; with a law
+    constitutive law (:class:`fe2.materials.base.Law`) of a nonlinear RVE; with a law
     and no tensor, the tensor is the law's tangent in its initial state.
     """
 
@@ -83,13 +84,13 @@ class CellProblem(PointMaterial):
 
     Parameters
     ----------
-    rve_mesh : periodic RVE mesh with cell tags (see :func:`fe2.rvemesh.load_rve_mesh`)
+    rve_mesh : periodic RVE mesh with cell tags (see :func:`fe2.micro.rvemesh.load_rve_mesh`)
     phases : one :class:`Phase` per physical tag; every tagged cell must be covered
     physics : ``"elasticity"`` (small strain, plane strain in 2D), ``"conduction"``, or
         ``"finite_strain"`` (the linearised problem about ``F = I``; see
         :class:`NonlinearCellProblem` for the nonlinear one)
     degree : Lagrange degree of the fluctuation field (1 or 2)
-    petsc_options : overrides of :data:`fe2.petsc.DIRECT_CHOLESKY`
+    petsc_options : overrides of :data:`fe2.core.linalg.DIRECT_CHOLESKY`
     source : where the phases came from, used in error messages (e.g. a file name)
 
     Attributes
@@ -170,7 +171,7 @@ class CellProblem(PointMaterial):
         num_cells = mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts
         n = self.size
         values = np.full((num_cells, n * n), np.nan)
-        present = set(int(t) for t in np.unique(tags.values))
+        present = {int(t) for t in np.unique(tags.values)}
         present = set(self.comm.allgather(present)[0]).union(*self.comm.allgather(present))
         by_tag = {}
         for ph in self.phases:

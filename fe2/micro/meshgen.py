@@ -109,7 +109,7 @@ def _positive(value: Any, name: str, func: str) -> float:
 
 def _check_size(size: Any, dim: int, func: str) -> np.ndarray:
     try:
-        values = [v for v in size]
+        values = list(size)
     except TypeError:
         values = None
     if values is None or len(values) != dim or not all(_is_number(v) for v in values):
@@ -140,7 +140,7 @@ def _check_center(center: Any, size: np.ndarray, func: str) -> np.ndarray:
     if center is None:
         return 0.5 * size
     try:
-        values = [v for v in center]
+        values = list(center)
     except TypeError:
         values = None
     if values is None or len(values) != dim or not all(_is_number(v) for v in values):
@@ -651,7 +651,7 @@ def laminate(
     dim = int(dim)
     box = _check_size((1.0,) * dim if size is None else size, dim, func)
     try:
-        fr = [f for f in fractions]
+        fr = list(fractions)
     except TypeError:
         fr = None
     if not fr or not all(_is_number(f) and math.isfinite(float(f)) and float(f) > 0.0 for f in fr):

@@ -4,3 +4,6 @@
 - :mod:`~fe2.solvers.pathfollowing`: load stepping, load control and dissipation-based
   arc length, one class per control
 """
+
+#: the public surface is the modules named above
+__all__: list[str] = []

@@ -39,8 +39,9 @@ The controls are registered in :data:`CONTROLS` (``[loading] control``), one cla
     past that state. When a dissipation-controlled step fails three times in a row (at a
     bifurcation of a local softening continuum, damage points next to the band can cycle
     between loading and unloading from one Newton iterate to the next), one
-    load-controlled step of the nominal size is tried before halving further. When the predicted load factor reaches the final one, the
-    last steps are load-controlled again so that the run ends exactly at the final load.
+    load-controlled step of the nominal size is tried before halving further. When the
+    predicted load factor reaches the final one, the last steps are load-controlled again
+    so that the run ends exactly at the final load.
     Intermediate ``factors`` are not visited once dissipation control has started.
 
 All functions are collective on the problem's communicator. The module imports no
@@ -312,7 +313,7 @@ class DissipationControl:
         self.mode = "load"  # -> "dissipation" after the onset, -> "landing" for the final load-controlled steps
         self.dD_last = 0.0
         self.dtau = self.dtau_min = 0.0
-        self.dtau_max = getattr(path.loading, "dissipation_increment", None) or np.inf
+        self.dtau_max = path.loading.dissipation_increment or np.inf
         self.first_increment: float | None = None  # predictor increment right after load control failed
         self.failures, self.fell_back = 0, False  # failed dissipation steps in a row; load control tried since
 
@@ -442,7 +443,7 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
     :class:`~fe2.core.errors.SolverError` ("cannot proceed beyond load factor ...") when a
     step fails at the smallest increment; the steps yielded before are committed.
     """
-    name = getattr(loading, "control", "load")
+    name = loading.control
     if name not in CONTROLS:
         raise ValueError(f"unknown control {name!r} (one of {', '.join(CONTROLS)})")
     path = _Path(problem, loading, solver, log or (lambda msg: None), log, load_factors(loading))

@@ -1,4 +1,4 @@
-"""Closed forms in fe2.tensors against numbers from the literature and identities."""
+"""Closed forms in fe2.core.tensors against numbers from the literature and identities."""
 
 import numpy as np
 import pytest

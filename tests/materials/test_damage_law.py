@@ -171,9 +171,9 @@ def test_driven_derivatives_match_finite_differences(gdim):
         ep[:, j] += h
         em[:, j] -= h
         r = m.integrate_driven(ep, st, drive)
-        l = m.integrate_driven(em, st, drive)
-        assert np.allclose((r[0] - l[0]) / (2 * h), C[:, :, j], rtol=1e-6, atol=1e-6 * E)  # secant at fixed drive
-        assert np.allclose((r[3] - l[3]) / (2 * h), de[:, j], rtol=1e-5, atol=1e-7)
+        s = m.integrate_driven(em, st, drive)
+        assert np.allclose((r[0] - s[0]) / (2 * h), C[:, :, j], rtol=1e-6, atol=1e-6 * E)  # secant at fixed drive
+        assert np.allclose((r[3] - s[3]) / (2 * h), de[:, j], rtol=1e-5, atol=1e-7)
 
 
 def test_viscous_damage_lags_and_tends_to_rate_independent():

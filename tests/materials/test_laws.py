@@ -12,8 +12,8 @@ import pytest
 
 from fe2.core import tensors as T
 from fe2.core.errors import SolverError
-from fe2.materials.hyperelasticity import NeoHooke
 from fe2.materials import LinearElastic
+from fe2.materials.hyperelasticity import NeoHooke
 from fe2.materials.plasticity import J2Plasticity
 
 SQ2, SQ3 = math.sqrt(2.0), math.sqrt(3.0)
@@ -171,7 +171,7 @@ def _uniaxial_stress(law: J2Plasticity, eps_xx: np.ndarray):
     lat = np.zeros(2)
     out, iters = [], []
     for exx in eps_xx:
-        for it in range(20):
+        for it in range(20):  # noqa: B007 (the count is kept after the loop)
             eps = np.array([[exx, lat[0], lat[1], 0.0, 0.0, 0.0]])
             sigma, A, trial = law.integrate(eps, state)
             r = sigma[0, 1:3]
@@ -379,10 +379,10 @@ def test_neohooke_uniaxial_stretch_closed_form_3d():
     # F = diag(l, 1, 1): P11 = mu (l - 1/l) + lam ln(l) / l, P22 = lam ln(l)
     law = NeoHooke(E, NU, 3)
     lam, mu = T.lame(E, NU)
-    l = 1.7
-    P = law.integrate(np.array([[l, 0, 0, 0, 1, 0, 0, 0, 1]]), law.initial_state(1))[0][0]
-    assert P[0] == pytest.approx(mu * (l - 1 / l) + lam * math.log(l) / l, rel=1e-14)
-    assert P[4] == pytest.approx(lam * math.log(l), rel=1e-14)
+    stretch = 1.7
+    P = law.integrate(np.array([[stretch, 0, 0, 0, 1, 0, 0, 0, 1]]), law.initial_state(1))[0][0]
+    assert P[0] == pytest.approx(mu * (stretch - 1 / stretch) + lam * math.log(stretch) / stretch, rel=1e-14)
+    assert P[4] == pytest.approx(lam * math.log(stretch), rel=1e-14)
     assert P[8] == P[4]
 
 

@@ -10,8 +10,8 @@ from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
 from fe2.macro.loads import Dirichlet
-from fe2.macro.problem import MacroProblem
 from fe2.macro.mesh import rectangle
+from fe2.macro.problem import MacroProblem
 from fe2.materials import LinearElastic, MaterialPoints
 from fe2.materials.phasewise import PhaseMaterial
 from fe2.materials.plasticity import J2Plasticity

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from helpers import structured_rve
 from fe2.core import tensors as T
-from fe2.micro import meshgen
 from fe2.core.errors import MeshError
+from fe2.micro import meshgen
 from fe2.micro.cell import CellProblem, Phase, effective_tensor_from_fields
 from fe2.micro.rvemesh import load_rve_mesh
+from helpers import structured_rve
 
 E1, E2, NU = 1.0, 10.0, 0.3
 

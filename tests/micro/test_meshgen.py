@@ -1,4 +1,4 @@
-"""Tests of fe2.meshgen (periodic RVE generators) and fe2.rvemesh (loading, periodicity check).
+"""Tests of fe2.micro.meshgen (periodic RVE generators) and fe2.micro.rvemesh (loading, periodicity check).
 
 Each process writes its meshes under its own pytest ``tmp_path`` and loads them on
 ``MPI.COMM_SELF``, so the file also runs under ``mpirun -n 2 python3 -m pytest``;
@@ -17,8 +17,8 @@ gmsh = pytest.importorskip("gmsh")
 pytest.importorskip("dolfinx")
 from mpi4py import MPI  # noqa: E402
 
-from fe2.micro import meshgen  # noqa: E402
 from fe2.core.errors import MeshError  # noqa: E402
+from fe2.micro import meshgen  # noqa: E402
 from fe2.micro.rvemesh import check_periodic, load_rve_mesh, phase_tags, phase_volumes  # noqa: E402
 from helpers import ROOT  # noqa: E402
 

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from helpers import fd_tangent, rel, structured_rve
-from fe2.micro import meshgen
 from fe2.core.errors import SolverError
-from fe2.materials.hyperelasticity import NeoHooke
 from fe2.materials import LinearElastic
+from fe2.materials.hyperelasticity import NeoHooke
 from fe2.materials.plasticity import J2Plasticity
+from fe2.micro import meshgen
 from fe2.micro.cell import CellProblem, Phase
 from fe2.micro.nonlinear import NonlinearCellProblem
 from fe2.micro.rvemesh import load_rve_mesh
+from helpers import fd_tangent, rel, structured_rve
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Path following (fe2.pathfollowing): dissipation-based arc length through snap-back.
+"""Path following (fe2.solvers.pathfollowing): dissipation-based arc length through snap-back.
 
 The reference is a bar whose equilibrium path is known in closed form: a bar L x 1 (nu = 0,
 so the stress is uniaxial and uniform), clamped left and pulled right, with one column of
@@ -24,15 +24,15 @@ import pytest
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
-from fe2.io import config
-from fe2.solvers import pathfollowing
-from fe2.materials.damage import IsotropicDamage
 from fe2.core.errors import SolverError
+from fe2.io import config
 from fe2.macro.loads import Dirichlet
-from fe2.macro.problem import MacroProblem
 from fe2.macro.mesh import BOUNDARY_TAGS, rectangle
+from fe2.macro.problem import MacroProblem
 from fe2.materials import LinearElastic
+from fe2.materials.damage import IsotropicDamage
 from fe2.materials.phasewise import PhaseMaterial
+from fe2.solvers import pathfollowing
 
 E, KAPPA0, ALPHA, BETA = 1.0, 1e-3, 0.99, 500.0
 LENGTH, CELLS, WEAK = 5.0, 5, 2  # cell column 2 of 5: x in [2, 3], h = 1

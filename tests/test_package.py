@@ -1,0 +1,73 @@
+"""The package's shape: every module declares its public surface, and the registries of laws,
+physics and controls agree with the configuration schema and with what the objects declare."""
+
+import dataclasses
+import importlib
+import pkgutil
+
+import numpy as np
+import pytest
+
+import fe2
+from fe2.core.physics import PHYSICS
+from fe2.io import config, factory
+from fe2.materials.registry import LAWS
+from fe2.solvers.pathfollowing import CONTROLS
+
+MODULES = sorted(m.name for m in pkgutil.walk_packages(fe2.__path__, "fe2.") if not m.name.endswith("__main__"))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_module_declares_its_public_names(name):
+    module = importlib.import_module(name)
+    assert isinstance(getattr(module, "__all__", None), list | tuple), f"{name} has no __all__"
+    missing = [n for n in module.__all__ if not hasattr(module, n)]
+    assert not missing, f"{name}.__all__ names {missing}, which it does not define"
+
+
+#: a value for every phase parameter, to build each law from the registry
+SAMPLE = {"E": 2.0, "nu": 0.3, "sigma_y": 0.01, "H_iso": 0.1, "Q": 0.005, "b": 50.0, "H_kin": 0.1,
+          "E_L": 10.0, "E_T": 2.0, "nu_LT": 0.25, "nu_TT": 0.3, "G_LT": 1.5, "axis": (1.0, 1.0, 0.0),
+          "kappa0": 1e-3, "softening": "linear", "kappa_u": 6e-3, "alpha": 0.99, "beta": 100.0,
+          "equivalent_strain": "mises", "compression_ratio": 10.0, "viscosity": 0.1, "max_damage": 0.999}
+
+
+def test_law_parameters_are_phase_keys_and_every_phase_key_is_used():
+    keys = {f.name for f in dataclasses.fields(config.PhaseConfig)} - {"tag", "law"}
+    named = set()
+    for spec in LAWS.values():
+        params = set(spec.required) | set(spec.optional)
+        assert params <= keys, f"law {spec.name}: {params - keys} are not [rve.phases.<name>] keys"
+        named |= params
+    assert keys - named == {"k"}  # the conductivity of physics = conduction, not a law parameter
+
+
+@pytest.mark.parametrize("name", list(LAWS))
+@pytest.mark.parametrize("gdim", [2, 3])
+def test_every_registered_law_builds_and_declares_what_the_registry_says(name, gdim):
+    spec = LAWS[name]
+    phase = config.PhaseConfig(tag=1, law=name, **{k: SAMPLE[k] for k in spec.required + spec.optional})
+    law = factory.law(phase, gdim)
+    assert law.kinematics == spec.kinematics and law.driven == spec.driven
+    # the law really is what it declares: size, state, and a tangent that is symmetric iff declared
+    size = gdim * gdim if spec.kinematics == "finite" else (3 if gdim == 2 else 6)
+    assert law.size == size and law.initial_state(4).shape == (4, law.state_size)
+    rng = np.random.default_rng(1)
+    grad = 3e-3 * rng.standard_normal((5, size)) + (np.eye(gdim).ravel() if spec.kinematics == "finite" else 0.0)
+    flux, tangent, state = law.integrate(grad, law.initial_state(5))
+    assert flux.shape == (5, size) and tangent.shape == (5, size, size) and state.shape == (5, law.state_size)
+    asym = np.abs(tangent - tangent.transpose(0, 2, 1)).max() / np.abs(tangent).max()
+    assert (asym < 1e-12) == law.symmetric_tangent, asym
+    assert set(law.fields(state)) == set(law.output_fields.values())
+
+
+def test_physics_and_control_registries_are_the_configuration_choices():
+    def allowed(cls, key):
+        check = {f.name: f for f in dataclasses.fields(cls)}[key].metadata["check"]
+        return [v for v in list(PHYSICS) + list(CONTROLS) + ["nonesuch"] if check(v) is None]
+
+    assert allowed(config.RVEConfig, "physics") == list(PHYSICS)
+    assert allowed(config.LoadingConfig, "control") == list(CONTROLS)
+    reference = config.reference_markdown()
+    for name in list(PHYSICS) + list(CONTROLS) + list(LAWS):
+        assert f"``{name}``" in reference
