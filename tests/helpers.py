@@ -72,7 +72,7 @@ def gathered_field(u, comm):
     return xs[order], vs[order]
 
 
-def fd_tangent(rve, E, h):
+def rve_fd_tangent(rve, E, h):
     """Central differences of the homogenized stress of an RVE, all from the committed state."""
     n = E.size
     C = np.zeros((n, n))

@@ -18,7 +18,6 @@ __all__ = ["gmsh_session"]
 _model_counter = itertools.count()
 
 
-
 @contextmanager
 def gmsh_session(
     name: str = "fe2", *, verbose: bool = False, options: Mapping[str, float] | None = None

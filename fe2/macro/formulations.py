@@ -27,11 +27,12 @@ from dolfinx import fem
 from fe2.core.quadrature import QuadraturePoints
 from fe2.materials.base import PointMaterial
 
-__all__ = ["Formulation", "GradientFormulation", "LocalFormulation"]
+__all__ = ["GradientFormulation", "LocalFormulation"]
 
 
-class Formulation:
-    """The local formulation's interface (and, as :class:`LocalFormulation`, its behaviour).
+class LocalFormulation:
+    """The displacement alone (see the module docstring); its methods are the interface every
+    formulation provides.
 
     Attributes
     ----------
@@ -41,8 +42,6 @@ class Formulation:
     u_expr : the displacement as a UFL expression of ``x``
     v, du : displacement test and trial functions
     """
-
-    name = "local"
 
     def __init__(self, mesh: Any, degree: int, quadrature: QuadraturePoints, size: int) -> None:
         gdim = mesh.geometry.dim
@@ -79,18 +78,12 @@ class Formulation:
         return {}
 
 
-class LocalFormulation(Formulation):
-    """The displacement alone (see the module docstring)."""
-
-
-class GradientFormulation(Formulation):
+class GradientFormulation(LocalFormulation):
     """The implicit gradient enhancement with internal length ``length`` (module docstring).
 
     Extra attributes: ``e`` (the nonlocal strain, collapsed), quadrature fields
     ``dsigma_de``, ``e_local``, ``de_local_dE``, ``de_local_de``.
     """
-
-    name = "gradient"
 
     def __init__(self, mesh: Any, degree: int, quadrature: QuadraturePoints, size: int, length: float) -> None:
         if not length > 0:

@@ -33,7 +33,7 @@ from fe2.core import linalg
 from fe2.core.errors import SolverError, collective
 from fe2.core.kinematics import gradient_size, measure, reference_gradient
 from fe2.core.quadrature import QuadraturePoints, default_degree
-from fe2.macro.formulations import Formulation, GradientFormulation, LocalFormulation
+from fe2.macro.formulations import GradientFormulation, LocalFormulation
 from fe2.macro.loads import Dirichlet, Traction
 from fe2.macro.mesh import MacroMesh
 from fe2.materials.base import PointMaterial
@@ -86,7 +86,7 @@ class MacroProblem:
         self.nonlocal_length = nonlocal_length
         self.gradient = nonlocal_length is not None
         if self.gradient:
-            self.formulation: Formulation = GradientFormulation(mesh, degree, qp, n, nonlocal_length)
+            self.formulation: LocalFormulation = GradientFormulation(mesh, degree, qp, n, nonlocal_length)
             self.e = self.formulation.e
         else:
             self.formulation = LocalFormulation(mesh, degree, qp, n)
@@ -127,8 +127,9 @@ class MacroProblem:
 
         # --- forms ------------------------------------------------------------------------
         F = ufl.inner(self.sigma, G(v)) * dx
-        if form.residual(G) is not None:
-            F += form.residual(G)
+        own = form.residual(G)
+        if own is not None:
+            F += own
         self._tractions = []
         for t in self.traction:
             if len(t.value) != gdim:
@@ -138,8 +139,9 @@ class MacroProblem:
             F -= ufl.inner(tc, v) * ds(t.tag)
         self._F = fem.form(F)
         J = ufl.inner(ufl.dot(self.tangent, G(du)), G(v)) * dx
-        if form.jacobian(G) is not None:
-            J = J + form.jacobian(G)
+        own = form.jacobian(G)
+        if own is not None:
+            J = J + own
         self._J = fem.form(J)
         self._Fint = fem.form(ufl.inner(self.sigma, G(v)) * dx)
         # load pattern, for path following: w = the prescribed displacements at load 1 on the

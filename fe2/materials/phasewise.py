@@ -82,7 +82,7 @@ class PhaseMaterial(PointMaterial):
 
     @staticmethod
     def _key(tag: int) -> str:
-        return f"phase_{tag}"
+        return f"state_{tag}"
 
     @property
     def num_points(self) -> int:
@@ -132,8 +132,10 @@ class PhaseMaterial(PointMaterial):
         return NonlocalResponse(*self._evaluate(grad, e_nl))
 
     def set_time_increment(self, dt: float) -> None:
+        """Forward the pseudo-time increment to every rate-dependent law."""
         for law in self.laws.values():
-            law.set_time_increment(dt)
+            if law.rate_dependent:
+                law.set_time_increment(dt)
 
     def internal_fields(self) -> dict[str, np.ndarray]:
         """Committed internal variables per point (0 where a phase's law has none)."""

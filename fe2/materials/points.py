@@ -79,8 +79,9 @@ class MaterialPoints(PointMaterial):
         return out
 
     def set_time_increment(self, dt: float) -> None:
-        """Forward the pseudo-time increment to the law."""
-        self.law.set_time_increment(dt)
+        """Forward the pseudo-time increment to a rate-dependent law."""
+        if self.law.rate_dependent:
+            self.law.set_time_increment(dt)
 
     def internal_fields(self) -> dict[str, np.ndarray]:
         """Committed internal variables per point (:meth:`~fe2.materials.base.Law.fields`)."""

@@ -33,10 +33,6 @@ class StateBank:
         self.committed[name] = np.broadcast_to(virgin, (count,) + virgin.shape).copy()
         self.trial[name] = self.committed[name].copy()
 
-    @property
-    def names(self) -> list[str]:
-        return list(self.committed)
-
     def commit(self) -> None:
         """The trial state becomes the committed one."""
         self.committed = {k: v.copy() for k, v in self.trial.items()}

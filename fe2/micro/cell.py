@@ -88,7 +88,7 @@ class CellProblem(PointMaterial):
     phases : one :class:`Phase` per physical tag; every tagged cell must be covered
     physics : ``"elasticity"`` (small strain, plane strain in 2D), ``"conduction"``, or
         ``"finite_strain"`` (the linearised problem about ``F = I``; see
-        :class:`NonlinearCellProblem` for the nonlinear one)
+        :class:`fe2.micro.nonlinear.NonlinearCellProblem` for the nonlinear one)
     degree : Lagrange degree of the fluctuation field (1 or 2)
     petsc_options : overrides of :data:`fe2.core.linalg.DIRECT_CHOLESKY`
     source : where the phases came from, used in error messages (e.g. a file name)
@@ -108,7 +108,7 @@ class CellProblem(PointMaterial):
     def __init__(self, rve_mesh: RVEMesh, phases: Sequence[Phase], physics: str = "elasticity",
                  degree: int = 1, petsc_options: Mapping[str, Any] | None = None,
                  source: str = "phases") -> None:
-        self.physics_spec = spec = physics_registry.get(physics)
+        spec = physics_registry.get(physics)
         mesh = rve_mesh.mesh
         self.rve_mesh = rve_mesh
         self.mesh = mesh
@@ -153,8 +153,7 @@ class CellProblem(PointMaterial):
 
         # --- matrix, factorisation, sensitivity right-hand sides -------------------
         self.A = self.assemble_matrix()
-        self.ksp = linalg.direct_solver(self.A, linalg.unique_prefix("fe2_rve_"),
-                                          petsc_options, symmetric=True)
+        self.ksp = linalg.direct_solver(self.A, linalg.unique_prefix("fe2_rve_"), petsc_options, symmetric=True)
         try:
             self.ksp.setUp()
         except PETSc.Error as err:

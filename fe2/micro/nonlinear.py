@@ -35,8 +35,9 @@ from dolfinx import fem
 from petsc4py import PETSc
 
 from fe2.core import linalg
+from fe2.core import physics as physics_registry
 from fe2.core.errors import SolverError
-from fe2.core.kinematics import measure, reference_gradient
+from fe2.core.kinematics import measure
 from fe2.core.quadrature import QuadraturePoints, default_degree
 from fe2.materials.base import NonlocalResponse
 from fe2.materials.state import StateBank
@@ -165,19 +166,20 @@ class NonlinearCellProblem(CellProblem):
                  degree: int = 1, petsc_options: Mapping[str, Any] | None = None,
                  source: str = "phases", rtol: float = 1e-10, max_iterations: int = 25,
                  quadrature_degree: int | None = None) -> None:
-        if physics == "conduction":
+        spec = physics_registry.get(physics)
+        if not spec.vector_field:
             raise ValueError("a nonlinear cell problem is mechanical: physics 'elasticity' or 'finite_strain'")
-        super().__init__(rve_mesh, phases, physics=physics, degree=degree, petsc_options=petsc_options,
-                         source=source)
-        for ph in self.phases:
+        for ph in phases:
             if ph.law is None:
                 raise ValueError(f"phase {ph.name!r} of a nonlinear cell problem needs a law")
-            if ph.law.kinematics != self.kinematics:
+            if ph.law.kinematics != spec.kinematics:
                 raise ValueError(f"phase {ph.name!r}: law kinematics {ph.law.kinematics!r} does not match "
                                  f"physics {physics!r}")
+        super().__init__(rve_mesh, phases, physics=physics, degree=degree, petsc_options=petsc_options,
+                         source=source)
         mesh, gdim, n = self.mesh, self.gdim, self.size
         self.rtol, self.max_iterations = rtol, max_iterations
-        self.reference = reference_gradient(self.kinematics, gdim)
+        self.reference = spec.reference_gradient(gdim)
         self.quadrature = qp = QuadraturePoints(mesh, default_degree(degree) if quadrature_degree is None
                                                 else quadrature_degree)
         Qf, Qt = qp.space((n,)), qp.space((n, n))
@@ -254,9 +256,10 @@ class NonlinearCellProblem(CellProblem):
         self.num_points = self.bank.committed["w"].shape[0]
 
     def set_time_increment(self, dt: float) -> None:
-        """Forward the pseudo-time increment to every phase law."""
+        """Forward the pseudo-time increment to every rate-dependent phase law."""
         for ph in self.phases:
-            ph.law.set_time_increment(dt)
+            if ph.law.rate_dependent:
+                ph.law.set_time_increment(dt)
 
     def internal_fields(self) -> dict[str, np.ndarray]:
         """RVE volume averages of the committed internal variables per macro point,

@@ -125,11 +125,13 @@ class BorderedSystem:
 
     def _assemble(self) -> float:
         p = self.problem
+        t0 = time.perf_counter()
         r = p.assemble_residual()
         self.g = dissipation_increment(self.G0, self.lam0, p.conjugate_force(), self.lam) - self.dtau
         p.load_derivative(self.d2)  # d(residual)/d(lam), solved in place in solve_update
         if self.r_ref is None:
             self.r_ref = max(r, abs(self.lam - self.lam0) * self.d2.norm())
+        self.report.time_macro += time.perf_counter() - t0
         return r if np.isfinite(self.g) else float("nan")
 
     def residual(self) -> float:
@@ -143,6 +145,7 @@ class BorderedSystem:
 
     def solve_update(self) -> float:
         p, d1, d2, aux = self.problem, self.d1, self.d2, self.aux
+        t0 = time.perf_counter()
         p.assemble_jacobian()
         p.solve(p.b, d1)
         p.solve(d2.copy(aux), d2)
@@ -156,6 +159,7 @@ class BorderedSystem:
                               "dissipates no energy, e.g. elastic unloading); use load control")
         self.dlam = -(self.g + 0.5 * self.lam0 * cd1) / denom
         d1.axpy(self.dlam, d2)  # the whole update, negated
+        self.report.time_macro += time.perf_counter() - t0
         return d1.norm()
 
     def step(self, alpha: float) -> float:

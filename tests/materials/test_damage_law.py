@@ -133,7 +133,7 @@ def random_states(m, n, rng):
     """Strains around and beyond the threshold with committed kappa below or above e."""
     eps = rng.normal(size=(n, m.size)) * 2.5e-3
     st = m.initial_state(n)
-    e = m.equivalent(m._embed(eps))[0]
+    e = m.equivalent_of(eps)[0]
     st[:, 0] = np.maximum(K0, e * rng.choice([0.5, 0.8, 1.3], size=n))
     st[:, 1] = m.damage(st[:, 0])[0]
     return eps, st

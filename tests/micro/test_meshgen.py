@@ -18,6 +18,7 @@ pytest.importorskip("dolfinx")
 from mpi4py import MPI  # noqa: E402
 
 from fe2.core.errors import MeshError  # noqa: E402
+from fe2.core.meshing import gmsh_session  # noqa: E402
 from fe2.micro import meshgen  # noqa: E402
 from fe2.micro.rvemesh import check_periodic, load_rve_mesh, phase_tags, phase_volumes  # noqa: E402
 from helpers import ROOT  # noqa: E402
@@ -208,7 +209,7 @@ def test_check_periodic_3d() -> None:
 
 def _write_nonperiodic(path: Path) -> Path:
     """A unit square meshed without setPeriodic, with an extra point at (0, 0.4375) on face x = 0 only."""
-    with meshgen.gmsh_session("test", options={"Mesh.MeshSizeMax": 0.25}) as g:
+    with gmsh_session("test", options={"Mesh.MeshSizeMax": 0.25}) as g:
         occ = g.model.occ
         square = occ.addRectangle(0, 0, 0, 1, 1)
         point = occ.addPoint(0.0, 0.4375, 0.0)
@@ -272,7 +273,7 @@ def test_load_errors(tmp_path: Path) -> None:
     with pytest.raises(MeshError, match=f"'{garbage}'"):
         _load(garbage)
     untagged = tmp_path / "untagged.msh"
-    with meshgen.gmsh_session("test", options={"Mesh.MeshSizeMax": 0.5}) as g:
+    with gmsh_session("test", options={"Mesh.MeshSizeMax": 0.5}) as g:
         g.model.occ.addRectangle(0, 0, 0, 1, 1)
         g.model.occ.synchronize()
         g.model.mesh.generate(2)
