@@ -84,8 +84,7 @@ class MacroProblem:
                                                 else quadrature_degree)
         self.quadrature_degree = qp.degree
         self.nonlocal_length = nonlocal_length
-        self.gradient = nonlocal_length is not None
-        if self.gradient:
+        if nonlocal_length is not None:
             self.formulation: LocalFormulation = GradientFormulation(mesh, degree, qp, n, nonlocal_length)
             self.e = self.formulation.e
         else:
