@@ -25,23 +25,26 @@ def serial_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def structured_rve(gdim: int, n: int, tag_of=None, comm=MPI.COMM_SELF):
-    """A unit-cell RVE on a structured mesh (periodic by construction), tags from
-    ``tag_of(midpoints) -> int array`` (default: all 1)."""
+def structured_rve(gdim: int, n: int, tag_of=None, comm=MPI.COMM_SELF, box_min=None, box_max=None):
+    """An RVE on a structured ``n^gdim`` mesh of the box ``[box_min, box_max]`` (default the
+    unit cell; periodic by construction), tags from ``tag_of(midpoints) -> int array``
+    (default: all 1)."""
     from dolfinx import mesh as dmesh
 
+    lo = np.zeros(gdim) if box_min is None else np.asarray(box_min, dtype=float)
+    hi = np.ones(gdim) if box_max is None else np.asarray(box_max, dtype=float)
     if gdim == 2:
-        m = dmesh.create_unit_square(comm, n, n, diagonal=dmesh.DiagonalType.crossed)
+        m = dmesh.create_rectangle(comm, [lo, hi], [n, n], diagonal=dmesh.DiagonalType.crossed)
     else:
-        m = dmesh.create_unit_cube(comm, n, n, n)
+        m = dmesh.create_box(comm, [lo, hi], [n, n, n])
     tdim = m.topology.dim
     nc = m.topology.index_map(tdim).size_local
     cells = np.arange(nc, dtype=np.int32)
     mid = dmesh.compute_midpoints(m, tdim, cells)
     vals = np.ones(nc, dtype=np.int32) if tag_of is None else np.asarray(tag_of(mid), dtype=np.int32)
     tags = dmesh.meshtags(m, tdim, cells, vals)
-    return SimpleNamespace(mesh=m, cell_tags=tags, box_min=np.zeros(gdim), box_max=np.ones(gdim),
-                           path=f"structured {gdim}D n={n}")
+    return SimpleNamespace(mesh=m, cell_tags=tags, box_min=lo, box_max=hi,
+                           path=f"structured {gdim}D n={n} box {lo.tolist()}..{hi.tolist()}")
 
 
 def inclusion_rve(gdim: int, n: int):
