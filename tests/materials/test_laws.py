@@ -12,7 +12,6 @@ import pytest
 
 from fe2.core import tensors as T
 from fe2.core.errors import SolverError
-from fe2.materials import LinearElastic
 from fe2.materials.hyperelasticity import NeoHooke
 from fe2.materials.plasticity import J2Plasticity
 
@@ -470,14 +469,12 @@ def test_transversely_isotropic_90_degree_rotation_permutes(gdim):
 
 
 @pytest.mark.parametrize("gdim", [2, 3])
-def test_transversely_isotropic_is_spd_and_its_tangent_matches_fd(gdim):
+def test_transversely_isotropic_is_spd(gdim):
+    # (a finite-difference check of LinearElastic(C) would only compare a linear map with itself)
     for axis in ((1, 0, 0), (1, 1, 0), (0.2, 0.9, 0.0) if gdim == 2 else (0.2, 0.9, -0.4)):
         C = T.transversely_isotropic_stiffness(**TI, axis=axis, gdim=gdim)
         np.testing.assert_array_equal(C, C.T)
         assert np.linalg.eigvalsh(C).min() > 0
-        law = LinearElastic(C)
-        eps = 1e-3 * np.random.default_rng(1).normal(size=(4, C.shape[0]))
-        assert_tangent_matches_fd(law, eps, law.initial_state(4), h=1e-6)
 
 
 @pytest.mark.parametrize("kw, match", [

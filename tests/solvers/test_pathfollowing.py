@@ -93,9 +93,17 @@ def path():
     problem.destroy()
 
 
-def test_the_bar_snaps_back():
+def test_the_damage_law_makes_this_bar_snap_back():
+    # fe2's law on the weak column (uniaxial, nu = 0): the closed-form stress, and an end
+    # displacement that decreases right after the peak, while the strain keeps growing
+    law = IsotropicDamage(E, 0.0, KAPPA0, 2, softening="exponential", alpha=ALPHA, beta=BETA)
+    eps = KAPPA0 * np.array([0.5, 1.0, 1.001, 1.01, 1.05, 1.2, 2.0])
+    sigma = np.array([law.integrate(np.array([[e, 0.0, 0.0]]), law.initial_state(1))[0][0, 0] for e in eps])
+    assert np.allclose(sigma, closed_form(eps, 1.0)[0], rtol=1e-12, atol=0)
     h = LENGTH / CELLS
-    assert (LENGTH - h) / h > 1 / (KAPPA0 * ALPHA * BETA)
+    u = sigma * (LENGTH - h) / E + h * eps
+    peak = 1
+    assert u[peak] == u.max() and np.all(np.diff(u[peak:]) < 0)
 
 
 def test_displacement_control_stops_at_the_snap_back():
