@@ -75,7 +75,7 @@ def follow(comm, loading=LOADING, beta=BETA):
                      "eps": weak_strain(problem),
                      "control": step.control, "dD": step.dissipation, "work": problem.work,
                      "D": problem.dissipated_energy(), "G": problem.conjugate_force(),
-                     "iterations": step.report.iterations})
+                     "iterations": step.report.iterations, "residuals": step.report.residuals})
     return problem, h, rows
 
 
@@ -169,7 +169,15 @@ def test_dissipated_energy_converges_to_the_closed_form_as_the_increment_shrinks
 
 def test_dissipation_newton_converges_quadratically(path):
     _, _, rows = path
-    assert np.median([r["iterations"] for r in rows if r["control"] == "dissipation"]) <= 5
+    steps = [r for r in rows if r["control"] == "dissipation"]
+    assert np.median([r["iterations"] for r in steps]) <= 5
+    # the order of convergence, log(r_k+1 / r_0) / log(r_k / r_0), in the asymptotic range
+    orders = []
+    for r in steps:
+        e = np.asarray(r["residuals"]) / r["residuals"][0]
+        orders += [np.log(e[k + 1]) / np.log(e[k]) for k in range(1, len(e) - 1) if e[k] < 1e-2 and e[k + 1] > 1e-13]
+    assert len(orders) >= 3, orders
+    assert min(orders) > 1.8, orders
 
 
 @pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
