@@ -182,7 +182,8 @@ def test_dissipation_newton_converges_quadratically(path):
 
 @pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
 def test_same_path_on_one_and_two_ranks(path):
-    _, _, rows = path
+    problem, _, rows = path
+    assert problem.comm.allreduce(problem.num_owned_points, op=MPI.MIN) > 0  # every rank owns points
     p1, _, rows1 = follow(MPI.COMM_SELF)
     p1.destroy()
     assert len(rows1) == len(rows)

@@ -86,6 +86,7 @@ def test_gradient_fe2_one_and_two_ranks_agree(tmp_path):
     base = world.bcast(str(tmp_path), root=0)
     serial = run(data, MPI.COMM_SELF, tmp=f"{base}/s{world.rank}")
     parallel = run(data, world, tmp=f"{base}/p")
+    assert world.allreduce(parallel.problem.num_owned_points, op=MPI.MIN) > 0  # both ranks own macro points
     for s, p in zip(serial.summary["steps"], parallel.summary["steps"], strict=True):
         assert p["reaction_right_x"] == pytest.approx(s["reaction_right_x"], rel=1e-8)
         assert p["dissipated_energy"] == pytest.approx(s["dissipated_energy"], rel=1e-8, abs=1e-15)

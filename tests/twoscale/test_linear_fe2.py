@@ -69,6 +69,7 @@ def test_one_and_two_ranks_agree(tmp_path):
     out = world.bcast(str(tmp_path), root=0)
     serial = twoscale.run(case(), MPI.COMM_SELF, output=f"{out}/serial{world.rank}", verbose=False)
     parallel = twoscale.run(case(), world, output=f"{out}/parallel", verbose=False)
+    assert world.allreduce(parallel.problem.num_owned_points, op=MPI.MIN) > 0  # both ranks own macro points
     xs, vs = gathered_field(serial.problem.u, MPI.COMM_SELF)
     xp, vp = gathered_field(parallel.problem.u, world)
     assert xs.shape == xp.shape and np.array_equal(xs, xp)

@@ -150,9 +150,27 @@ def test_plastic_fe2_one_and_two_ranks_agree(tmp_path):
     base = world.bcast(str(tmp_path), root=0)
     serial = run(data, MPI.COMM_SELF, tmp=f"{base}/s{world.rank}")
     parallel = run(data, world, tmp=f"{base}/p")
+    assert world.allreduce(parallel.problem.num_owned_points, op=MPI.MIN) > 0  # both ranks own macro points
     xs, vs = gathered_field(serial.problem.u, MPI.COMM_SELF)
     xp, vp = gathered_field(parallel.problem.u, world)
     assert np.array_equal(xs, xp)
     assert np.abs(vs - vp).max() < 1e-8 * np.abs(vs).max()
     for s, p in zip(serial.summary["steps"], parallel.summary["steps"]):
+        assert p["reaction_right_x"] == pytest.approx(s["reaction_right_x"], rel=1e-8)
+
+
+@pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
+def test_finite_strain_fe2_one_and_two_ranks_agree(tmp_path):
+    world = MPI.COMM_WORLD
+    phases = {"soft": dict(NEO_HOOKE, tag=1), "stiff": dict(NEO_HOOKE, tag=2, E=5.0)}  # a heterogeneous laminate
+    data = case_data(phases, physics="finite_strain", ux=0.2, steps=2)
+    base = world.bcast(str(tmp_path), root=0)
+    serial = run(data, MPI.COMM_SELF, tmp=f"{base}/s{world.rank}")
+    parallel = run(data, world, tmp=f"{base}/p")
+    assert world.allreduce(parallel.problem.num_owned_points, op=MPI.MIN) > 0  # both ranks own macro points
+    xs, vs = gathered_field(serial.problem.u, MPI.COMM_SELF)
+    xp, vp = gathered_field(parallel.problem.u, world)
+    assert np.array_equal(xs, xp)
+    assert np.abs(vs - vp).max() < 1e-8 * np.abs(vs).max()
+    for s, p in zip(serial.summary["steps"], parallel.summary["steps"], strict=True):
         assert p["reaction_right_x"] == pytest.approx(s["reaction_right_x"], rel=1e-8)

@@ -4,6 +4,7 @@ dissipation control. (The damaging RVE itself: tests/micro/test_damage_cell.py.)
 
 import numpy as np
 import pytest
+from mpi4py import MPI
 
 from fe2.materials.damage import IsotropicDamage
 from helpers import run_case as run
@@ -124,3 +125,20 @@ def test_fe2_snap_back_stops_load_control_and_is_followed_by_dissipation_control
     D, W = a[-1]["dissipated_energy"], a[-1]["external_work"]
     D_balance = W - 0.5 * lam[-1] * 0.02 * force[-1]
     assert D == pytest.approx(D_balance, rel=0.1) and D_balance > 0.9 * W  # coarse steps: ~8 % apart here
+
+
+@pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
+def test_local_damage_fe2_one_and_two_ranks_agree(tmp_path):
+    world = MPI.COMM_WORLD
+    data = bar_case(phases=HETERO, ux=0.004, steps=4, n=2, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.25},
+                    min_step=1e-3)
+    base = world.bcast(str(tmp_path), root=0)
+    serial = run(data, MPI.COMM_SELF, tmp=f"{base}/s{world.rank}")
+    parallel = run(data, world, tmp=f"{base}/p")
+    assert world.allreduce(parallel.problem.num_owned_points, op=MPI.MIN) > 0  # both ranks own macro points
+    a, b = serial.summary["steps"], parallel.summary["steps"]
+    assert len(a) == len(b) and a[-1]["dissipated_energy"] > 0  # damaging
+    for s, p in zip(a, b, strict=True):
+        assert p["load_factor"] == s["load_factor"]
+        assert p["reaction_right_x"] == pytest.approx(s["reaction_right_x"], rel=1e-8)
+        assert p["dissipated_energy"] == pytest.approx(s["dissipated_energy"], rel=1e-8, abs=1e-15)
