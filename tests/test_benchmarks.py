@@ -22,30 +22,48 @@ def run_quick(script: str, out) -> dict:
 
 def test_rve_throughput_quick_writes_consistent_json(tmp_path):
     data = run_quick("rve_throughput.py", tmp_path / "bench.json")
-    assert data["cases"], "no case measured"
+    assert data["complete"] and len(data["cases"]) == 4
     for case in data["cases"]:
         assert case["dofs"] > 0
         assert case["evaluations_per_second"] > 0 and case["full_resolves_per_second"] > 0
         assert 0.0 < case["petsc_fraction"]["evaluate"] <= 1.0
+        # what the timings stand for: every path gives the effective tensor's answer
+        assert case["evaluate_rel_error_vs_Ceff"] < 1e-12
+        assert case["full_resolve_rel_error_vs_Ceff"] < 1e-12
+        assert case["loop_kspsolve_rel_diff"] < 1e-12 and case["batched_matsolve_rel_diff"] < 1e-12
+        assert case["full_resolve_numeric_factorisations"] == 1  # a re-solve re-factorises once
 
 
 def test_fe2_vs_dns_quick_writes_consistent_json(tmp_path):
     data = run_quick("fe2_vs_dns.py", tmp_path / "dns.json")
-    rows = data["table"] if "table" in data else data["cases"]
-    assert len(rows) >= 2
+    rows = data["table"]
+    assert data["complete"] and [r["n"] for r in rows] == [2, 4]
     for row in rows:
-        assert row["dns_dofs"] > 0 and 0 <= row["force_error_rel"] < 0.2
-        assert 0 <= row["displacement_error_rel"] < 0.2
+        assert row["dns_dofs"] > 0 and row["dns_plastic_point_fraction"] > 0.5  # really plastic
+    # what the benchmark exists for: FE2 approaches the DNS as the cells get smaller
+    # (quick setting, n = 2 -> 4: force error 0.091 -> 0.017, displacement error 0.024 -> 0.011)
+    coarse, fine = rows
+    assert fine["force_error_rel"] < 0.5 * coarse["force_error_rel"] and fine["force_error_rel"] < 0.04
+    assert fine["displacement_error_rel"] < 0.7 * coarse["displacement_error_rel"]
+    assert fine["displacement_error_rel"] < 0.03
 
 
 def test_mesh_objectivity_quick_writes_json_and_plot(tmp_path):
     data = run_quick("mesh_objectivity.py", tmp_path / "mo.json")
     assert data["complete"] and len(data["runs"]) == 4
+    runs = {(r["variant"], r["n"]): r for r in data["runs"]}
     for r in data["runs"]:
-        if r["variant"] == "gradient":
-            assert r["status"] == "completed"
-        if r["status"] == "completed":
-            assert r["peak_force"] > r["final_force"] > 0  # through the peak
-            assert 0 < r["dissipated_energy"] < r["external_work"] * 1.05
-            assert 0 < r["band_width_half_max"] <= 10.0
+        assert r["status"] == "completed"
+        assert r["peak_force"] > r["final_force"] > 0  # through the peak
+        assert 0 < r["dissipated_energy"] < r["external_work"] * 1.05
+    # what the benchmark exists for (quick setting: 5 and 9 cells along a bar of length 10):
+    # the local band shrinks to one element and its energy falls with the mesh (-17 %), the
+    # gradient-regularized energy and peak hardly change (1.9 %, 3.3 %)
+    local5, local9 = runs["local", 5], runs["local", 9]
+    grad5, grad9 = runs["gradient", 5], runs["gradient", 9]
+    assert local9["band_width_equivalent"] < 1.5 * 10.0 / 9
+    assert local9["dissipated_energy"] < 0.9 * local5["dissipated_energy"]
+    assert abs(grad9["dissipated_energy"] / grad5["dissipated_energy"] - 1) < 0.05
+    assert abs(grad9["peak_force"] / grad5["peak_force"] - 1) < 0.06
+    assert grad9["band_width_equivalent"] > 3 * local9["band_width_equivalent"]
     assert (tmp_path / "mo.png").stat().st_size > 10_000
