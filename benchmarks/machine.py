@@ -71,3 +71,24 @@ def machine_info() -> dict:
                      "petsc": ".".join(str(v) for v in PETSc.Sys.getVersion()), "numpy": np.__version__},
         "git_commit": git_head(),
     }
+
+
+class PetscClock:
+    """Cumulative times and counts of PETSc log events (``PETSc.Log.begin()`` must be on):
+    ``snapshot()`` before and after a region, ``delta(before, after)`` per event."""
+
+    def __init__(self, events) -> None:
+        from petsc4py import PETSc
+
+        self.events = {name: PETSc.Log.Event(name) for name in events}
+
+    def snapshot(self) -> dict[str, tuple[float, int]]:
+        out = {}
+        for name, ev in self.events.items():
+            info = ev.getPerfInfo()
+            out[name] = (float(info["time"]), int(info["count"]))
+        return out
+
+    @staticmethod
+    def delta(before, after) -> dict[str, dict[str, float]]:
+        return {k: {"time": after[k][0] - before[k][0], "count": after[k][1] - before[k][1]} for k in before}

@@ -74,29 +74,11 @@ PETSC_METHOD = ("PETSc.Log events: PETSc time = delta of (PCSetUp + MatSolve + M
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-class PetscClock:
-    """Reads cumulative times/counts of PETSc log events (PETSc.Log.begin() must be on)."""
-
-    def __init__(self, PETSc):
-        self.events = {name: PETSc.Log.Event(name) for name in PETSC_EVENTS}
-
-    def snapshot(self) -> dict[str, tuple[float, int]]:
-        out = {}
-        for name, ev in self.events.items():
-            info = ev.getPerfInfo()
-            out[name] = (float(info["time"]), int(info["count"]))
-        return out
-
-    @staticmethod
-    def delta(before, after) -> dict[str, dict[str, float]]:
-        return {k: {"time": after[k][0] - before[k][0], "count": after[k][1] - before[k][1]} for k in before}
-
-
 #: Stop repeating a measurement once this much time has been spent on it (set by --repeat-budget).
 REPEAT_BUDGET_S = 3.0
 
 
-def measure(fn, repeats: int, clock: PetscClock | None = None):
+def measure(fn, repeats: int, clock: machine.PetscClock | None = None):
     """Run ``fn`` up to ``repeats`` times (at least once; no further repeat once
     ``REPEAT_BUDGET_S`` seconds have been spent on it); return (best wall time, PETSc
     event deltas of that repeat, return value of the last call)."""
@@ -112,7 +94,7 @@ def measure(fn, repeats: int, clock: PetscClock | None = None):
         dt = time.perf_counter() - t0
         spent += dt
         if clock:
-            ev = PetscClock.delta(before, clock.snapshot())
+            ev = machine.PetscClock.delta(before, clock.snapshot())
         if dt < best:
             best, best_events = dt, (ev if clock else None)
     return best, best_events, result
@@ -517,7 +499,7 @@ def main(argv=None) -> int:
         print("rve_throughput.py measures one core: run it serially, not under mpirun", file=sys.stderr)
         return 2
     PETSc.Log.begin()
-    clock = PetscClock(PETSc)
+    clock = machine.PetscClock(PETSC_EVENTS)
 
     from fe2.micro.cell import CellProblem
     from fe2.micro.meshgen import generate
@@ -535,9 +517,9 @@ def main(argv=None) -> int:
         cases = [c for c in cases if c[0] == int(args.only)]
     rng = np.random.default_rng(args.seed)
     t_start = time.perf_counter()
-    machine = machine_info()
-    print(f"machine: {machine['cpu_model']}, {machine['cores']} cores, {machine['platform']}; "
-          f"dolfinx {machine['versions']['dolfinx']}, PETSc {machine['versions']['petsc']}", flush=True)
+    host = machine_info()
+    print(f"machine: {host['cpu_model']}, {host['cores']} cores, {host['platform']}; "
+          f"dolfinx {host['versions']['dolfinx']}, PETSc {host['versions']['petsc']}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="fe2-bench-") as tmp:
         mesh_dir = args.mesh_dir or Path(tmp)
@@ -569,7 +551,7 @@ def main(argv=None) -> int:
 
         results = []
         out = {
-            "machine": machine,
+            "machine": host,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "config": {
                 "quick": args.quick, "batch": args.batch, "repeats": args.repeats,

@@ -67,3 +67,22 @@ def test_mesh_objectivity_quick_writes_json_and_plot(tmp_path):
     assert abs(grad9["peak_force"] / grad5["peak_force"] - 1) < 0.06
     assert grad9["band_width_equivalent"] > 3 * local9["band_width_equivalent"]
     assert (tmp_path / "mo.png").stat().st_size > 10_000
+
+
+def test_micro_engine_quick_writes_consistent_json(tmp_path):
+    data = run_quick("micro_engine.py", tmp_path / "me.json")
+    assert data["complete"] and [(c["dim"], c["engine"]) for c in data["cases"]] == [(2, "reference"), (3, "reference")]
+    for case in data["cases"]:
+        shapes = case["state_arrays"]
+        matrix, inclusion = shapes["state_matrix"], shapes["state_inclusion"]
+        assert matrix[0] + inclusion[0] == case["micro_points"] and matrix[1] == 13 and inclusion[1] == 0
+        # the history of a macro point: its fluctuation and 13 J2 variables per matrix point, in float64
+        assert case["state_bytes_per_point"] == 8 * (shapes["w"][0] + 13 * matrix[0])
+        elastic, *plastic = case["levels"]
+        assert elastic["newton_iterations_per_evaluation"] == 1 and elastic["plastic_points"] == 0
+        assert all(lv["plastic_points"] == case["batch"] and lv["newton_iterations_per_evaluation"] > 1
+                   for lv in plastic)
+        for lv in case["levels"]:
+            # the per-point engine factorises once per Newton iteration and once at the converged state
+            assert lv["factorisations_per_evaluation"] == lv["newton_iterations_per_evaluation"] + 1
+            assert 0.0 < lv["petsc_factorisation_and_solve_share"] < 1.0
