@@ -62,6 +62,17 @@ def run_case(data: dict, comm=MPI.COMM_WORLD, tmp=None):
     return twoscale.run(cfg, comm, output=out, verbose=False)
 
 
+def serial_and_parallel(data: dict, tmp):
+    """Run a case on every rank alone and on all ranks together (under ``mpirun -n 2``);
+    assert that every rank owns macro points in the parallel run. Returns both results."""
+    world = MPI.COMM_WORLD
+    base = world.bcast(str(tmp), root=0)
+    serial = run_case(data, MPI.COMM_SELF, tmp=f"{base}/s{world.rank}")
+    parallel = run_case(data, world, tmp=f"{base}/p")
+    assert world.allreduce(parallel.problem.num_owned_points, op=MPI.MIN) > 0  # every rank owns macro points
+    return serial, parallel
+
+
 def gathered_field(u, comm):
     """All owned DOF values of ``u`` with their coordinates, sorted by coordinates."""
     V = u.function_space

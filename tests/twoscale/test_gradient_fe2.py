@@ -7,6 +7,7 @@ import pytest
 from mpi4py import MPI
 
 from helpers import run_case as run
+from helpers import serial_and_parallel
 
 DAMAGE = {"law": "damage", "E": 1.0, "nu": 0.2, "kappa0": 1e-3, "softening": "exponential", "beta": 100.0}
 
@@ -81,12 +82,7 @@ def test_nonlocal_strain_conserves_the_mean_and_smooths_the_peak(tmp_path):
 
 @pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
 def test_gradient_fe2_one_and_two_ranks_agree(tmp_path):
-    world = MPI.COMM_WORLD
-    data = plate_case("rve", steps=4)
-    base = world.bcast(str(tmp_path), root=0)
-    serial = run(data, MPI.COMM_SELF, tmp=f"{base}/s{world.rank}")
-    parallel = run(data, world, tmp=f"{base}/p")
-    assert world.allreduce(parallel.problem.num_owned_points, op=MPI.MIN) > 0  # both ranks own macro points
+    serial, parallel = serial_and_parallel(plate_case("rve", steps=4), tmp_path)
     for s, p in zip(serial.summary["steps"], parallel.summary["steps"], strict=True):
         assert p["reaction_right_x"] == pytest.approx(s["reaction_right_x"], rel=1e-8)
         assert p["dissipated_energy"] == pytest.approx(s["dissipated_energy"], rel=1e-8, abs=1e-15)

@@ -10,7 +10,7 @@ from mpi4py import MPI
 from fe2 import twoscale
 from fe2.core.errors import SolverError
 from fe2.materials.base import PointMaterial
-from helpers import gathered_field, relmax
+from helpers import gathered_field, relmax, serial_and_parallel
 from helpers import run_case as run
 
 J2 = {"law": "j2", "E": 1.0, "nu": 0.3, "sigma_y": 0.01, "H_iso": 0.2, "Q": 0.005, "b": 50.0, "H_kin": 0.1}
@@ -142,35 +142,24 @@ def test_run_that_cannot_proceed_stops_with_message_and_keeps_steps(tmp_path):
         assert (tmp_path / "fields.xdmf").exists()
 
 
-@pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
-def test_plastic_fe2_one_and_two_ranks_agree(tmp_path):
-    world = MPI.COMM_WORLD
-    phases = {"matrix": dict(J2, tag=1), "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}
-    data = case_data(phases, ux=0.03, steps=2, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.2})
-    base = world.bcast(str(tmp_path), root=0)
-    serial = run(data, MPI.COMM_SELF, tmp=f"{base}/s{world.rank}")
-    parallel = run(data, world, tmp=f"{base}/p")
-    assert world.allreduce(parallel.problem.num_owned_points, op=MPI.MIN) > 0  # both ranks own macro points
+def assert_same_displacement_and_reactions(serial, parallel):
     xs, vs = gathered_field(serial.problem.u, MPI.COMM_SELF)
-    xp, vp = gathered_field(parallel.problem.u, world)
-    assert np.array_equal(xs, xp)
-    assert np.abs(vs - vp).max() < 1e-8 * np.abs(vs).max()
-    for s, p in zip(serial.summary["steps"], parallel.summary["steps"]):
-        assert p["reaction_right_x"] == pytest.approx(s["reaction_right_x"], rel=1e-8)
-
-
-@pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
-def test_finite_strain_fe2_one_and_two_ranks_agree(tmp_path):
-    world = MPI.COMM_WORLD
-    phases = {"soft": dict(NEO_HOOKE, tag=1), "stiff": dict(NEO_HOOKE, tag=2, E=5.0)}  # a heterogeneous laminate
-    data = case_data(phases, physics="finite_strain", ux=0.2, steps=2)
-    base = world.bcast(str(tmp_path), root=0)
-    serial = run(data, MPI.COMM_SELF, tmp=f"{base}/s{world.rank}")
-    parallel = run(data, world, tmp=f"{base}/p")
-    assert world.allreduce(parallel.problem.num_owned_points, op=MPI.MIN) > 0  # both ranks own macro points
-    xs, vs = gathered_field(serial.problem.u, MPI.COMM_SELF)
-    xp, vp = gathered_field(parallel.problem.u, world)
+    xp, vp = gathered_field(parallel.problem.u, MPI.COMM_WORLD)
     assert np.array_equal(xs, xp)
     assert np.abs(vs - vp).max() < 1e-8 * np.abs(vs).max()
     for s, p in zip(serial.summary["steps"], parallel.summary["steps"], strict=True):
         assert p["reaction_right_x"] == pytest.approx(s["reaction_right_x"], rel=1e-8)
+
+
+@pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
+def test_plastic_fe2_one_and_two_ranks_agree(tmp_path):
+    phases = {"matrix": dict(J2, tag=1), "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}
+    data = case_data(phases, ux=0.03, steps=2, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.2})
+    assert_same_displacement_and_reactions(*serial_and_parallel(data, tmp_path))
+
+
+@pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
+def test_finite_strain_fe2_one_and_two_ranks_agree(tmp_path):
+    phases = {"soft": dict(NEO_HOOKE, tag=1), "stiff": dict(NEO_HOOKE, tag=2, E=5.0)}  # a heterogeneous laminate
+    data = case_data(phases, physics="finite_strain", ux=0.2, steps=2)
+    assert_same_displacement_and_reactions(*serial_and_parallel(data, tmp_path))

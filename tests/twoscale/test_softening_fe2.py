@@ -8,6 +8,7 @@ from mpi4py import MPI
 
 from fe2.materials.damage import IsotropicDamage
 from helpers import run_case as run
+from helpers import serial_and_parallel
 
 DAMAGE = {"law": "damage", "E": 1.0, "nu": 0.2, "kappa0": 1e-3, "softening": "linear", "kappa_u": 6e-3}
 
@@ -129,13 +130,9 @@ def test_fe2_snap_back_stops_load_control_and_is_followed_by_dissipation_control
 
 @pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
 def test_local_damage_fe2_one_and_two_ranks_agree(tmp_path):
-    world = MPI.COMM_WORLD
     data = bar_case(phases=HETERO, ux=0.004, steps=4, n=2, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.25},
                     min_step=1e-3)
-    base = world.bcast(str(tmp_path), root=0)
-    serial = run(data, MPI.COMM_SELF, tmp=f"{base}/s{world.rank}")
-    parallel = run(data, world, tmp=f"{base}/p")
-    assert world.allreduce(parallel.problem.num_owned_points, op=MPI.MIN) > 0  # both ranks own macro points
+    serial, parallel = serial_and_parallel(data, tmp_path)
     a, b = serial.summary["steps"], parallel.summary["steps"]
     assert len(a) == len(b) and a[-1]["dissipated_energy"] > 0  # damaging
     for s, p in zip(a, b, strict=True):
