@@ -19,8 +19,8 @@ from petsc4py import PETSc
 
 from fe2.core.errors import SolverError
 
-__all__ = ["DIRECT_CHOLESKY", "DIRECT_LU", "configure", "direct_solver", "factor_matrix", "mat_solve",
-           "unique_prefix"]
+__all__ = ["DIRECT_CHOLESKY", "DIRECT_LU", "PatternSolver", "configure", "direct_solver", "factor_matrix",
+           "mat_solve", "unique_prefix"]
 
 #: Direct solver used by default for the RVE cell problems (symmetric positive definite
 #: after the periodic condensation) and the macro Newton systems.
@@ -109,3 +109,61 @@ def mat_solve(F: PETSc.Mat, rhs: np.ndarray) -> np.ndarray:
     Bm.destroy()
     Xm.destroy()
     return X
+
+
+class PatternSolver:
+    """Direct solves with many matrices of one sparsity pattern, one matrix at a time (one
+    process): the symbolic analysis happens once, every :meth:`factor` is one numeric
+    factorisation, every :meth:`solve` uses it for any number of right-hand sides.
+
+    ``indptr``/``indices`` are the CSR pattern ``(n, n)``; the solver is a
+    :func:`direct_solver` with ``options`` over the Cholesky (``symmetric``) or LU defaults
+    under ``prefix``, so ``pc_factor_mat_solver_type`` etc. select the factoriser.
+    """
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, prefix: str,
+                 options: Mapping[str, Any] | None = None, symmetric: bool = True) -> None:
+        self.indptr = np.asarray(indptr, dtype=PETSc.IntType)
+        self.indices = np.asarray(indices, dtype=PETSc.IntType)
+        self.n = n = self.indptr.size - 1
+        self.A = PETSc.Mat().createAIJ((n, n), csr=(self.indptr, self.indices, np.zeros(self.indices.size)),
+                                       comm=PETSc.COMM_SELF)
+        self.A.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+        self.A.assemble()
+        self.ksp = direct_solver(self.A, prefix, options, symmetric=symmetric)
+        self._b, self._x = self.A.createVecRight(), self.A.createVecLeft()
+        self.factorisations = 0
+
+    @property
+    def solver_type(self) -> str:
+        """The factoriser PETSc uses (``mumps``, ``cholmod``, ...)."""
+        return self.ksp.getPC().getFactorSolverType()
+
+    def factor(self, values: np.ndarray) -> None:
+        """Numeric factorisation of the matrix with CSR ``values`` (``nnz``); raises
+        :class:`~fe2.core.errors.SolverError` if it fails."""
+        self.A.setValuesCSR(self.indptr, self.indices, values)
+        self.A.assemble()
+        self.ksp.setOperators(self.A)
+        try:
+            self.ksp.setUp()
+        except PETSc.Error as err:
+            raise SolverError(f"factorisation of the RVE Jacobian failed ({err})") from None
+        self.factorisations += 1
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """``A^-1 rhs`` with the last factorisation, ``rhs`` ``(n,)`` or ``(n, m)``."""
+        F = factor_matrix(self.ksp)
+        if rhs.ndim == 2 and rhs.shape[1] > 1:
+            return mat_solve(F, rhs)
+        b, x = self._b, self._x
+        b.array[:] = rhs.reshape(-1)
+        try:
+            F.solve(b, x)
+        except PETSc.Error as err:
+            raise SolverError(f"solve with a stored factorisation failed ({err})") from None
+        return x.array_r.copy().reshape(rhs.shape)
+
+    def destroy(self) -> None:
+        for obj in (self.ksp, self.A, self._b, self._x):
+            obj.destroy()

@@ -118,6 +118,15 @@ class Law:
         """Equivalent strain ``(N,)`` and its gradient ``(N, n)`` (only if :attr:`driven`)."""
         raise NotImplementedError(f"{type(self).__name__} has no equivalent strain")
 
+    def elastic(self, state: np.ndarray, trial: np.ndarray) -> np.ndarray | None:
+        """``(N,)`` True where the step from the committed ``state`` to ``trial`` (what
+        :meth:`integrate` returned) stayed elastic: the tangent is the law's initial
+        (virgin) tangent and the flux changes linearly with it for as long as the step stays
+        elastic (no yield, no damage growth, no damage at all). The micro engine then solves
+        with the elastic cell's stored factorisation (an exact shortcut). ``None``: the law
+        cannot say (no shortcut), the default."""
+        return None
+
     def fields(self, state: np.ndarray) -> dict[str, np.ndarray]:
         """The :attr:`output_fields` of states ``(..., state_size)`` by output name,
         each ``(...)`` (e.g. ``damage``, ``dissipation``, ``equivalent_plastic_strain``)."""

@@ -201,6 +201,12 @@ class J2Plasticity(Law):
             C_alg[plastic] -= (2.0 * G * theta_bar)[:, None, None] * (n[:, :, None] * n[:, None, :])
         return LawResult(sigma, C_alg, trial)
 
+    def elastic(self, state: np.ndarray, trial: np.ndarray) -> np.ndarray:
+        """No plastic flow in the step (``p`` unchanged): the tangent is the elastic one,
+        whatever the committed plastic strain and back stress."""
+        p = self.state_layout["p"]
+        return trial[:, p][:, 0] == state[:, p][:, 0]
+
     def integrate(self, grad: np.ndarray, state: np.ndarray) -> LawResult:
         """Stress, consistent tangent and trial state at ``N`` points.
 

@@ -49,7 +49,7 @@ from fe2.micro.boundary import periodic_constraint
 if TYPE_CHECKING:
     from fe2.micro.rvemesh import RVEMesh
 
-__all__ = ["CellProblem", "Phase", "effective_tensor_from_fields"]
+__all__ = ["CellProblem", "Phase", "effective_tensor_from_fields", "virgin_tangent"]
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,14 @@ class Phase:
         if self.tensor is None:
             if self.law is None:
                 raise ValueError(f"phase {self.name!r} needs a tensor or a law")
-            law = self.law
-            g0 = reference_gradient(law.kinematics, law.gdim)[None, :]
-            _, t, _ = law.integrate(g0, law.initial_state(1))
-            object.__setattr__(self, "tensor", np.array(t[0]))
+            object.__setattr__(self, "tensor", virgin_tangent(self.law))
+
+
+def virgin_tangent(law: Any) -> np.ndarray:
+    """A law's tangent at the reference gradient (zero strain, ``F = I``) in its virgin
+    state: the phase tensor of a law phase, and the elastic cell's tangent there."""
+    g0 = reference_gradient(law.kinematics, law.gdim)[None, :]
+    return np.array(law.integrate(g0, law.initial_state(1))[1][0])
 
 
 class CellProblem(PointMaterial):

@@ -41,13 +41,17 @@ from fe2.core.kinematics import measure
 from fe2.core.quadrature import QuadraturePoints, default_degree
 from fe2.materials.base import NonlocalResponse
 from fe2.materials.state import StateBank
+from fe2.micro.batched import BatchedEngine
 from fe2.micro.cell import CellProblem, Phase
 from fe2.solvers.newton import newton
 
 if TYPE_CHECKING:
     from fe2.micro.rvemesh import RVEMesh
 
-__all__ = ["NonlinearCellProblem", "NonlocalSensitivity", "PointSolution"]
+__all__ = ["ENGINES", "NonlinearCellProblem", "NonlocalSensitivity", "PointSolution"]
+
+#: the micro engines a nonlinear cell problem can use
+ENGINES = ("batched", "reference")
 
 
 class NonlocalSensitivity(NamedTuple):
@@ -155,7 +159,11 @@ class NonlinearCellProblem(CellProblem):
     Extra parameters (beyond :class:`~fe2.micro.cell.CellProblem`'s): ``rtol`` (residual
     norm relative to the larger of the residual the macro gradient alone causes in the
     elastic cell and the norm of the internal forces before periodic condensation),
-    ``max_iterations``, ``quadrature_degree`` (default ``max(2 (degree - 1), 1)``).
+    ``max_iterations``, ``quadrature_degree`` (default ``max(2 (degree - 1), 1)``),
+    ``engine``: ``"batched"`` (default: all points together, no assembly, see
+    :mod:`fe2.micro.batched`) or ``"reference"`` (one point at a time with dolfinx and
+    dolfinx_mpc assembly, :meth:`solve_point`: the slow, obviously-correct path the
+    batched engine is tested against; also used for a template on several processes).
     """
 
     #: halvings of a Newton step before the micro solve is declared failed
@@ -165,7 +173,9 @@ class NonlinearCellProblem(CellProblem):
     def __init__(self, rve_mesh: RVEMesh, phases: Sequence[Phase], physics: str = "elasticity",
                  degree: int = 1, petsc_options: Mapping[str, Any] | None = None,
                  source: str = "phases", rtol: float = 1e-10, max_iterations: int = 25,
-                 quadrature_degree: int | None = None) -> None:
+                 quadrature_degree: int | None = None, engine: str = "batched") -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown micro engine {engine!r}; choose one of {', '.join(ENGINES)}")
         spec = physics_registry.get(physics)
         if not spec.vector_field:
             raise ValueError("a nonlinear cell problem is mechanical: physics 'elasticity' or 'finite_strain'")
@@ -232,6 +242,11 @@ class NonlinearCellProblem(CellProblem):
         self._dx = self._r.duplicate()
         self.nloc = self._r.getLocalSize()
         self.stats = {"solves": 0, "newton_iterations": 0, "cuts": 0}
+        self.petsc_options = petsc_options
+        #: ``"batched"`` (:class:`~fe2.micro.batched.BatchedEngine`, on one process) or
+        #: ``"reference"`` (:meth:`solve_point` point by point)
+        self.engine = engine if self.comm.size == 1 else "reference"
+        self._batched: BatchedEngine | None = None
         self._state_keys = [f"state_{ph.name}" for ph in self.phases]
         self.bank = StateBank()
         self.resize(0)
@@ -446,6 +461,15 @@ class NonlinearCellProblem(CellProblem):
         if N != self.num_points:
             self.resize(N)
         committed, trial = self.bank.committed, self.bank.trial
+        if self.engine == "batched":
+            if self._batched is None:
+                self._batched = BatchedEngine(self)
+            sigma, tangent, W, states, nl = self._batched.evaluate(
+                E, committed["w"], [committed[key] for key in self._state_keys], e_nl)
+            trial["w"][:] = W
+            for key, s_k in zip(self._state_keys, states):
+                trial[key][:] = s_k
+            return (sigma, tangent, *(nl or ()))
         sigma = np.empty((N, n))
         tangent = np.empty((N, n, n))
         nl = (np.empty((N, n)), np.empty(N), np.empty((N, n)), np.empty(N)) if e_nl is not None else ()
@@ -474,6 +498,8 @@ class NonlinearCellProblem(CellProblem):
 
     def destroy(self) -> None:
         super().destroy()
+        if self._batched is not None:
+            self._batched.destroy()
         self.ksp_t.destroy()
         self.A_t.destroy()
         self._r.destroy()

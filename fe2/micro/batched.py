@@ -1,0 +1,357 @@
+"""The batched micro engine: all macro points of a rank iterate their cell problems together.
+
+:class:`BatchedEngine` solves exactly the micro problem of
+:meth:`fe2.micro.nonlinear.NonlinearCellProblem.solve_point` (the *reference path*: same
+Newton, same convergence test, same line search, same sensitivities) for many macro
+points at once, without any finite-element assembly:
+
+- micro gradients, residuals, internal-force norms and the values of the condensed
+  Jacobians come from the operators the template precomputes once
+  (:class:`fe2.micro.operators.CellOperators`: ``g = E + B x``, ``r = B^T (W flux)``,
+  ``K = S vec(K_e)``), for all active points in one vectorised expression each;
+- every phase law is called once per iteration for all micro points of all active points;
+- what is left per point is one numeric factorisation of its Jacobian (sharing one
+  symbolic analysis, :class:`fe2.core.linalg.PatternSolver`) and the solves with it;
+- **exact elastic shortcut**: a point whose micro points are all elastic at the current
+  iterate (:meth:`fe2.materials.base.Law.elastic`: no yield, no damage growth, no damage)
+  has exactly the elastic cell's Jacobian, so it is solved with the template's stored
+  factorisation instead of a new one, and if it converges elastic its consistent tangent
+  is the template's effective tensor's sensitivity solve. For a point that stays elastic
+  this is the whole evaluation: two vectorised law calls and triangular solves, no
+  factorisation. A point that yields at its next iterate simply continues with its own
+  factorisations, exactly as on the reference path.
+
+Points that converge drop out of the batch; a point that fails is reported as the
+reference path would (the first failing point in index order raises).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fe2.core import linalg
+from fe2.core.errors import SolverError
+from fe2.micro.cell import virgin_tangent
+from fe2.micro.operators import CellOperators
+
+if TYPE_CHECKING:
+    from fe2.micro.nonlinear import NonlinearCellProblem
+
+__all__ = ["BatchedEngine"]
+
+
+class _Evaluation:
+    """Material state of a set of points at given fluctuations (arrays over the points)."""
+
+    __slots__ = ("dsd", "e_local", "elastic", "deq", "flux", "ok", "r", "rforces", "rnorm", "tang", "trial")
+
+
+class BatchedEngine:
+    """Batched micro Newton for the template ``cell`` (one process; see the module docstring).
+
+    :attr:`stats` counts ``factorisations`` (numeric, per point), ``template_solves``
+    (solves with the elastic factorisation instead) and ``shortcut`` (evaluations
+    answered without any factorisation).
+    """
+
+    #: bytes of per-point micro arrays (fluxes, tangents) a batch may hold
+    MEMORY = 64e6
+
+    def __init__(self, cell: NonlinearCellProblem) -> None:
+        self.cell = cell
+        self.op = op = CellOperators(cell, cell.quadrature)
+        self.solver = linalg.PatternSolver(op.indptr, op.indices, linalg.unique_prefix("fe2_rve_batch_"),
+                                           cell.petsc_options, symmetric=cell.symmetric)
+        n, P = cell.size, op.num_points
+        self.chunk = max(1, int(self.MEMORY // (8 * P * n * (n + 2) * 3)))
+        # the elastic shortcut needs every law to tell, and the template's tensors to be
+        # the laws' virgin tangents (they are unless a phase was given another tensor)
+        self.shortcut = all(
+            ph.law.elastic(ph.law.initial_state(1), ph.law.initial_state(1)) is not None
+            and np.allclose(ph.tensor, virgin_tangent(ph.law), rtol=1e-13, atol=0.0)
+            for ph in cell.phases)
+        self.stats = {"factorisations": 0, "template_solves": 0, "shortcut": 0}
+
+    # --- material ------------------------------------------------------------------------
+    def _integrate(self, law, g: np.ndarray, st: np.ndarray, drive_args) -> tuple:
+        """One law call for ``m`` points' micro points: g ``(m, Pk, n)``, st ``(m, Pk, s)``."""
+        m, Pk, n = g.shape
+        flat_g, flat_s = g.reshape(m * Pk, n), st.reshape(m * Pk, st.shape[-1])
+        if drive_args is None:
+            f, t, new = law.integrate(flat_g, flat_s)
+            ds = de = None
+        else:
+            e, de_, shift = drive_args
+            f, C, ds, _, _, new = law.integrate_driven(flat_g, flat_s, (e + np.repeat(shift, Pk)), (e, de_))
+            t = C + ds[:, :, None] * de_[:, None, :]
+            ds, de = ds.reshape(m, Pk, n), de_.reshape(m, Pk, n)
+        return f.reshape(m, Pk, n), t.reshape(m, Pk, n, n), new.reshape(m, Pk, new.shape[-1]), ds, de
+
+    def _material(self, E: np.ndarray, X: np.ndarray, states: list[np.ndarray], drive: np.ndarray | None
+                  ) -> _Evaluation:
+        """Integrate every phase at fluctuations ``X`` ``(m, nfree)`` of macro gradients
+        ``E`` ``(m, n)`` from committed ``states`` (per phase ``(m, Pk, s)``), as
+        :meth:`NonlinearCellProblem._material` does for one point, and form the residuals."""
+        c, op = self.cell, self.op
+        m, n = E.shape
+        P = op.num_points
+        g = op.gradients(E, X)
+        ev = _Evaluation()
+        ev.flux, ev.tang = np.empty((m, P, n)), np.empty((m, P, n, n))
+        ev.ok = np.ones(m, dtype=bool)
+        ev.elastic = np.ones(m, dtype=bool) if self.shortcut else np.zeros(m, dtype=bool)
+        ev.trial = []
+        weights = op.weights
+        eqs = {}
+        if drive is not None:
+            ev.dsd, ev.deq = np.zeros((m, P, n)), np.zeros((m, P, n))
+            e_loc = np.zeros(m)
+            for k, (ph, idx) in enumerate(zip(c.phases, c.phase_points)):
+                if c._driven[k]:
+                    e, de = ph.law.equivalent_of(g[:, idx].reshape(-1, n))
+                    eqs[k] = (e, de)
+                    e_loc += e.reshape(m, -1) @ weights[idx]
+            ev.e_local = e_loc / c.damage_volume
+            shift = drive - ev.e_local
+        for k, (ph, idx, st) in enumerate(zip(c.phases, c.phase_points, states)):
+            args = (*eqs[k], shift) if k in eqs else None
+            try:
+                f, t, new, ds, de = self._integrate(ph.law, g[:, idx], st, args)
+            except SolverError:  # find the points that fail, one by one
+                f, t = np.zeros((m, idx.size, n)), np.zeros((m, idx.size, n, n))
+                new, ds, de = np.array(st, dtype=float), np.zeros((m, idx.size, n)), np.zeros((m, idx.size, n))
+                for i in range(m):
+                    one = None if args is None else (args[0].reshape(m, -1)[i], args[1].reshape(m, idx.size, n)[i],
+                                                     args[2][i:i + 1])
+                    try:
+                        fi, ti, ni, dsi, dei = self._integrate(ph.law, g[i:i + 1, idx], st[i:i + 1], one)
+                    except SolverError:
+                        ev.ok[i] = False
+                        continue
+                    f[i], t[i], new[i] = fi[0], ti[0], ni[0]
+                    if one is not None:
+                        ds[i], de[i] = dsi[0], dei[0]
+                if args is None:
+                    ds = de = None
+            ev.flux[:, idx], ev.tang[:, idx] = f, t
+            if ds is not None:
+                ev.dsd[:, idx], ev.deq[:, idx] = ds, de
+            ev.trial.append(new)
+            if self.shortcut:
+                el = ph.law.elastic(st.reshape(m * idx.size, st.shape[-1]), new.reshape(m * idx.size, new.shape[-1]))
+                ev.elastic &= el.reshape(m, idx.size).all(axis=1)
+        ev.ok &= np.isfinite(ev.flux).all(axis=(1, 2)) & np.isfinite(ev.tang).all(axis=(1, 2, 3))
+        ev.elastic &= ev.ok
+        ev.r, ev.rforces = op.forces(np.where(ev.ok[:, None, None], ev.flux, 0.0))
+        ev.rnorm = np.linalg.norm(ev.r, axis=1)
+        return ev
+
+    # --- linear algebra ---------------------------------------------------------------------
+    def _template_solve(self, rhs: np.ndarray) -> np.ndarray:
+        """Solve with the elastic template's factorisation: rhs ``(m, nfree, k)``."""
+        op, c = self.op, self.cell
+        m, _, k = rhs.shape
+        full = np.zeros((c.nloc, m * k))
+        full[op.free] = rhs.transpose(1, 0, 2).reshape(op.nfree, m * k)
+        X = c.solve_reduced(full)[op.free]
+        self.stats["template_solves"] += m
+        return X.reshape(op.nfree, m, k).transpose(1, 0, 2)
+
+    def _solve(self, tang: np.ndarray, elastic: np.ndarray, rhs: np.ndarray, failed: dict[int, str],
+               ids: np.ndarray) -> np.ndarray:
+        """``J^-1 rhs`` for ``m`` points with micro tangents ``tang`` ``(m, P, n, n)`` and
+        right-hand sides ``(m, nfree, k)``; an elastic point uses the template's
+        factorisation, any other one its own. A failed factorisation is recorded in
+        ``failed`` (by the point id ``ids[i]``) and gives zeros."""
+        out = np.zeros_like(rhs)
+        if elastic.any():
+            out[elastic] = self._template_solve(rhs[elastic])
+        own = np.flatnonzero(~elastic)
+        if own.size:
+            values = self.op.jacobian_values(tang[own])
+            for j, i in enumerate(own):
+                try:
+                    self.solver.factor(values[j])
+                    out[i] = self.solver.solve(rhs[i])
+                except SolverError as err:
+                    failed.setdefault(int(ids[i]), str(err))
+                self.stats["factorisations"] += 1
+        return out
+
+    # --- the batched Newton ---------------------------------------------------------------------
+    def evaluate(self, E: np.ndarray, W0: np.ndarray, states: list[np.ndarray], e_nl: np.ndarray | None
+                 ) -> tuple[np.ndarray, ...]:
+        """Fluxes, tangents, converged fluctuations ``(N, nloc)``, trial states per phase and
+        (with ``e_nl``) the nonlocal sensitivities of points with macro gradients ``E``
+        ``(N, n)``, committed fluctuations ``W0`` and committed ``states``. Raises
+        :class:`~fe2.core.errors.SolverError` for the first point (in index order) that fails,
+        with ``point`` set."""
+        N, n = E.shape
+        c = self.cell
+        sigma, tangent = np.empty((N, n)), np.empty((N, n, n))
+        W = np.zeros((N, c.nloc))
+        trial = [np.empty_like(s) for s in states]
+        nl = (np.empty((N, n)), np.empty(N), np.empty((N, n)), np.empty(N)) if e_nl is not None else None
+        for a in range(0, N, self.chunk):
+            b = min(N, a + self.chunk)
+            out = self._chunk(E[a:b], W0[a:b], [s[a:b] for s in states], None if e_nl is None else e_nl[a:b], a)
+            sigma[a:b], tangent[a:b], W[a:b] = out[0], out[1], out[2]
+            for t, s in zip(trial, out[3]):
+                t[a:b] = s
+            if nl is not None:
+                for arr, val in zip(nl, out[4]):
+                    arr[a:b] = val
+        return sigma, tangent, W, trial, nl
+
+    def _chunk(self, E, W0, states, drive, offset):
+        c, op = self.cell, self.op
+        m, n = E.shape
+        rtol, max_it, max_cuts = c.rtol, c.max_iterations, c.MAX_CUTS
+        ids = np.arange(m) + offset
+        failed: dict[int, str] = {}
+        x = np.array(W0[:, op.free], dtype=float)
+        r_ref = np.linalg.norm((E - c.reference) @ c.B.T, axis=1)
+        cur = self._material(E, x, states, drive)
+        for i in np.flatnonzero(~cur.ok):
+            failed[int(ids[i])] = "the micro material failed at the start of the solve (warm start)"
+        tol = rtol * np.maximum(r_ref, cur.rforces)
+        r_prev = np.full(m, np.inf)
+        it = np.zeros(m, dtype=int)
+        history: list[list[float]] = [[] for _ in range(m)]
+        active = cur.ok.copy()
+        done = np.zeros(m, dtype=bool)
+        factored = np.zeros(m, dtype=bool)  # points that needed a factorisation of their own
+        check = active.copy()  # points with a new accepted iterate to test
+        while True:
+            idx = np.flatnonzero(check & active)
+            if idx.size:
+                rn = cur.rnorm[idx]
+                for i, v in zip(idx, rn):
+                    history[i].append(float(v))
+                stag = (it[idx] > 0) & (rn > 0.5 * r_prev[idx]) & (rn <= 1e3 * tol[idx])
+                tol[idx] = np.where(it[idx] > 0, np.maximum(tol[idx], rtol * cur.rforces[idx]), tol[idx])
+                r_prev[idx] = rn
+                conv = stag | (rn <= tol[idx])
+                done[idx[conv]] = True
+                active[idx[conv]] = False
+                for i in idx[~conv & ~np.isfinite(rn)]:
+                    failed.setdefault(int(ids[i]), "micro Newton residual is not finite")
+                    active[i] = False
+                for i in idx[~conv & np.isfinite(rn) & (it[idx] == max_it)]:
+                    h = history[i]
+                    failed.setdefault(int(ids[i]), (
+                        f"micro Newton did not converge in {it[i]} iterations (residual {h[-1]:.3e}, "
+                        f"tolerance {tol[i]:.3e}, residuals {' '.join(f'{v:.2e}' for v in h)})"))
+                    active[i] = False
+            upd = np.flatnonzero(active)
+            if not upd.size:
+                break
+            # Newton updates of all active points
+            rhs = -cur.r[upd][:, :, None]
+            if drive is not None:
+                a_vec = op.condensed(cur.dsd[upd])
+                c_vec = op.condensed(cur.deq[upd]) / c.damage_volume
+                rhs = np.concatenate([rhs, a_vec[:, :, None]], axis=2)
+            factored[upd[~cur.elastic[upd]]] = True
+            sol = self._solve(cur.tang[upd], cur.elastic[upd], rhs, failed, ids[upd])
+            dx = sol[:, :, 0]
+            if drive is not None:  # J - a c^T: Sherman-Morrison
+                y = sol[:, :, 1]
+                cdx, cy = np.einsum("pi,pi->p", c_vec, dx), np.einsum("pi,pi->p", c_vec, y)
+                dx = dx + y * (cdx / (1.0 - cy))[:, None]
+            for i in upd:
+                if int(ids[i]) in failed:
+                    active[i] = False
+            keep = active[upd]
+            upd, dx = upd[keep], dx[keep]
+            base = x[upd].copy()
+            r_old, tol_old = cur.rnorm[upd], tol[upd]
+            alpha = np.ones(upd.size)
+            cuts = np.zeros(upd.size, dtype=int)
+            pending = np.arange(upd.size)
+            while pending.size:
+                pts = upd[pending]
+                xt = base[pending] + alpha[pending, None] * dx[pending]
+                ev = self._material(E[pts], xt, [s[pts] for s in states], None if drive is None else drive[pts])
+                rn = np.where(ev.ok, ev.rnorm, np.inf)
+                acc = np.isfinite(rn) & ((rn < r_old[pending]) | (r_old[pending] <= 1e3 * tol_old[pending]))
+                self._store(cur, ev, pts[acc], np.flatnonzero(acc))
+                x[pts[acc]] = xt[acc]
+                it[pts[acc]] += 1
+                rej = pending[~acc]
+                cuts[rej] += 1
+                c.stats["cuts"] += rej.size
+                for j in rej[cuts[rej] > max_cuts]:
+                    i = upd[j]
+                    failed.setdefault(int(ids[i]), f"micro Newton line search failed at iteration {it[i] + 1} "
+                                                   f"(residual {r_old[j]:.3e}, {max_cuts} step halvings)")
+                    active[i] = False
+                rej = rej[cuts[rej] <= max_cuts]
+                alpha[rej] *= 0.5
+                pending = rej
+            check = np.zeros(m, dtype=bool)
+            check[upd] = True
+        if failed:
+            first = min(failed)
+            err = SolverError(f"RVE at macro point {first}: {failed[first]}")
+            err.point = first
+            raise err
+        return self._answer(E, x, cur, it, drive, ids, factored)
+
+    @staticmethod
+    def _store(cur: _Evaluation, ev: _Evaluation, dst: np.ndarray, src: np.ndarray) -> None:
+        """Copy the evaluation of points ``src`` of ``ev`` into points ``dst`` of ``cur``."""
+        for name in ("flux", "tang", "ok", "elastic", "r", "rforces", "rnorm"):
+            getattr(cur, name)[dst] = getattr(ev, name)[src]
+        for t_cur, t_ev in zip(cur.trial, ev.trial):
+            t_cur[dst] = t_ev[src]
+        if hasattr(ev, "dsd"):
+            cur.dsd[dst], cur.deq[dst], cur.e_local[dst] = ev.dsd[src], ev.deq[src], ev.e_local[src]
+
+    def _answer(self, E, x, cur, it, drive, ids, factored):
+        """Fluxes, consistent tangents (sensitivities with the converged Jacobian) and the
+        states of the converged points, as :meth:`NonlinearCellProblem.solve_point`."""
+        c, op = self.cell, self.op
+        m, n = E.shape
+        V, w = c.volume, op.weights
+        sigma = np.einsum("p,mpi->mi", w, cur.flux) / V
+        mean_t = np.einsum("p,mpij->mij", w, cur.tang) / V
+        Bt = -op.condensed(cur.tang)  # (m, nfree, n): columns -int G v . T e_k
+        Lt = -Bt if c.symmetric else op.condensed(cur.tang.transpose(0, 1, 3, 2))
+        c.stats["solves"] += m
+        c.stats["newton_iterations"] += int(it.sum())
+        failed: dict[int, str] = {}
+        elastic = cur.elastic
+        self.stats["shortcut"] += int((elastic & ~factored).sum())
+        if drive is None:
+            X = self._solve(cur.tang, elastic, Bt, failed, ids)
+            tangent = mean_t + np.einsum("mai,mak->mik", Lt, X) / V
+            nl = None
+        else:
+            a = op.condensed(cur.dsd)
+            cv = op.condensed(cur.deq) / c.damage_volume
+            mv = np.einsum("p,mpi->mi", w, cur.deq) / c.damage_volume
+            sbar = np.einsum("p,mpi->mi", w, cur.dsd) / V
+            rhs = np.concatenate([Bt + a[:, :, None] * mv[:, None, :], -a[:, :, None], a[:, :, None]], axis=2)
+            Xa = self._solve(cur.tang, elastic, rhs, failed, ids)
+            y, Xa = Xa[:, :, -1], Xa[:, :, :-1]
+            cX = np.einsum("ma,mak->mk", cv, Xa)
+            cy = np.einsum("ma,ma->m", cv, y)
+            dW = Xa + y[:, :, None] * (cX / (1.0 - cy)[:, None])[:, None, :]
+            cdW = np.einsum("ma,mak->mk", cv, dW)
+            LdW = np.einsum("mai,mak->mik", Lt, dW) / V
+            tangent = mean_t + LdW[:, :, :n] - sbar[:, :, None] * (cdW[:, None, :n] + mv[:, None, :])
+            dsig_de = LdW[:, :, n] + sbar * (1.0 - cdW[:, n:n + 1])
+            nl = (dsig_de, cur.e_local.copy(), mv + cdW[:, :n], cdW[:, n].copy())
+        if failed:
+            first = min(failed)
+            err = SolverError(f"RVE at macro point {first}: {failed[first]}")
+            err.point = first
+            raise err
+        return sigma, tangent, op.to_full(x)[:, : c.nloc], cur.trial, nl
+
+    def destroy(self) -> None:
+        self.solver.destroy()
+

@@ -1,0 +1,193 @@
+"""The linear operators of a cell template, precomputed once, so that a micro Newton
+iteration needs no finite-element assembly.
+
+For a cell problem with fluctuation ``w`` and macro gradient ``E`` the micro gradient at
+every micro quadrature point ``p`` is ``g_p = E + G w (x_p)``; after the periodic
+condensation and the corner pins only the *free* DOFs ``x`` are unknowns
+(``w = P x``: masters and interior DOFs are free, a slave takes its masters' values,
+pinned DOFs are zero). :class:`CellOperators` holds
+
+- ``B`` ``(P n, nfree)``: ``g = E + B x`` (row ``p n + i``: component ``i`` at point ``p``);
+- ``B_full`` ``(P n, nfull)``: the same before the condensation (``B = B_full P``);
+- the scatter ``S`` that makes the values of the condensed Jacobian
+  ``K = B^T diag(W T) B`` from element matrices, in a fixed CSR pattern
+  (:attr:`CellOperators.indptr`, :attr:`CellOperators.indices`).
+
+so that the residual is ``r = B^T (W flux)``, the uncondensed internal forces
+``B_full^T (W flux)``, and the Jacobian values ``S vec(K_e)`` with
+``K_e = sum_q B_e^T (W T)_q B_e`` per cell -- all vectorised over any number of macro
+points at once. The gradient operator is tabulated by dolfinx itself (a compiled
+expression of the trial function's gradient at the quadrature points), so any element
+degree and cell type the template supports is covered.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+import ufl
+from dolfinx import fem
+
+from fe2.core.kinematics import measure
+
+if TYPE_CHECKING:
+    from fe2.core.quadrature import QuadraturePoints
+    from fe2.micro.cell import CellProblem
+
+__all__ = ["CellOperators"]
+
+
+class CellOperators:
+    """Precomputed operators of the cell template ``cell`` at the micro points of
+    ``quadrature`` (one process: the template's communicator must be of size 1).
+
+    Attributes
+    ----------
+    nfull, nfree : DOFs before and after the condensation
+    free : (nfree,) the full-space index of each free DOF (the condensed vectors of the
+        template hold the free values there and zeros at slaves and pins)
+    B, B_full : see the module docstring (``scipy.sparse`` CSR)
+    weights : (P,) integration weight of each micro point
+    indptr, indices : CSR pattern of the condensed Jacobian ``(nfree, nfree)``
+    """
+
+    def __init__(self, cell: CellProblem, quadrature: QuadraturePoints) -> None:
+        if cell.comm.size != 1:
+            raise ValueError("CellOperators needs a cell template on one process")
+        V, n = cell.V, cell.size
+        bs = V.dofmap.index_map_bs
+        self.size = n
+        self.nfull = nfull = (V.dofmap.index_map.size_local + V.dofmap.index_map.num_ghosts) * bs
+        ncell, nq = quadrature.num_owned_cells, quadrature.num_points_per_cell
+        self.num_points = P = ncell * nq
+        self.weights = np.asarray(quadrature.volumes, dtype=float)
+
+        # --- local gradient operators: (cells, q, n, dofs per cell), dofs unrolled node-major
+        G = measure(cell.kinematics, cell.gdim)
+        expr = fem.Expression(G(ufl.TrialFunction(V)), quadrature.points)
+        d = V.dofmap.dof_layout.num_dofs * bs
+        self.dofs_per_cell = d
+        self.B_local = Bl = expr.eval(cell.mesh, quadrature.cells).reshape(ncell, nq, n, d)
+        nodes = V.dofmap.list[:ncell]
+        self.cell_dofs = cdofs = (nodes[:, :, None] * bs + np.arange(bs)).reshape(ncell, d)
+
+        rows = np.broadcast_to(np.arange(P * n).reshape(ncell, nq, n, 1), Bl.shape).ravel()
+        cols = np.broadcast_to(cdofs[:, None, None, :], Bl.shape).ravel()
+        self.B_full = sp.csr_matrix((Bl.ravel(), (rows, cols)), shape=(P * n, nfull))
+
+        # --- condensation: full DOF -> (free DOF, coefficient) --------------------------
+        self.prolongation = Pm = self._prolongation(cell)
+        self.nfree = Pm.shape[1]
+        self.B = (self.B_full @ Pm).tocsr()
+        self.B.sort_indices()
+        self.Bt = self.B.T.tocsr()
+        self.B_full_t = self.B_full.T.tocsr()
+        self._jacobian_scatter(Pm)
+
+    # ------------------------------------------------------------------------------------
+    def _prolongation(self, cell: CellProblem) -> sp.csr_matrix:
+        """``P`` ``(nfull, nfree)`` with ``w = P x`` (see the module docstring)."""
+        nfull = self.nfull
+        pinned = np.zeros(nfull, dtype=bool)
+        for bc in cell.bcs:
+            idx, num_owned = bc.dof_indices()
+            pinned[idx] = True
+        mpc = cell.mpc
+        slaves = np.asarray(mpc.slaves, dtype=np.int64)
+        is_slave = np.zeros(nfull, dtype=bool)
+        is_slave[slaves] = True
+        self.free = free = np.flatnonzero(~pinned & ~is_slave)
+        column = np.full(nfull, -1, dtype=np.int64)
+        column[free] = np.arange(free.size)
+        rows, cols, vals = [free], [column[free]], [np.ones(free.size)]
+        masters = mpc.masters
+        coeffs, offsets = mpc.coefficients()
+        for s in slaves:
+            if pinned[s]:
+                continue
+            m = np.asarray(masters.links(int(s)), dtype=np.int64)
+            c = np.asarray(coeffs[offsets[s]:offsets[s + 1]], dtype=float)
+            if is_slave[m].any():
+                raise ValueError("a periodic master is itself a slave; the condensation needs one level")
+            keep = ~pinned[m]
+            rows.append(np.full(int(keep.sum()), s))
+            cols.append(column[m[keep]])
+            vals.append(c[keep])
+        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(nfull, free.size))
+
+    def _jacobian_scatter(self, Pm: sp.csr_matrix) -> None:
+        """The CSR pattern of ``K = P^T (sum_e K_e) P`` and the sparse scatter ``S`` with
+        ``K.data = S @ vec(K_e)`` (``vec`` over cells, then rows, then columns of ``K_e``)."""
+        ncell, d = self.cell_dofs.shape
+        nfree = self.nfree
+        # each full DOF's (free column, coefficient) list, padded to the longest
+        counts = np.diff(Pm.indptr)
+        kmax = max(int(counts.max(initial=0)), 1)
+        col = np.full((self.nfull, kmax), -1, dtype=np.int64)
+        coef = np.zeros((self.nfull, kmax))
+        slot = np.arange(Pm.nnz) - np.repeat(Pm.indptr[:-1], counts)
+        row_of = np.repeat(np.arange(self.nfull), counts)
+        col[row_of, slot] = Pm.indices
+        coef[row_of, slot] = Pm.data
+        ci, cc = col[self.cell_dofs], coef[self.cell_dofs]  # (ncell, d, kmax)
+        # all pairs (a, k1) x (b, k2) within a cell
+        m1 = np.broadcast_to(ci[:, :, :, None, None], (ncell, d, kmax, d, kmax))
+        m2 = np.broadcast_to(ci[:, None, None, :, :], (ncell, d, kmax, d, kmax))
+        val = cc[:, :, :, None, None] * cc[:, None, None, :, :]
+        ke = np.broadcast_to((np.arange(ncell)[:, None, None] * d * d + np.arange(d)[None, :, None] * d
+                              + np.arange(d)[None, None, :])[:, :, None, :, None], (ncell, d, kmax, d, kmax))
+        ok = (m1 >= 0) & (m2 >= 0)
+        key = m1[ok] * nfree + m2[ok]
+        keys, pos = np.unique(key, return_inverse=True)
+        r, c = np.divmod(keys, nfree)
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=nfree))]).astype(np.int32)
+        self.indices = c.astype(np.int32)
+        self.S = sp.csr_matrix((val[ok], (pos.ravel(), ke[ok])), shape=(keys.size, ncell * d * d))
+        self.nnz = keys.size
+
+    # ------------------------------------------------------------------------------------
+    def gradients(self, E: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Micro gradients ``(N, P, n)`` of macro gradients ``E`` ``(N, n)`` and free
+        fluctuations ``X`` ``(N, nfree)``."""
+        N, n = E.shape
+        g = (self.B @ X.T).T.reshape(N, self.num_points, n)
+        return g + E[:, None, :]
+
+    def forces(self, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Condensed residuals ``(N, nfree)`` and the norms of the uncondensed internal
+        forces ``(N,)`` of micro fluxes ``(N, P, n)``."""
+        N = flux.shape[0]
+        wf = (flux * self.weights[None, :, None]).reshape(N, -1).T
+        return (self.Bt @ wf).T, np.linalg.norm(self.B_full_t @ wf, axis=0)
+
+    def condensed(self, field: np.ndarray) -> np.ndarray:
+        """``B^T (W field)`` for per-point vectors ``(N, P, n)`` or matrices ``(N, P, n, m)``
+        -> ``(N, nfree)`` or ``(N, nfree, m)``."""
+        N = field.shape[0]
+        wf = field * self.weights[None, :, None] if field.ndim == 3 else field * self.weights[None, :, None, None]
+        if field.ndim == 3:
+            return (self.Bt @ wf.reshape(N, -1).T).T
+        m = field.shape[3]
+        out = self.Bt @ wf.reshape(N, -1, m).transpose(1, 0, 2).reshape(-1, N * m)
+        return out.reshape(self.nfree, N, m).transpose(1, 0, 2)
+
+    def jacobian_values(self, tangent: np.ndarray) -> np.ndarray:
+        """Values ``(N, nnz)`` of the condensed Jacobians ``B^T diag(W T) B`` in the CSR
+        pattern (:attr:`indptr`, :attr:`indices`) for micro tangents ``(N, P, n, n)``."""
+        N, _, n, _ = tangent.shape
+        ncell, nq, _, d = self.B_local.shape
+        WT = (tangent * self.weights[None, :, None, None]).reshape(N, ncell, nq, n, n)
+        Bl = self.B_local
+        tmp = np.matmul(WT, Bl[None])  # (N, ncell, nq, n, d)
+        Ke = np.matmul(Bl.transpose(0, 1, 3, 2)[None], tmp).sum(axis=2)  # (N, ncell, d, d)
+        return (self.S @ Ke.reshape(N, -1).T).T
+
+    def to_full(self, X: np.ndarray) -> np.ndarray:
+        """Free values ``(N, nfree)`` -> the template's condensed vectors ``(N, nfull)``
+        (zeros at slaves and pins)."""
+        out = np.zeros((X.shape[0], self.nfull))
+        out[:, self.free] = X
+        return out
