@@ -144,6 +144,13 @@ def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Calla
     return row
 
 
+def _statistics(material: PointMaterial, comm: MPI.Comm) -> dict[str, int]:
+    """The material's work counters summed over the ranks (collective)."""
+    mine = material.statistics()
+    keys = sorted(set().union(*comm.allgather(set(mine))))
+    return {k: int(comm.allreduce(int(mine.get(k, 0)), op=MPI.SUM)) for k in keys}
+
+
 def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbose: bool = True) -> RunResult:
     """Run a two-scale case (collective on ``comm``).
 
@@ -171,6 +178,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
     finally:
         summary["status"] = status
         summary["rve_evaluations"] = total_rve_points
+        summary["rve_statistics"] = _statistics(problem.material, comm)
         summary["wall_seconds"] = time.perf_counter() - t_start
         writer.summary(summary)
         problem.destroy()

@@ -112,13 +112,16 @@ def mat_solve(F: PETSc.Mat, rhs: np.ndarray) -> np.ndarray:
 
 
 class PatternSolver:
-    """Direct solves with many matrices of one sparsity pattern, one matrix at a time (one
-    process): the symbolic analysis happens once, every :meth:`factor` is one numeric
-    factorisation, every :meth:`solve` uses it for any number of right-hand sides.
+    """Direct solves with matrices of one sparsity pattern (one process): the symbolic
+    analysis happens at the first :meth:`factor`, every later one is a numeric
+    factorisation only; :meth:`solve` uses the last one for any number of right-hand
+    sides.
 
-    ``indptr``/``indices`` are the CSR pattern ``(n, n)``; the solver is a
+    ``indptr``/``indices`` are the CSR pattern ``(n, n)``. The matrix works on
+    :attr:`values` in place (no copy per factorisation). The solver is a
     :func:`direct_solver` with ``options`` over the Cholesky (``symmetric``) or LU defaults
-    under ``prefix``, so ``pc_factor_mat_solver_type`` etc. select the factoriser.
+    under ``prefix`` (solvers of the same kind may share one), so
+    ``pc_factor_mat_solver_type`` etc. select the factoriser.
     """
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, prefix: str,
@@ -126,12 +129,13 @@ class PatternSolver:
         self.indptr = np.asarray(indptr, dtype=PETSc.IntType)
         self.indices = np.asarray(indices, dtype=PETSc.IntType)
         self.n = n = self.indptr.size - 1
-        self.A = PETSc.Mat().createAIJ((n, n), csr=(self.indptr, self.indices, np.zeros(self.indices.size)),
-                                       comm=PETSc.COMM_SELF)
-        self.A.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+        self.values = np.zeros(self.indices.size, dtype=PETSc.ScalarType)
+        self.A = PETSc.Mat().createAIJWithArrays((n, n), (self.indptr, self.indices, self.values),
+                                                 comm=PETSc.COMM_SELF)
         self.A.assemble()
         self.ksp = direct_solver(self.A, prefix, options, symmetric=symmetric)
         self._b, self._x = self.A.createVecRight(), self.A.createVecLeft()
+        self._dense: dict[int, tuple] = {}
         self.factorisations = 0
 
     @property
@@ -139,11 +143,17 @@ class PatternSolver:
         """The factoriser PETSc uses (``mumps``, ``cholmod``, ...)."""
         return self.ksp.getPC().getFactorSolverType()
 
+    def factor_bytes(self) -> int:
+        """Memory of the current factorisation as PETSc reports it (entries x 12 bytes; 0
+        if the factoriser does not say)."""
+        info = factor_matrix(self.ksp).getInfo()
+        return int(12 * info.get("nz_used", 0.0))
+
     def factor(self, values: np.ndarray) -> None:
         """Numeric factorisation of the matrix with CSR ``values`` (``nnz``); raises
         :class:`~fe2.core.errors.SolverError` if it fails."""
-        self.A.setValuesCSR(self.indptr, self.indices, values)
-        self.A.assemble()
+        self.values[:] = values
+        self.A.assemble()  # marks the values as changed
         self.ksp.setOperators(self.A)
         try:
             self.ksp.setUp()
@@ -154,16 +164,27 @@ class PatternSolver:
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         """``A^-1 rhs`` with the last factorisation, ``rhs`` ``(n,)`` or ``(n, m)``."""
         F = factor_matrix(self.ksp)
-        if rhs.ndim == 2 and rhs.shape[1] > 1:
-            return mat_solve(F, rhs)
-        b, x = self._b, self._x
-        b.array[:] = rhs.reshape(-1)
+        if rhs.ndim == 1 or rhs.shape[1] == 1:
+            b, x = self._b, self._x
+            b.array[:] = rhs.reshape(-1)
+            try:
+                F.solve(b, x)
+            except PETSc.Error as err:
+                raise SolverError(f"solve with a stored factorisation failed ({err})") from None
+            return x.array_r.copy().reshape(rhs.shape)
+        m = rhs.shape[1]
+        if m not in self._dense:  # dense blocks kept per width: no PETSc objects per solve
+            barr, xarr = np.zeros((self.n, m), order="F"), np.zeros((self.n, m), order="F")
+            self._dense[m] = (PETSc.Mat().createDense((self.n, m), array=barr, comm=PETSc.COMM_SELF),
+                              PETSc.Mat().createDense((self.n, m), array=xarr, comm=PETSc.COMM_SELF), barr, xarr)
+        Bm, Xm, barr, xarr = self._dense[m]
+        barr[:] = rhs
         try:
-            F.solve(b, x)
+            F.matSolve(Bm, Xm)
         except PETSc.Error as err:
             raise SolverError(f"solve with a stored factorisation failed ({err})") from None
-        return x.array_r.copy().reshape(rhs.shape)
+        return xarr.copy()
 
     def destroy(self) -> None:
-        for obj in (self.ksp, self.A, self._b, self._x):
+        for obj in (self.ksp, self.A, self._b, self._x, *(d[k] for d in self._dense.values() for k in (0, 1))):
             obj.destroy()

@@ -140,6 +140,10 @@ class RVEConfig:
                                 "gradient alone causes", check=positive)
     max_iterations: int = _f(25, doc="micro Newton iterations before a micro solve fails", check=positive)
     petsc_options: dict[str, Any] = _f({}, doc="PETSc options of the cell solver (default: MUMPS Cholesky)")
+    engine: str = _f("batched", doc="micro engine of nonlinear RVEs: ``batched`` (all macro points of a rank "
+                                    "iterate together, no assembly per point) or ``reference`` (one point at a "
+                                    "time with dolfinx assembly: the slow reference path, for diagnosis)",
+                     check=one_of("batched", "reference"))
 
 
 @dataclass(frozen=True)

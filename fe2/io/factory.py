@@ -88,7 +88,7 @@ def cell_problem(rve: RVEConfig, base_dir: str, source: str, workdir: Path,
                                petsc_options=rve.petsc_options, source=source)
         return NonlinearCellProblem(rm, ph, physics=rve.physics, degree=rve.degree,
                                     petsc_options=rve.petsc_options, source=source, rtol=rve.rtol,
-                                    max_iterations=rve.max_iterations)
+                                    max_iterations=rve.max_iterations, engine=rve.engine)
 
     return collective(comm, build)
 

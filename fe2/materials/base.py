@@ -168,6 +168,11 @@ class PointMaterial:
         ``dissipation`` is the dissipated energy per unit volume."""
         return {}
 
+    def statistics(self) -> dict[str, int]:
+        """Counters of the work done so far (e.g. micro solves, factorisations), summed over
+        the evaluations of this process; empty if the material keeps none."""
+        return {}
+
     def commit(self) -> None:
         """Make the trial state the committed state (after a converged step)."""
         if self.bank is not None:

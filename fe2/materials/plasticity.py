@@ -42,10 +42,10 @@ import numpy as np
 from fe2.core.errors import SolverError
 from fe2.core.tensors import (
     DEVIATORIC3,
+    PLANE_STRAIN,
     embed_plane_strain,
     isotropic_stiffness,
     lame,
-    restrict_plane_strain,
     strain_size,
 )
 from fe2.materials.base import Law, LawResult
@@ -151,18 +151,21 @@ class J2Plasticity(Law):
             f"{self.newton_maxiter} iterations (largest relative residual {res.max():.3e}, "
             f"R(p_n) up to {R_n.max():.3e})")
 
-    def integrate_3d(self, eps: np.ndarray, state: np.ndarray) -> LawResult:
+    def integrate_3d(self, eps: np.ndarray, state: np.ndarray, components: np.ndarray | None = None) -> LawResult:
         """Return mapping in 3D Mandel notation.
 
         Parameters
         ----------
         eps : (N, 6) total Mandel strain
         state : (N, 13) committed state
+        components : the Mandel components ``c`` (default all six) whose stress ``sigma[:, c]``
+            and tangent ``C_alg[:, c][:, :, c]`` are returned (plane strain: ``[0, 1, 5]``);
+            the state is always the full 3D one
 
         Returns
         -------
-        sigma : (N, 6) Mandel stress
-        C_alg : (N, 6, 6) consistent tangent
+        sigma : (N, k) Mandel stress
+        C_alg : (N, k, k) consistent tangent
         trial : (N, 13) new state
         """
         eps = np.atleast_2d(np.asarray(eps, dtype=float))
@@ -181,25 +184,29 @@ class J2Plasticity(Law):
         f_tr = q_tr - self.sigma_y - self.hardening(p_n)[0]
         plastic = f_tr > 0.0
 
+        c = np.arange(6) if components is None else np.asarray(components)
+        C3 = self.C3[np.ix_(c, c)]
         trial = state.copy()
-        C_alg = np.broadcast_to(self.C3, (N, 6, 6)).copy()
-        if plastic.any():
+        C_alg = np.broadcast_to(C3, (N,) + C3.shape).copy()
+        ip = np.flatnonzero(plastic)
+        if ip.size:
             G = self.G
-            qp = q_tr[plastic]
-            pn = p_n[plastic]
-            dp = self._solve_dp(f_tr[plastic], qp, pn)
-            n = xi[plastic] / norm_xi[plastic][:, None]
-            sigma[plastic] -= (np.sqrt(6.0) * G * dp)[:, None] * n
-            trial[plastic, L["eps_p"]] = eps_p_n[plastic] + (_SQRT32 * dp)[:, None] * n
-            trial[plastic, L["X"]] = X_n[plastic] + (_SQRT23 * self.H_kin * dp)[:, None] * n
-            trial[plastic, L["p"]] = (pn + dp)[:, None]
+            qp = q_tr[ip]
+            pn = p_n[ip]
+            dp = self._solve_dp(f_tr[ip], qp, pn)
+            n = xi[ip] / norm_xi[ip][:, None]
+            sigma[ip] -= (np.sqrt(6.0) * G * dp)[:, None] * n
+            trial[ip, L["eps_p"]] = eps_p_n[ip] + (_SQRT32 * dp)[:, None] * n
+            trial[ip, L["X"]] = X_n[ip] + (_SQRT23 * self.H_kin * dp)[:, None] * n
+            trial[ip, L["p"]] = (pn + dp)[:, None]
             dR = self.hardening(pn + dp)[1]
             a = 3.0 * G * dp / qp  # 1 - theta
             theta_bar = 3.0 * G / (3.0 * G + self.H_kin + dR) - a
             # C_alg = C - 2G (1 - theta) I_dev - 2G theta_bar n x n
-            C_alg[plastic] -= (2.0 * G * a)[:, None, None] * DEVIATORIC3
-            C_alg[plastic] -= (2.0 * G * theta_bar)[:, None, None] * (n[:, :, None] * n[:, None, :])
-        return LawResult(sigma, C_alg, trial)
+            nc = n[:, c]
+            C_alg[ip] -= ((2.0 * G * a)[:, None, None] * DEVIATORIC3[np.ix_(c, c)]
+                          + (2.0 * G * theta_bar)[:, None, None] * (nc[:, :, None] * nc[:, None, :]))
+        return LawResult(sigma[:, c] if components is not None else sigma, C_alg, trial)
 
     def elastic(self, state: np.ndarray, trial: np.ndarray) -> np.ndarray:
         """No plastic flow in the step (``p`` unchanged): the tangent is the elastic one,
@@ -226,6 +233,4 @@ class J2Plasticity(Law):
             raise ValueError(f"J2Plasticity: expected strain (N, {self.size}), got {grad.shape}")
         if self.gdim == 3:
             return self.integrate_3d(grad, state)
-        sigma, C, trial = self.integrate_3d(embed_plane_strain(grad), state)
-        sigma, C = restrict_plane_strain(sigma, C)
-        return LawResult(sigma, C, trial)
+        return self.integrate_3d(embed_plane_strain(grad), state, PLANE_STRAIN)

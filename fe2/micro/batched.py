@@ -62,8 +62,6 @@ class BatchedEngine:
     def __init__(self, cell: NonlinearCellProblem) -> None:
         self.cell = cell
         self.op = op = CellOperators(cell, cell.quadrature)
-        self.solver = linalg.PatternSolver(op.indptr, op.indices, linalg.unique_prefix("fe2_rve_batch_"),
-                                           cell.petsc_options, symmetric=cell.symmetric)
         n, P = cell.size, op.num_points
         self.chunk = max(1, int(self.MEMORY // (8 * P * n * (n + 2) * 3)))
         # the elastic shortcut needs every law to tell, and the template's tensors to be
@@ -72,7 +70,15 @@ class BatchedEngine:
             ph.law.elastic(ph.law.initial_state(1), ph.law.initial_state(1)) is not None
             and np.allclose(ph.tensor, virgin_tangent(ph.law), rtol=1e-13, atol=0.0)
             for ph in cell.phases)
+        #: start each micro Newton from the point's last trial fluctuation (the solution of
+        #: the previous macro iteration, from the same committed state) instead of the
+        #: committed one: fewer iterations, the same solution where it is unique. Not with
+        #: softening (driven damage) laws, whose cell problem may have several solutions:
+        #: there the committed start of the reference path is kept.
+        self.warm_trial = not any(ph.law.driven for ph in cell.phases)
         self.stats = {"factorisations": 0, "template_solves": 0, "shortcut": 0}
+        self.solver = linalg.PatternSolver(op.indptr, op.indices, linalg.unique_prefix("fe2_rve_point_"),
+                                           cell.petsc_options, symmetric=cell.symmetric)
 
     # --- material ------------------------------------------------------------------------
     def _integrate(self, law, g: np.ndarray, st: np.ndarray, drive_args) -> tuple:
@@ -161,10 +167,11 @@ class BatchedEngine:
 
     def _solve(self, tang: np.ndarray, elastic: np.ndarray, rhs: np.ndarray, failed: dict[int, str],
                ids: np.ndarray) -> np.ndarray:
-        """``J^-1 rhs`` for ``m`` points with micro tangents ``tang`` ``(m, P, n, n)`` and
-        right-hand sides ``(m, nfree, k)``; an elastic point uses the template's
-        factorisation, any other one its own. A failed factorisation is recorded in
-        ``failed`` (by the point id ``ids[i]``) and gives zeros."""
+        """``J^-1 rhs`` for ``m`` points (ids ``ids``) with micro tangents ``tang``
+        ``(m, P, n, n)`` and right-hand sides ``(m, nfree, k)``: an elastic point with the
+        template's factorisation, any other one with a numeric factorisation of its own
+        Jacobian (all values formed in one vectorised call). A failed factorisation is
+        recorded in ``failed`` and gives zeros."""
         out = np.zeros_like(rhs)
         if elastic.any():
             out[elastic] = self._template_solve(rhs[elastic])
@@ -350,6 +357,8 @@ class BatchedEngine:
             err = SolverError(f"RVE at macro point {first}: {failed[first]}")
             err.point = first
             raise err
+        # the micro fields of the last point (NonlinearCellProblem.micro_fields)
+        c._grads, c._flux, c._tang = op.gradients(E[-1:], x[-1:])[0], cur.flux[-1].copy(), cur.tang[-1].copy()
         return sigma, tangent, op.to_full(x)[:, : c.nloc], cur.trial, nl
 
     def destroy(self) -> None:

@@ -270,6 +270,16 @@ class NonlinearCellProblem(CellProblem):
         self.bank.set_state(state)
         self.num_points = self.bank.committed["w"].shape[0]
 
+    def statistics(self) -> dict[str, int]:
+        """Micro work so far: ``solves`` (point evaluations), ``newton_iterations``, ``cuts``
+        and, with the batched engine, ``factorisations`` (numeric, of a point's own
+        Jacobian), ``template_solves`` (solves with the elastic cell's factorisation instead)
+        and ``shortcut`` (evaluations that needed no factorisation of their own)."""
+        out = dict(self.stats)
+        if self._batched is not None:
+            out.update(self._batched.stats)
+        return out
+
     def set_time_increment(self, dt: float) -> None:
         """Forward the pseudo-time increment to every rate-dependent phase law."""
         for ph in self.phases:
@@ -465,7 +475,8 @@ class NonlinearCellProblem(CellProblem):
             if self._batched is None:
                 self._batched = BatchedEngine(self)
             sigma, tangent, W, states, nl = self._batched.evaluate(
-                E, committed["w"], [committed[key] for key in self._state_keys], e_nl)
+                E, (trial if self._batched.warm_trial else committed)["w"].copy(),
+                [committed[key] for key in self._state_keys], e_nl)
             trial["w"][:] = W
             for key, s_k in zip(self._state_keys, states):
                 trial[key][:] = s_k
@@ -492,8 +503,9 @@ class NonlinearCellProblem(CellProblem):
         return (sigma, tangent, *nl)
 
     def micro_fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Gradient, flux and tangent at the micro points of the last material evaluation:
-        ``(P, n)``, ``(P, n)``, ``(P, n, n)``; :attr:`micro_weights` ``(P,)`` integrates them."""
+        """Gradient, flux and tangent at the micro points of the last macro point of the
+        last :meth:`evaluate`, at its converged fluctuation: ``(P, n)``, ``(P, n)``,
+        ``(P, n, n)``; :attr:`micro_weights` ``(P,)`` integrates them."""
         return self._grads, self._flux, self._tang
 
     def destroy(self) -> None:
