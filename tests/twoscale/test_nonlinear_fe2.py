@@ -163,3 +163,27 @@ def test_finite_strain_fe2_one_and_two_ranks_agree(tmp_path):
     phases = {"soft": dict(NEO_HOOKE, tag=1), "stiff": dict(NEO_HOOKE, tag=2, E=5.0)}  # a heterogeneous laminate
     data = case_data(phases, physics="finite_strain", ux=0.2, steps=2)
     assert_same_displacement_and_reactions(*serial_and_parallel(data, tmp_path))
+
+
+def test_batched_engine_equals_the_reference_path_on_1_and_2_ranks(tmp_path):
+    # a plastic composite plate: every macro point runs the batched micro Newton, or the
+    # reference path (``rve.engine = "reference"``); both on one rank and on all ranks
+    phases = {"matrix": dict(J2, tag=1), "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}
+    data = case_data(phases, ux=0.03, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.2})
+    ref_data = json.loads(json.dumps(data))
+    ref_data["rve"]["engine"] = "reference"
+    base = MPI.COMM_WORLD.bcast(str(tmp_path), root=0)
+    new_s, new_p = serial_and_parallel(data, f"{base}/new")
+    ref = run(ref_data, MPI.COMM_SELF, tmp=f"{base}/ref{MPI.COMM_WORLD.rank}")
+    stats = new_s.summary["rve_statistics"]
+    assert stats["solves"] == new_s.summary["rve_evaluations"] > 0
+    assert 0 < stats["shortcut"] < stats["solves"]  # the first step starts elastic
+    assert "factorisations" not in ref.summary["rve_statistics"]  # the reference path has no batched engine
+    for other in (new_s, new_p):
+        assert len(other.summary["steps"]) == len(ref.summary["steps"])
+        for a, b in zip(ref.summary["steps"], other.summary["steps"]):
+            assert b["reaction_right_x"] == pytest.approx(a["reaction_right_x"], rel=1e-10)
+            assert b["newton_iterations"] == a["newton_iterations"]
+    xs, us = gathered_field(new_p.problem.u, MPI.COMM_WORLD)
+    xr, ur = gathered_field(ref.problem.u, MPI.COMM_SELF)
+    assert np.array_equal(xs, xr) and relmax(us, ur) < 1e-10

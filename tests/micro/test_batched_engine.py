@@ -1,0 +1,221 @@
+"""The batched micro engine against the reference path (one point at a time with dolfinx
+assembly): its precomputed operators equal dolfinx/dolfinx_mpc assembly, its answers equal
+the reference's for every law in 2D and 3D over a load history, the elastic shortcut is
+exact and taken only where it applies, and failures are reported like the reference's."""
+
+import dolfinx_mpc
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from mpi4py import MPI
+
+from fe2.core.errors import SolverError
+from fe2.materials import LinearElastic
+from fe2.materials.damage import IsotropicDamage
+from fe2.materials.hyperelasticity import NeoHooke
+from fe2.materials.plasticity import J2Plasticity
+from fe2.micro import meshgen
+from fe2.micro.cell import Phase
+from fe2.micro.nonlinear import NonlinearCellProblem
+from fe2.micro.operators import CellOperators
+from fe2.micro.rvemesh import load_rve_mesh
+from helpers import inclusion_rve, rel
+
+pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="RVE templates live on one process")
+
+
+@pytest.fixture(scope="module")
+def circle(tmp_path_factory):
+    info = meshgen.circle_inclusion(tmp_path_factory.mktemp("eng") / "c.msh", radius=0.3, h=0.15)
+    return load_rve_mesh(info.path, MPI.COMM_SELF)
+
+
+def j2(gdim):
+    return [Phase("matrix", 1, law=J2Plasticity(1.0, 0.3, 0.01, gdim, H_iso=0.05, Q=0.01, b=30.0, H_kin=0.02)),
+            Phase("inclusion", 2, law=LinearElastic.isotropic(10.0, 0.2, gdim))]
+
+
+def neo_hooke(gdim):
+    return [Phase("matrix", 1, law=NeoHooke(1.0, 0.3, gdim)), Phase("inclusion", 2, law=NeoHooke(10.0, 0.2, gdim))]
+
+
+def damage(gdim, viscosity=0.0):
+    law = IsotropicDamage(1.0, 0.2, 1e-3, gdim, softening="exponential", beta=100.0, viscosity=viscosity)
+    return [Phase("matrix", 1, law=law), Phase("inclusion", 2, law=LinearElastic.isotropic(5.0, 0.2, gdim))]
+
+
+def pair(rm, phases, **kw):
+    """The same RVE on the reference path and on the batched engine."""
+    return (NonlinearCellProblem(rm, phases, engine="reference", **kw),
+            NonlinearCellProblem(rm, phases, engine="batched", **kw))
+
+
+def directions(gdim, N, physics="elasticity", seed=3):
+    rng = np.random.default_rng(seed)
+    n = {("elasticity", 2): 3, ("elasticity", 3): 6, ("finite_strain", 2): 4, ("finite_strain", 3): 9}[physics, gdim]
+    D = rng.uniform(-1.0, 1.0, (N, n))
+    D[:, 0] = 1.0  # every point pulled along x, in different mixes of the other components
+    return D
+
+
+def close(a, b, tol):
+    """Largest difference within ``tol`` of the largest entry of the reference ``a`` (all-zero
+    states, e.g. a virgin plastic strain, must be exactly zero)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and np.abs(b - a).max(initial=0.0) <= tol * np.abs(a).max(initial=0.0)
+
+
+def assert_same(ref, new, outputs_ref, outputs_new, tol):
+    """Every output and every trial state array of the batched RVE equals the reference's."""
+    for a, b in zip(outputs_ref, outputs_new):
+        assert close(a, b, tol), (a, b)
+    assert sorted(new.bank.trial) == sorted(ref.bank.trial)
+    for key in ref.bank.trial:
+        assert close(ref.bank.trial[key], new.bank.trial[key], tol), key
+
+
+@pytest.mark.parametrize("gdim, degree", [(2, 1), (2, 2), (3, 1)])
+def test_operators_equal_dolfinx_assembly(gdim, degree):
+    rve = NonlinearCellProblem(inclusion_rve(gdim, 3), j2(gdim), degree=degree, engine="reference")
+    op = CellOperators(rve, rve.quadrature)
+    rng = np.random.default_rng(0)
+    n, P = rve.size, op.num_points
+    # micro gradients E + B x against dolfinx's evaluation of E + G(w) after backsubstitution
+    x, E = rng.standard_normal((1, op.nfree)), rng.standard_normal((1, n))
+    rve.macro_gradient.value[:] = E[0]
+    rve._set_fluctuation(op.to_full(x)[0])
+    assert rel(op.gradients(E, x)[0], rve.quadrature.evaluate(rve._grad_expr, n)) < 1e-13
+    # residual and internal-force norm against dolfinx_mpc's assembly of random fluxes
+    flux = rng.standard_normal((P, n))
+    T = rng.standard_normal((P, n, n))
+    rve.flux_q.x.array.reshape(-1, n)[rve._qdofs] = flux
+    rve.tangent_q.x.array.reshape(-1, n * n)[rve._qdofs] = T.reshape(-1, n * n)
+    rnorm, rforces = rve._residual()
+    r, f = op.forces(flux[None])
+    assert rel(op.to_full(r)[0], rve._r.array_r) < 1e-13
+    assert f[0] == pytest.approx(rforces, rel=1e-13)
+    # Jacobian values (any, also non-symmetric, tangent) against the assembled matrix
+    rve.A_t.zeroEntries()
+    dolfinx_mpc.assemble_matrix(rve._J, rve.mpc, bcs=rve.bcs, A=rve.A_t)
+    ip, ind, val = rve.A_t.getValuesCSR()
+    A = sp.csr_matrix((val, ind, ip)).toarray()[np.ix_(op.free, op.free)]
+    K = sp.csr_matrix((op.jacobian_values(T[None])[0], op.indices, op.indptr), shape=(op.nfree,) * 2).toarray()
+    assert rel(K, A) < 1e-13
+    # the slave and pinned rows the condensation removes hold nothing in dolfinx_mpc either
+    others = np.setdiff1d(np.arange(rve.nloc), op.free)
+    assert np.abs(rve._r.array_r[others]).max() == 0.0
+
+
+@pytest.mark.parametrize("gdim", [2, 3])
+def test_j2_equals_reference_over_a_load_history(circle, gdim):
+    rm = circle if gdim == 2 else inclusion_rve(3, 3)
+    ref, new = pair(rm, j2(gdim), rtol=1e-12)
+    D = directions(gdim, 5)
+    # load, load further, unload: elastic, plastic, plastic, elastic unloading, reloading
+    for t in (0.004, 0.015, 0.03, 0.027, 0.035):
+        E = t * D
+        E[0] *= 0.1  # one point stays elastic throughout
+        assert_same(ref, new, ref.evaluate(E), new.evaluate(E), 1e-10)
+        ref.commit()
+        new.commit()
+    p = ref.phases[0].law.equivalent_plastic_strain(ref.get_state()["state_matrix"].reshape(-1, 13))
+    assert p.max() > 0.01  # well into the plastic range
+    # the batched engine starts from the last trial fluctuation (the reference from the
+    # committed one): evaluated again at the same strain, it is converged at once
+    counts = []
+    for rve in (ref, new):
+        for _ in range(2):
+            before = rve.stats["newton_iterations"]
+            rve.evaluate(0.04 * D)
+            counts.append(rve.stats["newton_iterations"] - before)
+    assert counts[0] == counts[1] == counts[2] > 5 and counts[3] == 0
+
+
+@pytest.mark.parametrize("gdim", [2, 3])
+def test_neo_hooke_equals_reference(circle, gdim):
+    rm = circle if gdim == 2 else inclusion_rve(3, 3)
+    ref, new = pair(rm, neo_hooke(gdim), physics="finite_strain", rtol=1e-12)
+    identity = np.eye(gdim).ravel()
+    D = directions(gdim, 4, "finite_strain")
+    for t in (0.05, 0.15, 0.25):
+        F = identity + t * D
+        assert_same(ref, new, ref.evaluate(F), new.evaluate(F), 1e-10)
+        ref.commit()
+        new.commit()
+
+
+@pytest.mark.parametrize("gdim", [2, 3])
+def test_local_and_nonlocal_damage_equal_reference(gdim):
+    rm = inclusion_rve(gdim, 6 if gdim == 2 else 3)
+    base = np.array([1.0, -0.2, 0.3]) if gdim == 2 else np.array([1.0, -0.2, -0.1, 0.2, 0.1, 0.3])
+    D = np.stack([base, 0.95 * base, 0.9 * base])  # three RVEs at different levels
+    ref, new = pair(rm, damage(gdim), rtol=1e-12)
+    for t in np.linspace(0.4e-3, 0.7e-3, 7):  # through the onset of damage, before the RVE's peak
+        assert_same(ref, new, ref.evaluate(t * D), new.evaluate(t * D), 1e-10)
+        ref.commit()
+        new.commit()
+    assert ref.internal_fields()["damage"].max() > 0.005
+    # viscous in 3D: the coarse cube RVE localizes (snap-back) soon after the onset otherwise
+    ref, new = pair(rm, damage(gdim, viscosity=0.0 if gdim == 2 else 1.0), rtol=1e-12)
+    for rve in (ref, new):
+        rve.set_time_increment(0.1)
+    D = np.stack([base, base, 0.5 * base])
+    for t in np.linspace(0.4e-3, 1.2e-3, 5):  # gradient-regularized: driven by a nonlocal strain
+        e = t * np.array([0.9, 0.85, 0.45])  # each a bit behind its local strain
+        assert_same(ref, new, ref.evaluate_nonlocal(t * D, e), new.evaluate_nonlocal(t * D, e), 1e-10)
+        ref.commit()
+        new.commit()
+    assert ref.internal_fields()["damage"].max() > 0.01
+
+
+def test_elastic_shortcut_is_exact_and_taken_only_where_it_applies(circle):
+    ref, new = pair(circle, j2(2), rtol=1e-12)
+    D = directions(2, 4)
+    # virgin and elastic: no factorisation at all, the tangent is the effective tensor
+    E = 0.002 * D
+    out_ref, out_new = ref.evaluate(E), new.evaluate(E)
+    assert_same(ref, new, out_ref, out_new, 1e-12)
+    stats = new.statistics()
+    assert stats["shortcut"] == 4 and stats["factorisations"] == 0
+    assert rel(out_new[1], np.broadcast_to(new.effective_tensor, (4, 3, 3))) < 1e-12
+    # into the plastic range, commit; then elastic unloading of a plastic state: shortcut again
+    for t in (0.02, 0.03):
+        ref.evaluate(t * D), new.evaluate(t * D)
+        ref.commit(), new.commit()
+    assert ref.get_state()["state_matrix"][:, :, 12].max(axis=1).min() > 0  # every RVE has yielded
+    f0, s0 = new.statistics()["factorisations"], new.statistics()["shortcut"]
+    E = 0.0295 * D
+    assert_same(ref, new, ref.evaluate(E), new.evaluate(E), 1e-12)
+    stats = new.statistics()
+    assert stats["shortcut"] - s0 == 4 and stats["factorisations"] == f0
+    # about to yield: a small further load yields at some micro points, so no shortcut
+    E = 0.0302 * D
+    assert_same(ref, new, ref.evaluate(E), new.evaluate(E), 1e-10)
+    assert new.statistics()["shortcut"] == stats["shortcut"]
+    assert new.statistics()["factorisations"] > stats["factorisations"]
+
+
+def test_failures_are_reported_like_the_reference(circle):
+    ref, new = pair(circle, j2(2), rtol=1e-12)
+    E = 0.02 * directions(2, 4)
+    for rve in (ref, new):
+        rve.evaluate(E)
+        rve.commit()
+    before = new.get_state()
+    E2 = 3.0 * E
+    E2[:2] = E[:2]  # points 0 and 1 are converged at once, 2 and 3 need more than one iteration
+    errors = []
+    for rve in (ref, new):
+        rve.max_iterations = 1
+        with pytest.raises(SolverError, match=r"RVE at macro point 2: micro Newton did not converge in 1 iter") as e:
+            rve.evaluate(E2)
+        errors.append(e.value)
+        rve.revert()
+    assert errors[0].point == errors[1].point == 2
+    after = new.get_state()
+    assert all(np.array_equal(after[k], before[k]) for k in before)
+
+
+def test_unknown_engine_is_refused(circle):
+    with pytest.raises(ValueError, match="unknown micro engine 'fast'; choose one of batched, reference"):
+        NonlinearCellProblem(circle, j2(2), engine="fast")
