@@ -14,8 +14,11 @@ records, per macro point evaluation:
 and per case the bytes of history per macro point (the state bank: fluctuation and every
 law's internal variables), what checkpoints and load balancing move around.
 
-``--engine reference`` is the per-point path (``NonlinearCellProblem``, the only engine
-today); a faster engine is measured the same way so that both figures come from one run.
+Both micro engines are measured in the same run, one after the other on the same RVE,
+points and load levels (``--engine`` picks one): ``reference`` (the per-point path with
+dolfinx assembly) and ``batched`` (:mod:`fe2.micro.batched`), which also reports the
+evaluations its exact elastic shortcut answered. Each level records the norm of the
+homogenized stresses, so the JSON shows that both engines computed the same numbers.
 
     bash docker/fe2-env python3 benchmarks/micro_engine.py            # full, a few minutes
     bash docker/fe2-env python3 benchmarks/micro_engine.py --quick    # smoke test
@@ -63,7 +66,7 @@ def strain_directions(gdim: int, N: int, seed: int) -> np.ndarray:
     return d / np.linalg.norm(d, axis=1)[:, None]
 
 
-def run_case(dim: int, h: float, args, clock, workdir: Path) -> dict:
+def run_case(dim: int, h: float, engine: str, args, clock, workdir: Path) -> dict:
     from mpi4py import MPI
 
     from fe2.micro import meshgen
@@ -71,8 +74,9 @@ def run_case(dim: int, h: float, args, clock, workdir: Path) -> dict:
     from fe2.micro.rvemesh import load_rve_mesh
 
     path = workdir / f"{'circle' if dim == 2 else 'sphere'}_h{h:g}.msh"
-    meshgen.generate("circle" if dim == 2 else "sphere", path, radius=0.3, h=h)
-    rve = NonlinearCellProblem(load_rve_mesh(path, MPI.COMM_SELF), phases(dim), rtol=1e-10)
+    if not path.exists():
+        meshgen.generate("circle" if dim == 2 else "sphere", path, radius=0.3, h=h)
+    rve = NonlinearCellProblem(load_rve_mesh(path, MPI.COMM_SELF), phases(dim), rtol=1e-10, engine=engine)
     N = args.batch
     directions = strain_directions(dim, N, args.seed)
     eps_y = 0.01 / 1.0
@@ -81,11 +85,12 @@ def run_case(dim: int, h: float, args, clock, workdir: Path) -> dict:
     levels = []
     for level in LEVELS:
         E = level * eps_y * directions
-        stats0 = dict(rve.stats)
+        stats0 = rve.statistics()
         before = clock.snapshot()
         t0 = time.perf_counter()
-        rve.evaluate(E)
+        sigma, _ = rve.evaluate(E)
         wall = time.perf_counter() - t0
+        stats = rve.statistics()
         ev = machine.PetscClock.delta(before, clock.snapshot())
         rve.commit()
         petsc = sum(ev[k]["time"] for k in COUNTED)
@@ -95,13 +100,15 @@ def run_case(dim: int, h: float, args, clock, workdir: Path) -> dict:
             "seconds_per_evaluation": wall / N,
             "petsc_factorisation_and_solve_share": petsc / wall,
             "factorisations_per_evaluation": (ev["MatCholFctrNum"]["count"] + ev["MatLUFactorNum"]["count"]) / N,
-            "newton_iterations_per_evaluation": (rve.stats["newton_iterations"] - stats0["newton_iterations"]) / N,
+            "newton_iterations_per_evaluation": (stats["newton_iterations"] - stats0["newton_iterations"]) / N,
+            "shortcut_fraction": (stats.get("shortcut", 0) - stats0.get("shortcut", 0)) / N,
             "plastic_points": int(np.sum(plastic > 0)),
+            "stress_norm": float(np.linalg.norm(sigma)),
             "events": {k: v for k, v in ev.items() if v["count"]},
         })
     state = rve.get_state()
     result = {
-        "dim": dim, "h": h, "engine": args.engine, "dofs": int(rve.num_dofs), "condensed_dofs": int(rve.nloc),
+        "dim": dim, "h": h, "engine": engine, "dofs": int(rve.num_dofs), "condensed_dofs": int(rve.nloc),
         "micro_points": int(rve.num_micro_points), "batch": N,
         "state_bytes_per_point": sum(v.nbytes for v in state.values()) / N,
         "state_arrays": {k: list(v.shape[1:]) for k, v in state.items()},
@@ -117,8 +124,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="two small cases, 4 points (smoke test)")
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON output (default {DEFAULT_OUTPUT})")
     ap.add_argument("--batch", type=int, default=None, help="macro points per evaluation (default 16; 4 quick)")
-    ap.add_argument("--engine", choices=("reference",), default="reference",
-                    help="micro engine measured (reference: the per-point NonlinearCellProblem)")
+    ap.add_argument("--engine", choices=("both", "batched", "reference"), default="both",
+                    help="micro engine(s) measured (default both, one after the other)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     args.batch = args.batch or (4 if args.quick else 16)
@@ -147,15 +154,18 @@ def main(argv=None) -> int:
         args.output.write_text(json.dumps(out, indent=2) + "\n")
 
     with tempfile.TemporaryDirectory(prefix="fe2-micro-engine-") as tmp:
+        engines = ("reference", "batched") if args.engine == "both" else (args.engine,)
         for dim, h in cases:
-            res = run_case(dim, h, args, clock, Path(tmp))
-            out["cases"].append(res)
-            write()
-            last = res["levels"][-1]
-            print(f"{dim}D h={h:<5g} {res['dofs']:>6d} DOFs: plastic level {1e3 * last['seconds_per_evaluation']:8.2f} "
-                  f"ms/evaluation, PETSc share {100 * last['petsc_factorisation_and_solve_share']:5.1f} %, "
-                  f"{last['factorisations_per_evaluation']:.1f} factorisations, "
-                  f"{res['state_bytes_per_point']:.0f} bytes of state per point", flush=True)
+            for engine in engines:
+                res = run_case(dim, h, engine, args, clock, Path(tmp))
+                out["cases"].append(res)
+                write()
+                last = res["levels"][-1]
+                print(f"{dim}D h={h:<5g} {res['dofs']:>6d} DOFs {engine:>9s}: plastic level "
+                      f"{1e3 * last['seconds_per_evaluation']:8.2f} ms/evaluation, PETSc share "
+                      f"{100 * last['petsc_factorisation_and_solve_share']:5.1f} %, "
+                      f"{last['factorisations_per_evaluation']:.1f} factorisations, "
+                      f"{res['state_bytes_per_point']:.0f} bytes of state per point", flush=True)
     out["complete"] = True
     write()
     print(f"wrote {args.output} ({out['wall_seconds']:.0f} s)")
