@@ -19,8 +19,8 @@ from petsc4py import PETSc
 
 from fe2.core.errors import SolverError
 
-__all__ = ["DIRECT_CHOLESKY", "DIRECT_LU", "PatternSolver", "configure", "direct_solver", "factor_matrix",
-           "mat_solve", "unique_prefix"]
+__all__ = ["DIRECT_CHOLESKY", "DIRECT_LU", "SMALL_LU_NNZ", "PatternSolver", "configure", "direct_solver",
+           "factor_matrix", "mat_solve", "rve_solver_options", "unique_prefix"]
 
 #: Direct solver used by default for the RVE cell problems (symmetric positive definite
 #: after the periodic condensation) and the macro Newton systems.
@@ -34,6 +34,26 @@ DIRECT_LU: dict[str, Any] = {
     "pc_type": "lu",
     "pc_factor_mat_solver_type": "mumps",
 }
+
+#: Non-symmetric RVE Jacobians with at most this many entries are factorised by PETSc's own
+#: LU, larger ones by MUMPS (benchmarks/factorisers.py: PETSc's LU is fastest for 2D P1 cells
+#: of a few hundred DOFs, MUMPS from about 1,000 DOFs in 2D and 250 in 3D).
+SMALL_LU_NNZ = 8000
+
+
+def rve_solver_options(symmetric: bool, definite: bool, nnz: int, parallel: bool = False) -> dict[str, Any]:
+    """The direct solver of an RVE matrix by measurement (``benchmarks/factorisers.py``):
+    CHOLMOD for symmetric positive definite matrices (twice as fast as MUMPS at every size
+    measured, 2D and 3D), MUMPS's LDL^T for symmetric indefinite ones, and for
+    non-symmetric ones PETSc's own LU up to :data:`SMALL_LU_NNZ` entries, MUMPS beyond.
+    A matrix distributed over several processes (``parallel``) always gets MUMPS. Users
+    override any of it with ``rve.petsc_options``."""
+    if parallel:
+        return dict(DIRECT_CHOLESKY if symmetric else DIRECT_LU)
+    if symmetric:
+        return {**DIRECT_CHOLESKY, "pc_factor_mat_solver_type": "cholmod" if definite else "mumps"}
+    return {**DIRECT_LU, "pc_factor_mat_solver_type": "petsc" if nnz <= SMALL_LU_NNZ else "mumps"}
+
 
 _counter = itertools.count()
 

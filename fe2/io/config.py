@@ -139,7 +139,10 @@ class RVEConfig:
     rtol: float = _f(1e-10, doc="micro Newton tolerance: residual norm relative to the residual the macro "
                                 "gradient alone causes", check=positive)
     max_iterations: int = _f(25, doc="micro Newton iterations before a micro solve fails", check=positive)
-    petsc_options: dict[str, Any] = _f({}, doc="PETSc options of the cell solver (default: MUMPS Cholesky)")
+    petsc_options: dict[str, Any] = _f({}, doc="PETSc options of the cell solvers (default by measurement: "
+                                               "CHOLMOD Cholesky for symmetric positive definite Jacobians, "
+                                               "else PETSc's LU for small and MUMPS for larger ones; the "
+                                               "``reference`` engine's per-point solver: MUMPS)")
     engine: str = _f("batched", doc="micro engine of nonlinear RVEs: ``batched`` (all macro points of a rank "
                                     "iterate together, no assembly per point) or ``reference`` (one point at a "
                                     "time with dolfinx assembly: the slow reference path, for diagnosis)",

@@ -77,8 +77,10 @@ class BatchedEngine:
         #: there the committed start of the reference path is kept.
         self.warm_trial = not any(ph.law.driven for ph in cell.phases)
         self.stats = {"factorisations": 0, "template_solves": 0, "shortcut": 0}
+        definite = cell.symmetric and cell.kinematics == "small"  # J2, elasticity: positive definite
+        options = {**linalg.rve_solver_options(cell.symmetric, definite, op.nnz), **(cell.petsc_options or {})}
         self.solver = linalg.PatternSolver(op.indptr, op.indices, linalg.unique_prefix("fe2_rve_point_"),
-                                           cell.petsc_options, symmetric=cell.symmetric)
+                                           options, symmetric=cell.symmetric)
 
     # --- material ------------------------------------------------------------------------
     def _integrate(self, law, g: np.ndarray, st: np.ndarray, drive_args) -> tuple:

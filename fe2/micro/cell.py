@@ -94,7 +94,8 @@ class CellProblem(PointMaterial):
         ``"finite_strain"`` (the linearised problem about ``F = I``; see
         :class:`fe2.micro.nonlinear.NonlinearCellProblem` for the nonlinear one)
     degree : Lagrange degree of the fluctuation field (1 or 2)
-    petsc_options : overrides of :data:`fe2.core.linalg.DIRECT_CHOLESKY`
+    petsc_options : overrides of the direct solver :func:`fe2.core.linalg.rve_solver_options`
+        chooses (CHOLMOD Cholesky on one process, MUMPS on several)
     source : where the phases came from, used in error messages (e.g. a file name)
 
     Attributes
@@ -157,7 +158,10 @@ class CellProblem(PointMaterial):
 
         # --- matrix, factorisation, sensitivity right-hand sides -------------------
         self.A = self.assemble_matrix()
-        self.ksp = linalg.direct_solver(self.A, linalg.unique_prefix("fe2_rve_"), petsc_options, symmetric=True)
+        # phase tensors are positive definite: CHOLMOD on one process (by measurement), else MUMPS
+        options = {**linalg.rve_solver_options(True, True, self.A.getInfo()["nz_used"], self.comm.size > 1),
+                   **(petsc_options or {})}
+        self.ksp = linalg.direct_solver(self.A, linalg.unique_prefix("fe2_rve_"), options, symmetric=True)
         try:
             self.ksp.setUp()
         except PETSc.Error as err:

@@ -156,10 +156,15 @@ def test_missing_and_unknown_phase_tags_are_reported(circle_rve):
 
 def test_petsc_options_reach_the_factorisation(circle_rve):
     # MUMPS options are read when the factor is created (KSPSetUp), after setFromOptions
-    cp = CellProblem(circle_rve, elastic_phases(2), petsc_options={"mat_mumps_icntl_14": 55})
+    mumps = {"pc_factor_mat_solver_type": "mumps"}
+    cp = CellProblem(circle_rve, elastic_phases(2), petsc_options={**mumps, "mat_mumps_icntl_14": 55})
     from fe2.core.linalg import factor_matrix
 
     assert factor_matrix(cp.ksp).getMumpsIcntl(14) == 55
-    cp2 = CellProblem(circle_rve, elastic_phases(2))
+    cp2 = CellProblem(circle_rve, elastic_phases(2), petsc_options=mumps)
     assert factor_matrix(cp2.ksp).getMumpsIcntl(14) != 55  # unique prefixes: no leak
     assert rel(cp.effective_tensor, cp2.effective_tensor) < 1e-12
+    # the default on one process, by measurement (benchmarks/factorisers.py): CHOLMOD
+    cp3 = CellProblem(circle_rve, elastic_phases(2))
+    assert cp3.ksp.getPC().getFactorSolverType() == "cholmod"
+    assert rel(cp3.effective_tensor, cp2.effective_tensor) < 1e-12
