@@ -23,7 +23,6 @@ import machine  # first: pins BLAS/OpenMP threads to one (one core) before numpy
 
 import argparse
 import datetime
-import json
 import sys
 import tempfile
 import time
@@ -118,19 +117,15 @@ def main(argv=None) -> int:
     if MPI.COMM_WORLD.size != 1:
         print("factorisers.py measures one core: run it serially, not under mpirun", file=sys.stderr)
         return 2
-    t_start = time.perf_counter()
     out = {"benchmark": "factorisers", "machine": machine.machine_info(),
            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
            "config": {"quick": args.quick, "repeat": repeat,
                       "rve": "circle/sphere inclusion r = 0.3, P1, condensed periodic Jacobian of the batched engine",
                       "symmetric": "elastic tangents (matrix E 1 nu 0.3, inclusion E 10 nu 0.2): Cholesky",
                       "non_symmetric": "the same plus 0.05 a x b per micro point (random a, b): LU"},
-           "cases": [], "fastest": {}, "complete": False}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-
-    def write() -> None:
-        out["wall_seconds"] = time.perf_counter() - t_start
-        args.output.write_text(json.dumps(out, indent=2) + "\n")
+           "cases": [], "fastest": {}}
+    record = machine.Record(args.output, out)
+    write = record.write
 
     with tempfile.TemporaryDirectory(prefix="fe2-factorisers-") as tmp:
         for dim, h in (QUICK_CASES if args.quick else FULL_CASES):
@@ -158,9 +153,7 @@ def main(argv=None) -> int:
                       + f"  -> {best['solver']}", flush=True)
             out["cases"].append(case)
             write()
-    out["complete"] = True
-    write()
-    print(f"wrote {args.output} ({out['wall_seconds']:.0f} s)")
+    record.finish()
     return 0
 
 

@@ -92,3 +92,27 @@ class PetscClock:
     @staticmethod
     def delta(before, after) -> dict[str, dict[str, float]]:
         return {k: {"time": after[k][0] - before[k][0], "count": after[k][1] - before[k][1]} for k in before}
+
+
+class Record:
+    """A benchmark's JSON result, rewritten after every finished case so that a killed run
+    leaves what it measured: ``record.data`` is the dict; :meth:`write` stamps
+    ``wall_seconds``; :meth:`finish` sets ``complete`` and says where it went."""
+
+    def __init__(self, path: Path, data: dict) -> None:
+        import time
+
+        self.path, self.data, self._clock, self._t0 = Path(path), data, time.perf_counter, time.perf_counter()
+        self.data.setdefault("complete", False)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self) -> None:
+        import json
+
+        self.data["wall_seconds"] = self._clock() - self._t0
+        self.path.write_text(json.dumps(self.data, indent=2) + "\n")
+
+    def finish(self) -> None:
+        self.data["complete"] = True
+        self.write()
+        print(f"wrote {self.path} ({self.data['wall_seconds']:.0f} s)")

@@ -32,7 +32,6 @@ import machine  # first: pins BLAS/OpenMP threads to one (one core) before numpy
 
 import argparse
 import datetime
-import json
 import sys
 import tempfile
 import time
@@ -139,19 +138,15 @@ def main(argv=None) -> int:
     PETSc.Log.begin()
     clock = machine.PetscClock(EVENTS)
     cases = QUICK_CASES if args.quick else FULL_CASES
-    t_start = time.perf_counter()
     out = {"benchmark": "micro_engine", "machine": machine.machine_info(),
            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
            "config": {"quick": args.quick, "batch": args.batch, "engine": args.engine, "seed": args.seed,
                       "levels_over_yield": LEVELS, "rve": "circle/sphere inclusion r = 0.3, P1; J2 matrix "
                       "(E 1, nu 0.3, sigma_y 0.01, H_iso 0.1, Q 0.002, b 50), elastic inclusion (E 10, nu 0.2)",
                       "petsc_share": "(PCSetUp + MatSolve + MatMatSolve) / wall time of the batch evaluation"},
-           "cases": [], "complete": False}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-
-    def write() -> None:
-        out["wall_seconds"] = time.perf_counter() - t_start
-        args.output.write_text(json.dumps(out, indent=2) + "\n")
+           "cases": []}
+    record = machine.Record(args.output, out)
+    write = record.write
 
     with tempfile.TemporaryDirectory(prefix="fe2-micro-engine-") as tmp:
         engines = ("reference", "batched") if args.engine == "both" else (args.engine,)
@@ -166,9 +161,7 @@ def main(argv=None) -> int:
                       f"{100 * last['petsc_factorisation_and_solve_share']:5.1f} %, "
                       f"{last['factorisations_per_evaluation']:.1f} factorisations, "
                       f"{res['state_bytes_per_point']:.0f} bytes of state per point", flush=True)
-    out["complete"] = True
-    write()
-    print(f"wrote {args.output} ({out['wall_seconds']:.0f} s)")
+    record.finish()
     return 0
 
 

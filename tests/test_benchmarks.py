@@ -101,3 +101,18 @@ def test_micro_engine_quick_writes_consistent_json(tmp_path):
     for ref, new in zip(data["cases"][::2], data["cases"][1::2]):
         for a, b in zip(ref["levels"], new["levels"]):
             assert b["stress_norm"] == pytest.approx(a["stress_norm"], rel=1e-10)
+
+
+def test_factorisers_quick_writes_consistent_json(tmp_path):
+    data = run_quick("factorisers.py", tmp_path / "f.json")
+    assert data["complete"] and [c["dim"] for c in data["cases"]] == [2, 3]
+    for case in data["cases"]:
+        for kind, solvers in (("symmetric", ["cholmod", "mumps", "petsc"]),
+                              ("non_symmetric", ["umfpack", "klu", "superlu", "mumps", "petsc"])):
+            runs = case[kind]
+            assert [r["solver"] for r in runs] == solvers and not any("error" in r for r in runs)
+            # every factoriser solves the same system: the same solution to round-off
+            assert max(r["relative_difference"] for r in runs) < 1e-10
+            assert all(r["per_point_s"] == r["numeric_factorisation_s"] + r["block_solve_s"] for r in runs)
+            assert case[f"fastest_{kind}"] == min(runs, key=lambda r: r["per_point_s"])["solver"]
+        assert 0 < case["free_dofs"] < case["dofs"] and case["nnz"] > case["free_dofs"]
