@@ -13,7 +13,9 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BL
 for _v in THREAD_VARS:  # one core per process (MPI ranks are the parallelism)
     os.environ.setdefault(_v, "1")
 
+import json  # noqa: E402
 import platform  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,16 +102,12 @@ class Record:
     ``wall_seconds``; :meth:`finish` sets ``complete`` and says where it went."""
 
     def __init__(self, path: Path, data: dict) -> None:
-        import time
-
-        self.path, self.data, self._clock, self._t0 = Path(path), data, time.perf_counter, time.perf_counter()
+        self.path, self.data, self._t0 = Path(path), data, time.perf_counter()
         self.data.setdefault("complete", False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self) -> None:
-        import json
-
-        self.data["wall_seconds"] = self._clock() - self._t0
+        self.data["wall_seconds"] = time.perf_counter() - self._t0
         self.path.write_text(json.dumps(self.data, indent=2) + "\n")
 
     def finish(self) -> None:
