@@ -91,6 +91,8 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
     mm = factory.macro_mesh(cfg.macro.mesh, cfg.base_dir, comm)
     dirichlet, traction = loads.from_config(cfg.macro.dirichlet, cfg.macro.traction, mm, cfg.source)
     material, material_note = choose_material(cfg, rve, comm)
+    if material is rve and cfg.parallel.balance and hasattr(rve, "balance_over"):
+        rve.balance_over(comm)
     length = nonlocal_length(cfg, rve)
     problem = MacroProblem(mm, material, degree=cfg.macro.degree,
                            quadrature_degree=cfg.macro.quadrature_degree, dirichlet=dirichlet,
@@ -144,11 +146,15 @@ def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Calla
     return row
 
 
-def _statistics(material: PointMaterial, comm: MPI.Comm) -> dict[str, int]:
-    """The material's work counters summed over the ranks (collective)."""
+def _statistics(material: PointMaterial, comm: MPI.Comm) -> dict[str, Any]:
+    """The material's work counters summed over the ranks, and the micro ``seconds`` of
+    each rank as ``seconds_per_rank`` (collective)."""
     mine = material.statistics()
     keys = sorted(set().union(*comm.allgather(set(mine))))
-    return {k: int(comm.allreduce(int(mine.get(k, 0)), op=MPI.SUM)) for k in keys}
+    out: dict[str, Any] = {k: comm.allreduce(mine.get(k, 0), op=MPI.SUM) for k in keys}
+    if "seconds" in out:
+        out["seconds_per_rank"] = comm.allgather(float(mine.get("seconds", 0.0)))
+    return out
 
 
 def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbose: bool = True) -> RunResult:

@@ -12,10 +12,11 @@ from helpers import ROOT, serial_env
 pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns a serial process; serial run only")
 
 
-def run_quick(script: str, out) -> dict:
-    """Run ``benchmarks/<script> --quick`` in a serial process; its JSON output."""
+def run_quick(script: str, out, **env: str) -> dict:
+    """Run ``benchmarks/<script> --quick`` in a serial process (extra environment ``env``);
+    its JSON output."""
     p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--output", str(out)],
-                       capture_output=True, text=True, env=serial_env(), timeout=600)
+                       capture_output=True, text=True, env=serial_env(**env), timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     return json.loads(out.read_text())
 
@@ -116,3 +117,19 @@ def test_factorisers_quick_writes_consistent_json(tmp_path):
             assert all(r["per_point_s"] == r["numeric_factorisation_s"] + r["block_solve_s"] for r in runs)
             assert case[f"fastest_{kind}"] == min(runs, key=lambda r: r["per_point_s"])["solver"]
         assert 0 < case["free_dofs"] < case["dofs"] and case["nnz"] > case["free_dofs"]
+
+
+def test_load_balance_quick_writes_consistent_json(tmp_path):
+    # spawns mpirun -n 2 itself: the same case on 1 rank, 2 ranks unbalanced, 2 balanced,
+    # and two serial runs at once
+    data = run_quick("load_balance.py", tmp_path / "lb.json", OMPI_ALLOW_RUN_AS_ROOT="1",
+                     OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    runs = data["runs"]
+    assert data["complete"] and list(runs) == ["serial", "unbalanced", "balanced", "serial_pair"]
+    assert [len(r["rve_seconds_per_rank"]) for r in runs.values()] == [1, 2, 2, 1]
+    assert runs["serial_pair"]["reaction_right_x"] == runs["serial"]["reaction_right_x"]
+    assert runs["unbalanced"]["moved"] == 0 < runs["balanced"]["moved"]
+    assert len({r["rve_evaluations"] for r in runs.values()}) == 1
+    for name in ("unbalanced", "balanced"):  # the same answer wherever the RVEs were solved
+        assert runs[name]["reaction_difference"] < 1e-10
+        assert runs[name]["efficiency"] > 0 and runs[name]["rve_efficiency"] > 0

@@ -35,7 +35,8 @@ from fe2.materials.registry import LAWS
 from fe2.solvers.pathfollowing import CONTROLS
 
 __all__ = ["CaseConfig", "DEFAULT_CASE", "DirichletConfig", "LoadingConfig", "MacroConfig", "MacroMeshConfig",
-           "OutputConfig", "PhaseConfig", "RVEConfig", "RVEFile", "SolverConfig", "TractionConfig", "default_case",
+           "OutputConfig", "ParallelConfig", "PhaseConfig", "RVEConfig", "RVEFile", "SolverConfig", "TractionConfig",
+           "default_case",
            "example_case", "example_names", "example_text", "load_case", "load_rve", "parse_case", "parse_rve",
            "reference_markdown"]
 
@@ -167,10 +168,13 @@ class MacroMeshConfig:
                                           "width / h)", check=positive)
     cells_y: int | None = _f(None, doc="rectangle, bar: cells along y (default: n for rectangle, 1 for bar)",
                              check=positive)
-    imperfection: float = _f(0.1, doc="bar: relative height reduction at mid-length",
+    imperfection: float = _f(0.1, doc="bar: relative height reduction at ``imperfection_at``",
                              check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)")
-    imperfection_width: float | None = _f(None, doc="bar: length scale w of the reduction exp(-((x - L/2)/w)^2) "
-                                                    "(default: height)", check=positive)
+    imperfection_width: float | None = _f(None, doc="bar: length scale w of the reduction "
+                                                    "exp(-((x - x_c)/w)^2) (default: height)", check=positive)
+    imperfection_at: float = _f(0.5, doc="bar: where the height is reduced, x_c / length (0.5: mid-length; "
+                                         "near 0 or 1: a strip notched near one end)",
+                                check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,16 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class ParallelConfig:
+    """``[parallel]``: how the MPI ranks share the work."""
+
+    balance: bool = _f(True, doc="move RVE evaluations between ranks so that every rank gets a similar measured "
+                                 "micro cost (the rank owning a plastic or damaged zone would otherwise do most "
+                                 "of the work); results are the same either way. Batched engine only; no effect "
+                                 "on one rank")
+
+
+@dataclass(frozen=True)
 class CaseConfig:
     """A two-scale case (``fe2 run``)."""
 
@@ -270,6 +284,7 @@ class CaseConfig:
     loading: LoadingConfig = _f(LoadingConfig(), doc="``[loading]``")
     solver: SolverConfig = _f(SolverConfig(), doc="``[solver]``")
     output: OutputConfig = _f(OutputConfig(), doc="``[output]``")
+    parallel: ParallelConfig = _f(ParallelConfig(), doc="``[parallel]``")
     source: str = field(default="<memory>", metadata={"internal": True})
     base_dir: str = field(default=".", metadata={"internal": True})
 
@@ -564,6 +579,6 @@ def reference_markdown() -> str:
             table(tp, p)
 
     for cls, p in ((MacroConfig, "[macro]"), (RVEConfig, "[rve]"), (LoadingConfig, "[loading]"),
-                   (SolverConfig, "[solver]"), (OutputConfig, "[output]")):
+                   (SolverConfig, "[solver]"), (OutputConfig, "[output]"), (ParallelConfig, "[parallel]")):
         table(cls, p)
     return "\n".join(lines)

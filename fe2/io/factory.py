@@ -102,5 +102,5 @@ def macro_mesh(cfg: MacroMeshConfig, base_dir: str, comm: MPI.Comm) -> macromesh
         if cfg.generator == "rectangle":
             return macromesh.rectangle(comm, cfg.width, cfg.height, n, cfg.cells_y)
         return macromesh.bar(comm, cfg.width, cfg.height, n, cfg.cells_y or 1, cfg.imperfection,
-                             cfg.imperfection_width)
+                             cfg.imperfection_width, cfg.imperfection_at)
     return macromesh.plate_with_hole(comm, cfg.width, cfg.height, cfg.radius, cfg.h, cfg.h_hole)

@@ -88,21 +88,25 @@ def rectangle(comm, width: float, height: float, n: int, ny: int | None = None) 
 
 
 def bar(comm, length: float, height: float, n: int, ny: int = 1, imperfection: float = 0.1,
-        imperfection_width: float | None = None) -> MacroMesh:
-    """A bar ``[0, length] x [0, h(x)]`` whose height is reduced smoothly at mid-length,
-    ``h(x) = height (1 - imperfection exp(-((x - length/2) / w)^2))`` with ``w`` =
-    ``imperfection_width`` (default ``height``): a specimen that localizes at its centre
-    under tension. Structured ``n x ny`` crossed mesh (the imperfection is geometric and
-    smooth, so every mesh sees the same specimen). Boundaries left, right, bottom, top
-    (collective)."""
+        imperfection_width: float | None = None, imperfection_at: float = 0.5) -> MacroMesh:
+    """A bar ``[0, length] x [0, h(x)]`` whose height is reduced smoothly about
+    ``x_c = imperfection_at * length`` (default mid-length),
+    ``h(x) = height (1 - imperfection exp(-((x - x_c) / w)^2))`` with ``w`` =
+    ``imperfection_width`` (default ``height``): a specimen that localizes there under
+    tension (off-centre: a notched strip whose plastic zone lies at one end). Structured
+    ``n x ny`` crossed mesh (the imperfection is geometric and smooth, so every mesh sees
+    the same specimen). Boundaries left, right, bottom, top (collective)."""
     if not 0.0 <= imperfection < 1.0:
         raise ValueError(f"imperfection must be in [0, 1), got {imperfection}")
+    if not 0.0 <= imperfection_at <= 1.0:
+        raise ValueError(f"imperfection_at must be in [0, 1], got {imperfection_at}")
     w = height if imperfection_width is None else imperfection_width
     mm = rectangle(comm, length, height, n, ny)
     x = mm.mesh.geometry.x
-    x[:, 1] *= 1.0 - imperfection * np.exp(-(((x[:, 0] - 0.5 * length) / w) ** 2))
+    x[:, 1] *= 1.0 - imperfection * np.exp(-(((x[:, 0] - imperfection_at * length) / w) ** 2))
+    where = "centre" if imperfection_at == 0.5 else f"x = {imperfection_at * length:g}"
     return MacroMesh(mm.mesh, mm.facet_tags, mm.boundaries,
-                     f"bar {length} x {height} (centre height -{100 * imperfection:g} %), {n} x {ny} crossed")
+                     f"bar {length} x {height} (height -{100 * imperfection:g} % at {where}), {n} x {ny} crossed")
 
 
 def plate_with_hole(comm, width: float = 1.0, height: float = 1.0, radius: float = 0.3, h: float = 0.1,

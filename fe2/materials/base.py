@@ -168,9 +168,9 @@ class PointMaterial:
         ``dissipation`` is the dissipated energy per unit volume."""
         return {}
 
-    def statistics(self) -> dict[str, int]:
-        """Counters of the work done so far (e.g. micro solves, factorisations), summed over
-        the evaluations of this process; empty if the material keeps none."""
+    def statistics(self) -> dict[str, float]:
+        """Counters of the work done so far on this process (e.g. micro solves,
+        factorisations; ``seconds`` of micro work); empty if the material keeps none."""
         return {}
 
     def commit(self) -> None:

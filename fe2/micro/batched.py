@@ -22,11 +22,18 @@ points at once, without any finite-element assembly:
   factorisations, exactly as on the reference path.
 
 Points that converge drop out of the batch; a point that fails is reported as the
-reference path would (the first failing point in index order raises).
+reference path would (the first failing point in index order raises), or, for
+:class:`fe2.micro.balance.LoadBalancer`, listed with the others' answers intact.
+
+Every evaluation also estimates what each point cost (:attr:`BatchedEngine.cost`, in
+seconds): its own factorisations and solves, its template solves and its share of the
+vectorised material calls, each priced at this evaluation's measured average. This is the
+measured cost by which the balancer distributes points over ranks.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -77,6 +84,10 @@ class BatchedEngine:
         #: there the committed start of the reference path is kept.
         self.warm_trial = not any(ph.law.driven for ph in cell.phases)
         self.stats = {"factorisations": 0, "template_solves": 0, "shortcut": 0}
+        #: estimated seconds each point of the last :meth:`evaluate` took (module docstring)
+        self.cost = np.zeros(0)
+        #: seconds spent in :meth:`evaluate` so far
+        self.seconds = 0.0
         definite = cell.symmetric and cell.kinematics == "small"  # J2, elasticity: positive definite
         options = {**linalg.rve_solver_options(cell.symmetric, definite, op.nnz), **(cell.petsc_options or {})}
         self.solver = linalg.PatternSolver(op.indptr, op.indices, linalg.unique_prefix("fe2_rve_point_"),
@@ -163,7 +174,9 @@ class BatchedEngine:
         m, _, k = rhs.shape
         full = np.zeros((c.nloc, m * k))
         full[op.free] = rhs.transpose(1, 0, 2).reshape(op.nfree, m * k)
+        t0 = time.perf_counter()
         X = c.solve_reduced(full)[op.free]
+        self._time[1] += time.perf_counter() - t0
         self.stats["template_solves"] += m
         return X.reshape(op.nfree, m, k).transpose(1, 0, 2)
 
@@ -177,9 +190,11 @@ class BatchedEngine:
         out = np.zeros_like(rhs)
         if elastic.any():
             out[elastic] = self._template_solve(rhs[elastic])
+            self._work[ids[elastic], 1] += 1
         own = np.flatnonzero(~elastic)
         if own.size:
             values = self.op.jacobian_values(tang[own])
+            t0 = time.perf_counter()
             for j, i in enumerate(own):
                 try:
                     self.solver.factor(values[j])
@@ -187,42 +202,67 @@ class BatchedEngine:
                 except SolverError as err:
                     failed.setdefault(int(ids[i]), str(err))
                 self.stats["factorisations"] += 1
+            self._time[0] += time.perf_counter() - t0
+            self._work[ids[own], 0] += 1
         return out
 
     # --- the batched Newton ---------------------------------------------------------------------
-    def evaluate(self, E: np.ndarray, W0: np.ndarray, states: list[np.ndarray], e_nl: np.ndarray | None
-                 ) -> tuple[np.ndarray, ...]:
+    def evaluate(self, E: np.ndarray, W0: np.ndarray, states: list[np.ndarray], e_nl: np.ndarray | None,
+                 failures: dict[int, str] | None = None) -> tuple[np.ndarray, ...]:
         """Fluxes, tangents, converged fluctuations ``(N, nloc)``, trial states per phase and
         (with ``e_nl``) the nonlocal sensitivities of points with macro gradients ``E``
-        ``(N, n)``, committed fluctuations ``W0`` and committed ``states``. Raises
+        ``(N, n)``, starting fluctuations ``W0`` and committed ``states``. Raises
         :class:`~fe2.core.errors.SolverError` for the first point (in index order) that fails,
-        with ``point`` set."""
+        with ``point`` set; or, given a dict ``failures``, records every failed point there
+        (index: reason) and returns the answers of the others (a failed point's are
+        meaningless). Sets :attr:`cost`."""
+        t_start = time.perf_counter()
         N, n = E.shape
         c = self.cell
+        self._work = np.zeros((N, 3))  # per point: own factorisations, template solves, material calls
+        self._time = [0.0, 0.0]  # seconds in own factorisations + solves, in template solves
+        failed: dict[int, str] = {}
         sigma, tangent = np.empty((N, n)), np.empty((N, n, n))
         W = np.zeros((N, c.nloc))
         trial = [np.empty_like(s) for s in states]
         nl = (np.empty((N, n)), np.empty(N), np.empty((N, n)), np.empty(N)) if e_nl is not None else None
         for a in range(0, N, self.chunk):
             b = min(N, a + self.chunk)
-            out = self._chunk(E[a:b], W0[a:b], [s[a:b] for s in states], None if e_nl is None else e_nl[a:b], a)
+            out = self._chunk(E[a:b], W0[a:b], [s[a:b] for s in states], None if e_nl is None else e_nl[a:b], a,
+                              failed)
             sigma[a:b], tangent[a:b], W[a:b] = out[0], out[1], out[2]
             for t, s in zip(trial, out[3]):
                 t[a:b] = s
             if nl is not None:
                 for arr, val in zip(nl, out[4]):
                     arr[a:b] = val
+        total = time.perf_counter() - t_start
+        self.seconds += total
+        work = self._work
+        per = np.zeros(3)
+        counts = work.sum(axis=0)
+        spent = np.array([self._time[0], self._time[1], max(total - self._time[0] - self._time[1], 0.0)])
+        np.divide(spent, counts, out=per, where=counts > 0)
+        self.cost = work @ per
+        if failures is not None:
+            failures.update(failed)
+        elif failed:
+            first = min(failed)
+            err = SolverError(f"RVE at macro point {first}: {failed[first]}")
+            err.point = first
+            raise err
         return sigma, tangent, W, trial, nl
 
-    def _chunk(self, E, W0, states, drive, offset):
+    def _chunk(self, E, W0, states, drive, offset, failed):
+        """:meth:`evaluate` of points ``offset..offset+m-1``; failures go into ``failed``."""
         c, op = self.cell, self.op
         m, n = E.shape
         rtol, max_it, max_cuts = c.rtol, c.max_iterations, c.MAX_CUTS
         ids = np.arange(m) + offset
-        failed: dict[int, str] = {}
         x = np.array(W0[:, op.free], dtype=float)
         r_ref = np.linalg.norm((E - c.reference) @ c.B.T, axis=1)
         cur = self._material(E, x, states, drive)
+        self._work[ids, 2] += 1
         for i in np.flatnonzero(~cur.ok):
             failed[int(ids[i])] = "the micro material failed at the start of the solve (warm start)"
         tol = rtol * np.maximum(r_ref, cur.rforces)
@@ -284,6 +324,7 @@ class BatchedEngine:
                 pts = upd[pending]
                 xt = base[pending] + alpha[pending, None] * dx[pending]
                 ev = self._material(E[pts], xt, [s[pts] for s in states], None if drive is None else drive[pts])
+                self._work[ids[pts], 2] += 1
                 rn = np.where(ev.ok, ev.rnorm, np.inf)
                 acc = np.isfinite(rn) & ((rn < r_old[pending]) | (r_old[pending] <= 1e3 * tol_old[pending]))
                 self._store(cur, ev, pts[acc], np.flatnonzero(acc))
@@ -302,12 +343,7 @@ class BatchedEngine:
                 pending = rej
             check = np.zeros(m, dtype=bool)
             check[upd] = True
-        if failed:
-            first = min(failed)
-            err = SolverError(f"RVE at macro point {first}: {failed[first]}")
-            err.point = first
-            raise err
-        return self._answer(E, x, cur, it, drive, ids, factored)
+        return self._answer(E, x, cur, it, drive, ids, factored, failed)
 
     @staticmethod
     def _store(cur: _Evaluation, ev: _Evaluation, dst: np.ndarray, src: np.ndarray) -> None:
@@ -319,9 +355,11 @@ class BatchedEngine:
         if hasattr(ev, "dsd"):
             cur.dsd[dst], cur.deq[dst], cur.e_local[dst] = ev.dsd[src], ev.deq[src], ev.e_local[src]
 
-    def _answer(self, E, x, cur, it, drive, ids, factored):
+    def _answer(self, E, x, cur, it, drive, ids, factored, failed):
         """Fluxes, consistent tangents (sensitivities with the converged Jacobian) and the
-        states of the converged points, as :meth:`NonlinearCellProblem.solve_point`."""
+        states of the converged points, as :meth:`NonlinearCellProblem.solve_point`
+        (points already in ``failed`` get meaningless answers at the cost of a template
+        solve; a failed factorisation is added to ``failed``)."""
         c, op = self.cell, self.op
         m, n = E.shape
         V, w = c.volume, op.weights
@@ -331,9 +369,9 @@ class BatchedEngine:
         Lt = -Bt if c.symmetric else op.condensed(cur.tang.transpose(0, 1, 3, 2))
         c.stats["solves"] += m
         c.stats["newton_iterations"] += int(it.sum())
-        failed: dict[int, str] = {}
-        elastic = cur.elastic
-        self.stats["shortcut"] += int((elastic & ~factored).sum())
+        bad = np.isin(ids, list(failed))
+        self.stats["shortcut"] += int((cur.elastic & ~factored & ~bad).sum())
+        elastic = cur.elastic | bad
         if drive is None:
             X = self._solve(cur.tang, elastic, Bt, failed, ids)
             tangent = mean_t + np.einsum("mai,mak->mik", Lt, X) / V
@@ -354,11 +392,6 @@ class BatchedEngine:
             tangent = mean_t + LdW[:, :, :n] - sbar[:, :, None] * (cdW[:, None, :n] + mv[:, None, :])
             dsig_de = LdW[:, :, n] + sbar * (1.0 - cdW[:, n:n + 1])
             nl = (dsig_de, cur.e_local.copy(), mv + cdW[:, :n], cdW[:, n].copy())
-        if failed:
-            first = min(failed)
-            err = SolverError(f"RVE at macro point {first}: {failed[first]}")
-            err.point = first
-            raise err
         # the micro fields of the last point (NonlinearCellProblem.micro_fields)
         c._grads, c._flux, c._tang = op.gradients(E[-1:], x[-1:])[0], cur.flux[-1].copy(), cur.tang[-1].copy()
         return sigma, tangent, op.to_full(x)[:, : c.nloc], cur.trial, nl

@@ -32,6 +32,7 @@ import dolfinx_mpc
 import numpy as np
 import ufl
 from dolfinx import fem
+from mpi4py import MPI
 from petsc4py import PETSc
 
 from fe2.core import linalg
@@ -41,6 +42,7 @@ from fe2.core.kinematics import measure
 from fe2.core.quadrature import QuadraturePoints, default_degree
 from fe2.materials.base import NonlocalResponse
 from fe2.materials.state import StateBank
+from fe2.micro.balance import LoadBalancer
 from fe2.micro.batched import BatchedEngine
 from fe2.micro.cell import CellProblem, Phase
 from fe2.solvers.newton import newton
@@ -247,6 +249,8 @@ class NonlinearCellProblem(CellProblem):
         #: ``"reference"`` (:meth:`solve_point` point by point)
         self.engine = engine if self.comm.size == 1 else "reference"
         self._batched: BatchedEngine | None = None
+        #: spreads the batched engine's points over the macro ranks (:meth:`balance_over`)
+        self.balancer: LoadBalancer | None = None
         self._state_keys = [f"state_{ph.name}" for ph in self.phases]
         self.bank = StateBank()
         self.resize(0)
@@ -270,14 +274,27 @@ class NonlinearCellProblem(CellProblem):
         self.bank.set_state(state)
         self.num_points = self.bank.committed["w"].shape[0]
 
-    def statistics(self) -> dict[str, int]:
-        """Micro work so far: ``solves`` (point evaluations), ``newton_iterations``, ``cuts``
-        and, with the batched engine, ``factorisations`` (numeric, of a point's own
-        Jacobian), ``template_solves`` (solves with the elastic cell's factorisation instead)
-        and ``shortcut`` (evaluations that needed no factorisation of their own)."""
-        out = dict(self.stats)
+    def balance_over(self, comm: MPI.Comm) -> None:
+        """Let the batched engine spread the evaluations of the points of all ranks of
+        ``comm`` (the macro communicator) by measured cost
+        (:class:`~fe2.micro.balance.LoadBalancer`); every later :meth:`evaluate` is then
+        collective on ``comm``. No effect on one rank or with the reference engine."""
+        if comm.size > 1 and self.engine == "batched":
+            self.balancer = LoadBalancer(comm)
+
+    def statistics(self) -> dict[str, float]:
+        """Micro work done on this rank so far: ``solves`` (point evaluations),
+        ``newton_iterations``, ``cuts`` and, with the batched engine, ``factorisations``
+        (numeric, of a point's own Jacobian), ``template_solves`` (solves with the elastic
+        cell's factorisation instead), ``shortcut`` (evaluations that needed no
+        factorisation of their own), ``seconds`` (in the engine) and, when balanced,
+        ``moved`` (evaluations of other ranks' points done here)."""
+        out: dict[str, float] = dict(self.stats)
         if self._batched is not None:
             out.update(self._batched.stats)
+            out["seconds"] = self._batched.seconds
+        if self.balancer is not None:
+            out["moved"] = self.balancer.stats["moved"]
         return out
 
     def set_time_increment(self, dt: float) -> None:
@@ -474,9 +491,12 @@ class NonlinearCellProblem(CellProblem):
         if self.engine == "batched":
             if self._batched is None:
                 self._batched = BatchedEngine(self)
-            sigma, tangent, W, states, nl = self._batched.evaluate(
-                E, (trial if self._batched.warm_trial else committed)["w"].copy(),
-                [committed[key] for key in self._state_keys], e_nl)
+            args = (E, (trial if self._batched.warm_trial else committed)["w"].copy(),
+                    [committed[key] for key in self._state_keys], e_nl)
+            if self.balancer is not None:
+                sigma, tangent, W, states, nl = self.balancer.evaluate(self._batched, *args)
+            else:
+                sigma, tangent, W, states, nl = self._batched.evaluate(*args)
             trial["w"][:] = W
             for key, s_k in zip(self._state_keys, states):
                 trial[key][:] = s_k
@@ -505,7 +525,8 @@ class NonlinearCellProblem(CellProblem):
     def micro_fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Gradient, flux and tangent at the micro points of the last macro point of the
         last :meth:`evaluate`, at its converged fluctuation: ``(P, n)``, ``(P, n)``,
-        ``(P, n, n)``; :attr:`micro_weights` ``(P,)`` integrates them."""
+        ``(P, n, n)``; :attr:`micro_weights` ``(P,)`` integrates them. (With a
+        :attr:`balancer`, the last point this rank evaluated, which may be another rank's.)"""
         return self._grads, self._flux, self._tang
 
     def destroy(self) -> None:
