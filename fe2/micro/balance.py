@@ -46,20 +46,44 @@ def assign(costs: Sequence[np.ndarray], tolerance: float = 0.02) -> list[np.ndar
     (so that giving it away brings them closer to the mean); the given points, most
     expensive first, go to the least loaded rank at that moment (ties: lowest rank)."""
     size = len(costs)
-    loads = np.array([float(np.sum(c)) for c in costs])
-    dest = [np.full(len(c), r, dtype=np.int64) for r, c in enumerate(costs)]
-    if size < 2 or loads.sum() <= 0.0:
-        return dest
+    counts = np.array([len(c) for c in costs], dtype=np.int64)
+    flat = np.concatenate([np.asarray(c, dtype=float) for c in costs]) if size else np.zeros(0)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    dest = np.repeat(np.arange(size, dtype=np.int64), counts)  # every point at home
+    loads = np.bincount(dest, weights=flat, minlength=size)
+    if size >= 2 and loads.sum() > 0.0:
+        mean = loads.sum() / size
+        pool: list[tuple[float, int, int]] = []  # (cost, home rank, flat index)
+        for r in np.flatnonzero(loads > mean * (1.0 + tolerance)).tolist():
+            c = flat[starts[r]:starts[r + 1]]
+            order = np.argsort(-c, kind="stable")
+            load = float(loads[r])
+            for ci, i in zip(c[order].tolist(), (order + starts[r]).tolist()):  # sequential
+                if 0.0 < ci < 2.0 * (load - mean):
+                    load -= ci
+                    pool.append((ci, r, i))
+            loads[r] = load
+        pool.sort(key=lambda t: (-t[0], t[1], t[2]))
+        heap = [(load, r) for r, load in enumerate(loads.tolist())]
+        heapq.heapify(heap)
+        for cost, _, i in pool:
+            load, d = heapq.heappop(heap)
+            dest[i] = d
+            heapq.heappush(heap, (load + cost, d))
+    return np.split(dest, starts[1:-1])
     mean = loads.sum() / size
     pool: list[tuple[float, int, int]] = []  # (cost, home rank, index)
-    for r in np.flatnonzero(loads > mean * (1.0 + tolerance)):
+    for r in np.flatnonzero(loads > mean * (1.0 + tolerance)).tolist():
         c = np.asarray(costs[r], dtype=float)
-        for i in np.argsort(-c, kind="stable"):
-            if c[i] > 0.0 and c[i] < 2.0 * (loads[r] - mean):
-                loads[r] -= c[i]
-                pool.append((float(c[i]), int(r), int(i)))
+        order = np.argsort(-c, kind="stable")
+        load = float(loads[r])
+        for ci, i in zip(c[order].tolist(), order.tolist()):  # plain floats: the loop is sequential
+            if 0.0 < ci < 2.0 * (load - mean):
+                load -= ci
+                pool.append((ci, r, i))
+        loads[r] = load
     pool.sort(key=lambda t: (-t[0], t[1], t[2]))
-    heap = [(float(load), r) for r, load in enumerate(loads)]
+    heap = [(load, r) for r, load in enumerate(loads.tolist())]
     heapq.heapify(heap)
     for cost, r, i in pool:
         load, d = heapq.heappop(heap)
