@@ -18,13 +18,16 @@ import inspect
 import json
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXIT_INPUT", "EXIT_SOLVER", "build_parser", "homogenize_report", "main"]
+__all__ = ["EXIT_BUG", "EXIT_INPUT", "EXIT_SOLVER", "build_parser", "homogenize_report", "main"]
 
 EXIT_INPUT = 2
 EXIT_SOLVER = 3
+#: an internal error (a bug) on one of several MPI ranks: every rank is ended with it
+EXIT_BUG = 4
 
 
 def _add_mesh_parsers(sub: argparse._SubParsersAction) -> None:
@@ -221,5 +224,16 @@ def main(argv: list[str] | None = None) -> int:
             prefix = f"[rank {comm.rank}] " if comm.size > 1 and not deterministic else ""
             print(f"fe2: error: {prefix}{err}", file=sys.stderr, flush=True)
         return EXIT_SOLVER if isinstance(err, SolverError) else EXIT_INPUT
+    except Exception:
+        # a bug: on several ranks the others would wait forever in their next collective
+        # call, so print the traceback and end every rank
+        from mpi4py import MPI
+
+        if MPI.COMM_WORLD.size == 1:
+            raise
+        print(f"fe2: internal error on rank {MPI.COMM_WORLD.rank}; ending all ranks", file=sys.stderr)
+        traceback.print_exc()
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(EXIT_BUG)
     parser.error(f"unknown command {args.command}")
     return EXIT_INPUT

@@ -222,3 +222,28 @@ def test_nonlinear_examples_first_step(tmp_path, name):
     assert step["load_factor"] == 0.2 and step["newton_iterations"] <= 6
     assert step["reaction_right_x"] > 0
     assert step["reaction_left_x"] == pytest.approx(-step["reaction_right_x"], rel=1e-9)  # equilibrium
+
+
+BUG_ON_RANK_1 = """
+import sys
+from fe2 import twoscale
+from fe2.cli import main
+
+def run(cfg, comm, **kw):
+    if comm.rank == 1:
+        raise RuntimeError("injected bug on rank 1")
+    comm.barrier()  # rank 0 waits here for a rank that will never come
+
+twoscale.run = run
+sys.exit(main(["run", "--example", "plastic_plate", "-q"]))
+"""
+
+
+@pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns mpirun itself; serial run only")
+def test_a_bug_on_one_rank_ends_every_rank(tmp_path):
+    env = serial_env(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", PYTHONPATH=str(ROOT))
+    p = subprocess.run(["mpirun", "-n", "2", sys.executable, "-c", BUG_ON_RANK_1], capture_output=True, text=True,
+                       env=env, timeout=120, cwd=tmp_path)
+    assert p.returncode != 0
+    assert "fe2: internal error on rank 1; ending all ranks" in p.stderr
+    assert "RuntimeError: injected bug on rank 1" in p.stderr
