@@ -71,25 +71,6 @@ def assign(costs: Sequence[np.ndarray], tolerance: float = 0.02) -> list[np.ndar
             dest[i] = d
             heapq.heappush(heap, (load + cost, d))
     return np.split(dest, starts[1:-1])
-    mean = loads.sum() / size
-    pool: list[tuple[float, int, int]] = []  # (cost, home rank, index)
-    for r in np.flatnonzero(loads > mean * (1.0 + tolerance)).tolist():
-        c = np.asarray(costs[r], dtype=float)
-        order = np.argsort(-c, kind="stable")
-        load = float(loads[r])
-        for ci, i in zip(c[order].tolist(), order.tolist()):  # plain floats: the loop is sequential
-            if 0.0 < ci < 2.0 * (load - mean):
-                load -= ci
-                pool.append((ci, r, i))
-        loads[r] = load
-    pool.sort(key=lambda t: (-t[0], t[1], t[2]))
-    heap = [(load, r) for r, load in enumerate(loads.tolist())]
-    heapq.heapify(heap)
-    for cost, r, i in pool:
-        load, d = heapq.heappop(heap)
-        dest[r][i] = d
-        heapq.heappush(heap, (load + cost, d))
-    return dest
 
 
 def _take(items, sel):
