@@ -4,7 +4,7 @@ The command line prints ``fe2: error: <message>`` for these and exits non-zero, 
 traceback. Anything else is a bug and keeps its traceback.
 """
 
-__all__ = ["ConfigError", "Fe2Error", "MeshError", "SolverError", "collective"]
+__all__ = ["ConfigError", "Fe2Error", "MeshError", "SolverError", "collective", "point_failure"]
 
 
 class Fe2Error(Exception):
@@ -26,6 +26,15 @@ class SolverError(Fe2Error):
     material; the macro problem turns it into the macro cell and quadrature point)."""
 
     point: int | None = None
+
+
+def point_failure(point: int, reason: str) -> SolverError:
+    """The error of the RVE at material point ``point`` (its index among the material's
+    points): message ``RVE at macro point <point>: <reason>``, ``point`` set (the macro
+    problem adds the macro cell and quadrature point)."""
+    err = SolverError(f"RVE at macro point {point}: {reason}")
+    err.point = point
+    return err
 
 
 def collective(comm, fn, *args, **kwargs):

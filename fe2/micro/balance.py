@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 from mpi4py import MPI
 
-from fe2.core.errors import SolverError
+from fe2.core.errors import point_failure
 
 __all__ = ["LoadBalancer", "assign"]
 
@@ -166,8 +166,5 @@ class LoadBalancer:
         if failed:
             first = min(failed)
             msg, worker = failed[first]
-            err = SolverError(f"RVE at macro point {first}: {msg}"
-                              + (f" (evaluated on rank {worker})" if worker != rank else ""))
-            err.point = first
-            raise err
+            raise point_failure(first, msg + (f" (evaluated on rank {worker})" if worker != rank else ""))
         return sigma, tangent, W, trial, nl

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fe2.core import linalg
-from fe2.core.errors import SolverError
+from fe2.core.errors import SolverError, point_failure
 from fe2.micro.cell import virgin_tangent
 from fe2.micro.operators import CellOperators
 
@@ -248,9 +248,7 @@ class BatchedEngine:
             failures.update(failed)
         elif failed:
             first = min(failed)
-            err = SolverError(f"RVE at macro point {first}: {failed[first]}")
-            err.point = first
-            raise err
+            raise point_failure(first, failed[first])
         return sigma, tangent, W, trial, nl
 
     def _chunk(self, E, W0, states, drive, offset, failed):

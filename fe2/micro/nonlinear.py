@@ -37,7 +37,7 @@ from petsc4py import PETSc
 
 from fe2.core import linalg
 from fe2.core import physics as physics_registry
-from fe2.core.errors import SolverError
+from fe2.core.errors import SolverError, point_failure
 from fe2.core.kinematics import measure
 from fe2.core.quadrature import QuadraturePoints, default_degree
 from fe2.materials.base import NonlocalResponse
@@ -509,9 +509,7 @@ class NonlinearCellProblem(CellProblem):
                 sol = self.solve_point(E[i], committed["w"][i], [committed[key][i] for key in self._state_keys],
                                        None if e_nl is None else float(e_nl[i]))
             except SolverError as err:
-                e = SolverError(f"RVE at macro point {i}: {err}")
-                e.point = i
-                raise e from None
+                raise point_failure(i, str(err)) from None
             finally:
                 self._drive = None
             sigma[i], tangent[i] = sol.flux, sol.tangent
