@@ -85,6 +85,7 @@ class CellOperators:
         self.Bt = self.B.T.tocsr()
         self.B_full_t = self.B_full.T.tocsr()
         self._jacobian_scatter(Pm)
+        self._kernels: dict[bool, tuple | None] = {}
 
     # ------------------------------------------------------------------------------------
     def _prolongation(self, cell: CellProblem) -> sp.csr_matrix:
@@ -174,9 +175,77 @@ class CellOperators:
         out = self.Bt @ wf.reshape(N, -1, m).transpose(1, 0, 2).reshape(-1, N * m)
         return out.reshape(self.nfree, N, m).transpose(1, 0, 2)
 
-    def jacobian_values(self, tangent: np.ndarray) -> np.ndarray:
+    def jacobian_values(self, tangent: np.ndarray, symmetric: bool = False) -> np.ndarray:
         """Values ``(N, nnz)`` of the condensed Jacobians ``B^T diag(W T) B`` in the CSR
-        pattern (:attr:`indptr`, :attr:`indices`) for micro tangents ``(N, P, n, n)``."""
+        pattern (:attr:`indptr`, :attr:`indices`) for micro tangents ``(N, P, n, n)``.
+
+        ``symmetric`` says the caller's tangents are symmetric (``T = T^T`` at every micro
+        point); then only their upper triangles are read, and only the upper triangles of
+        the element matrices are formed (about a third of the work and memory).
+
+        The element matrices are ``K_e = A_e t_e`` for all points at once: ``A_e`` (per
+        cell, precomputed at the first call: ``w_q B_e^T . B_e`` for every pair of tangent
+        components) times the cell's tangent components ``t_e`` ``(components, N)``, one
+        matrix product per cell with the points as columns; then ``S`` sums them into the
+        condensed pattern. If the ``A_e`` of all cells would take more than
+        :attr:`KERNEL_BYTES` (large 3D or high-order cells), ``K_e = B_e^T (W T) B_e`` is
+        formed per cell and point instead (:meth:`_jacobian_values_per_cell`, the same
+        numbers to round-off)."""
+        N, P, n, _ = tangent.shape
+        ncell, nq, _, d = self.B_local.shape
+        kernel = self._kernel(symmetric)
+        if kernel is None:
+            return self._jacobian_values_per_cell(tangent)
+        A, tcomp, S = kernel
+        out = np.empty((N, self.nnz))
+        block = max(1, int(self.KERNEL_BYTES // (8 * A.shape[0] * A.shape[1])))  # points per product
+        for a in range(0, N, block):
+            T = tangent[a:a + block].reshape(-1, ncell, nq, n * n)[:, :, :, tcomp]
+            X = np.ascontiguousarray(T.reshape(T.shape[0], ncell, -1).transpose(1, 2, 0))  # (ncell, nq t, m)
+            Ke = np.matmul(A, X)  # (ncell, k, m)
+            out[a:a + block] = (S @ Ke.reshape(-1, X.shape[2])).T
+        return out
+
+    #: memory the per-cell kernels of :meth:`jacobian_values` may take (bytes)
+    KERNEL_BYTES = 32e6
+
+    def _kernel(self, symmetric: bool):
+        """``(A, tangent components, S)`` of :meth:`jacobian_values` (cached), or ``None``
+        if ``A`` would exceed :attr:`KERNEL_BYTES`."""
+        cache = self._kernels
+        if symmetric in cache:
+            return cache[symmetric]
+        ncell, nq, n, d = self.B_local.shape
+        if symmetric:
+            ti, tj = np.triu_indices(n)
+            ka, kb = np.triu_indices(d)
+        else:
+            ti, tj = np.divmod(np.arange(n * n), n)
+            ka, kb = np.divmod(np.arange(d * d), d)
+        if 8.0 * ncell * ka.size * nq * ti.size > self.KERNEL_BYTES:
+            cache[symmetric] = None
+            return None
+        Bl, w = self.B_local, self.weights.reshape(ncell, nq)
+        # K_e[a, b] = sum_q w_q sum_ij B_ia T_ij B_jb; with T symmetric the pair (i, j), i < j,
+        # also carries (j, i)
+        A = Bl[:, :, ti][:, :, :, ka] * Bl[:, :, tj][:, :, :, kb]  # (ncell, nq, t, k)
+        if symmetric:
+            off = ti != tj
+            A[:, :, off] += Bl[:, :, tj[off]][:, :, :, ka] * Bl[:, :, ti[off]][:, :, :, kb]
+        A *= w[:, :, None, None]
+        A = np.ascontiguousarray(A.transpose(0, 3, 1, 2)).reshape(ncell, ka.size, nq * ti.size)
+        S = self.S
+        if symmetric:  # the upper-triangle entry (a, b) of K_e also stands for (b, a)
+            cols = (np.arange(ncell)[:, None] * d * d + np.concatenate([ka * d + kb, (kb * d + ka)[ka != kb]])).ravel()
+            sym = np.concatenate([np.arange(ka.size), np.flatnonzero(ka != kb)])
+            rows = (np.arange(ncell)[:, None] * ka.size + sym).ravel()
+            R = sp.csr_matrix((np.ones(cols.size), (cols, rows)), shape=(ncell * d * d, ncell * ka.size))
+            S = (S @ R).tocsr()
+        cache[symmetric] = (A, ti * n + tj, S)
+        return cache[symmetric]
+
+    def _jacobian_values_per_cell(self, tangent: np.ndarray) -> np.ndarray:
+        """:meth:`jacobian_values` by ``K_e = B_e^T (W T) B_e`` per cell and point."""
         N, _, n, _ = tangent.shape
         ncell, nq, _, d = self.B_local.shape
         WT = (tangent * self.weights[None, :, None, None]).reshape(N, ncell, nq, n, n)
