@@ -43,7 +43,6 @@ from fe2.core.errors import SolverError
 from fe2.core.tensors import (
     DEVIATORIC3,
     PLANE_STRAIN,
-    embed_plane_strain,
     isotropic_stiffness,
     lame,
     strain_size,
@@ -156,11 +155,11 @@ class J2Plasticity(Law):
 
         Parameters
         ----------
-        eps : (N, 6) total Mandel strain
+        eps : (N, k) total Mandel strain in the components ``c`` (the others are zero)
         state : (N, 13) committed state
-        components : the Mandel components ``c`` (default all six) whose stress ``sigma[:, c]``
-            and tangent ``C_alg[:, c][:, :, c]`` are returned (plane strain: ``[0, 1, 5]``);
-            the state is always the full 3D one
+        components : the Mandel components ``c`` (default all six) of the strain given and of
+            the stress ``sigma[:, c]`` and tangent ``C_alg[:, c][:, :, c]`` returned (plane
+            strain: ``[0, 1, 5]``); the state is always the full 3D one
 
         Returns
         -------
@@ -168,45 +167,54 @@ class J2Plasticity(Law):
         C_alg : (N, k, k) consistent tangent
         trial : (N, 13) new state
         """
-        eps = np.atleast_2d(np.asarray(eps, dtype=float))
         state = np.atleast_2d(np.asarray(state, dtype=float))
-        N = eps.shape[0]
-        if eps.shape != (N, 6) or state.shape != (N, self.state_size):
-            raise ValueError(f"J2Plasticity: expected strain (N, 6) and state (N, 13), "
+        N = state.shape[0]
+        c = np.arange(6) if components is None else np.asarray(components)
+        eps = np.asarray(eps, dtype=float).reshape(N, -1)
+        if eps.shape != (N, c.size) or state.shape != (N, self.state_size):
+            raise ValueError(f"J2Plasticity: expected strain (N, {c.size}) and state (N, 13), "
                              f"got {eps.shape} and {state.shape}")
-        L = self.state_layout
-        eps_p_n, X_n, p_n = state[:, L["eps_p"]], state[:, L["X"]], state[:, L["p"]][:, 0]
-
-        sigma = (eps - eps_p_n) @ self.C3.T  # trial stress
-        xi = sigma @ DEVIATORIC3 - X_n  # DEVIATORIC3 is symmetric
-        norm_xi = np.linalg.norm(xi, axis=1)
+        G = self.G
+        p_n = state[:, 12]
+        # elastic strain e = eps - eps_p and its deviator; isotropic elasticity: the trial
+        # stress is K tr(e) 1 + 2G dev(e), the trial relative stress 2G dev(e) - X
+        e = -state[:, 0:6]
+        e[:, c] += eps
+        tr = e[:, 0] + e[:, 1] + e[:, 2]
+        xi = (2.0 * G) * e
+        xi[:, :3] -= (2.0 * G / 3.0) * tr[:, None]
+        sigma = xi[:, c]  # 2G dev(e) in the returned components (a copy)
+        mean = self.K * tr
+        sigma[:, c < 3] += mean[:, None]
+        xi -= state[:, 6:12]
+        norm_xi = np.sqrt(np.einsum("ij,ij->i", xi, xi))
         q_tr = _SQRT32 * norm_xi
         f_tr = q_tr - self.sigma_y - self.hardening(p_n)[0]
-        plastic = f_tr > 0.0
+        ip = np.flatnonzero(f_tr > 0.0)
 
-        c = np.arange(6) if components is None else np.asarray(components)
         C3 = self.C3[np.ix_(c, c)]
         trial = state.copy()
-        C_alg = np.broadcast_to(C3, (N,) + C3.shape).copy()
-        ip = np.flatnonzero(plastic)
+        C_alg = np.empty((N, c.size, c.size))
+        C_alg[:] = C3
         if ip.size:
-            G = self.G
             qp = q_tr[ip]
             pn = p_n[ip]
             dp = self._solve_dp(f_tr[ip], qp, pn)
             n = xi[ip] / norm_xi[ip][:, None]
-            sigma[ip] -= (np.sqrt(6.0) * G * dp)[:, None] * n
-            trial[ip, L["eps_p"]] = eps_p_n[ip] + (_SQRT32 * dp)[:, None] * n
-            trial[ip, L["X"]] = X_n[ip] + (_SQRT23 * self.H_kin * dp)[:, None] * n
-            trial[ip, L["p"]] = (pn + dp)[:, None]
+            nc = n[:, c]
+            sigma[ip] -= (np.sqrt(6.0) * G * dp)[:, None] * nc
+            upd = trial[ip]
+            upd[:, 0:6] += (_SQRT32 * dp)[:, None] * n
+            upd[:, 6:12] += (_SQRT23 * self.H_kin * dp)[:, None] * n
+            upd[:, 12] = pn + dp
+            trial[ip] = upd
             dR = self.hardening(pn + dp)[1]
             a = 3.0 * G * dp / qp  # 1 - theta
             theta_bar = 3.0 * G / (3.0 * G + self.H_kin + dR) - a
             # C_alg = C - 2G (1 - theta) I_dev - 2G theta_bar n x n
-            nc = n[:, c]
             C_alg[ip] -= ((2.0 * G * a)[:, None, None] * DEVIATORIC3[np.ix_(c, c)]
                           + (2.0 * G * theta_bar)[:, None, None] * (nc[:, :, None] * nc[:, None, :]))
-        return LawResult(sigma[:, c] if components is not None else sigma, C_alg, trial)
+        return LawResult(sigma, C_alg, trial)
 
     def elastic(self, state: np.ndarray, trial: np.ndarray) -> np.ndarray:
         """No plastic flow in the step (``p`` unchanged): the tangent is the elastic one,
@@ -233,4 +241,4 @@ class J2Plasticity(Law):
             raise ValueError(f"J2Plasticity: expected strain (N, {self.size}), got {grad.shape}")
         if self.gdim == 3:
             return self.integrate_3d(grad, state)
-        return self.integrate_3d(embed_plane_strain(grad), state, PLANE_STRAIN)
+        return self.integrate_3d(grad, state, PLANE_STRAIN)
