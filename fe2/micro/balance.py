@@ -13,7 +13,7 @@ every rank gets a similar *measured* cost:
 2. the points a rank gives away travel as their inputs (macro gradient, starting
    fluctuation, committed micro state, nonlocal drive) in one ``alltoall``;
 3. every rank evaluates its kept and received points as one batch;
-4. the answers (stress, tangent, trial fluctuation and state, nonlocal sensitivities,
+4. the answers (stress, tangent, trial fluctuation and state, dW/dE or nonlocal sensitivities,
    measured cost, failures) go back to the points' home ranks in a second ``alltoall``.
 
 Ownership of the history never moves: the home rank of a point holds its committed and
@@ -140,7 +140,8 @@ class LoadBalancer:
         for src, sel, *_ in parts:
             rows = slice(start, start + sel.size)
             ans = (sel, out[0][rows], out[1][rows], out[2][rows], [t[rows] for t in out[3]],
-                   None if out[4] is None else [a[rows] for a in out[4]], cost[rows],
+                   None if out[4] is None else [a[rows] for a in out[4]], None if out[5] is None else out[5][rows],
+                   cost[rows],
                    {int(sel[b - start]): msg for b, msg in failures.items() if start <= b < start + sel.size})
             if src == rank:
                 mine = ans
@@ -153,10 +154,13 @@ class LoadBalancer:
         sigma, tangent, W = np.empty((N, n)), np.empty((N, n, n)), np.empty_like(W0)
         trial = [np.empty_like(s) for s in states]
         nl = None if e_nl is None else [np.empty((N, n)), np.empty(N), np.empty((N, n)), np.empty(N)]
+        dW = None if out[5] is None else np.empty((N, *out[5].shape[1:]))
         failed: dict[int, tuple[str, int]] = {}
         for worker, ans in [(rank, mine)] + [(w, a) for w, a in enumerate(back) if a is not None]:
-            sel, s_, t_, w_, st_, nl_, c_, f_ = ans
+            sel, s_, t_, w_, st_, nl_, dw_, c_, f_ = ans
             sigma[sel], tangent[sel], W[sel], self.cost[sel] = s_, t_, w_, c_
+            if dW is not None:
+                dW[sel] = dw_
             for dst, val in zip(trial, st_):
                 dst[sel] = val
             if nl is not None:
@@ -167,4 +171,4 @@ class LoadBalancer:
             first = min(failed)
             msg, worker = failed[first]
             raise point_failure(first, msg + (f" (evaluated on rank {worker})" if worker != rank else ""))
-        return sigma, tangent, W, trial, nl
+        return sigma, tangent, W, trial, nl, dW

@@ -77,9 +77,11 @@ class BatchedEngine:
             ph.law.elastic(ph.law.initial_state(1), ph.law.initial_state(1)) is not None
             and np.allclose(ph.tensor, virgin_tangent(ph.law), rtol=1e-13, atol=0.0)
             for ph in cell.phases)
-        #: start each micro Newton from the point's last trial fluctuation (the solution of
-        #: the previous macro iteration, from the same committed state) instead of the
-        #: committed one: fewer iterations, the same solution where it is unique. Not with
+        #: start each micro Newton from a first-order prediction of the solution, from the
+        #: point's last trial fluctuation and its sensitivity ``dW/dE`` (the solution of the
+        #: previous macro iteration, or the committed one after a commit or revert; see
+        #: :meth:`NonlinearCellProblem._evaluate_points`) instead of the committed
+        #: fluctuation: fewer iterations, the same solution where it is unique. Not with
         #: softening (driven damage) laws, whose cell problem may have several solutions:
         #: there the committed start of the reference path is kept.
         self.warm_trial = not any(ph.law.driven for ph in cell.phases)
@@ -193,7 +195,7 @@ class BatchedEngine:
             self._work[ids[elastic], 1] += 1
         own = np.flatnonzero(~elastic)
         if own.size:
-            values = self.op.jacobian_values(tang[own])
+            values = self.op.jacobian_values(tang[own], symmetric=self.cell.symmetric)
             t0 = time.perf_counter()
             for j, i in enumerate(own):
                 try:
@@ -209,9 +211,11 @@ class BatchedEngine:
     # --- the batched Newton ---------------------------------------------------------------------
     def evaluate(self, E: np.ndarray, W0: np.ndarray, states: list[np.ndarray], e_nl: np.ndarray | None,
                  failures: dict[int, str] | None = None) -> tuple[np.ndarray, ...]:
-        """Fluxes, tangents, converged fluctuations ``(N, nloc)``, trial states per phase and
-        (with ``e_nl``) the nonlocal sensitivities of points with macro gradients ``E``
-        ``(N, n)``, starting fluctuations ``W0`` and committed ``states``. Raises
+        """Fluxes, tangents, converged fluctuations ``(N, nloc)``, trial states per phase,
+        (with ``e_nl``) the nonlocal sensitivities or else ``None``, and (without ``e_nl``)
+        the sensitivities of the fluctuations ``dW/dE`` ``(N, nloc, n)`` or else ``None``, of
+        points with macro gradients ``E`` ``(N, n)``, starting fluctuations ``W0`` and
+        committed ``states``. Raises
         :class:`~fe2.core.errors.SolverError` for the first point (in index order) that fails,
         with ``point`` set; or, given a dict ``failures``, records every failed point there
         (index: reason) and returns the answers of the others (a failed point's are
@@ -226,6 +230,7 @@ class BatchedEngine:
         W = np.zeros((N, c.nloc))
         trial = [np.empty_like(s) for s in states]
         nl = (np.empty((N, n)), np.empty(N), np.empty((N, n)), np.empty(N)) if e_nl is not None else None
+        dW = np.empty((N, c.nloc, n)) if e_nl is None else None
         for a in range(0, N, self.chunk):
             b = min(N, a + self.chunk)
             out = self._chunk(E[a:b], W0[a:b], [s[a:b] for s in states], None if e_nl is None else e_nl[a:b], a,
@@ -236,6 +241,8 @@ class BatchedEngine:
             if nl is not None:
                 for arr, val in zip(nl, out[4]):
                     arr[a:b] = val
+            if dW is not None:
+                dW[a:b] = out[5]
         total = time.perf_counter() - t_start
         self.seconds += total
         work = self._work
@@ -249,7 +256,7 @@ class BatchedEngine:
         elif failed:
             first = min(failed)
             raise point_failure(first, failed[first])
-        return sigma, tangent, W, trial, nl
+        return sigma, tangent, W, trial, nl, dW
 
     def _chunk(self, E, W0, states, drive, offset, failed):
         """:meth:`evaluate` of points ``offset..offset+m-1``; failures go into ``failed``."""
@@ -374,6 +381,8 @@ class BatchedEngine:
             X = self._solve(cur.tang, elastic, Bt, failed, ids)
             tangent = mean_t + np.einsum("mai,mak->mik", Lt, X) / V
             nl = None
+            dW = np.zeros((m, c.nloc, n))
+            dW[:, op.free] = X
         else:
             a = op.condensed(cur.dsd)
             cv = op.condensed(cur.deq) / c.damage_volume
@@ -390,9 +399,10 @@ class BatchedEngine:
             tangent = mean_t + LdW[:, :, :n] - sbar[:, :, None] * (cdW[:, None, :n] + mv[:, None, :])
             dsig_de = LdW[:, :, n] + sbar * (1.0 - cdW[:, n:n + 1])
             nl = (dsig_de, cur.e_local.copy(), mv + cdW[:, :n], cdW[:, n].copy())
+            dW = None
         # the micro fields of the last point (NonlinearCellProblem.micro_fields)
         c._grads, c._flux, c._tang = op.gradients(E[-1:], x[-1:])[0], cur.flux[-1].copy(), cur.tang[-1].copy()
-        return sigma, tangent, op.to_full(x)[:, : c.nloc], cur.trial, nl
+        return sigma, tangent, op.to_full(x)[:, : c.nloc], cur.trial, nl, dW
 
     def destroy(self) -> None:
         self.solver.destroy()

@@ -74,6 +74,8 @@ class PointSolution(NamedTuple):
     states: list[np.ndarray]  #: trial internal state of each phase, (points of the phase, state size)
     iterations: int  #: micro Newton iterations
     nonlocal_: NonlocalSensitivity | None  #: with a nonlocal drive, else None
+    #: (nloc, n) dw/dE, the sensitivity of the fluctuation (without a nonlocal drive)
+    sensitivity: np.ndarray | None = None
 
 
 class _MicroNewton:
@@ -265,6 +267,10 @@ class NonlinearCellProblem(CellProblem):
         """Serve ``N`` macro points, all in the virgin state (not collective)."""
         self.num_points = N
         self.bank.allocate("w", np.zeros(self.nloc), N)
+        # the batched engine's predictor of w (BatchedEngine.warm_trial): the macro gradient
+        # of the last solution and dw/dE there (zero: no prediction); both engines keep it
+        self.bank.allocate("predictor_E", np.zeros(self.size), N)
+        self.bank.allocate("predictor_dwdE", np.zeros((self.nloc, self.size)), N)
         for ph, idx, key in zip(self.phases, self.phase_points, self._state_keys):
             virgin = np.broadcast_to(ph.law.initial_state(1)[0], (idx.size, ph.law.state_size))
             self.bank.allocate(key, virgin, N)
@@ -428,7 +434,8 @@ class NonlinearCellProblem(CellProblem):
         self.stats["newton_iterations"] += it
         if drive is None:
             Xt = linalg.mat_solve(linalg.factor_matrix(self.ksp_t), Bt)
-            return PointSolution(sigma, mean_t + self._dot(Lt, Xt) / self.volume, system.x, system.trial, it, None)
+            return PointSolution(sigma, mean_t + self._dot(Lt, Xt) / self.volume, system.x, system.trial, it, None,
+                                 Xt)
         tangent, extra = self._nonlocal_sensitivities(Bt, Lt, mean_t)
         return PointSolution(sigma, tangent, system.x, system.trial, it, extra)
 
@@ -491,13 +498,19 @@ class NonlinearCellProblem(CellProblem):
         if self.engine == "batched":
             if self._batched is None:
                 self._batched = BatchedEngine(self)
-            args = (E, (trial if self._batched.warm_trial else committed)["w"].copy(),
-                    [committed[key] for key in self._state_keys], e_nl)
-            if self.balancer is not None:
-                sigma, tangent, W, states, nl = self.balancer.evaluate(self._batched, *args)
+            if self._batched.warm_trial:  # first-order prediction from the last solution
+                W0 = trial["w"] + np.einsum("mak,mk->ma", trial["predictor_dwdE"], E - trial["predictor_E"])
             else:
-                sigma, tangent, W, states, nl = self._batched.evaluate(*args)
+                W0 = committed["w"].copy()
+            args = (E, W0, [committed[key] for key in self._state_keys], e_nl)
+            if self.balancer is not None:
+                sigma, tangent, W, states, nl, dW = self.balancer.evaluate(self._batched, *args)
+            else:
+                sigma, tangent, W, states, nl, dW = self._batched.evaluate(*args)
             trial["w"][:] = W
+            if dW is not None:
+                trial["predictor_dwdE"][:] = dW
+                trial["predictor_E"][:] = E
             for key, s_k in zip(self._state_keys, states):
                 trial[key][:] = s_k
             return (sigma, tangent, *(nl or ()))
@@ -516,6 +529,8 @@ class NonlinearCellProblem(CellProblem):
             for out, val in zip(nl, sol.nonlocal_ or ()):
                 out[i] = val
             trial["w"][i] = sol.fluctuation
+            if sol.sensitivity is not None:
+                trial["predictor_dwdE"][i], trial["predictor_E"][i] = sol.sensitivity, E[i]
             for key, s_k in zip(self._state_keys, sol.states):
                 trial[key][i] = s_k
         return (sigma, tangent, *nl)
