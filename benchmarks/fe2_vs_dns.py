@@ -312,7 +312,8 @@ def main(argv=None) -> int:
         info = {"macro_n": m, "wall_s": wall, "macro_dofs": s["macro"]["dofs"],
                 "quadrature_points": s["macro"]["quadrature_points"], "rve_dofs": s["rve"]["dofs"],
                 "rve_volume_fractions": s["rve"]["volume_fractions"],
-                "rve_evaluations": s["rve_evaluations"], "load_steps": len(s["steps"]),
+                "rve_evaluations": s["rve_evaluations"], "rve_statistics": s.get("rve_statistics"),
+                "load_steps": len(s["steps"]),
                 "newton_iterations": sum(r["newton_iterations"] for r in s["steps"]),
                 "load_factors": targets, "forces": F.tolist()}
         log(f"FE2 (macro {m} x {m}): {s['macro']['dofs']} macro DOFs, {s['macro']['quadrature_points']} RVEs of "

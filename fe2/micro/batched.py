@@ -19,7 +19,12 @@ points at once, without any finite-element assembly:
   is the template's effective tensor's sensitivity solve. For a point that stays elastic
   this is the whole evaluation: two vectorised law calls and triangular solves, no
   factorisation. A point that yields at its next iterate simply continues with its own
-  factorisations, exactly as on the reference path.
+  factorisations, exactly as on the reference path;
+- **first-order predictor**: each point's micro Newton starts from its last solution
+  moved along the sensitivity ``dW/dE`` computed there for the consistent tangent,
+  ``W0 = W + dW/dE (E - E_last)`` (kept in the state bank; :attr:`BatchedEngine.warm_trial`).
+  A point that stays elastic then starts at its exact solution, and a later macro Newton
+  iterate needs one micro iteration or none.
 
 Points that converge drop out of the batch; a point that fails is reported as the
 reference path would (the first failing point in index order raises), or, for
