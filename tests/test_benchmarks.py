@@ -79,8 +79,11 @@ def test_micro_engine_quick_writes_consistent_json(tmp_path):
         shapes = case["state_arrays"]
         matrix, inclusion = shapes["state_matrix"], shapes["state_inclusion"]
         assert matrix[0] + inclusion[0] == case["micro_points"] and matrix[1] == 13 and inclusion[1] == 0
-        # the history of a macro point: its fluctuation and 13 J2 variables per matrix point, in float64
-        assert case["state_bytes_per_point"] == 8 * (shapes["w"][0] + 13 * matrix[0])
+        # the history of a macro point, in float64: its fluctuation, the predictor (dw/dE: n
+        # fluctuations, and E) and 13 J2 variables per matrix point
+        n = 3 if case["dim"] == 2 else 6
+        assert shapes["predictor_dwdE"] == [shapes["w"][0], n] and shapes["predictor_E"] == [n]
+        assert case["state_bytes_per_point"] == 8 * (shapes["w"][0] * (1 + n) + n + 13 * matrix[0])
         elastic, *plastic = case["levels"]
         assert elastic["plastic_points"] == 0
         assert all(lv["plastic_points"] == case["batch"] and lv["newton_iterations_per_evaluation"] > 1
@@ -98,6 +101,10 @@ def test_micro_engine_quick_writes_consistent_json(tmp_path):
             for lv in plastic:
                 assert lv["shortcut_fraction"] == 0
                 assert lv["factorisations_per_evaluation"] == lv["newton_iterations_per_evaluation"] + 1
+                # a later macro iterate starts from the predicted fluctuation: fewer micro iterations
+                cor = lv["correction"]
+                assert cor["factorisations_per_evaluation"] == cor["newton_iterations_per_evaluation"] + 1
+                assert cor["newton_iterations_per_evaluation"] < lv["newton_iterations_per_evaluation"]
     # both engines computed the same stresses at every level
     for ref, new in zip(data["cases"][::2], data["cases"][1::2]):
         for a, b in zip(ref["levels"], new["levels"]):
