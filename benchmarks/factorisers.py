@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import machine  # first: pins BLAS/OpenMP threads to one (one core) before numpy/PETSc load
 
-import argparse
 import datetime
 import sys
 import tempfile
@@ -104,10 +103,7 @@ def measure(op, values, solver: str, symmetric: bool, repeat: int) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="two small cases, few repetitions (smoke test)")
-    ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON output (default {DEFAULT_OUTPUT})")
+    ap = machine.parser(__doc__, DEFAULT_OUTPUT, "two small cases, few repetitions (smoke test)")
     ap.add_argument("--repeat", type=int, default=None, help="numeric factorisations per measurement (default 20)")
     args = ap.parse_args(argv)
     repeat = args.repeat or (3 if args.quick else 20)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import machine  # first: pins BLAS/OpenMP threads to one per rank
 
-import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
@@ -227,10 +226,7 @@ def cell_centres(L: float, n: int) -> np.ndarray:
 # main
 # --------------------------------------------------------------------------------------
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="n = 2, 4 on coarse meshes (smoke test)")
-    ap.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON output file")
+    ap = machine.parser(__doc__, DEFAULT_OUTPUT, "n = 2, 4 on coarse meshes (smoke test)")
     ap.add_argument("--ns", type=int, nargs="+", help="cells per side of the DNS specimens")
     ap.add_argument("--h", type=float, help="element size relative to the cell (RVE and DNS)")
     ap.add_argument("--degree", type=int, choices=(1, 2), help="Lagrange degree of the RVE and the DNS")

@@ -85,9 +85,7 @@ def run_one(args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a small strip and RVE (smoke test)")
-    parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON file to write")
+    parser = machine.parser(__doc__, DEFAULT_OUTPUT, "a small strip and RVE (smoke test)")
     parser.add_argument("--run-one", help=argparse.SUPPRESS)
     parser.add_argument("--balance", choices=("on", "off"), default="on", help=argparse.SUPPRESS)
     args = parser.parse_args()

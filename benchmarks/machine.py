@@ -13,6 +13,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BL
 for _v in THREAD_VARS:  # one core per process (MPI ranks are the parallelism)
     os.environ.setdefault(_v, "1")
 
+import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
@@ -94,6 +95,17 @@ class PetscClock:
     @staticmethod
     def delta(before, after) -> dict[str, dict[str, float]]:
         return {k: {"time": after[k][0] - before[k][0], "count": after[k][1] - before[k][1]} for k in before}
+
+
+def parser(doc: str, default_output: Path, quick: str, output: str = "JSON output") -> argparse.ArgumentParser:
+    """The command line every benchmark starts from: the first paragraph of its docstring
+    ``doc`` as description, ``--quick`` (help ``quick``) and ``--output`` (a path, default
+    ``default_output``)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help=quick)
+    ap.add_argument("--output", type=Path, default=default_output, help=f"{output} (default {default_output})")
+    return ap
 
 
 class Record:

@@ -26,9 +26,8 @@ Writes benchmarks/results/mesh_objectivity.json and mesh_objectivity.png.
 
 from __future__ import annotations
 
-import machine  # noqa: F401  (pins threads first)
+import machine  # first: pins BLAS/OpenMP threads to one per rank
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -76,9 +75,8 @@ def band_widths(problem, comm) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="meshes 5 and 9, 6 steps (smoke test)")
-    ap.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON output file (the plot goes beside it)")
+    ap = machine.parser(__doc__, DEFAULT_OUTPUT, "meshes 5 and 9, 6 steps (smoke test)",
+                        "JSON output file (the plot goes beside it)")
     ap.add_argument("--meshes", type=int, nargs="+", help="cells along the bar")
     ap.add_argument("--steps", type=int, help="nominal load steps to u_end")
     ap.add_argument("--variants", nargs="+", default=["local", "gradient"], choices=["local", "gradient"])

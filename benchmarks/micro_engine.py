@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import machine  # first: pins BLAS/OpenMP threads to one (one core) before numpy/PETSc load
 
-import argparse
 import datetime
 import sys
 import tempfile
@@ -134,10 +133,7 @@ def run_case(dim: int, h: float, engine: str, args, clock, workdir: Path) -> dic
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="two small cases, 4 points (smoke test)")
-    ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON output (default {DEFAULT_OUTPUT})")
+    ap = machine.parser(__doc__, DEFAULT_OUTPUT, "two small cases, 4 points (smoke test)")
     ap.add_argument("--batch", type=int, default=None, help="macro points per evaluation (default 16; 4 quick)")
     ap.add_argument("--engine", choices=("both", "batched", "reference"), default="both",
                     help="micro engine(s) measured (default both, one after the other)")

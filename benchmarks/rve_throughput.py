@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import machine  # first: pins BLAS/OpenMP threads to one (one core) before numpy/PETSc load
 
-import argparse  # noqa: E402
 import os  # noqa: E402
 import datetime  # noqa: E402
 import gc  # noqa: E402
@@ -469,10 +468,7 @@ def print_table(cases, file=sys.stdout) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="tiny smoke-test run (4 small cases, < 1 min)")
-    ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON output (default {DEFAULT_OUTPUT})")
+    ap = machine.parser(__doc__, DEFAULT_OUTPUT, "tiny smoke-test run (4 small cases, < 1 min)")
     ap.add_argument("--batch", type=int, default=None, help="macro points per evaluate() call (default 64; 16 quick)")
     ap.add_argument("--repeats", type=int, default=None, help="repeats per timing, best taken (default 3; 2 quick)")
     ap.add_argument("--construct-repeats", type=int, default=None,
