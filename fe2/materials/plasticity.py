@@ -175,10 +175,12 @@ class J2Plasticity(Law):
             raise ValueError(f"J2Plasticity: expected strain (N, {c.size}) and state (N, 13), "
                              f"got {eps.shape} and {state.shape}")
         G = self.G
-        p_n = state[:, 12]
+        L = self.state_layout
+        eps_p, X, p = L["eps_p"], L["X"], L["p"].start
+        p_n = state[:, p]
         # elastic strain e = eps - eps_p and its deviator; isotropic elasticity: the trial
         # stress is K tr(e) 1 + 2G dev(e), the trial relative stress 2G dev(e) - X
-        e = -state[:, 0:6]
+        e = -state[:, eps_p]
         e[:, c] += eps
         tr = e[:, 0] + e[:, 1] + e[:, 2]
         xi = (2.0 * G) * e
@@ -186,7 +188,7 @@ class J2Plasticity(Law):
         sigma = xi[:, c]  # 2G dev(e) in the returned components (a copy)
         mean = self.K * tr
         sigma[:, c < 3] += mean[:, None]
-        xi -= state[:, 6:12]
+        xi -= state[:, X]
         norm_xi = np.sqrt(np.einsum("ij,ij->i", xi, xi))
         q_tr = _SQRT32 * norm_xi
         f_tr = q_tr - self.sigma_y - self.hardening(p_n)[0]
@@ -204,9 +206,9 @@ class J2Plasticity(Law):
             nc = n[:, c]
             sigma[ip] -= (np.sqrt(6.0) * G * dp)[:, None] * nc
             upd = trial[ip]
-            upd[:, 0:6] += (_SQRT32 * dp)[:, None] * n
-            upd[:, 6:12] += (_SQRT23 * self.H_kin * dp)[:, None] * n
-            upd[:, 12] = pn + dp
+            upd[:, eps_p] += (_SQRT32 * dp)[:, None] * n
+            upd[:, X] += (_SQRT23 * self.H_kin * dp)[:, None] * n
+            upd[:, p] = pn + dp
             trial[ip] = upd
             dR = self.hardening(pn + dp)[1]
             a = 3.0 * G * dp / qp  # 1 - theta

@@ -386,8 +386,7 @@ class BatchedEngine:
             X = self._solve(cur.tang, elastic, Bt, failed, ids)
             tangent = mean_t + np.einsum("mai,mak->mik", Lt, X) / V
             nl = None
-            dW = np.zeros((m, c.nloc, n))
-            dW[:, op.free] = X
+            dW = op.to_full(X)[:, : c.nloc]
         else:
             a = op.condensed(cur.dsd)
             cv = op.condensed(cur.deq) / c.damage_volume

@@ -191,8 +191,8 @@ class CellOperators:
         :attr:`KERNEL_BYTES` (large 3D or high-order cells), ``K_e = B_e^T (W T) B_e`` is
         formed per cell and point instead (:meth:`_jacobian_values_per_cell`, the same
         numbers to round-off)."""
-        N, P, n, _ = tangent.shape
-        ncell, nq, _, d = self.B_local.shape
+        N, _, n, _ = tangent.shape
+        ncell, nq = self.B_local.shape[:2]
         kernel = self._kernel(symmetric)
         if kernel is None:
             return self._jacobian_values_per_cell(tangent)
@@ -255,8 +255,8 @@ class CellOperators:
         return (self.S @ Ke.reshape(N, -1).T).T
 
     def to_full(self, X: np.ndarray) -> np.ndarray:
-        """Free values ``(N, nfree)`` -> the template's condensed vectors ``(N, nfull)``
+        """Free values ``(N, nfree, ...)`` -> the template's condensed vectors ``(N, nfull, ...)``
         (zeros at slaves and pins)."""
-        out = np.zeros((X.shape[0], self.nfull))
+        out = np.zeros((X.shape[0], self.nfull, *X.shape[2:]))
         out[:, self.free] = X
         return out
