@@ -198,16 +198,22 @@ class CellOperators:
             return self._jacobian_values_per_cell(tangent)
         A, tcomp, S = kernel
         out = np.empty((N, self.nnz))
-        block = max(1, int(self.KERNEL_BYTES // (8 * A.shape[0] * A.shape[1])))  # points per product
-        for a in range(0, N, block):
-            T = tangent[a:a + block].reshape(-1, ncell, nq, n * n)[:, :, :, tcomp]
-            X = np.ascontiguousarray(T.reshape(T.shape[0], ncell, -1).transpose(1, 2, 0))  # (ncell, nq t, m)
-            Ke = np.matmul(A, X)  # (ncell, k, m)
-            out[a:a + block] = (S @ Ke.reshape(-1, X.shape[2])).T
+        W = self.KERNEL_WIDTH
+        T = np.zeros((-(-N // W) * W, ncell, nq, tcomp.size))  # zero points pad the last group
+        T[:N] = tangent.reshape(N, ncell, nq, n * n)[:, :, :, tcomp]
+        for a in range(0, N, W):
+            # (ncell, nq t, W): always W points per product, so that a point's values do not
+            # depend on the batch it is evaluated in (BLAS's round-off depends on the width)
+            X = np.ascontiguousarray(T[a:a + W].reshape(W, ncell, -1).transpose(1, 2, 0))
+            m = min(W, N - a)
+            Ke = np.matmul(A, X)[:, :, :m]  # (ncell, k, m)
+            out[a:a + m] = (S @ Ke.reshape(-1, m)).T
         return out
 
     #: memory the per-cell kernels of :meth:`jacobian_values` may take (bytes)
     KERNEL_BYTES = 32e6
+    #: points per kernel product in :meth:`jacobian_values` (fixed: see there)
+    KERNEL_WIDTH = 32
 
     def _kernel(self, symmetric: bool):
         """``(A, tangent components, S)`` of :meth:`jacobian_values` (cached), or ``None``
