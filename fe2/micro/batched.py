@@ -70,6 +70,11 @@ class BatchedEngine:
 
     #: bytes of per-point micro arrays (fluxes, tangents) a batch may hold
     MEMORY = 64e6
+    #: points per solve with the template's factorisation: fixed (the last group padded
+    #: with zeros), because the round-off of a multi-column solve depends on its width, and
+    #: a point's answer must not depend on the batch it is evaluated in (which the load
+    #: balancer decides by measured time)
+    TEMPLATE_GROUP = 16
 
     def __init__(self, cell: NonlinearCellProblem) -> None:
         self.cell = cell
@@ -179,13 +184,19 @@ class BatchedEngine:
         """Solve with the elastic template's factorisation: rhs ``(m, nfree, k)``."""
         op, c = self.op, self.cell
         m, _, k = rhs.shape
-        full = np.zeros((c.nloc, m * k))
-        full[op.free] = rhs.transpose(1, 0, 2).reshape(op.nfree, m * k)
+        G = self.TEMPLATE_GROUP
+        out = np.empty_like(rhs)
+        full = np.zeros((c.nloc, G * k))
         t0 = time.perf_counter()
-        X = c.solve_reduced(full)[op.free]
+        for a in range(0, m, G):  # always G points per solve (zero-padded): see TEMPLATE_GROUP
+            g = min(G, m - a)
+            full[:, g * k:] = 0.0
+            full[op.free, : g * k] = rhs[a:a + g].transpose(1, 0, 2).reshape(op.nfree, g * k)
+            X = c.solve_reduced(full)[op.free, : g * k]
+            out[a:a + g] = X.reshape(op.nfree, g, k).transpose(1, 0, 2)
         self._time[1] += time.perf_counter() - t0
         self.stats["template_solves"] += m
-        return X.reshape(op.nfree, m, k).transpose(1, 0, 2)
+        return out
 
     def _solve(self, tang: np.ndarray, elastic: np.ndarray, rhs: np.ndarray, failed: dict[int, str],
                ids: np.ndarray) -> np.ndarray:
