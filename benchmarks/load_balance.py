@@ -118,6 +118,7 @@ def main() -> None:
                    "rve_wall_seconds": sum(st_["time_rve_s"] for st_ in s["steps"]),
                    "rve_imbalance": max(per_rank) / (sum(per_rank) / len(per_rank)),
                    "moved": st.get("moved", 0), "rve_evaluations": s["rve_evaluations"],
+                   "macro_points": s["macro"]["quadrature_points"],
                    "factorisations": st["factorisations"], "shortcut": st["shortcut"],
                    "reaction_right_x": s["steps"][-1]["reaction_right_x"]}
             record.data["runs"][name] = row
