@@ -106,17 +106,24 @@ class LoadBalancer:
         self.cost = np.zeros(0)
         self.stats = {"moved": 0, "seconds": 0.0}
 
+    def resize(self, N: int) -> None:
+        """Serve ``N`` home points, each priced one unit until it is evaluated."""
+        self.cost = np.ones(N)
+
     def evaluate(self, engine, E: np.ndarray, W0: np.ndarray, states: list[np.ndarray],
-                 e_nl: np.ndarray | None) -> tuple:
+                 e_nl: np.ndarray | None, points: np.ndarray | None = None) -> tuple:
         """What ``engine.evaluate(E, W0, states, e_nl)`` returns for this rank's points
         (:meth:`fe2.micro.batched.BatchedEngine.evaluate`), with the work spread over the
-        ranks. Raises :class:`~fe2.core.errors.SolverError` (``point`` set) for the first of
-        this rank's points that failed, wherever it was evaluated (collective)."""
+        ranks. ``points``: the home indices of the rows (default: all home points, in order).
+        Raises :class:`~fe2.core.errors.SolverError` (``point`` set: the home index) for the
+        first of these points that failed, wherever it was evaluated (collective)."""
         comm, rank = self.comm, self.comm.rank
         N, n = E.shape
-        if self.cost.shape != (N,):
-            self.cost = np.ones(N)
-        dest = assign(comm.allgather(self.cost), self.tolerance)[rank]
+        if points is None:
+            points = np.arange(N)
+        if self.cost.size <= (points.max() if points.size else -1):
+            self.resize(int(points.max()) + 1)
+        dest = assign(comm.allgather(self.cost[points]), self.tolerance)[rank]
         inputs = (E, W0, states, e_nl)
         send = []
         for d in range(comm.size):
@@ -158,7 +165,7 @@ class LoadBalancer:
         failed: dict[int, tuple[str, int]] = {}
         for worker, ans in [(rank, mine)] + [(w, a) for w, a in enumerate(back) if a is not None]:
             sel, s_, t_, w_, st_, nl_, dw_, c_, f_ = ans
-            sigma[sel], tangent[sel], W[sel], self.cost[sel] = s_, t_, w_, c_
+            sigma[sel], tangent[sel], W[sel], self.cost[points[sel]] = s_, t_, w_, c_
             if dW is not None:
                 dW[sel] = dw_
             for dst, val in zip(trial, st_):
@@ -170,5 +177,5 @@ class LoadBalancer:
         if failed:
             first = min(failed)
             msg, worker = failed[first]
-            raise point_failure(first, msg + (f" (evaluated on rank {worker})" if worker != rank else ""))
+            raise point_failure(int(points[first]), msg + (f" (evaluated on rank {worker})" if worker != rank else ""))
         return sigma, tangent, W, trial, nl, dW

@@ -19,6 +19,14 @@ converged state then solves the ``n`` sensitivity problems (``b_k = -int G v . T
 giving the consistent homogenized tangent
 
     dSigma/dE = <T> - B^T A^-1 B / |Y|.
+
+A point asked again for exactly the input of its last answer gets that answer back with no
+solve (its trial state is that answer's). This happens at the first macro iterate of every
+load-controlled step, which evaluates each point at its committed macro gradient: the
+converged stress and consistent tangent there are already known. A fresh solve would
+return the same stress but, at a point left on its yield surface, an elastic or a plastic
+tangent by the sign of round-off (which differs between rank counts). Laws that depend on
+the time increment always solve.
 """
 
 from __future__ import annotations
@@ -155,8 +163,11 @@ class NonlinearCellProblem(CellProblem):
 
     Macro points are numbered ``0..N-1`` (:meth:`resize`); each has committed and trial
     micro state in :attr:`bank`: ``w`` ``(N, nloc)`` (fluctuation) and
-    ``state_<phase>`` ``(N, points of the phase, state size)``. :meth:`evaluate` works
-    from the committed state and stores the trial state, :meth:`commit` /
+    ``state_<phase>`` ``(N, points of the phase, state size)``, the predictor of ``w``
+    (``predictor_E``, ``predictor_dwdE``) and the point's last answer with its input
+    (``answer``, ``answer_input``). :meth:`evaluate` works from the committed state and
+    stores the trial state; a point asked again for its last answer's input gets that
+    answer without a solve. :meth:`commit` /
     :meth:`revert` end a macro step, :meth:`get_state` / :meth:`set_state` give and take
     the committed state as named arrays.
 
@@ -245,7 +256,7 @@ class NonlinearCellProblem(CellProblem):
         self._r_plain = dolfinx.fem.petsc.create_vector(self._R)
         self._dx = self._r.duplicate()
         self.nloc = self._r.getLocalSize()
-        self.stats = {"solves": 0, "newton_iterations": 0, "cuts": 0}
+        self.stats = {"solves": 0, "newton_iterations": 0, "cuts": 0, "reused": 0}
         self.petsc_options = petsc_options
         #: ``"batched"`` (:class:`~fe2.micro.batched.BatchedEngine`, on one process) or
         #: ``"reference"`` (:meth:`solve_point` point by point)
@@ -266,11 +277,18 @@ class NonlinearCellProblem(CellProblem):
     def resize(self, N: int) -> None:
         """Serve ``N`` macro points, all in the virgin state (not collective)."""
         self.num_points = N
+        if self.balancer is not None:
+            self.balancer.resize(N)
         self.bank.allocate("w", np.zeros(self.nloc), N)
         # the batched engine's predictor of w (BatchedEngine.warm_trial): the macro gradient
         # of the last solution and dw/dE there (zero: no prediction); both engines keep it
         self.bank.allocate("predictor_E", np.zeros(self.size), N)
         self.bank.allocate("predictor_dwdE", np.zeros((self.nloc, self.size)), N)
+        # the last answer and its input (macro gradient, nonlocal drive, kind: 0 no answer
+        # yet, 1 local, 2 driven): asked again for the same input from the same committed
+        # state, a point answers without a solve (:meth:`_to_solve`)
+        self.bank.allocate("answer_input", np.zeros(self.size + 2), N)
+        self.bank.allocate("answer", np.zeros(self._answer_size), N)
         for ph, idx, key in zip(self.phases, self.phase_points, self._state_keys):
             virgin = np.broadcast_to(ph.law.initial_state(1)[0], (idx.size, ph.law.state_size))
             self.bank.allocate(key, virgin, N)
@@ -290,7 +308,8 @@ class NonlinearCellProblem(CellProblem):
 
     def statistics(self) -> dict[str, float]:
         """Micro work done on this rank so far: ``solves`` (point evaluations),
-        ``newton_iterations``, ``cuts`` and, with the batched engine, ``factorisations``
+        ``newton_iterations``, ``cuts``, ``reused`` (evaluations answered by the point's
+        last answer, asked again for the same input: no solve) and, with the batched engine, ``factorisations``
         (numeric, of a point's own Jacobian), ``template_solves`` (solves with the elastic
         cell's factorisation instead), ``shortcut`` (evaluations that needed no
         factorisation of their own), ``seconds`` (in the engine) and, when balanced,
@@ -489,35 +508,94 @@ class NonlinearCellProblem(CellProblem):
                               f"phases: {', '.join(f'{p.name} ({type(p.law).__name__})' for p in self.phases)}")
         return NonlocalResponse(*self._evaluate_points(E, np.asarray(e_nl, dtype=float).reshape(-1)))
 
+    @property
+    def _answer_size(self) -> int:
+        """Floats of a stored answer: flux, tangent and (nonlocal form) the sensitivities."""
+        n = self.size
+        return n + n * n + (2 * n + 2 if self.nonlocal_form else 0)
+
+    def _to_solve(self, E: np.ndarray, e_nl: np.ndarray | None) -> np.ndarray:
+        """Indices of the points that need a micro solve: all but those whose last answer
+        (trial, from the committed state) was for exactly this input. The first macro
+        iterate of a load step evaluates every point at its committed macro gradient; its
+        converged answer is then already known, and is independent of the round-off that
+        would decide, at a point left exactly on its yield surface, between an elastic and
+        a plastic tangent. Rate-dependent laws always solve (the time increment changes)."""
+        if any(ph.law.rate_dependent for ph in self.phases):
+            return np.arange(E.shape[0])
+        last, n = self.bank.trial["answer_input"], E.shape[1]
+        same = np.all(last[:, :n] == E, axis=1)
+        same &= last[:, n + 1] == 1.0 if e_nl is None else (last[:, n + 1] == 2.0) & (last[:, n] == e_nl)
+        return np.flatnonzero(~same)
+
     def _evaluate_points(self, E: np.ndarray, e_nl: np.ndarray | None) -> tuple[np.ndarray, ...]:
         E = np.atleast_2d(np.asarray(E, dtype=float))
         N, n = E.shape
         if N != self.num_points:
             self.resize(N)
-        committed, trial = self.bank.committed, self.bank.trial
+        trial = self.bank.trial
+        todo = self._to_solve(E, e_nl)
+        self.stats["reused"] += N - todo.size
         if self.engine == "batched":
-            if self._batched is None:
-                self._batched = BatchedEngine(self)
-            if self._batched.warm_trial:  # first-order prediction from the last solution
-                W0 = trial["w"] + np.einsum("mak,mk->ma", trial["predictor_dwdE"], E - trial["predictor_E"])
-            else:
-                W0 = committed["w"].copy()
-            args = (E, W0, [committed[key] for key in self._state_keys], e_nl)
-            if self.balancer is not None:
-                sigma, tangent, W, states, nl, dW = self.balancer.evaluate(self._batched, *args)
-            else:
-                sigma, tangent, W, states, nl, dW = self._batched.evaluate(*args)
-            trial["w"][:] = W
-            if dW is not None:
-                trial["predictor_dwdE"][:] = dW
-                trial["predictor_E"][:] = E
-            for key, s_k in zip(self._state_keys, states):
-                trial[key][:] = s_k
-            return (sigma, tangent, *(nl or ()))
-        sigma = np.empty((N, n))
-        tangent = np.empty((N, n, n))
-        nl = (np.empty((N, n)), np.empty(N), np.empty((N, n)), np.empty(N)) if e_nl is not None else ()
-        for i in range(N):
+            self._solve_batched(todo, E[todo], None if e_nl is None else e_nl[todo])
+        else:
+            self._solve_reference(todo, E, e_nl)
+        trial["answer_input"][todo, :n] = E[todo]
+        trial["answer_input"][todo, n] = 0.0 if e_nl is None else e_nl[todo]
+        trial["answer_input"][todo, n + 1] = 1.0 if e_nl is None else 2.0
+        ans = trial["answer"]
+        out = [ans[:, :n].copy(), ans[:, n:n + n * n].reshape(N, n, n).copy()]
+        if e_nl is not None:
+            k = n + n * n
+            out += [ans[:, k:k + n].copy(), ans[:, k + n].copy(), ans[:, k + n + 1:k + 2 * n + 1].copy(),
+                    ans[:, k + 2 * n + 1].copy()]
+        return tuple(out)
+
+    def _store(self, rows, sigma: np.ndarray, tangent: np.ndarray, nl) -> None:
+        """Put answers of points ``rows`` into the trial ``answer``."""
+        n = self.size
+        ans = self.bank.trial["answer"]
+        ans[rows, :n] = sigma
+        ans[rows, n:n + n * n] = np.reshape(tangent, np.shape(sigma)[:-1] + (n * n,))
+        if nl:
+            k = n + n * n
+            ans[rows, k:k + n], ans[rows, k + n] = nl[0], nl[1]
+            ans[rows, k + n + 1:k + 2 * n + 1], ans[rows, k + 2 * n + 1] = nl[2], nl[3]
+
+    def _solve_batched(self, todo: np.ndarray, E: np.ndarray, e_nl: np.ndarray | None) -> None:
+        """Solve points ``todo`` (macro gradients ``E``) with the batched engine, balanced
+        over the ranks if so set (then collective, also when ``todo`` is empty)."""
+        committed, trial = self.bank.committed, self.bank.trial
+        if self._batched is None:
+            self._batched = BatchedEngine(self)
+        if not todo.size and self.balancer is None:
+            return
+        if self._batched.warm_trial:  # first-order prediction from the last solution
+            W0 = trial["w"][todo] + np.einsum("mak,mk->ma", trial["predictor_dwdE"][todo],
+                                              E - trial["predictor_E"][todo])
+        else:
+            W0 = committed["w"][todo]
+        args = (E, W0, [committed[key][todo] for key in self._state_keys], e_nl)
+        if self.balancer is not None:
+            sigma, tangent, W, states, nl, dW = self.balancer.evaluate(self._batched, *args, points=todo)
+        else:
+            failures: dict[int, str] = {}
+            sigma, tangent, W, states, nl, dW = self._batched.evaluate(*args, failures=failures)
+            if failures:
+                first = min(failures)
+                raise point_failure(int(todo[first]), failures[first])
+        self._store(todo, sigma, tangent, nl)
+        trial["w"][todo] = W
+        if dW is not None:
+            trial["predictor_dwdE"][todo] = dW
+            trial["predictor_E"][todo] = E
+        for key, s_k in zip(self._state_keys, states):
+            trial[key][todo] = s_k
+
+    def _solve_reference(self, todo: np.ndarray, E: np.ndarray, e_nl: np.ndarray | None) -> None:
+        """Solve points ``todo`` one at a time (:meth:`solve_point`)."""
+        committed, trial = self.bank.committed, self.bank.trial
+        for i in todo.tolist():
             try:
                 sol = self.solve_point(E[i], committed["w"][i], [committed[key][i] for key in self._state_keys],
                                        None if e_nl is None else float(e_nl[i]))
@@ -525,15 +603,12 @@ class NonlinearCellProblem(CellProblem):
                 raise point_failure(i, str(err)) from None
             finally:
                 self._drive = None
-            sigma[i], tangent[i] = sol.flux, sol.tangent
-            for out, val in zip(nl, sol.nonlocal_ or ()):
-                out[i] = val
+            self._store(i, sol.flux, sol.tangent, sol.nonlocal_)
             trial["w"][i] = sol.fluctuation
             if sol.sensitivity is not None:
                 trial["predictor_dwdE"][i], trial["predictor_E"][i] = sol.sensitivity, E[i]
             for key, s_k in zip(self._state_keys, sol.states):
                 trial[key][i] = s_k
-        return (sigma, tangent, *nl)
 
     def micro_fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Gradient, flux and tangent at the micro points of the last macro point of the

@@ -102,9 +102,11 @@ def test_balanced_evaluations_equal_each_rank_on_its_own(circle):
     own, bal = j2_cell(circle), j2_cell(circle)
     bal.balance_over(COMM)
     E = strains(COMM.rank)
-    for step, scale in enumerate((1.0, 1.3, 0.7)):
-        a = own.evaluate(scale * E)
-        b = bal.evaluate(scale * E)
+    partly = 0.7 * E
+    partly[::2] *= 1.1  # the other points are asked for their committed answer: no solve
+    for step, Es in enumerate((E, 1.3 * E, 0.7 * E, partly)):
+        a = own.evaluate(Es)
+        b = bal.evaluate(Es)
         for x, y in zip(a, b):
             assert np.abs(y - x).max() <= 1e-12 * np.abs(x).max()
         for key in own.bank.trial:
@@ -117,7 +119,9 @@ def test_balanced_evaluations_equal_each_rank_on_its_own(circle):
             assert moved == [0, 2]
     # afterwards by measured cost, priced by the rank that evaluated each point
     assert np.all(bal.balancer.cost > 0.0)
-    assert sum(COMM.allgather(bal.statistics()["solves"])) == 3 * 7
+    reused = (len(E) // 2, 0)  # rank 0's points 1, 3, 5; rank 1's only point is solved
+    assert [own.statistics()["reused"], bal.statistics()["reused"]] == [reused[COMM.rank]] * 2
+    assert sum(COMM.allgather(bal.statistics()["solves"])) == 3 * 7 + 3 + 1
 
 
 @pytest.mark.skipif(COMM.size != 2, reason="balancing needs 2 ranks (run under mpirun -n 2)")

@@ -55,9 +55,12 @@ def test_homogeneous_rve_reproduces_single_scale(tmp_path, physics, law):
         assert r[2] - r[1] < 0.8 * r[0]
 
 
-def convergence_orders(residuals):
+def quadratic_constants(residuals):
+    """``e_{k+1} / e_k^2`` of the relative residuals ``e`` after the first update, where
+    round-off does not yet dominate: bounded for quadratic convergence (for linear
+    convergence at rate ``c`` it is ``c / e_k``, which grows without bound)."""
     e = np.asarray(residuals) / residuals[0]
-    return [np.log(e[k + 1]) / np.log(e[k]) for k in range(1, len(e) - 1) if e[k] < 1e-2 and e[k + 1] > 1e-13]
+    return [e[k + 1] / e[k] ** 2 for k in range(1, len(e) - 1) if e[k + 1] > 1e-13]
 
 
 def test_macro_newton_converges_quadratically_on_plastic_fe2(tmp_path):
@@ -65,9 +68,9 @@ def test_macro_newton_converges_quadratically_on_plastic_fe2(tmp_path):
     res = run(case_data(phases, ux=0.03, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.2}), tmp=tmp_path)
     steps = res.summary["steps"]
     assert res.summary["status"] == "completed" and steps[-1]["load_factor"] == 1.0
-    orders = [p for s in steps for p in convergence_orders(s["residuals"])]
-    assert orders, "no iteration in the asymptotic range"
-    assert min(orders) > 1.8, orders  # e_{k+1} ~ e_k^2
+    constants = [c for s in steps for c in quadratic_constants(s["residuals"])]
+    assert len(constants) >= 3, "too few iterations in the asymptotic range"
+    assert max(constants) < 10.0, constants  # e_{k+1} <= C e_k^2
     assert max(s["newton_iterations"] for s in steps) <= 6
 
 
@@ -176,7 +179,10 @@ def test_batched_engine_equals_the_reference_path_on_1_and_2_ranks(tmp_path):
     new_s, new_p = serial_and_parallel(data, f"{base}/new")
     ref = run(ref_data, MPI.COMM_SELF, tmp=f"{base}/ref{MPI.COMM_WORLD.rank}")
     stats = new_s.summary["rve_statistics"]
-    assert stats["solves"] == new_s.summary["rve_evaluations"] > 0
+    # every evaluation the macro problem asked for is a micro solve, or (a load step's first
+    # iterate, at the committed strain) the point's last answer
+    assert stats["solves"] + stats["reused"] == new_s.summary["rve_evaluations"] > 0
+    assert stats["reused"] == (len(new_s.summary["steps"]) - 1) * new_s.summary["macro"]["quadrature_points"]
     assert 0 < stats["shortcut"] < stats["solves"]  # the first step starts elastic
     assert "factorisations" not in ref.summary["rve_statistics"]  # the reference path has no batched engine
     for other in (new_s, new_p):
