@@ -140,16 +140,12 @@ def test_load_balance_quick_writes_consistent_json(tmp_path):
     assert runs["serial_pair"]["reaction_right_x"] == runs["serial"]["reaction_right_x"]
     assert runs["unbalanced"]["moved"] == 0 < runs["balanced"]["moved"]
     # balancing changes where a point is solved, never its answer (bit-identical whatever
-    # the batch): the two 2-rank runs took the same path; the 1-rank runs too. Between 1 and
-    # 2 ranks the macro round-off differs, and a J2 point left exactly on its yield surface
-    # gets the elastic or the plastic tangent at the first iterate of a step by the sign of
-    # that round-off, so the Newton paths may differ by an iteration (one evaluation per point)
+    # the batch): the two 2-rank runs took the same path, bit for bit. Between 1 and 2 ranks
+    # the macro round-off differs but the Newton path is the same: a step's first iterate
+    # reuses each point's committed answer, so no point on its yield surface gets its tangent
+    # from the sign of round-off
     assert runs["balanced"]["reaction_right_x"] == runs["unbalanced"]["reaction_right_x"]
-    assert runs["balanced"]["rve_evaluations"] == runs["unbalanced"]["rve_evaluations"]
-    assert runs["serial_pair"]["rve_evaluations"] == runs["serial"]["rve_evaluations"]
-    points, steps = runs["serial"]["macro_points"], data["case"]["loading"]["steps"]
-    extra = runs["unbalanced"]["rve_evaluations"] - runs["serial"]["rve_evaluations"]
-    assert extra % points == 0 and abs(extra) <= steps * points
+    assert len({r["rve_evaluations"] for r in runs.values()}) == 1
     for name in ("unbalanced", "balanced"):  # the same answer wherever the RVEs were solved
         assert runs[name]["reaction_difference"] < 1e-10
         assert runs[name]["efficiency"] > 0 and runs[name]["rve_efficiency"] > 0
