@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("case", nargs="?", help="case file (TOML); see `fe2 config`")
     r.add_argument("-o", "--output", help="results folder (overrides [output] directory)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    r.add_argument("--restart", nargs="?", const="", metavar="DIR",
+                   help="go on from the newest checkpoint in the results folder (DIR, or the -o / [output] "
+                        "one), on any number of ranks; the case may change only its output, solver, parallel "
+                        "and load-stepping options and the final load factor")
     r.add_argument("--example", metavar="NAME", help="run an embedded example case (see --list-examples)")
     r.add_argument("--list-examples", action="store_true", help="list the embedded example cases and exit")
     r.add_argument("--print-default", action="store_true",
@@ -122,7 +126,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cfg = config.example_case(args.example)
     else:
         cfg = config.default_case()
-    twoscale.run(cfg, MPI.COMM_WORLD, output=args.output, verbose=not args.quiet)
+    output = args.restart if args.restart else args.output
+    twoscale.run(cfg, MPI.COMM_WORLD, output=output, verbose=not args.quiet, restart=args.restart is not None)
     return 0
 
 

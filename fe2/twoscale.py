@@ -10,6 +10,7 @@ results on disk after every converged step, progress on rank 0.
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from mpi4py import MPI
 
 from fe2.core.errors import ConfigError, SolverError
 from fe2.core.tensors import mandel_to_voigt_stiffness
-from fe2.io import factory
+from fe2.io import checkpoint, factory
 from fe2.io.config import CaseConfig
 from fe2.io.results import ResultsWriter
 from fe2.macro import loads
@@ -157,12 +158,76 @@ def _statistics(material: PointMaterial, comm: MPI.Comm) -> dict[str, Any]:
     return out
 
 
-def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbose: bool = True) -> RunResult:
+#: what a restart may change: everything else of the case is its physics
+RESTART_MAY_CHANGE = ("title", "loading.steps", "loading.factors", "loading.min_step", "loading.growth",
+                      "loading.easy_iterations", "loading.dissipation_increment", "solver", "output", "parallel")
+
+
+def _changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``key (old -> new)`` of every leaf that differs between two nested dicts of a case."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += _changes(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)) and len(old) == len(new):
+        return [c for i, (a, b) in enumerate(zip(old, new)) for c in _changes(a, b, f"{prefix}[{i}]")]
+    return [] if old == new else [f"{prefix} ({old!r} -> {new!r})"]
+
+
+def physics_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The changes of a case (as ``asdict`` of :class:`CaseConfig`, JSON round-tripped) that
+    a restart refuses: all but :data:`RESTART_MAY_CHANGE` and the internal keys."""
+    def strip(d: dict[str, Any]) -> dict[str, Any]:
+        d = json.loads(json.dumps(d, default=str))
+        for key in RESTART_MAY_CHANGE + ("source", "base_dir"):
+            *parents, last = key.split(".")
+            node = d
+            for k in parents:
+                node = node.get(k, {})
+            node.pop(last, None)
+        return d
+    return _changes(strip(before), strip(now))
+
+
+def _resume(cfg: CaseConfig, comm: MPI.Comm, problem: MacroProblem, outdir: Path, summary: dict[str, Any],
+            say: Callable[[str], None]) -> tuple[checkpoint.Checkpoint, tuple[dict[str, Any], np.ndarray]]:
+    """Load the newest checkpoint of ``outdir`` into ``problem`` (collective)."""
+    folder = comm.bcast(checkpoint.latest(outdir) if comm.rank == 0 else None, root=0)
+    if folder is None:
+        raise ConfigError(f"{outdir}: no checkpoint to restart from (checkpoint/latest.json is missing; "
+                          "run without --restart, or set [output] checkpoint_every > 0)")
+    ck, fields = checkpoint.read(folder, comm, problem)
+    changed = physics_changes(ck.config, asdict(cfg))
+    if changed:
+        raise ConfigError(f"{cfg.source}: cannot restart from {folder}: the case's physics changed: "
+                          + "; ".join(changed) + " (a restart may change only the rank count, "
+                          + ", ".join(RESTART_MAY_CHANGE) + ")")
+    problem.restore(fields, ck.work, ck.state["lam"])
+    summary["steps"] = list(ck.steps)
+    summary["restarts"] = ck.restarts + [{"step": ck.step, "load_factor": ck.state["lam"], "ranks": comm.size,
+                                          "checkpoint_ranks": ck.ranks, "checkpoint": str(folder)}]
+    say(f"  restart from {folder} (step {ck.step}, load factor {ck.state['lam']:.6g}, "
+        f"written on {ck.ranks} rank{'s' if ck.ranks > 1 else ''})")
+    return ck, (ck.state, fields["x_prev"])
+
+
+def _checkpoint(cfg: CaseConfig, comm: MPI.Comm, problem: MacroProblem, outdir: Path, step: Step,
+                summary: dict[str, Any]) -> None:
+    fields = {**problem.checkpoint_fields(), "x_prev": step.x_prev}
+    checkpoint.write(outdir, comm, problem, fields, step.state, summary["steps"], asdict(cfg),
+                     summary.get("restarts", []))
+
+
+def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbose: bool = True,
+        restart: bool = False) -> RunResult:
     """Run a two-scale case (collective on ``comm``).
 
     Returns the summary (also written to ``summary.json``) and the macro problem. Raises
     :class:`~fe2.core.errors.SolverError` if a load step does not converge; every converged
-    step is already on disk then.
+    step is already on disk then. ``restart``: go on from the newest checkpoint in the
+    results folder (:mod:`fe2.io.checkpoint`), on any number of ranks; the case may differ
+    from the checkpoint's only in :data:`RESTART_MAY_CHANGE`.
     """
     say = _printer(comm, verbose)
     t_start = time.perf_counter()
@@ -171,13 +236,28 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
     say(f"fe2: {cfg.title}  ({comm.size} MPI rank{'s' if comm.size > 1 else ''})")
     say(f"  results -> {outdir}/")
     problem, summary = setup(cfg, comm, outdir, say)
-    writer = ResultsWriter(outdir, problem.mesh, write_fields=cfg.output.format == "xdmf")
+    resume = None
+    if restart:
+        ck, resume = _resume(cfg, comm, problem, outdir, summary, say)
+    writer = ResultsWriter(outdir, problem.mesh, write_fields=cfg.output.format == "xdmf",
+                           resume=ck.step if restart else None)
+    summary["status"] = "running"
+    writer.summary(summary)
+    every = cfg.output.checkpoint_every
     total_rve_points = 0
     status = "completed"
+    last: Step | None = None
     try:
-        for step in pathfollowing.follow(problem, cfg.loading, cfg.solver, log=say if verbose else None):
+        for step in pathfollowing.follow(problem, cfg.loading, cfg.solver, log=say if verbose else None,
+                                         resume=resume):
             total_rve_points += step.material_points
             summary["steps"].append(_record(step, problem, writer, say))
+            writer.summary(summary)  # status "running": a killed run shows how far it got
+            last = step
+            if every and step.number % every == 0:
+                _checkpoint(cfg, comm, problem, outdir, step, summary)
+        if every and last is not None and last.number % every:
+            _checkpoint(cfg, comm, problem, outdir, last, summary)
     except SolverError as err:
         status = "failed"
         raise SolverError(f"{err}; {len(summary['steps'])} converged steps are saved in {outdir}/") from None

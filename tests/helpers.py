@@ -52,14 +52,15 @@ def inclusion_rve(gdim: int, n: int):
     return structured_rve(gdim, n, lambda m: np.where(np.all(np.abs(m[:, :gdim] - 0.5) < 0.25, axis=1), 2, 1))
 
 
-def run_case(data: dict, comm=MPI.COMM_WORLD, tmp=None):
-    """Parse a case table and run it (collective on ``comm``); the :class:`fe2.twoscale.RunResult`."""
+def run_case(data: dict, comm=MPI.COMM_WORLD, tmp=None, restart: bool = False):
+    """Parse a case table and run it (collective on ``comm``; ``restart``: from the newest
+    checkpoint in ``tmp``); the :class:`fe2.twoscale.RunResult`."""
     from fe2 import twoscale
     from fe2.io import config
 
     cfg = config.parse_case(json.loads(json.dumps(data)), "test-case")
     out = comm.bcast(str(tmp), root=0) if comm.size > 1 else str(tmp)
-    return twoscale.run(cfg, comm, output=out, verbose=False)
+    return twoscale.run(cfg, comm, output=out, verbose=False, restart=restart)
 
 
 def serial_and_parallel(data: dict, tmp):

@@ -262,6 +262,10 @@ class OutputConfig:
 
     directory: str = _f("results", doc="results folder (relative to the working directory)")
     format: str = _f("xdmf", doc="field output: ``xdmf`` or ``none``", check=one_of("xdmf", "none"))
+    checkpoint_every: int = _f(1, doc="write a checkpoint (``checkpoint/`` in the results folder: macro fields, "
+                                      "path-following state and every RVE's committed state) every this many "
+                                      "converged steps and after the last one, so that ``fe2 run --restart`` can "
+                                      "go on from it, on any number of ranks; 0: none", check=nonnegative)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,12 @@
   run that stops keeps every converged step.
 - ``summary.json``: the case, the effective tensor, totals and timings.
 
+A restart (:class:`ResultsWriter` with ``resume``) continues a folder after its first
+``resume`` steps: ``history.csv`` keeps those rows, and the XDMF time series keeps its first
+``resume`` time stamps. The data written so far moves to ``fields.pJ.h5`` (J = 0, 1, ...
+per restart) and the restarted run writes its own mesh, as the mesh of the new time stamps,
+into a new ``fields.h5``: the partition, and so the node order, may differ between runs.
+
 Collective on the mesh communicator; only rank 0 writes the text files.
 """
 
@@ -13,6 +19,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +35,7 @@ __all__ = ["ResultsWriter", "read_history"]
 class ResultsWriter:
     """Writes one run's results into ``directory`` (collective on ``mesh.comm``)."""
 
-    def __init__(self, directory: str | Path, mesh, write_fields: bool = True) -> None:
+    def __init__(self, directory: str | Path, mesh, write_fields: bool = True, resume: int | None = None) -> None:
         self.directory = Path(directory)
         self.comm = mesh.comm
         self.mesh = mesh
@@ -37,13 +45,27 @@ class ResultsWriter:
         self.comm.barrier()
         self.history_path = self.directory / "history.csv"
         self._history_keys: list[str] | None = None
-        if self.comm.rank == 0 and self.history_path.exists():
-            self.history_path.unlink()
+        if self.comm.rank == 0:
+            if resume is not None and self.history_path.exists():
+                self._history_keys = _truncate_history(self.history_path, resume)
+            elif self.history_path.exists():
+                self.history_path.unlink()
         gdim = mesh.geometry.dim
         if write_fields:
             self.xdmf_path = self.directory / "fields.xdmf"
-            with io.XDMFFile(self.comm, self.xdmf_path, "w") as f:
-                f.write_mesh(mesh)
+            if resume is not None and self.xdmf_path.exists():
+                if self.comm.rank == 0:
+                    _continue_xdmf(self.xdmf_path, resume)
+                self.comm.barrier()
+                with io.XDMFFile(self.comm, self.xdmf_path, "a") as f:
+                    f.write_mesh(mesh)
+                self.comm.barrier()
+                if self.comm.rank == 0:
+                    _mesh_first(self.xdmf_path)
+                self.comm.barrier()
+            else:
+                with io.XDMFFile(self.comm, self.xdmf_path, "w") as f:
+                    f.write_mesh(mesh)
             self._u1 = fem.Function(fem.functionspace(mesh, ("Lagrange", 1, (gdim,))), name="displacement")
             T = fem.functionspace(mesh, ("DG", 0, (gdim, gdim)))
             self._eps = fem.Function(T, name="strain")
@@ -100,11 +122,14 @@ class ResultsWriter:
             csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in self._history_keys])
 
     def summary(self, data: dict[str, Any]) -> None:
-        """Write ``summary.json`` (rank 0)."""
+        """Write ``summary.json`` (rank 0), atomically: a reader sees the old or the new one."""
         if self.comm.rank == 0:
-            with open(self.directory / "summary.json", "w") as fh:
+            path = self.directory / "summary.json"
+            tmp = path.with_name(path.name + ".tmp")
+            with open(tmp, "w") as fh:
                 json.dump(data, fh, indent=2, default=_json_default)
                 fh.write("\n")
+            os.replace(tmp, path)
 
 
 def _fmt(v: Any) -> Any:
@@ -121,6 +146,74 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
     raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def _truncate_history(path: Path, steps: int) -> list[str]:
+    """Keep the header and the rows of the first ``steps`` steps of ``history.csv``; its keys."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    keys, body = rows[0], rows[1:]
+    kept = [r for r in body if r and int(r[keys.index("step")]) <= steps]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows([keys, *kept])
+    os.replace(tmp, path)
+    return keys
+
+
+_FIRST_MESH = "[@GridType='Uniform'][1]"
+
+
+def _continue_xdmf(path: Path, steps: int) -> None:
+    """Prepare ``fields.xdmf`` for a restart after step ``steps``: its data file becomes
+    ``fields.pJ.h5``, its time series keep their first ``steps`` stamps, and its mesh is
+    renamed ``mesh_pJ`` with the stamps written so far pointing to it by name (dolfinx's
+    new stamps point to the *first* mesh of the file, which :func:`_mesh_first` makes the
+    restarted run's)."""
+    h5 = path.with_suffix(".h5")
+    j = 0
+    while path.with_name(f"{path.stem}.p{j}.h5").exists():
+        j += 1
+    part = path.with_name(f"{path.stem}.p{j}.h5")
+    tree = ET.parse(path)
+    domain = tree.getroot().find("Domain")
+    for item in domain.iter("DataItem"):
+        if item.text and item.text.strip().startswith(h5.name + ":"):
+            item.text = part.name + item.text.strip()[len(h5.name):]
+    meshes = [g for g in domain.findall("Grid") if g.get("GridType") == "Uniform"]
+    name = f"mesh_p{j}"
+    meshes[0].set("Name", name)
+    for series in domain.findall("Grid"):
+        if series.get("CollectionType") != "Temporal":
+            continue
+        for k, grid in enumerate(list(series.findall("Grid"))):
+            if k >= steps:
+                series.remove(grid)
+                continue
+            for inc in grid:
+                pointer = inc.get("xpointer")
+                if pointer and _FIRST_MESH in pointer:
+                    inc.set("xpointer", pointer.replace(_FIRST_MESH, f"[@Name='{name}']"))
+    if h5.exists():
+        os.replace(h5, part)
+    _write_xml(tree, path)
+
+
+def _mesh_first(path: Path) -> None:
+    """Move the mesh written last to the front of the domain (dolfinx's stamps use the first)."""
+    tree = ET.parse(path)
+    domain = tree.getroot().find("Domain")
+    newest = [g for g in domain.findall("Grid") if g.get("GridType") == "Uniform"][-1]
+    domain.remove(newest)
+    domain.insert(0, newest)
+    _write_xml(tree, path)
+
+
+def _write_xml(tree: ET.ElementTree, path: Path) -> None:
+    ET.register_namespace("xi", "https://www.w3.org/2001/XInclude")
+    tmp = path.with_name(path.name + ".tmp")
+    tree.write(tmp, xml_declaration=True, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def read_history(path: str | Path) -> list[dict[str, str]]:

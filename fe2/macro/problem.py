@@ -191,6 +191,29 @@ class MacroProblem:
         du.destroy()
         self._u_prev, self._f_prev = self.x.x.petsc_vec.copy(), f
 
+    def checkpoint_fields(self) -> dict[str, np.ndarray]:
+        """The macro state a restart needs besides the material's, as local arrays laid out
+        like ``x.x.array`` (not collective): ``x`` (the committed solution) and ``f_prev``
+        (the internal forces there, for the work of the next step)."""
+        self._f_prev.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+        with self._f_prev.localForm() as f:
+            f_prev = f.array_r.copy()
+        return {"x": self.u_committed.copy(), "f_prev": f_prev}
+
+    def restore(self, fields: dict[str, np.ndarray], work: float, load: float) -> None:
+        """Continue from a checkpoint: :meth:`checkpoint_fields` of a committed step at load
+        factor ``load`` with external ``work`` so far (the material's state is restored by
+        the material; not collective)."""
+        self.x.x.array[:] = fields["x"]
+        self.u_committed[:] = fields["x"]
+        self._sync()
+        with self._u_prev.localForm() as loc:
+            loc.array[:] = fields["x"]
+        with self._f_prev.localForm() as loc:
+            loc.array[:] = fields["f_prev"]
+        self.work = work
+        self.set_load(load)
+
     def revert(self) -> None:
         """A load step failed: back to the committed material state and ``u`` (not collective)."""
         self.material.revert()

@@ -81,6 +81,10 @@ class Step:
     dissipation: float  #: energy dissipated in the step, ``(G0 dlam - lam0 dG) / 2``
     wall: float  #: seconds spent on the step (failed attempts excluded)
     material_points: int = 0  #: material (RVE) evaluations on all ranks, failed attempts included
+    #: the path-following state after the step (plain numbers, see :func:`follow`'s ``resume``)
+    state: dict = field(default_factory=dict)
+    #: the solution of the step before (local array of ``problem.x``), for ``resume``
+    x_prev: np.ndarray | None = None
 
 
 def load_factors(loading) -> list[float]:
@@ -301,6 +305,19 @@ class LoadControl:
         if attempt.report.iterations <= self.path.loading.easy_iterations:
             self.dlam = min(self.dlam * self.path.loading.growth, self.nominal)
 
+    STATE = ("dlam", "current_target", "nominal", "landing")
+
+    def state(self) -> dict[str, Any]:
+        """What the control needs to go on after a restart (plain numbers)."""
+        return {k: getattr(self, k) for k in self.STATE}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take :meth:`state` back; a target the (changed) loading no longer has is dropped."""
+        for k in self.STATE:
+            setattr(self, k, state[k])
+        if self.current_target not in self.path.targets:
+            self.current_target = None
+
 
 class DissipationControl:
     """Dissipation-based arc length (see the module docstring): load control until the
@@ -323,6 +340,18 @@ class DissipationControl:
 
     def _land(self, dlam: float) -> None:
         self.mode, self.load.landing, self.load.dlam = "landing", True, dlam
+
+    STATE = ("mode", "dD_last", "dtau", "dtau_min", "first_increment", "failures", "fell_back")
+
+    def state(self) -> dict[str, Any]:
+        """What the control needs to go on after a restart (plain numbers)."""
+        return {**{k: getattr(self, k) for k in self.STATE}, "load": self.load.state()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take :meth:`state` back."""
+        for k in self.STATE:
+            setattr(self, k, state[k])
+        self.load.restore(state["load"])
 
     def attempt(self) -> Attempt | None:
         """As :meth:`LoadControl.attempt`; raises :class:`~fe2.core.errors.SolverError` when
@@ -438,7 +467,8 @@ CONTROLS: dict[str, ControlSpec] = {c.name: c for c in (
 )}
 
 
-def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | None = None) -> Iterator[Step]:
+def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | None = None,
+           resume: tuple[dict[str, Any], np.ndarray] | None = None) -> Iterator[Step]:
     """Drive ``problem`` from load factor 0 to the last of :func:`load_factors` with the
     control ``loading.control``; yield each converged step after committing it.
 
@@ -446,14 +476,23 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
     :class:`fe2.io.config.SolverConfig` (or objects with the same attributes). Raises
     :class:`~fe2.core.errors.SolverError` ("cannot proceed beyond load factor ...") when a
     step fails at the smallest increment; the steps yielded before are committed.
+
+    ``resume``: go on from a step yielded before (a restart): that step's ``state`` and the
+    solution of the step before it (``x_prev``, the local array of ``problem.x``); the
+    problem must hold that step's committed state.
     """
     name = loading.control
     if name not in CONTROLS:
         raise ValueError(f"unknown control {name!r} (one of {', '.join(CONTROLS)})")
     path = _Path(problem, loading, solver, log or (lambda msg: None), log, load_factors(loading))
     control = CONTROLS[name].make(path)
-    path.G = problem.conjugate_force() if control.tracks_dissipation else 0.0
-    path.x_prev = problem.u_committed.copy()
+    if resume is None:
+        path.G = problem.conjugate_force() if control.tracks_dissipation else 0.0
+        path.x_prev = problem.u_committed.copy()
+    else:
+        state, path.x_prev = resume[0], np.array(resume[1], dtype=float)
+        path.lam, path.k, path.G, path.lam_prev = state["lam"], state["k"], state["G"], state["lam_prev"]
+        control.restore(state["control"])
     while path.lam < path.lam_end - path.tol:
         t0 = time.perf_counter()
         attempt = control.attempt()
@@ -467,5 +506,7 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
         dD = dissipation_increment(path.G, path.lam, G_new, attempt.load_factor)
         path.G, path.lam, path.k = G_new, attempt.load_factor, path.k + 1
         control.converged(attempt, dD, problem.work - work0)
-        yield Step(path.k, path.lam, attempt.report, attempt.control, dD, time.perf_counter() - t0, path.points)
+        state = {"lam": path.lam, "k": path.k, "G": path.G, "lam_prev": path.lam_prev, "control": control.state()}
+        yield Step(path.k, path.lam, attempt.report, attempt.control, dD, time.perf_counter() - t0, path.points,
+                   state, path.x_prev)
         path.points = 0

@@ -1,0 +1,224 @@
+"""Checkpoint and restart: a run killed with SIGKILL after a step and restarted from its
+last checkpoint ends exactly where an uninterrupted run ends (reactions, displacement and
+nonlocal field, every RVE's committed state), on the same or another number of ranks; its
+history and XDMF time series go on without duplicated or missing steps.
+
+The runs are separate processes (``mpirun -n 2`` for two ranks) killed by a wrapper that
+sends SIGKILL to itself right after the checkpoint of a given step is written; the final
+checkpoints (written after the last step, keyed by partition-independent ids) are compared.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from helpers import run_case
+
+pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns its own runs (and mpirun); serial run only")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RUN = """
+import json, os, signal, sys
+from mpi4py import MPI
+from fe2 import twoscale
+from fe2.io import checkpoint, config
+case, out, kill_after, restart = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+write = checkpoint.write
+def write_then_die(*args, **kwargs):
+    folder = write(*args, **kwargs)
+    if kill_after and args[4]["k"] >= kill_after and MPI.COMM_WORLD.rank == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return folder
+checkpoint.write = write_then_die
+with open(case) as fh:
+    cfg = config.parse_case(json.load(fh), case)
+twoscale.run(cfg, MPI.COMM_WORLD, output=out, verbose=False, restart=restart)
+"""
+
+J2 = {"law": "j2", "E": 1.0, "nu": 0.3, "sigma_y": 0.01, "H_iso": 0.2, "Q": 0.005, "b": 50.0, "H_kin": 0.1}
+DAMAGE = {"law": "damage", "E": 1.0, "nu": 0.2, "kappa0": 1e-3, "softening": "exponential", "beta": 100.0}
+
+
+def plastic_case():
+    return {
+        "title": "restart: plastic",
+        "macro": {"degree": 1, "mesh": {"generator": "plate_with_hole", "h": 0.3, "h_hole": 0.15, "radius": 0.3},
+                  "dirichlet": [{"boundary": "left", "component": "x", "value": 0.0},
+                                {"boundary": "bottom", "component": "y", "value": 0.0},
+                                {"boundary": "right", "component": "x", "value": 0.03}]},
+        "loading": {"steps": 4},
+        "rve": {"rtol": 1e-12, "generate": {"kind": "circle", "radius": 0.3, "h": 0.25},
+                "phases": {"matrix": dict(J2, tag=1), "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}},
+        "solver": {"rtol": 1e-10, "atol": 1e-14, "max_iterations": 12},
+        "output": {"format": "xdmf", "checkpoint_every": 1},
+    }
+
+
+def damage_case():
+    """Gradient-regularized damage past the peak under dissipation control."""
+    return {
+        "title": "restart: gradient damage, dissipation control",
+        "macro": {"degree": 1, "regularization": "gradient", "nonlocal_length": 0.2,
+                  "mesh": {"generator": "plate_with_hole", "h": 0.25, "h_hole": 0.1, "radius": 0.3},
+                  "dirichlet": [{"boundary": "left", "component": "x", "value": 0.0},
+                                {"boundary": "bottom", "component": "y", "value": 0.0},
+                                {"boundary": "right", "component": "x", "value": 0.004}]},
+        "loading": {"steps": 8, "control": "dissipation"},
+        "rve": {"rtol": 1e-12, "generate": {"kind": "laminate", "fractions": [0.5, 0.5], "h": 0.5},
+                "phases": {"a": dict(DAMAGE, tag=1), "b": dict(DAMAGE, tag=2, kappa0=1.2e-3)}},
+        "solver": {"rtol": 1e-11, "atol": 1e-15, "max_iterations": 15},
+        "output": {"format": "none", "checkpoint_every": 2},
+    }
+
+
+def spawn(case: dict, out: Path, ranks: int = 1, kill_after: int = 0, restart: bool = False):
+    """Run ``case`` into ``out`` in a new process (``mpirun -n ranks``); killed with SIGKILL
+    after the checkpoint of step ``kill_after`` (0: never)."""
+    path = out.parent / f"{out.name}.json"
+    path.write_text(json.dumps(case))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_"))}
+    env.update(PYTHONPATH=str(ROOT), OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    cmd = [sys.executable, "-c", RUN, str(path), str(out), str(kill_after), "1" if restart else "0"]
+    if ranks > 1:
+        cmd = ["mpirun", "-n", str(ranks), *cmd]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=out.parent)
+    if kill_after:
+        assert p.returncode != 0, p.stderr
+        assert "Traceback" not in p.stderr, p.stderr
+    else:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def final_state(results: Path) -> dict[str, dict[int, np.ndarray]]:
+    """Everything the last checkpoint of ``results`` holds, by partition-independent id."""
+    import h5py
+
+    pointer = json.loads((results / "checkpoint" / "latest.json").read_text())
+    out: dict[str, dict[int, np.ndarray]] = {}
+    for f in sorted((results / "checkpoint" / pointer["folder"]).glob("rank-*.h5")):
+        with h5py.File(f, "r") as h:
+            for group, key in (("fields", "cells"), ("state", "points")):
+                ids = h[key][:]
+                for name in h[group]:
+                    rows = h[group][name][:]
+                    out.setdefault(f"{group}/{name}", {}).update(zip(ids.tolist(), rows))
+    return out
+
+
+def assert_same_end(a: Path, b: Path, tol: float) -> None:
+    """Same final checkpoint (fields, RVE states) and history (steps, load factors, reactions)."""
+    sa, sb = final_state(a), final_state(b)
+    assert sorted(sa) == sorted(sb)
+    for name in sa:
+        assert sorted(sa[name]) == sorted(sb[name]), name
+        x = np.array([sa[name][i] for i in sorted(sa[name])])
+        y = np.array([sb[name][i] for i in sorted(sb[name])])
+        assert np.abs(x - y).max(initial=0.0) <= tol * max(np.abs(x).max(initial=0.0), 1e-300), name
+    ha, hb = (json.loads((d / "summary.json").read_text())["steps"] for d in (a, b))
+    assert [s["step"] for s in hb] == list(range(1, len(ha) + 1)) == [s["step"] for s in ha]
+    assert [s["load_factor"] for s in hb] == pytest.approx([s["load_factor"] for s in ha], rel=tol, abs=0)
+    keys = [k for k in ha[-1] if k.startswith("reaction_")]
+    ra, rb = (np.array([[s[k] for k in keys] for s in h]) for h in (ha, hb))
+    assert np.abs(ra - rb).max() <= tol * np.abs(ra).max()  # relative to the largest reaction
+    rows = (b / "history.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [s["step"] for s in hb]
+
+
+def xdmf_times(path: Path) -> dict[str, list[float]]:
+    domain = ET.parse(path).getroot().find("Domain")
+    return {g.get("Name"): [float(t.find("Time").get("Value")) for t in g.findall("Grid")]
+            for g in domain.findall("Grid") if g.get("CollectionType") == "Temporal"}
+
+
+def test_plastic_run_killed_and_restarted_ends_like_an_uninterrupted_one(tmp_path):
+    case = plastic_case()
+    ref = tmp_path / "ref"
+    run_case(case, MPI.COMM_SELF, tmp=ref)
+    # serial: killed after step 2, restarted serially
+    one = tmp_path / "one"
+    spawn(case, one, kill_after=2)
+    summary = json.loads((one / "summary.json").read_text())
+    assert summary["status"] == "running" and len(summary["steps"]) == 2  # a killed run shows as one
+    assert len((one / "history.csv").read_text().splitlines()) == 1 + 2
+    crossed = tmp_path / "one_to_two"
+    shutil.copytree(one, crossed)
+    spawn(case, one, restart=True)
+    assert_same_end(ref, one, 1e-12)
+    done = json.loads((one / "summary.json").read_text())
+    assert done["status"] == "completed"
+    assert [(r["step"], r["ranks"], r["checkpoint_ranks"]) for r in done["restarts"]] == [(2, 1, 1)]
+    # the time series: every step once, the restarted part on the restarted run's mesh
+    lam = [s["load_factor"] for s in done["steps"]]
+    assert all(times == lam for times in xdmf_times(one / "fields.xdmf").values())
+    assert (one / "fields.p0.h5").is_file() and (one / "fields.h5").is_file()
+    # two ranks: killed after step 2 and restarted on two ranks; the same end as two ranks
+    # without a stop, and (to the round-off between rank counts) as one rank
+    ref2, two = tmp_path / "ref2", tmp_path / "two"
+    spawn(case, ref2, ranks=2)
+    spawn(case, two, ranks=2, kill_after=2)
+    back = tmp_path / "two_to_one"
+    shutil.copytree(two, back)
+    spawn(case, two, ranks=2, restart=True)
+    assert_same_end(ref2, two, 1e-12)
+    assert_same_end(ref, two, 1e-10)
+    # a checkpoint of two ranks restarted on one, and the other way round
+    spawn(case, back, ranks=1, restart=True)
+    assert_same_end(ref, back, 1e-10)
+    spawn(case, crossed, ranks=2, restart=True)
+    assert_same_end(ref, crossed, 1e-10)
+    restarts = json.loads((crossed / "summary.json").read_text())["restarts"]
+    assert [(r["ranks"], r["checkpoint_ranks"]) for r in restarts] == [(2, 1)]
+
+
+def test_gradient_damage_under_dissipation_control_restarts_exactly(tmp_path):
+    case = damage_case()
+    ref = tmp_path / "ref"
+    res = run_case(case, MPI.COMM_SELF, tmp=ref)
+    steps = res.summary["steps"]
+    controls = [s["control"] for s in steps]
+    # the checkpoint after step 4 is inside the arc-length part, with the path state to go on
+    assert controls[3] == "dissipation" and len(steps) > 6
+    run = tmp_path / "run"
+    spawn(case, run, kill_after=4)
+    spawn(case, run, restart=True)
+    assert_same_end(ref, run, 1e-12)
+    assert [s["control"] for s in json.loads((run / "summary.json").read_text())["steps"]] == controls
+
+
+def test_changed_physics_is_refused_and_allowed_changes_are_not(tmp_path):
+    case = plastic_case()
+    case["loading"]["steps"] = 2
+    run = tmp_path / "run"
+    run_case(case, MPI.COMM_SELF, tmp=run)
+    changed = json.loads(json.dumps(case))
+    changed["rve"]["phases"]["matrix"]["sigma_y"] = 0.02
+    changed["macro"]["dirichlet"][2]["value"] = 0.04
+    from fe2.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"physics changed: .*macro\.dirichlet\[2\]\.value \(0\.03 -> 0\.04\); "
+                                          r"rve\.phases\.matrix\.sigma_y \(0\.01 -> 0\.02\)"):
+        run_case(changed, MPI.COMM_SELF, tmp=run, restart=True)
+    # a larger final load factor (more steps of the same size), other output: allowed
+    longer = json.loads(json.dumps(case))
+    longer["loading"] = {"factors": [0.5, 1.0, 1.5]}
+    longer["output"]["format"] = "none"
+    res = run_case(longer, MPI.COMM_SELF, tmp=run, restart=True)
+    assert [s["load_factor"] for s in res.summary["steps"]] == [0.5, 1.0, 1.5]
+    assert [s["step"] for s in res.summary["steps"]] == [1, 2, 3]
+
+
+def test_restart_without_a_checkpoint_says_so(tmp_path):
+    from fe2.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no checkpoint to restart from"):
+        run_case(plastic_case(), MPI.COMM_SELF, tmp=tmp_path / "empty", restart=True)
