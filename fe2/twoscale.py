@@ -190,13 +190,18 @@ def physics_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return _changes(strip(before), strip(now))
 
 
-def _resume(cfg: CaseConfig, comm: MPI.Comm, problem: MacroProblem, outdir: Path, summary: dict[str, Any],
-            say: Callable[[str], None]) -> tuple[checkpoint.Checkpoint, tuple[dict[str, Any], np.ndarray]]:
-    """Load the newest checkpoint of ``outdir`` into ``problem`` (collective)."""
+def _latest_checkpoint(comm: MPI.Comm, outdir: Path) -> Path:
+    """The newest checkpoint of ``outdir`` (collective); a one-line error if there is none."""
     folder = comm.bcast(checkpoint.latest(outdir) if comm.rank == 0 else None, root=0)
     if folder is None:
         raise ConfigError(f"{outdir}: no checkpoint to restart from (checkpoint/latest.json is missing; "
                           "run without --restart, or set [output] checkpoint_every > 0)")
+    return folder
+
+
+def _resume(cfg: CaseConfig, comm: MPI.Comm, problem: MacroProblem, folder: Path, summary: dict[str, Any],
+            say: Callable[[str], None]) -> tuple[checkpoint.Checkpoint, tuple[dict[str, Any], np.ndarray]]:
+    """Load checkpoint ``folder`` into ``problem`` (collective)."""
     ck, fields = checkpoint.read(folder, comm, problem)
     changed = physics_changes(ck.config, asdict(cfg))
     if changed:
@@ -235,10 +240,11 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
     outdir = Path(comm.bcast(str(output if output is not None else cfg.output.directory), root=0))
     say(f"fe2: {cfg.title}  ({comm.size} MPI rank{'s' if comm.size > 1 else ''})")
     say(f"  results -> {outdir}/")
+    folder = _latest_checkpoint(comm, outdir) if restart else None
     problem, summary = setup(cfg, comm, outdir, say)
     resume = None
-    if restart:
-        ck, resume = _resume(cfg, comm, problem, outdir, summary, say)
+    if folder is not None:
+        ck, resume = _resume(cfg, comm, problem, folder, summary, say)
     writer = ResultsWriter(outdir, problem.mesh, write_fields=cfg.output.format == "xdmf",
                            resume=ck.step if restart else None)
     summary["status"] = "running"

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,3 +248,13 @@ def test_a_bug_on_one_rank_ends_every_rank(tmp_path):
     assert p.returncode != 0
     assert "fe2: internal error on rank 1; ending all ranks" in p.stderr
     assert "RuntimeError: injected bug on rank 1" in p.stderr
+
+
+def test_restart_without_a_checkpoint_is_one_line(tmp_path, capsys):
+    out = MPI.COMM_WORLD.bcast(str(tmp_path / "none"), root=0)
+    assert main(["run", "--example", "plate_with_hole", "-q", "--restart", out]) == 2
+    err = capsys.readouterr().err
+    if MPI.COMM_WORLD.rank == 0:
+        assert err.strip() == (f"fe2: error: {out}: no checkpoint to restart from (checkpoint/latest.json is "
+                               "missing; run without --restart, or set [output] checkpoint_every > 0)")
+    assert "Traceback" not in err and not Path(out).exists()  # nothing written
