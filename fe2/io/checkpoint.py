@@ -38,6 +38,7 @@ import numpy as np
 from mpi4py import MPI
 
 from fe2.core.errors import ConfigError
+from fe2.io.results import json_default
 
 __all__ = ["CHECKPOINT_DIR", "Checkpoint", "latest", "read", "write"]
 
@@ -119,7 +120,7 @@ def write(results: str | Path, comm: MPI.Comm, problem, fields: dict[str, np.nda
             h.create_dataset(f"state/{name}", data=arr)
         if comm.rank == 0:
             h.attrs["meta"] = json.dumps({"state": state, "work": problem.work, "steps": steps, "config": config,
-                                          "ranks": comm.size, "restarts": restarts}, default=_plain)
+                                          "ranks": comm.size, "restarts": restarts}, default=json_default)
     comm.barrier()
     if comm.rank == 0:
         shutil.rmtree(final, ignore_errors=True)
@@ -205,10 +206,3 @@ def read(folder: str | Path, comm: MPI.Comm, problem) -> tuple[Checkpoint, dict[
         problem.material.set_state(state)
     return Checkpoint(folder, meta), fields
 
-
-def _plain(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o)}")

@@ -29,7 +29,7 @@ from dolfinx import fem, io
 
 from fe2.core.tensors import mandel_to_tensor
 
-__all__ = ["ResultsWriter", "read_history"]
+__all__ = ["ResultsWriter", "json_default", "read_history"]
 
 
 class ResultsWriter:
@@ -127,7 +127,7 @@ class ResultsWriter:
             path = self.directory / "summary.json"
             tmp = path.with_name(path.name + ".tmp")
             with open(tmp, "w") as fh:
-                json.dump(data, fh, indent=2, default=_json_default)
+                json.dump(data, fh, indent=2, default=json_default)
                 fh.write("\n")
             os.replace(tmp, path)
 
@@ -140,7 +140,8 @@ def _fmt(v: Any) -> Any:
     return v
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dump``'s ``default``: numpy arrays and scalars as lists and numbers."""
     if isinstance(o, np.ndarray):
         return o.tolist()
     if isinstance(o, np.generic):
