@@ -59,6 +59,12 @@ def _original_cells(mesh) -> np.ndarray:
     return np.asarray(mesh.topology.original_cell_index, dtype=np.int64)
 
 
+def _point_ids(cells: np.ndarray, nq: int) -> np.ndarray:
+    """Partition-independent id of each of the ``nq`` quadrature points of cells with
+    original indices ``cells``, in the problem's point order (cell by cell)."""
+    return (np.repeat(cells, nq) * nq + np.tile(np.arange(nq), cells.size)).astype(np.int64)
+
+
 def _atomic_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as fh:
@@ -108,8 +114,7 @@ def write(results: str | Path, comm: MPI.Comm, problem, fields: dict[str, np.nda
     owned = problem.quadrature.num_owned_cells
     dofs = _cell_dofs(problem.x.function_space)[:owned]
     cells = _original_cells(mesh)[:owned]
-    nq = problem.num_points_per_cell
-    ids = (np.repeat(cells, nq) * nq + np.tile(np.arange(nq), owned)).astype(np.int64)
+    ids = _point_ids(cells, problem.num_points_per_cell)
     with h5py.File(tmp / f"rank-{comm.rank:04d}.h5", "w") as h:
         h.attrs["format"] = FORMAT
         h.create_dataset("cells", data=cells)
@@ -160,9 +165,7 @@ def read(folder: str | Path, comm: MPI.Comm, problem) -> tuple[Checkpoint, dict[
     owned = problem.quadrature.num_owned_cells
     local_cells = _original_cells(mesh)
     dofs = _cell_dofs(problem.x.function_space)
-    nq = problem.num_points_per_cell
-    my_cells = local_cells[:owned]
-    my_ids = (np.repeat(my_cells, nq) * nq + np.tile(np.arange(nq), owned)).astype(np.int64)
+    my_ids = _point_ids(local_cells[:owned], problem.num_points_per_cell)
     size = problem.x.x.array.size
     fields: dict[str, np.ndarray] = {}
     state: dict[str, np.ndarray] = {}
@@ -202,7 +205,7 @@ def read(folder: str | Path, comm: MPI.Comm, problem) -> tuple[Checkpoint, dict[
         raise ConfigError(f"{folder}: the checkpoint does not match this case's macro mesh "
                           f"({missing} cells or points not found)" if missing else
                           f"{folder}: the checkpoint has no run information (rank 0's file is missing)")
-    if state or problem.material.get_state():
+    if state:  # (a material without history has none)
         problem.material.set_state(state)
     return Checkpoint(folder, meta), fields
 

@@ -297,6 +297,8 @@ class NonlinearCellProblem(CellProblem):
         """Restore a committed state from :meth:`get_state`'s arrays (trial = committed)."""
         self.bank.set_state(state)
         self.num_points = self.bank.committed["w"].shape[0]
+        if self.balancer is not None:
+            self.balancer.resize(self.num_points)
 
     def balance_over(self, comm: MPI.Comm) -> None:
         """Let the batched engine spread the evaluations of the points of all ranks of
@@ -305,6 +307,7 @@ class NonlinearCellProblem(CellProblem):
         collective on ``comm``. No effect on one rank or with the reference engine."""
         if comm.size > 1 and self.engine == "batched":
             self.balancer = LoadBalancer(comm)
+            self.balancer.resize(self.num_points)
 
     def statistics(self) -> dict[str, float]:
         """Micro work done on this rank so far: ``solves`` (point evaluations),
