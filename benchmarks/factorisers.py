@@ -108,10 +108,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     repeat = args.repeat or (3 if args.quick else 20)
 
-    from mpi4py import MPI
 
-    if MPI.COMM_WORLD.size != 1:
-        print("factorisers.py measures one core: run it serially, not under mpirun", file=sys.stderr)
+    if not machine.runs_serially("factorisers.py"):
         return 2
     out = {"benchmark": "factorisers", "machine": machine.machine_info(),
            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -16,6 +16,7 @@ for _v in THREAD_VARS:  # one core per process (MPI ranks are the parallelism)
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -95,6 +96,18 @@ class PetscClock:
     @staticmethod
     def delta(before, after) -> dict[str, dict[str, float]]:
         return {k: {"time": after[k][0] - before[k][0], "count": after[k][1] - before[k][1]} for k in before}
+
+
+def runs_serially(script: str) -> bool:
+    """Whether this process runs alone; under ``mpirun`` a one-line message (rank 0) and
+    False: ``script`` measures one core."""
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.size == 1:
+        return True
+    if MPI.COMM_WORLD.rank == 0:
+        print(f"{script} measures one core: run it serially, not under mpirun", file=sys.stderr)
+    return False
 
 
 def parser(doc: str, default_output: Path, quick: str, output: str = "JSON output") -> argparse.ArgumentParser:

@@ -141,11 +141,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     args.batch = args.batch or (4 if args.quick else 16)
 
-    from mpi4py import MPI
     from petsc4py import PETSc
 
-    if MPI.COMM_WORLD.size != 1:
-        print("micro_engine.py measures one core: run it serially, not under mpirun", file=sys.stderr)
+    if not machine.runs_serially("micro_engine.py"):
         return 2
     PETSc.Log.begin()
     clock = machine.PetscClock(EVENTS)

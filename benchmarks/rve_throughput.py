@@ -491,8 +491,7 @@ def main(argv=None) -> int:
     from mpi4py import MPI
     from petsc4py import PETSc
 
-    if MPI.COMM_WORLD.size != 1:
-        print("rve_throughput.py measures one core: run it serially, not under mpirun", file=sys.stderr)
+    if not machine.runs_serially("rve_throughput.py"):
         return 2
     PETSc.Log.begin()
     clock = machine.PetscClock(PETSC_EVENTS)
