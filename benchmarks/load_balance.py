@@ -81,7 +81,7 @@ def run_one(args) -> None:
 
     size = QUICK if args.quick else FULL
     cfg = parse_case(case_dict(size, args.balance == "on"), "load_balance.py")
-    run(cfg, MPI.COMM_WORLD, output=args.run_one, verbose=False)
+    run(cfg, MPI.COMM_WORLD, output=args.run_one, verbose=False, overwrite=True)
 
 
 def main() -> None:

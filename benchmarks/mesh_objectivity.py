@@ -114,7 +114,8 @@ def main(argv=None) -> int:
                 t0 = time.perf_counter()
                 status, error = "completed", None
                 try:
-                    res = twoscale.run(cfg, comm, output=work / f"{variant}_{n}_{control}", verbose=False)
+                    res = twoscale.run(cfg, comm, output=work / f"{variant}_{n}_{control}", verbose=False,
+                                       overwrite=True)
                     summary, problem = res.summary, res.problem
                 except Exception as err:  # a run that stops still reports what it computed
                     status, error = "failed", str(err).splitlines()[0]

@@ -8,7 +8,10 @@
     fe2 config                            print the configuration reference (Markdown)
 
 Errors caused by input or by a failed solve print one line ``fe2: error: ...`` and
-exit with status 2 (input) or 3 (solver); anything else is a bug and keeps its traceback.
+exit with status 2 (input) or 3 (solver); anything else is a bug and keeps its traceback
+(status 4 when it ends several MPI ranks). A run stopped cleanly (a signal, ``--max-wall``)
+prints one line ``fe2: stopped by ...`` with the command that continues it, and exits with
+status 5.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXIT_BUG", "EXIT_INPUT", "EXIT_SOLVER", "build_parser", "homogenize_report", "main"]
+__all__ = ["EXIT_BUG", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_SOLVER", "build_parser", "homogenize_report", "main"]
 
 EXIT_INPUT = 2
 EXIT_SOLVER = 3
 #: an internal error (a bug) on one of several MPI ranks: every rank is ended with it
 EXIT_BUG = 4
+#: a run stopped cleanly (SIGTERM, SIGINT, SIGUSR1 or --max-wall): continue it with --restart
+EXIT_INTERRUPTED = 5
 
 
 def _add_mesh_parsers(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +71,17 @@ def _literal(text: str) -> Any:
     return vals[0] if len(vals) == 1 and "," not in text else tuple(vals)
 
 
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (``--max-wall``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fe2 import __version__
 
@@ -83,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="go on from the newest checkpoint in the results folder (DIR, or the -o / [output] "
                         "one), on any number of ranks; the case may change only its output, solver, parallel "
                         "and load-stepping options and the final load factor")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace the results of another run in the results folder (without it such a folder "
+                        "is refused)")
+    r.add_argument("--max-wall", type=_seconds, metavar="SECONDS",
+                   help="stop cleanly (checkpoint, status 'interrupted', exit status 5) before the run's wall "
+                        "clock passes SECONDS: set it below a batch job's time limit")
     r.add_argument("--example", metavar="NAME", help="run an embedded example case (see --list-examples)")
     r.add_argument("--list-examples", action="store_true", help="list the embedded example cases and exit")
     r.add_argument("--print-default", action="store_true",
@@ -127,8 +149,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         cfg = config.default_case()
     output = args.restart if args.restart else args.output
-    twoscale.run(cfg, MPI.COMM_WORLD, output=output, verbose=not args.quiet, restart=args.restart is not None)
+    if args.restart is not None and args.overwrite:
+        raise ConfigError("give either --restart (continue the run in the results folder) or --overwrite "
+                          "(replace it), not both")
+    twoscale.run(cfg, MPI.COMM_WORLD, output=output, verbose=not args.quiet, restart=args.restart is not None,
+                 overwrite=args.overwrite, max_wall=args.max_wall)
     return 0
+
+
+def _continue_command(args: argparse.Namespace, results: Path) -> str:
+    """The ``fe2 run`` command line that continues a stopped run in ``results``."""
+    import shlex
+
+    words = ["fe2", "run"]
+    if args.case:
+        words.append(args.case)
+    elif args.example:
+        words += ["--example", args.example]
+    words += ["--restart", str(results)]
+    if args.max_wall:
+        words += ["--max-wall", f"{args.max_wall:g}"]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def homogenize_report(cp, rve_file: str, notation: str) -> dict[str, Any]:
@@ -204,7 +245,7 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fe2`` console script; returns the exit status."""
-    from fe2.core.errors import ConfigError, Fe2Error, MeshError, SolverError
+    from fe2.core.errors import ConfigError, Fe2Error, Interrupted, MeshError, SolverError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -220,6 +261,15 @@ def main(argv: list[str] | None = None) -> int:
 
             print(reference_markdown())
             return 0
+    except Interrupted as err:  # raised on every rank together
+        from mpi4py import MPI
+
+        if MPI.COMM_WORLD.rank == 0:
+            results = getattr(err, "results", None)
+            hint = (f"; continue with: {f'mpirun -n {MPI.COMM_WORLD.size} ' if MPI.COMM_WORLD.size > 1 else ''}"
+                    f"{_continue_command(args, results)}" if getattr(err, "restartable", False) else "")
+            print(f"fe2: {err}{hint}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     except Fe2Error as err:
         from mpi4py import MPI
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,9 +23,10 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
-from fe2.core.errors import ConfigError, SolverError
+from fe2.core.errors import ConfigError, Interrupted, SolverError, collective
+from fe2.core.stopping import StopRequest
 from fe2.core.tensors import mandel_to_voigt_stiffness
-from fe2.io import checkpoint, factory
+from fe2.io import checkpoint, factory, results
 from fe2.io.config import CaseConfig
 from fe2.io.results import ResultsWriter
 from fe2.macro import loads
@@ -77,15 +80,20 @@ class RunResult:
     problem: MacroProblem
 
 
-def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], None]
+def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], None], workdir: Path | None = None
           ) -> tuple[MacroProblem, dict[str, Any]]:
     """The RVE template, the macro mesh, its loads and the macro problem of a case
-    (collective); the summary's description of them."""
+    (collective); the summary's description of them. A generated RVE mesh is written to
+    ``workdir/rve.msh`` (default ``outdir``; each rank may have its own ``workdir``), and
+    described as ``outdir/rve.msh``, where :func:`run` keeps it."""
     t0 = time.perf_counter()
-    rve = factory.cell_problem(cfg.rve, cfg.base_dir, cfg.source, outdir, comm)
+    workdir = outdir if workdir is None else workdir
+    rve = factory.cell_problem(cfg.rve, cfg.base_dir, cfg.source, workdir, comm)
     t_rve_setup = time.perf_counter() - t0
     Ceff = rve.effective_tensor
-    say(f"  RVE: {rve.rve_mesh.path}, {rve.num_dofs} DOFs (P{rve.degree}), "
+    mesh_path = str(rve.rve_mesh.path) if cfg.rve.mesh is not None else str(outdir / "rve.msh")
+    say(f"  RVE: {mesh_path}{'' if cfg.rve.mesh is not None else ' (generated)'}, {rve.num_dofs} DOFs "
+        f"(P{rve.degree}), "
         f"fractions {', '.join(f'{k} {v:.4f}' for k, v in rve.volume_fractions.items())}; "
         f"template ready in {t_rve_setup:.2f} s")
 
@@ -110,7 +118,7 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
     summary: dict[str, Any] = {
         "title": cfg.title, "source": cfg.source, "ranks": comm.size, "host": platform.node(),
         "material": cfg.macro.material, "nonlocal_length": length,
-        "rve": {"mesh": str(rve.rve_mesh.path), "dofs": rve.num_dofs, "degree": rve.degree,
+        "rve": {"mesh": mesh_path, "dofs": rve.num_dofs, "degree": rve.degree,
                 "volume_fractions": rve.volume_fractions,
                 "effective_tensor_voigt": (mandel_to_voigt_stiffness(Ceff) if problem.kinematics == "small"
                                            else None),
@@ -192,7 +200,7 @@ def physics_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 def _latest_checkpoint(comm: MPI.Comm, outdir: Path) -> Path:
     """The newest checkpoint of ``outdir`` (collective); a one-line error if there is none."""
-    folder = comm.bcast(checkpoint.latest(outdir) if comm.rank == 0 else None, root=0)
+    folder = comm.bcast(collective(comm, lambda: checkpoint.latest(outdir) if comm.rank == 0 else None), root=0)
     if folder is None:
         raise ConfigError(f"{outdir}: no checkpoint to restart from (checkpoint/latest.json is missing; "
                           "run without --restart, or set [output] checkpoint_every > 0)")
@@ -224,58 +232,113 @@ def _checkpoint(cfg: CaseConfig, comm: MPI.Comm, problem: MacroProblem, outdir: 
                      summary.get("restarts", []))
 
 
+def _prepare_folder(comm: MPI.Comm, outdir: Path, stage: Path, generated: bool, overwrite: bool) -> None:
+    """Make the results folder once the set-up succeeded (collective): remove an older run's
+    files when ``overwrite``, keep the generated RVE mesh from the staging folder."""
+    def make() -> None:
+        if comm.rank == 0:
+            try:
+                outdir.mkdir(parents=True, exist_ok=True)
+                if overwrite:
+                    results.clear(outdir)
+                if generated:
+                    shutil.copyfile(stage / "rve.msh", outdir / "rve.msh")
+            except OSError as err:
+                raise ConfigError(f"{outdir}: cannot write the results folder ({err.strerror or err})") from None
+
+    collective(comm, make)
+
+
 def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbose: bool = True,
-        restart: bool = False) -> RunResult:
+        restart: bool = False, overwrite: bool = False, max_wall: float | None = None) -> RunResult:
     """Run a two-scale case (collective on ``comm``).
 
     Returns the summary (also written to ``summary.json``) and the macro problem. Raises
     :class:`~fe2.core.errors.SolverError` if a load step does not converge; every converged
     step is already on disk then. ``restart``: go on from the newest checkpoint in the
     results folder (:mod:`fe2.io.checkpoint`), on any number of ranks; the case may differ
-    from the checkpoint's only in :data:`RESTART_MAY_CHANGE`.
+    from the checkpoint's only in :data:`RESTART_MAY_CHANGE`. ``overwrite``: replace the
+    results of another run in the folder (refused otherwise, see
+    :func:`fe2.io.results.check_folder`).
+
+    Stops cleanly (:mod:`fe2.core.stopping`) on SIGTERM, SIGINT or SIGUSR1 (when called in the
+    main thread) and when the run would pass ``max_wall`` seconds: the unfinished step is
+    abandoned, a checkpoint of the last converged step is written (whatever
+    ``checkpoint_every`` says), ``summary.json`` gets status ``interrupted``, and
+    :class:`~fe2.core.errors.Interrupted` is raised with the reason; its ``results`` is the
+    folder and ``restartable`` whether a checkpoint is there to continue from.
+
+    Nothing is written into the results folder before the input is read and the set-up
+    (RVE, macro mesh, loads, checkpoint) has succeeded.
     """
     say = _printer(comm, verbose)
     t_start = time.perf_counter()
     # one results folder for all ranks (it must be on a file system they share)
     outdir = Path(comm.bcast(str(output if output is not None else cfg.output.directory), root=0))
+    collective(comm, lambda: results.check_folder(outdir, cfg.source, restart, overwrite) if comm.rank == 0 else None)
     say(f"fe2: {cfg.title}  ({comm.size} MPI rank{'s' if comm.size > 1 else ''})")
     say(f"  results -> {outdir}/")
     folder = _latest_checkpoint(comm, outdir) if restart else None
-    problem, summary = setup(cfg, comm, outdir, say)
-    resume = None
-    if folder is not None:
-        ck, resume = _resume(cfg, comm, problem, folder, summary, say)
-    writer = ResultsWriter(outdir, problem.mesh, write_fields=cfg.output.format == "xdmf",
-                           resume=ck.step if restart else None)
-    summary["status"] = "running"
-    writer.summary(summary)
-    every = cfg.output.checkpoint_every
-    total_rve_points = 0
-    status = "completed"
-    last: Step | None = None
-    try:
-        for step in pathfollowing.follow(problem, cfg.loading, cfg.solver, log=say if verbose else None,
-                                         resume=resume):
-            total_rve_points += step.material_points
-            summary["steps"].append(_record(step, problem, writer, say))
-            writer.summary(summary)  # status "running": a killed run shows how far it got
-            last = step
-            if every and step.number % every == 0:
-                _checkpoint(cfg, comm, problem, outdir, step, summary)
-        if every and last is not None and last.number % every:
-            _checkpoint(cfg, comm, problem, outdir, last, summary)
-    except SolverError as err:
-        status = "failed"
-        raise SolverError(f"{err}; {len(summary['steps'])} converged steps are saved in {outdir}/") from None
-    finally:
-        summary["status"] = status
-        summary["rve_evaluations"] = total_rve_points
-        summary["rve_statistics"] = _statistics(problem.material, comm)
-        summary["wall_seconds"] = time.perf_counter() - t_start
+    with StopRequest(comm, max_wall, start=t_start) as stop:
+        with tempfile.TemporaryDirectory(prefix="fe2-stage-") as stage:
+            problem, summary = setup(cfg, comm, outdir, say, workdir=Path(stage))
+            resume, saved = None, 0
+            if folder is not None:
+                ck, resume = _resume(cfg, comm, problem, folder, summary, say)
+                saved = ck.step
+            _prepare_folder(comm, outdir, Path(stage), cfg.rve.mesh is None, overwrite and not restart)
+        writer = ResultsWriter(outdir, problem.mesh, write_fields=cfg.output.format == "xdmf",
+                               resume=saved if restart else None)
+        summary["status"] = "running"
         writer.summary(summary)
-        problem.destroy()
+        every = cfg.output.checkpoint_every
+        total_rve_points = 0
+        status = "completed"
+        last: Step | None = None
+        try:
+            for step in pathfollowing.follow(problem, cfg.loading, cfg.solver, log=say if verbose else None,
+                                             resume=resume, stop=stop):
+                total_rve_points += step.material_points
+                summary["steps"].append(_record(step, problem, writer, say))
+                writer.summary(summary)  # status "running": a killed run shows how far it got
+                last = step
+                if every and step.number % every == 0:
+                    _checkpoint(cfg, comm, problem, outdir, step, summary)
+                    saved = step.number
+            if last is not None and saved != last.number:
+                _checkpoint(cfg, comm, problem, outdir, last, summary)
+        except SolverError as err:
+            status = "failed"
+            raise SolverError(f"{err}; {len(summary['steps'])} converged steps are saved in {outdir}/") from None
+        except Interrupted as err:
+            status = "interrupted"
+            problem.revert()  # back to the last converged step
+            if last is not None and saved != last.number:
+                _checkpoint(cfg, comm, problem, outdir, last, summary)
+                saved = last.number
+            done = len(summary["steps"])
+            lam = summary["steps"][-1]["load_factor"] if done else 0.0
+            summary["interrupted"] = {"reason": str(err), "step": done, "load_factor": lam,
+                                      "checkpoint_step": saved or None}
+            stopped = Interrupted(f"stopped by {err} after step {done} (load factor {lam:.6g}); "
+                                  + (f"checkpoint of step {saved} in {outdir}/checkpoint/" if saved else
+                                     "no step had converged, so there is nothing to continue from"))
+            stopped.results, stopped.restartable = outdir, bool(saved)
+            raise stopped from None
+        finally:
+            summary["status"] = status
+            summary["rve_evaluations"] = total_rve_points
+            summary["rve_statistics"] = _statistics(problem.material, comm)
+            summary["wall_seconds"] = time.perf_counter() - t_start
+            writer.summary(summary)
+            problem.destroy()
+            comm.barrier()  # the results are on disk when any rank returns
     summary["displacement_norm"] = problem.u.x.petsc_vec.norm()
     writer.summary(summary)
+    comm.barrier()
+    written = ["history.csv", "summary.json"] if summary["steps"] else ["summary.json"]
+    if cfg.output.format == "xdmf" and summary["steps"]:
+        written.insert(0, "fields.xdmf for ParaView")
     say(f"fe2: done in {summary['wall_seconds']:.1f} s; {total_rve_points} RVE evaluations. "
-        f"Results in {outdir}/ (fields.xdmf for ParaView, history.csv, summary.json)")
+        f"Results in {outdir}/ ({', '.join(written)})")
     return RunResult(summary, problem)

@@ -1,6 +1,7 @@
 """What every other part of fe2 builds on.
 
 - :mod:`~fe2.core.errors`: exceptions shown to users without traceback; collective errors
+- :mod:`~fe2.core.stopping`: clean stops of a run (signals, wall-clock limit), agreed by all ranks
 - :mod:`~fe2.core.compat`: the few dolfinx names that differ between 0.9 and 0.10+
 - :mod:`~fe2.core.linalg`: PETSc options and prefixes (the one place), direct solvers
 - :mod:`~fe2.core.tensors`: Voigt/Mandel notation, isotropic tensors, closed-form bounds

@@ -4,7 +4,7 @@ The command line prints ``fe2: error: <message>`` for these and exits non-zero, 
 traceback. Anything else is a bug and keeps its traceback.
 """
 
-__all__ = ["ConfigError", "Fe2Error", "MeshError", "SolverError", "collective", "point_failure"]
+__all__ = ["ConfigError", "Fe2Error", "Interrupted", "MeshError", "SolverError", "collective", "point_failure"]
 
 
 class Fe2Error(Exception):
@@ -26,6 +26,12 @@ class SolverError(Fe2Error):
     material; the macro problem turns it into the macro cell and quadrature point)."""
 
     point: int | None = None
+
+
+class Interrupted(Fe2Error):
+    """A run was asked to stop (a signal, or its wall-clock limit; see
+    :mod:`fe2.core.stopping`) and stopped cleanly: the message is the reason. Raised on
+    every rank at once."""
 
 
 def point_failure(point: int, reason: str) -> SolverError:
@@ -51,6 +57,6 @@ def collective(comm, fn, *args, **kwargs):
         if item is not None:
             if err is not None:
                 raise err
-            cls = {c.__name__: c for c in (Fe2Error, ConfigError, MeshError, SolverError)}[item[0]]
+            cls = {c.__name__: c for c in (Fe2Error, ConfigError, MeshError, SolverError, Interrupted)}[item[0]]
             raise cls(item[1])
     return result

@@ -265,7 +265,9 @@ class OutputConfig:
     checkpoint_every: int = _f(1, doc="write a checkpoint (``checkpoint/`` in the results folder: macro fields, "
                                       "path-following state and every RVE's committed state) every this many "
                                       "converged steps and after the last one, so that ``fe2 run --restart`` can "
-                                      "go on from it, on any number of ranks; 0: none", check=nonnegative)
+                                      "go on from it, on any number of ranks; 0: none. A run stopped by a signal or "
+                                      "``--max-wall`` writes one of its last converged step whatever this says",
+                                  check=nonnegative)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,13 @@ A restart (:class:`ResultsWriter` with ``resume``) continues a folder after its 
 per restart) and the restarted run writes its own mesh, as the mesh of the new time stamps,
 into a new ``fields.h5``: the partition, and so the node order, may differ between runs.
 
+A results folder belongs to one run: :func:`check_folder` refuses to start a run in a folder
+that holds another run's results (converged steps or a checkpoint) unless it continues
+that run (``restart``) or replaces it (``overwrite``: :func:`clear` removes the old files
+first); it also refuses a path that cannot be a folder. Nothing is written before the run's
+input has been read and its set-up has succeeded, so a run that fails on its input leaves
+an existing folder as it was.
+
 Collective on the mesh communicator; only rank 0 writes the text files.
 """
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -27,9 +35,72 @@ from typing import Any
 import numpy as np
 from dolfinx import fem, io
 
+from fe2.core.errors import ConfigError
 from fe2.core.tensors import mandel_to_tensor
 
-__all__ = ["ResultsWriter", "json_default", "read_history"]
+__all__ = ["RESULT_FILES", "ResultsWriter", "check_folder", "clear", "json_default", "previous_run", "read_history"]
+
+#: what a run writes into its results folder (``--overwrite`` removes these and only these)
+RESULT_FILES = ("summary.json", "summary.json.tmp", "history.csv", "history.csv.tmp", "fields.xdmf",
+                "fields.xdmf.tmp", "fields.h5", "fields.p*.h5", "rve.msh", "checkpoint")
+
+
+def previous_run(directory: str | Path) -> str | None:
+    """A description of the run whose results ``directory`` holds (converged steps or a
+    checkpoint), or None when it holds none (not collective: read by one rank)."""
+    d = Path(directory)
+    summary: dict[str, Any] = {}
+    try:
+        summary = json.loads((d / "summary.json").read_text())
+    except (OSError, ValueError):
+        pass
+    steps = len(summary.get("steps") or [])
+    if not steps and (d / "history.csv").is_file():
+        with open(d / "history.csv", newline="") as fh:
+            steps = max(0, sum(1 for row in csv.reader(fh) if row) - 1)
+    checkpoint = (d / "checkpoint" / "latest.json").is_file()
+    if not steps and not checkpoint:
+        return None
+    what = [f"status {summary['status']}"] if "status" in summary else []
+    what.append(f"{steps} converged step{'s' if steps != 1 else ''}")
+    if checkpoint:
+        what.append("a checkpoint")
+    title = f" '{summary['title']}'" if summary.get("title") else ""
+    return f"the results of another run{title} ({', '.join(what)})"
+
+
+def check_folder(directory: str | Path, source: str, restart: bool = False, overwrite: bool = False) -> None:
+    """Raise :class:`~fe2.core.errors.ConfigError` if ``directory`` cannot be a run's results
+    folder: a path under a file (or a device), a folder without write permission, or a folder
+    that holds another run's results (:func:`previous_run`) when the run neither continues
+    it (``restart``) nor replaces it (``overwrite``). Writes nothing (not collective; call it
+    on one rank). ``source``: the case file, for the message."""
+    d = Path(directory)
+    where = f"{source}: results folder '{d}' ([output] directory or -o)"
+    probe = d
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        kind = "a file" if probe.is_file() else "not a folder"
+        raise ConfigError(f"{where}: '{probe}' is {kind}; give a folder path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: no permission to write in '{probe}'")
+    if probe == d and not restart and not overwrite:
+        other = previous_run(d)
+        if other:
+            raise ConfigError(f"{where} holds {other}: continue it with --restart, replace it with --overwrite, "
+                              "or give another folder with -o")
+
+
+def clear(directory: str | Path) -> None:
+    """Remove the files of :data:`RESULT_FILES` from ``directory`` (not collective)."""
+    d = Path(directory)
+    for pattern in RESULT_FILES:
+        for path in d.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 class ResultsWriter:

@@ -368,14 +368,15 @@ class MacroProblem:
         out.axpy(-1.0, f_hat)
 
     def newton(self, rtol: float = 1e-10, atol: float = 1e-12, max_iterations: int = 20,
-               log: Callable[[str], None] | None = None) -> NewtonReport:
+               log: Callable[[str], None] | None = None, stop: Callable[[], None] | None = None) -> NewtonReport:
         """Newton iterations for the current load (collective), on the :class:`Equilibrium`
         system: converged when the residual norm (Dirichlet rows included, so a new load's
         jump in the boundary values counts) is below ``max(rtol * |F_0|, atol)``. A material
-        failure ends the iterations with ``report.failure`` set."""
+        failure ends the iterations with ``report.failure`` set. ``stop``: see
+        :func:`~fe2.solvers.newton.newton` (what it raises propagates)."""
         rep = NewtonReport()
         try:
-            newton(Equilibrium(self, rtol, atol, rep), max_iterations, log=log, report=rep)
+            newton(Equilibrium(self, rtol, atol, rep), max_iterations, log=log, report=rep, stop=stop)
         except SolverError as err:  # a material (RVE) failure: raised on all ranks
             rep.converged = False
             rep.failure = str(err)

@@ -73,7 +73,8 @@ class NewtonSystem(Protocol):
 
 
 def newton(system: NewtonSystem, max_iterations: int, *, max_cuts: int = 0,
-           log: Callable[[str], None] | None = None, report: NewtonReport | None = None) -> NewtonReport:
+           log: Callable[[str], None] | None = None, report: NewtonReport | None = None,
+           stop: Callable[[], None] | None = None) -> NewtonReport:
     """Newton iterations on ``system`` from its current iterate.
 
     Stops when :meth:`NewtonSystem.converged` says so (``report.converged``), or with
@@ -81,6 +82,9 @@ def newton(system: NewtonSystem, max_iterations: int, *, max_cuts: int = 0,
     updates, or when ``max_cuts > 0`` and a step is still not accepted after ``max_cuts``
     halvings (without a line search every full step is taken). Exceptions of the system
     (e.g. a failed material evaluation) propagate.
+
+    ``stop``: called before every update (collective where the system is); it raises to
+    end the iterations (:class:`fe2.core.stopping.StopRequest`), and that propagates too.
     """
     rep = report if report is not None else NewtonReport()
     r = system.residual()
@@ -100,6 +104,8 @@ def newton(system: NewtonSystem, max_iterations: int, *, max_cuts: int = 0,
         if it == max_iterations:
             rep.failure = f"no convergence in {max_iterations} Newton iterations"
             return rep
+        if stop is not None:
+            stop()
         rep.updates.append(system.solve_update())
         alpha, cuts = 1.0, 0
         r_new = system.step(alpha)

@@ -183,14 +183,16 @@ class BorderedSystem:
 
 def dissipation_newton(problem: MacroProblem, lam0: float, G0: float, lam: float, dtau: float,
                        rtol: float, atol: float, max_iterations: int,
-                       log: Callable[[str], None] | None = None) -> tuple[NewtonReport, float]:
+                       log: Callable[[str], None] | None = None,
+                       stop: Callable[[], None] | None = None) -> tuple[NewtonReport, float]:
     """Newton on the :class:`BorderedSystem` from the current ``x`` (a predictor) and load
     factor ``lam``. Returns the report and the load factor reached; a material failure or
-    a singular constraint ends it with ``report.failure`` set."""
+    a singular constraint ends it with ``report.failure`` set. ``stop``: see
+    :func:`~fe2.solvers.newton.newton`."""
     rep = NewtonReport()
     system = BorderedSystem(problem, lam0, G0, lam, dtau, rtol, atol, rep)
     try:
-        newton(system, max_iterations, log=log, report=rep)
+        newton(system, max_iterations, log=log, report=rep, stop=stop)
     except SolverError as err:  # a material (RVE) failure or a singular system: raised on all ranks
         rep.converged = False
         rep.failure = str(err)
@@ -218,6 +220,8 @@ class _Path:
     lam_prev: float = 0.0  #: load factor of the step before
     x_prev: np.ndarray = field(default_factory=lambda: np.zeros(0))  #: solution of the step before
     points: int = 0  #: material evaluations since the last converged step (all ranks, failed attempts too)
+    #: asked before every step and Newton update whether to go on (raises to stop), or None
+    stop: Callable[..., None] | None = None
 
     @property
     def lam_end(self) -> float:
@@ -285,7 +289,7 @@ class LoadControl:
         p.say(f"  step {p.k + 1}: load factor {lam_try:.6g} (increment {lam_try - lam:.3g})")
         problem.set_load(lam_try)
         problem.set_time_increment(lam_try - lam)
-        rep = problem.newton(p.solver.rtol, p.solver.atol, p.solver.max_iterations, log=p.log)
+        rep = problem.newton(p.solver.rtol, p.solver.atol, p.solver.max_iterations, log=p.log, stop=p.stop)
         p.points += problem.comm.allreduce(rep.material_points)
         if rep.converged:
             return Attempt(rep, lam_try, "load")
@@ -379,7 +383,7 @@ class DissipationControl:
         problem.add_to_solution(ratio, problem.u_committed - p.x_prev)
         problem.set_time_increment(abs(dlam_pred))
         rep, lam_try = dissipation_newton(problem, lam, p.G, lam + dlam_pred, self.dtau, p.solver.rtol,
-                                          p.solver.atol, p.solver.max_iterations, p.log)
+                                          p.solver.atol, p.solver.max_iterations, p.log, p.stop)
         p.points += problem.comm.allreduce(rep.material_points)
         if rep.converged and lam_try > p.lam_end + p.tol:
             problem.revert()
@@ -468,7 +472,8 @@ CONTROLS: dict[str, ControlSpec] = {c.name: c for c in (
 
 
 def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | None = None,
-           resume: tuple[dict[str, Any], np.ndarray] | None = None) -> Iterator[Step]:
+           resume: tuple[dict[str, Any], np.ndarray] | None = None,
+           stop: Callable[..., None] | None = None) -> Iterator[Step]:
     """Drive ``problem`` from load factor 0 to the last of :func:`load_factors` with the
     control ``loading.control``; yield each converged step after committing it.
 
@@ -480,11 +485,17 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
     ``resume``: go on from a step yielded before (a restart): that step's ``state`` and the
     solution of the step before it (``x_prev``, the local array of ``problem.x``); the
     problem must hold that step's committed state.
+
+    ``stop`` (a :class:`fe2.core.stopping.StopRequest`): called before every attempt at a
+    step, with ``upcoming`` = the duration of the last converged step, and before every
+    Newton update; what it raises (:class:`~fe2.core.errors.Interrupted`) propagates, with
+    the problem left in the unfinished step (:meth:`MacroProblem.revert` takes it back to
+    the last yielded step).
     """
     name = loading.control
     if name not in CONTROLS:
         raise ValueError(f"unknown control {name!r} (one of {', '.join(CONTROLS)})")
-    path = _Path(problem, loading, solver, log or (lambda msg: None), log, load_factors(loading))
+    path = _Path(problem, loading, solver, log or (lambda msg: None), log, load_factors(loading), stop=stop)
     control = CONTROLS[name].make(path)
     if resume is None:
         path.G = problem.conjugate_force() if control.tracks_dissipation else 0.0
@@ -493,8 +504,11 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
         state, path.x_prev = resume[0], np.array(resume[1], dtype=float)
         path.lam, path.k, path.G, path.lam_prev = state["lam"], state["k"], state["G"], state["lam_prev"]
         control.restore(state["control"])
+    last_wall = 0.0
     while path.lam < path.lam_end - path.tol:
         t0 = time.perf_counter()
+        if stop is not None:
+            stop(upcoming=last_wall)
         attempt = control.attempt()
         if attempt is None:
             continue
@@ -507,6 +521,6 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
         path.G, path.lam, path.k = G_new, attempt.load_factor, path.k + 1
         control.converged(attempt, dD, problem.work - work0)
         state = {"lam": path.lam, "k": path.k, "G": path.G, "lam_prev": path.lam_prev, "control": control.state()}
-        yield Step(path.k, path.lam, attempt.report, attempt.control, dD, time.perf_counter() - t0, path.points,
-                   state, path.x_prev)
+        last_wall = time.perf_counter() - t0
+        yield Step(path.k, path.lam, attempt.report, attempt.control, dD, last_wall, path.points, state, path.x_prev)
         path.points = 0
