@@ -231,24 +231,59 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
 
 
 def _cmd_mesh(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from fe2.core.errors import on_root
     from fe2.micro import meshgen
 
     fn = meshgen.GENERATORS[args.kind]
     params = {name: getattr(args, name) for name, p in inspect.signature(fn).parameters.items()
               if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    info = meshgen.generate(args.kind, args.output, **params)
-    print(f"wrote {info.path}: {info.dim}D, {info.num_nodes} nodes, {info.num_cells} cells; "
-          f"phases {info.phase_tags}; volume fractions "
-          + ", ".join(f"{k} {v:.4f}" for k, v in info.volume_fractions.items()))
+    comm = MPI.COMM_WORLD  # under mpirun, rank 0 writes the one file
+    info = on_root(comm, meshgen.generate, args.kind, args.output, **params)
+    if comm.rank == 0:
+        print(f"wrote {info.path}: {info.dim}D, {info.num_nodes} nodes, {info.num_cells} cells; "
+              f"phases {info.phase_tags}; volume fractions "
+              + ", ".join(f"{k} {v:.4f}" for k, v in info.volume_fractions.items()))
     return 0
 
 
+#: seconds the ranks wait for each other after an error before the ones that got there end
+#: all of them (an error that only some ranks raised would leave the others waiting)
+AGREE_SECONDS = 20.0
+
+
+def _all_failed(comm, seconds: float | None = None) -> bool:
+    """Whether every rank of ``comm`` (a communicator used for nothing else) reaches this
+    call within ``seconds`` (default :data:`AGREE_SECONDS`): a non-blocking barrier, polled."""
+    import time
+
+    request = comm.Ibarrier()
+    end = time.monotonic() + (AGREE_SECONDS if seconds is None else seconds)
+    while not request.Test():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``fe2`` console script; returns the exit status."""
-    from fe2.core.errors import ConfigError, Fe2Error, Interrupted, MeshError, SolverError
+    """Entry point of the ``fe2`` console script; returns the exit status.
+
+    A user-facing error (:class:`~fe2.core.errors.Fe2Error`) is printed once, by rank 0,
+    as one line, when every rank raised it (fe2 raises such errors on all ranks together:
+    :func:`~fe2.core.errors.collective`); when some ranks did not get there within
+    :data:`AGREE_SECONDS`, the ranks that did print it with their rank and end every rank
+    (``MPI_Abort``) with the error's exit status, so that no rank is left waiting. A bug
+    prints its traceback and ends every rank (status 4)."""
+    from mpi4py import MPI
+
+    from fe2.core.errors import Fe2Error, Interrupted, SolverError
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    world = MPI.COMM_WORLD
+    agree = world.Dup() if world.size > 1 else None
     try:
         if args.command == "run":
             return _cmd_run(args)
@@ -259,36 +294,35 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             from fe2.io.config import reference_markdown
 
-            print(reference_markdown())
+            if world.rank == 0:
+                print(reference_markdown())
             return 0
-    except Interrupted as err:  # raised on every rank together
-        from mpi4py import MPI
-
-        if MPI.COMM_WORLD.rank == 0:
-            results = getattr(err, "results", None)
-            hint = (f"; continue with: {f'mpirun -n {MPI.COMM_WORLD.size} ' if MPI.COMM_WORLD.size > 1 else ''}"
-                    f"{_continue_command(args, results)}" if getattr(err, "restartable", False) else "")
-            print(f"fe2: {err}{hint}", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
     except Fe2Error as err:
-        from mpi4py import MPI
-
-        comm = MPI.COMM_WORLD
-        deterministic = isinstance(err, (ConfigError, MeshError))
-        if comm.rank == 0 or not deterministic:
-            prefix = f"[rank {comm.rank}] " if comm.size > 1 and not deterministic else ""
-            print(f"fe2: error: {prefix}{err}", file=sys.stderr, flush=True)
-        return EXIT_SOLVER if isinstance(err, SolverError) else EXIT_INPUT
+        if isinstance(err, Interrupted):
+            code = EXIT_INTERRUPTED
+            restart = (f"; continue with: {f'mpirun -n {world.size} ' if world.size > 1 else ''}"
+                       f"{_continue_command(args, err.results)}" if getattr(err, "restartable", False) else "")
+            line = f"fe2: {err}{restart}"
+        else:
+            code = EXIT_SOLVER if isinstance(err, SolverError) else EXIT_INPUT
+            line = f"fe2: error: {err}"
+        if agree is None or _all_failed(agree):
+            if world.rank == 0:
+                print(line, file=sys.stderr, flush=True)
+            return code
+        print(line.replace("fe2: error: ", f"fe2: error: [rank {world.rank}] ", 1), file=sys.stderr, flush=True)
+        world.Abort(code)
     except Exception:
         # a bug: on several ranks the others would wait forever in their next collective
         # call, so print the traceback and end every rank
-        from mpi4py import MPI
-
-        if MPI.COMM_WORLD.size == 1:
+        if world.size == 1:
             raise
-        print(f"fe2: internal error on rank {MPI.COMM_WORLD.rank}; ending all ranks", file=sys.stderr)
+        print(f"fe2: internal error on rank {world.rank}; ending all ranks", file=sys.stderr)
         traceback.print_exc()
         sys.stderr.flush()
-        MPI.COMM_WORLD.Abort(EXIT_BUG)
+        world.Abort(EXIT_BUG)
+    finally:
+        if agree is not None:
+            agree.Free()
     parser.error(f"unknown command {args.command}")
     return EXIT_INPUT

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
-from fe2.core.errors import ConfigError, Interrupted, SolverError, collective
+from fe2.core import linalg
+from fe2.core.errors import ConfigError, Fe2Error, Interrupted, SolverError, on_root
 from fe2.core.stopping import StopRequest
 from fe2.core.tensors import mandel_to_voigt_stiffness
 from fe2.io import checkpoint, factory, results
@@ -88,6 +89,8 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
     described as ``outdir/rve.msh``, where :func:`run` keeps it."""
     t0 = time.perf_counter()
     workdir = outdir if workdir is None else workdir
+    linalg.check_options(cfg.solver.petsc_options, linalg.DIRECT_LU, f"{cfg.source}: key 'solver.petsc_options'",
+                         comm)
     rve = factory.cell_problem(cfg.rve, cfg.base_dir, cfg.source, workdir, comm)
     t_rve_setup = time.perf_counter() - t0
     Ceff = rve.effective_tensor
@@ -97,7 +100,12 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
         f"fractions {', '.join(f'{k} {v:.4f}' for k, v in rve.volume_fractions.items())}; "
         f"template ready in {t_rve_setup:.2f} s")
 
-    mm = factory.macro_mesh(cfg.macro.mesh, cfg.base_dir, comm)
+    mm = factory.macro_mesh(cfg.macro.mesh, cfg.base_dir, comm, cfg.source)
+    if rve.gdim != mm.mesh.geometry.dim:
+        what = (f"key 'rve.mesh' = '{cfg.rve.mesh}'" if cfg.rve.mesh
+                else f"rve.generate kind '{cfg.rve.generate['kind']}'")
+        raise ConfigError(f"{cfg.source}: the RVE ({what}) is {rve.gdim}D but the macro mesh is "
+                          f"{mm.mesh.geometry.dim}D; the RVE must have the macro mesh's dimension")
     dirichlet, traction = loads.from_config(cfg.macro.dirichlet, cfg.macro.traction, mm, cfg.source)
     material, material_note = choose_material(cfg, rve, comm)
     if material is rve and cfg.parallel.balance and hasattr(rve, "balance_over"):
@@ -106,6 +114,11 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
     problem = MacroProblem(mm, material, degree=cfg.macro.degree,
                            quadrature_degree=cfg.macro.quadrature_degree, dirichlet=dirichlet,
                            traction=traction, petsc_options=cfg.solver.petsc_options, nonlocal_length=length)
+    free = problem.free_rigid_motions()
+    if free:
+        raise ConfigError(f"{cfg.source}: key 'macro.dirichlet': the supports leave the body free to move "
+                          f"({'; '.join(free)}), so the macro problem is singular; prescribe more displacement "
+                          "components")
     ndofs = problem.V.dofmap.index_map.size_global * problem.V.dofmap.index_map_bs
     counts = comm.gather(problem.num_owned_points, root=0)
     say(f"  macro: {mm.description}; P{cfg.macro.degree}, {ndofs} DOFs, "
@@ -200,7 +213,7 @@ def physics_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 def _latest_checkpoint(comm: MPI.Comm, outdir: Path) -> Path:
     """The newest checkpoint of ``outdir`` (collective); a one-line error if there is none."""
-    folder = comm.bcast(collective(comm, lambda: checkpoint.latest(outdir) if comm.rank == 0 else None), root=0)
+    folder = on_root(comm, checkpoint.latest, outdir)
     if folder is None:
         raise ConfigError(f"{outdir}: no checkpoint to restart from (checkpoint/latest.json is missing; "
                           "run without --restart, or set [output] checkpoint_every > 0)")
@@ -236,17 +249,16 @@ def _prepare_folder(comm: MPI.Comm, outdir: Path, stage: Path, generated: bool, 
     """Make the results folder once the set-up succeeded (collective): remove an older run's
     files when ``overwrite``, keep the generated RVE mesh from the staging folder."""
     def make() -> None:
-        if comm.rank == 0:
-            try:
-                outdir.mkdir(parents=True, exist_ok=True)
-                if overwrite:
-                    results.clear(outdir)
-                if generated:
-                    shutil.copyfile(stage / "rve.msh", outdir / "rve.msh")
-            except OSError as err:
-                raise ConfigError(f"{outdir}: cannot write the results folder ({err.strerror or err})") from None
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+            if overwrite:
+                results.clear(outdir)
+            if generated:
+                shutil.copyfile(stage / "rve.msh", outdir / "rve.msh")
+        except OSError as err:
+            raise ConfigError(f"{outdir}: cannot write the results folder ({err.strerror or err})") from None
 
-    collective(comm, make)
+    on_root(comm, make)
 
 
 def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbose: bool = True,
@@ -275,7 +287,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
     t_start = time.perf_counter()
     # one results folder for all ranks (it must be on a file system they share)
     outdir = Path(comm.bcast(str(output if output is not None else cfg.output.directory), root=0))
-    collective(comm, lambda: results.check_folder(outdir, cfg.source, restart, overwrite) if comm.rank == 0 else None)
+    on_root(comm, results.check_folder, outdir, cfg.source, restart, overwrite)
     say(f"fe2: {cfg.title}  ({comm.size} MPI rank{'s' if comm.size > 1 else ''})")
     say(f"  results -> {outdir}/")
     folder = _latest_checkpoint(comm, outdir) if restart else None
@@ -325,14 +337,23 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                                      "no step had converged, so there is nothing to continue from"))
             stopped.results, stopped.restartable = outdir, bool(saved)
             raise stopped from None
+        except Fe2Error:  # raised on every rank together
+            status = "failed"
+            raise
+        except BaseException:  # a bug, perhaps on this rank only: no collective call may follow
+            status = "crashed"
+            raise
         finally:
             summary["status"] = status
             summary["rve_evaluations"] = total_rve_points
-            summary["rve_statistics"] = _statistics(problem.material, comm)
             summary["wall_seconds"] = time.perf_counter() - t_start
-            writer.summary(summary)
-            problem.destroy()
-            comm.barrier()  # the results are on disk when any rank returns
+            if status == "crashed":
+                writer.summary(summary, collective=False)
+            else:
+                summary["rve_statistics"] = _statistics(problem.material, comm)
+                writer.summary(summary)
+                problem.destroy()
+                comm.barrier()  # the results are on disk when any rank returns
     summary["displacement_norm"] = problem.u.x.petsc_vec.norm()
     writer.summary(summary)
     comm.barrier()

@@ -9,6 +9,7 @@
 - :mod:`~fe2.core.physics`: the registry of physics
 - :mod:`~fe2.core.quadrature`: the quadrature points of owned cells (point volumes, averages)
 - :mod:`~fe2.core.meshing`: gmsh sessions
+- :mod:`~fe2.core.paths`: where fe2 may write (checked before any work)
 """
 
 #: the public surface is the modules named above

@@ -4,7 +4,8 @@ The command line prints ``fe2: error: <message>`` for these and exits non-zero, 
 traceback. Anything else is a bug and keeps its traceback.
 """
 
-__all__ = ["ConfigError", "Fe2Error", "Interrupted", "MeshError", "SolverError", "collective", "point_failure"]
+__all__ = ["ConfigError", "Fe2Error", "Interrupted", "MeshError", "SolverError", "collective", "on_root",
+           "point_failure"]
 
 
 class Fe2Error(Exception):
@@ -46,12 +47,16 @@ def point_failure(point: int, reason: str) -> SolverError:
 def collective(comm, fn, *args, **kwargs):
     """Call ``fn`` on every rank of ``comm``; if it raises an :class:`Fe2Error` on any
     rank, raise that error (the lowest failing rank's) on all ranks, so that no rank is
-    left waiting in a later collective call. Collective on ``comm``."""
+    left waiting in a later collective call. A file-system error (``OSError``: a folder that
+    cannot be made, a full disk) counts as an :class:`Fe2Error` naming the path. Collective
+    on ``comm``."""
     result, err = None, None
     try:
         result = fn(*args, **kwargs)
     except Fe2Error as e:
         err = e
+    except OSError as e:
+        err = Fe2Error(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else f"file system error: {e}")
     errors = comm.allgather(None if err is None else (type(err).__name__, str(err)))
     for item in errors:
         if item is not None:
@@ -60,3 +65,11 @@ def collective(comm, fn, *args, **kwargs):
             cls = {c.__name__: c for c in (Fe2Error, ConfigError, MeshError, SolverError, Interrupted)}[item[0]]
             raise cls(item[1])
     return result
+
+
+def on_root(comm, fn, *args, **kwargs):
+    """``fn`` called on rank 0 of ``comm`` only (e.g. to make a folder or write a file), its
+    result given to every rank; its error (as :func:`collective`) raised on every rank.
+    Collective on ``comm``."""
+    result = collective(comm, lambda: fn(*args, **kwargs) if comm.rank == 0 else None)
+    return comm.bcast(result, root=0) if comm.size > 1 else result

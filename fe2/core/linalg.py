@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 from petsc4py import PETSc
 
-from fe2.core.errors import SolverError
+from fe2.core.errors import ConfigError, SolverError
 
-__all__ = ["DIRECT_CHOLESKY", "DIRECT_LU", "SMALL_LU_NNZ", "PatternSolver", "configure", "direct_solver",
+__all__ = ["DIRECT_CHOLESKY", "DIRECT_LU", "SMALL_LU_NNZ", "PatternSolver", "check_options", "configure",
+           "direct_solver", "petsc_message",
            "factor_matrix", "mat_solve", "rve_solver_options", "unique_prefix"]
 
 #: Direct solver used by default for the RVE cell problems (symmetric positive definite
@@ -92,6 +93,49 @@ def configure(obj: Any, prefix: str, options: Mapping[str, Any] | None) -> None:
             continue
         opts[name] = _to_option(value)
     obj.setFromOptions()
+
+
+def petsc_message(err: Exception) -> str:
+    """The last line of a PETSc error (what PETSc says went wrong), without its rank prefix."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    last = lines[-1] if lines else repr(err)
+    return last.split("] ", 1)[1] if last.startswith("[") and "] " in last else last
+
+
+def check_options(options: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str,
+                  comm=None) -> None:
+    """Try ``options`` over ``defaults`` on an identity matrix with two rows per process of
+    ``comm`` (default one process; collective on ``comm``): set them up and solve once, so
+    that an unknown KSP, PC or factorisation package, one that cannot handle a matrix
+    distributed like the real one, or a value PETSc cannot parse, raises
+    :class:`~fe2.core.errors.ConfigError` ``"<where>: PETSc cannot use {...}: <PETSc's
+    message>"`` on every process before any real work."""
+    if not options:
+        return
+    comm = PETSc.COMM_SELF if comm is None else comm
+    A = PETSc.Mat().createAIJ([(2, None), (2, None)], nnz=1, comm=comm)
+    lo, hi = A.getOwnershipRange()
+    for i in range(lo, hi):
+        A.setValue(i, i, 1.0)
+    A.assemble()
+    ksp = None
+    prefix, merged = unique_prefix("fe2_check_"), {**defaults, **options}
+    try:
+        ksp = direct_solver(A, prefix, merged)
+        ksp.setUp()
+        b = A.createVecLeft()
+        b.set(1.0)
+        x = A.createVecRight()
+        ksp.solve(b, x)
+    except PETSc.Error as err:
+        raise ConfigError(f"{where}: PETSc cannot use {dict(options)}: {petsc_message(err)}") from None
+    finally:
+        if ksp is not None:
+            ksp.destroy()
+        A.destroy()
+        db = PETSc.Options()
+        for key in merged:  # a trial: leave nothing in the options database
+            db.delValue(f"{prefix}{key}")
 
 
 def direct_solver(A: PETSc.Mat, prefix: str, options: Mapping[str, Any] | None = None,

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
-from fe2.core.errors import ConfigError
+from fe2.core.errors import ConfigError, collective, on_root
 from fe2.io.results import json_default
 
 __all__ = ["CHECKPOINT_DIR", "Checkpoint", "latest", "read", "write"]
@@ -106,37 +106,46 @@ def write(results: str | Path, comm: MPI.Comm, problem, fields: dict[str, np.nda
     root = Path(results) / CHECKPOINT_DIR
     k = int(state["k"])
     final, tmp = root / f"step-{k:06d}", root / f"step-{k:06d}.tmp"
-    if comm.rank == 0:
+    def start() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-    comm.barrier()
+
+    on_root(comm, start)
     mesh = problem.mesh
     owned = problem.quadrature.num_owned_cells
     dofs = _cell_dofs(problem.x.function_space)[:owned]
     cells = _original_cells(mesh)[:owned]
     ids = _point_ids(cells, problem.num_points_per_cell)
-    with h5py.File(tmp / f"rank-{comm.rank:04d}.h5", "w") as h:
-        h.attrs["format"] = FORMAT
-        h.create_dataset("cells", data=cells)
-        for name, arr in fields.items():
-            h.create_dataset(f"fields/{name}", data=np.asarray(arr)[dofs])
-        h.create_dataset("points", data=ids)
-        for name, arr in problem.material.get_state().items():
-            h.create_dataset(f"state/{name}", data=arr)
-        if comm.rank == 0:
-            h.attrs["meta"] = json.dumps({"state": state, "work": problem.work, "steps": steps, "config": config,
-                                          "ranks": comm.size, "restarts": restarts}, default=json_default)
-    comm.barrier()
-    if comm.rank == 0:
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        _atomic_json(root / "latest.json", {"format": FORMAT, "step": k, "folder": final.name,
-                                            "load_factor": state["lam"], "ranks": comm.size})
-        for old in root.glob("step-*"):
-            if old.name != final.name:
-                shutil.rmtree(old, ignore_errors=True)
-    comm.barrier()
+    material_state = problem.material.get_state()
+
+    def write_mine() -> None:
+        with h5py.File(tmp / f"rank-{comm.rank:04d}.h5", "w") as h:
+            h.attrs["format"] = FORMAT
+            h.create_dataset("cells", data=cells)
+            for name, arr in fields.items():
+                h.create_dataset(f"fields/{name}", data=np.asarray(arr)[dofs])
+            h.create_dataset("points", data=ids)
+            for name, arr in material_state.items():
+                h.create_dataset(f"state/{name}", data=arr)
+            if comm.rank == 0:
+                h.attrs["meta"] = json.dumps({"state": state, "work": problem.work, "steps": steps, "config": config,
+                                              "ranks": comm.size, "restarts": restarts}, default=json_default)
+
+    collective(comm, write_mine)  # a full disk on any rank: a one-line error on all, the last checkpoint kept
+    on_root(comm, _publish, root, final, tmp, k, state, comm.size)
     return final
+
+
+def _publish(root: Path, final: Path, tmp: Path, k: int, state: dict[str, Any], ranks: int) -> None:
+    """Make the complete checkpoint ``tmp`` the newest one (rank 0): rename it, then point
+    ``latest.json`` at it, then remove the older ones."""
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    _atomic_json(root / "latest.json", {"format": FORMAT, "step": k, "folder": final.name,
+                                        "load_factor": state["lam"], "ranks": ranks})
+    for old in root.glob("step-*"):
+        if old.name != final.name:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def latest(results: str | Path) -> Path | None:

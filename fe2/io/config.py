@@ -223,12 +223,14 @@ class LoadingConfig:
     """``[loading]``: load steps."""
 
     steps: int = _f(4, doc="number of equal load steps to factor 1", check=positive)
-    factors: tuple[float, ...] | None = _f(None, doc="explicit load factors (overrides ``steps``)")
+    factors: tuple[float, ...] | None = _f(None, doc="explicit load factors, positive and increasing (overrides "
+                                                     "``steps``)")
     min_step: float = _f(1e-4, doc="smallest load-factor increment: when a step fails (a micro or macro solve "
                                    "does not converge) it is halved down to this, then the run stops",
                          check=positive)
     growth: float = _f(1.5, doc="after an easy step (Newton iterations <= easy_iterations) the increment grows "
-                                "by this factor, up to the nominal step", check=positive)
+                                "by this factor (>= 1), up to the nominal step",
+                       check=lambda v: None if v >= 1 else "must be >= 1")
     easy_iterations: int = _f(4, doc="see ``growth``", check=positive)
     control: str = _f("load", doc=_choices(CONTROLS, " or ") + ". With ``dissipation`` the dissipation increment is "
                                   "halved on failure down to ``min_step`` / nominal step times its first value and "
@@ -305,6 +307,12 @@ class RVEFile:
 
 
 # --- generic validation ------------------------------------------------------------------
+#: the largest magnitude of a number in a case file: squares and products of such numbers
+#: stay finite in double precision (1e300 would not)
+MAX_NUMBER = 1e100
+#: the largest magnitude of an integer (tags, counts): a 32-bit signed integer, as dolfinx
+#: stores tags
+MAX_INT = 2**31 - 1
 _TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 _PLURAL_WORDS = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
 
@@ -339,9 +347,10 @@ def _convert(tp: Any, value: Any, key: str, ctx: _Ctx) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        for a in args:
-            if a is type(None):
-                continue
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # X | None: X's own message (e.g. "must be a finite number")
+            return _convert(options[0], value, key, ctx)
+        for a in options:
             try:
                 return _convert(a, value, key, ctx)
             except ConfigError:
@@ -354,12 +363,14 @@ def _convert(tp: Any, value: Any, key: str, ctx: _Ctx) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             ctx.fail(key, f"must be an integer, got {value!r}")
+        if abs(value) > MAX_INT:
+            ctx.fail(key, f"must be an integer of magnitude at most {MAX_INT}, got {value!r}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             ctx.fail(key, f"must be a number, got {value!r}")
-        if not math.isfinite(value):
-            ctx.fail(key, f"must be a finite number, got {value!r}")
+        if not (math.isfinite(value) and abs(value) <= MAX_NUMBER):
+            ctx.fail(key, f"must be a finite number of magnitude at most {MAX_NUMBER:g}, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -413,11 +424,17 @@ def _build(cls: Any, data: dict, prefix: str, ctx: _Ctx) -> Any:
 
 
 def _read_toml(path: Path) -> dict:
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a case file (give a .toml file)")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a case file is TOML text)") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
 
@@ -453,6 +470,26 @@ def _validate_rve(rve: RVEConfig, ctx: _Ctx) -> None:
                     ctx.fail(f"{key}.{attr}", f"is an elastic constant; it is not used with physics = '{rve.physics}'")
     if rve.generate is not None and "kind" not in rve.generate:
         ctx.fail("rve.generate.kind", "is required (circle, random, laminate, sphere)")
+
+
+def _validate_loading(loading: LoadingConfig, ctx: _Ctx) -> None:
+    factors = loading.factors
+    if factors is not None:
+        if not factors:
+            ctx.fail("loading.factors", "must not be empty")
+        for i, f in enumerate(factors):
+            if not f > 0:
+                ctx.fail(f"loading.factors[{i}]", f"must be > 0 (the load factors go from 0 up), got {f!r}")
+            if i and not f > factors[i - 1]:
+                ctx.fail(f"loading.factors[{i}]", f"must be larger than the factor before it ({factors[i - 1]!r}): "
+                                                  f"the load factors must increase, got {f!r}")
+        increments = [b - a for a, b in zip((0.0, *factors), factors)]
+        nominal, what = min(increments), "the smallest increment of loading.factors"
+    else:
+        nominal, what = 1.0 / loading.steps, f"1 / loading.steps = 1/{loading.steps}"
+    if loading.min_step > nominal:
+        ctx.fail("loading.min_step", f"must not be larger than the nominal load step ({nominal:g}, {what}), "
+                                     f"got {loading.min_step!r}")
 
 
 def _driven_phases(cfg: CaseConfig) -> list[str]:
@@ -492,8 +529,7 @@ def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> C
                                        "'gradient' needs a damage law")
     elif cfg.macro.nonlocal_length is not None:
         ctx.fail("macro.nonlocal_length", "is only used with regularization = 'gradient'")
-    if cfg.loading.factors is not None and not cfg.loading.factors:
-        ctx.fail("loading.factors", "must not be empty")
+    _validate_loading(cfg.loading, ctx)
     ph = cfg.rve.phases.get(cfg.macro.material)
     if CONTROLS[cfg.loading.control].needs_damage and (
             not _driven_phases(cfg) or cfg.macro.material == "homogenized"

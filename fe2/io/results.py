@@ -35,10 +35,12 @@ from typing import Any
 import numpy as np
 from dolfinx import fem, io
 
-from fe2.core.errors import ConfigError
+from fe2.core.errors import ConfigError, on_root
+from fe2.core.paths import unwritable
 from fe2.core.tensors import mandel_to_tensor
 
-__all__ = ["RESULT_FILES", "ResultsWriter", "check_folder", "clear", "json_default", "previous_run", "read_history"]
+__all__ = ["RESULT_FILES", "ResultsWriter", "check_folder", "clear", "json_default", "previous_run", "read_history",
+           "write_summary"]
 
 #: what a run writes into its results folder (``--overwrite`` removes these and only these)
 RESULT_FILES = ("summary.json", "summary.json.tmp", "history.csv", "history.csv.tmp", "fields.xdmf",
@@ -77,15 +79,10 @@ def check_folder(directory: str | Path, source: str, restart: bool = False, over
     on one rank). ``source``: the case file, for the message."""
     d = Path(directory)
     where = f"{source}: results folder '{d}' ([output] directory or -o)"
-    probe = d
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        kind = "a file" if probe.is_file() else "not a folder"
-        raise ConfigError(f"{where}: '{probe}' is {kind}; give a folder path")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{where}: no permission to write in '{probe}'")
-    if probe == d and not restart and not overwrite:
+    problem = unwritable(d)
+    if problem:
+        raise ConfigError(f"{where}: {problem}; give a folder path where fe2 may write")
+    if d.is_dir() and not restart and not overwrite:
         other = previous_run(d)
         if other:
             raise ConfigError(f"{where} holds {other}: continue it with --restart, replace it with --overwrite, "
@@ -111,29 +108,18 @@ class ResultsWriter:
         self.comm = mesh.comm
         self.mesh = mesh
         self.write_fields = write_fields
-        if self.comm.rank == 0:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        self.comm.barrier()
         self.history_path = self.directory / "history.csv"
         self._history_keys: list[str] | None = None
-        if self.comm.rank == 0:
-            if resume is not None and self.history_path.exists():
-                self._history_keys = _truncate_history(self.history_path, resume)
-            elif self.history_path.exists():
-                self.history_path.unlink()
+        on_root(self.comm, self._start_history, resume)
         gdim = mesh.geometry.dim
         if write_fields:
             self.xdmf_path = self.directory / "fields.xdmf"
             if resume is not None and self.xdmf_path.exists():
-                if self.comm.rank == 0:
-                    _continue_xdmf(self.xdmf_path, resume)
-                self.comm.barrier()
+                on_root(self.comm, _continue_xdmf, self.xdmf_path, resume)
                 with io.XDMFFile(self.comm, self.xdmf_path, "a") as f:
                     f.write_mesh(mesh)
                 self.comm.barrier()
-                if self.comm.rank == 0:
-                    _mesh_first(self.xdmf_path)
-                self.comm.barrier()
+                on_root(self.comm, _mesh_first, self.xdmf_path)
             else:
                 with io.XDMFFile(self.comm, self.xdmf_path, "w") as f:
                     f.write_mesh(mesh)
@@ -181,10 +167,19 @@ class ResultsWriter:
             for f in extra:
                 fh.write_function(f, t)
 
+    def _start_history(self, resume: int | None) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if resume is not None and self.history_path.exists():
+            self._history_keys = _truncate_history(self.history_path, resume)
+        elif self.history_path.exists():
+            self.history_path.unlink()
+
     def history(self, row: dict[str, Any]) -> None:
-        """Append one row to ``history.csv`` and flush it (rank 0 writes)."""
-        if self.comm.rank != 0:
-            return
+        """Append one row to ``history.csv`` and flush it (rank 0 writes; collective: an
+        error writing it is raised on every rank)."""
+        on_root(self.comm, self._append_history, row)
+
+    def _append_history(self, row: dict[str, Any]) -> None:
         if self._history_keys is None:
             self._history_keys = list(row)
             with open(self.history_path, "w", newline="") as fh:
@@ -192,15 +187,26 @@ class ResultsWriter:
         with open(self.history_path, "a", newline="") as fh:
             csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in self._history_keys])
 
-    def summary(self, data: dict[str, Any]) -> None:
-        """Write ``summary.json`` (rank 0), atomically: a reader sees the old or the new one."""
-        if self.comm.rank == 0:
-            path = self.directory / "summary.json"
-            tmp = path.with_name(path.name + ".tmp")
-            with open(tmp, "w") as fh:
-                json.dump(data, fh, indent=2, default=json_default)
-                fh.write("\n")
-            os.replace(tmp, path)
+    def summary(self, data: dict[str, Any], collective: bool = True) -> None:
+        """Write ``summary.json`` (rank 0), atomically: a reader sees the old or the new one.
+        Collective (an error writing it is raised on every rank) unless not ``collective``:
+        then rank 0 writes it, or tries to, alone (after a bug on some ranks only)."""
+        if collective:
+            on_root(self.comm, write_summary, self.directory / "summary.json", data)
+        elif self.comm.rank == 0:
+            try:
+                write_summary(self.directory / "summary.json", data)
+            except OSError:
+                pass
+
+
+def write_summary(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (not collective)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=2, default=json_default)
+        fh.write("\n")
+    os.replace(tmp, path)
 
 
 def _fmt(v: Any) -> Any:

@@ -13,10 +13,10 @@ import numpy as np
 from dolfinx import mesh as dmesh
 
 from fe2.core.compat import model_to_mesh, read_from_msh
-from fe2.core.errors import MeshError
+from fe2.core.errors import MeshError, collective, on_root
 from fe2.core.meshing import gmsh_session
 
-__all__ = ["BOUNDARY_TAGS", "MacroMesh", "bar", "from_file", "plate_with_hole", "rectangle"]
+__all__ = ["BOUNDARY_TAGS", "MacroMesh", "bar", "from_file", "inspect_msh", "plate_with_hole", "rectangle"]
 
 #: Facet tags of the built-in generators.
 BOUNDARY_TAGS = {"left": 1, "bottom": 2, "right": 3, "top": 4, "hole": 5}
@@ -109,6 +109,44 @@ def bar(comm, length: float, height: float, n: int, ny: int = 1, imperfection: f
                      f"bar {length} x {height} (height -{100 * imperfection:g} % at {where}), {n} x {ny} crossed")
 
 
+def _plate_with_hole_model(gmsh, width: float, height: float, radius: float, h: float, h_hole: float) -> None:
+    """Build and mesh the quarter plate with a hole in the current gmsh model."""
+    occ = gmsh.model.occ
+    box = occ.addRectangle(0, 0, 0, width, height)
+    disk = occ.addDisk(0, 0, 0, radius, radius)
+    plate, _ = occ.cut([(2, box)], [(2, disk)])
+    occ.synchronize()
+    surf = [t for d, t in plate if d == 2]
+    gmsh.model.addPhysicalGroup(2, surf, 1, name="plate")
+    tol = 1e-6 * max(width, height)
+    for name, tag in BOUNDARY_TAGS.items():
+        curves = []
+        for _, c in gmsh.model.getEntities(1):
+            xmin, ymin, _, xmax, ymax, _ = gmsh.model.getBoundingBox(1, c)
+            on = {"left": xmax < tol, "bottom": ymax < tol, "right": xmin > width - tol,
+                  "top": ymin > height - tol,
+                  "hole": xmax < radius + tol and ymax < radius + tol and xmax > tol and ymax > tol}[name]
+            if on:
+                curves.append(c)
+        if curves:
+            gmsh.model.addPhysicalGroup(1, curves, tag, name=name)
+    # size field: h_hole at the arc growing to h at distance ~ 2 radius
+    dist = gmsh.model.mesh.field.add("Distance")
+    hole_curves = gmsh.model.getEntitiesForPhysicalGroup(1, BOUNDARY_TAGS["hole"])
+    gmsh.model.mesh.field.setNumbers(dist, "CurvesList", list(hole_curves))
+    thr = gmsh.model.mesh.field.add("Threshold")
+    gmsh.model.mesh.field.setNumber(thr, "InField", dist)
+    gmsh.model.mesh.field.setNumber(thr, "SizeMin", h_hole)
+    gmsh.model.mesh.field.setNumber(thr, "SizeMax", h)
+    gmsh.model.mesh.field.setNumber(thr, "DistMin", 0.0)
+    gmsh.model.mesh.field.setNumber(thr, "DistMax", 2.0 * radius)
+    gmsh.model.mesh.field.setAsBackgroundMesh(thr)
+    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+    gmsh.model.mesh.generate(2)
+
+
 def plate_with_hole(comm, width: float = 1.0, height: float = 1.0, radius: float = 0.3, h: float = 0.1,
                     h_hole: float | None = None) -> MacroMesh:
     """Quarter of a plate with a central hole: ``[0, width] x [0, height]`` minus the disc of
@@ -117,51 +155,67 @@ def plate_with_hole(comm, width: float = 1.0, height: float = 1.0, radius: float
     ``comm`` and distributed (collective)."""
     h_hole = h / 3.0 if h_hole is None else h_hole
     with gmsh_session("plate_with_hole") as gmsh:
-        if comm.rank == 0:
-            occ = gmsh.model.occ
-            box = occ.addRectangle(0, 0, 0, width, height)
-            disk = occ.addDisk(0, 0, 0, radius, radius)
-            plate, _ = occ.cut([(2, box)], [(2, disk)])
-            occ.synchronize()
-            surf = [t for d, t in plate if d == 2]
-            gmsh.model.addPhysicalGroup(2, surf, 1, name="plate")
-            tol = 1e-6 * max(width, height)
-            for name, tag in BOUNDARY_TAGS.items():
-                curves = []
-                for _, c in gmsh.model.getEntities(1):
-                    xmin, ymin, _, xmax, ymax, _ = gmsh.model.getBoundingBox(1, c)
-                    on = {"left": xmax < tol, "bottom": ymax < tol, "right": xmin > width - tol,
-                          "top": ymin > height - tol,
-                          "hole": xmax < radius + tol and ymax < radius + tol and xmax > tol and ymax > tol}[name]
-                    if on:
-                        curves.append(c)
-                if curves:
-                    gmsh.model.addPhysicalGroup(1, curves, tag, name=name)
-            # size field: h_hole at the arc growing to h at distance ~ 2 radius
-            dist = gmsh.model.mesh.field.add("Distance")
-            hole_curves = gmsh.model.getEntitiesForPhysicalGroup(1, BOUNDARY_TAGS["hole"])
-            gmsh.model.mesh.field.setNumbers(dist, "CurvesList", list(hole_curves))
-            thr = gmsh.model.mesh.field.add("Threshold")
-            gmsh.model.mesh.field.setNumber(thr, "InField", dist)
-            gmsh.model.mesh.field.setNumber(thr, "SizeMin", h_hole)
-            gmsh.model.mesh.field.setNumber(thr, "SizeMax", h)
-            gmsh.model.mesh.field.setNumber(thr, "DistMin", 0.0)
-            gmsh.model.mesh.field.setNumber(thr, "DistMax", 2.0 * radius)
-            gmsh.model.mesh.field.setAsBackgroundMesh(thr)
-            gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-            gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-            gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-            gmsh.model.mesh.generate(2)
+        def build() -> None:
+            try:
+                _plate_with_hole_model(gmsh, width, height, radius, h, h_hole)
+            except Exception as err:  # gmsh raises a bare Exception with its message
+                raise MeshError(f"plate_with_hole: gmsh could not mesh it ({err})") from None
+
+        on_root(comm, build)  # meshed on rank 0; an error there ends every rank
         mesh, _, facet_tags = model_to_mesh(gmsh.model, comm, 0, gdim=2)
     return MacroMesh(mesh, facet_tags, dict(BOUNDARY_TAGS),
                      f"quarter plate {width} x {height} with hole r = {radius}, h = {h}, h_hole = {h_hole}")
 
 
-def from_file(comm, path: str | Path, gdim: int = 2) -> MacroMesh:
-    """A macro mesh from a gmsh file whose facet physical groups are the boundaries
-    (referred to by tag in the case file). Collective."""
+def inspect_msh(path: str | Path) -> tuple[int, dict[int, str], dict[int, str]]:
+    """What a gmsh file holds, read on this process (not collective): its dimension (the
+    highest dimension with elements), its physical groups on cells and on facets (tag ->
+    name, "" when unnamed). :class:`~fe2.core.errors.MeshError` when gmsh cannot read it."""
+    with gmsh_session("inspect") as gmsh:
+        try:
+            gmsh.merge(str(path))
+        except Exception as err:  # gmsh raises a bare Exception with its message
+            raise MeshError(f"not a gmsh mesh ({str(err).strip() or 'gmsh cannot read it'})") from None
+        dims = [d for d in range(4) if len(gmsh.model.mesh.getElementTypes(d)) > 0]
+        if not dims:
+            raise MeshError("holds no mesh elements")
+        dim = max(dims)
+        groups = gmsh.model.getPhysicalGroups()
+        cells = {t: gmsh.model.getPhysicalName(d, t) for d, t in groups if d == dim}
+        facets = {t: gmsh.model.getPhysicalName(d, t) for d, t in groups if d == dim - 1}
+    return dim, cells, facets
+
+
+def from_file(comm, path: str | Path, gdim: int = 2, where: str | None = None) -> MacroMesh:
+    """A macro mesh from a gmsh file of dimension ``gdim`` whose facet physical groups are
+    the boundaries, referred to by tag or, when the group has a name, by name. Collective;
+    rank 0 first checks the file, so that a file gmsh cannot read, one of another
+    dimension or one without physical groups on its cells or facets ends in one
+    :class:`~fe2.core.errors.MeshError` naming ``where`` (default: the file) on all ranks."""
     path = Path(path)
+    where = where or f"macro mesh file '{path}'"
     if not path.is_file():
-        raise MeshError(f"macro mesh file '{path}' does not exist")
+        raise MeshError(f"{where}: no such file")
+
+    def check() -> dict[int, str] | None:
+        if comm.rank != 0:
+            return None
+        try:
+            dim, cells, facets = inspect_msh(path)
+        except MeshError as err:
+            raise MeshError(f"{where}: {err}") from None
+        if dim != gdim:
+            raise MeshError(f"{where}: the mesh is {dim}D; a {gdim}D macro mesh is needed")
+        if not cells:
+            raise MeshError(f"{where}: no physical group on its {gdim}D cells (gmsh reads only elements in a "
+                            f"physical group: add a Physical {'Surface' if gdim == 2 else 'Volume'})")
+        if not facets:
+            raise MeshError(f"{where}: no physical group on its boundary {'curves' if gdim == 2 else 'surfaces'}, so "
+                            "no boundary can carry a load or a support (add a Physical "
+                            f"{'Curve' if gdim == 2 else 'Surface'} for each)")
+        return facets
+
+    facets = comm.bcast(collective(comm, check), root=0)
     mesh, _, facet_tags = read_from_msh(str(path), comm, 0, gdim=gdim)
-    return MacroMesh(mesh, facet_tags, {}, f"gmsh file {path}")
+    names = {name: tag for tag, name in facets.items() if name}
+    return MacroMesh(mesh, facet_tags, names, f"gmsh file {path}")

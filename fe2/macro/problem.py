@@ -224,6 +224,74 @@ class MacroProblem:
         """Copy the displacement (and nonlocal strain) out of the mixed unknown (not collective)."""
         self.formulation.sync()
 
+    def free_rigid_motions(self) -> list[str]:
+        """The rigid-body motions that the Dirichlet conditions leave free (collective): empty
+        when the supports fix the body; otherwise each free motion described, e.g.
+        ``"translation in y"`` or ``"rotation about (0, 0)"`` (the macro system would be
+        singular). A motion is free when it vanishes at every prescribed dof."""
+        Wu = self.u.function_space
+        mesh, gdim = self.mesh, self.gdim
+        x = mesh.geometry.x[:, :gdim]
+        lo, hi = np.full(gdim, np.inf), np.full(gdim, -np.inf)
+        if x.size:
+            lo, hi = x.min(axis=0), x.max(axis=0)
+        self.comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)
+        self.comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
+        centre, size = 0.5 * (lo + hi), float(np.max(hi - lo)) or 1.0
+        # unit translations, then rotations about the centre scaled to unit size
+        axes = [(i, j) for i, j in ((0, 1),) if gdim == 2] or [(1, 2), (2, 0), (0, 1)]
+        modes = [np.eye(gdim)[k] for k in range(gdim)] + list(axes)
+        fdim = mesh.topology.dim - 1
+        tags = self.macro_mesh.facet_tags
+        owned = Wu.dofmap.index_map.size_local * Wu.dofmap.bs
+        rows = []
+        f = fem.Function(Wu)
+        for d in self.dirichlet:
+            dofs = fem.locate_dofs_topological(Wu.sub(d.component), fdim, tags.indices[tags.values == d.tag])
+            dofs = dofs[dofs < owned]
+            cols = []
+            for m in modes:
+                if isinstance(m, tuple):  # rotation in the (i, j) plane: u_i = -(x_j - c_j), u_j = x_i - c_i
+                    i, j = m
+
+                    def rot(p, i=i, j=j):
+                        u = np.zeros((gdim, p.shape[1]))
+                        u[i] = -(p[j] - centre[j]) / size
+                        u[j] = (p[i] - centre[i]) / size
+                        return u
+                    f.interpolate(rot)
+                else:
+                    f.interpolate(lambda p, m=m: np.tile(m[:, None], (1, p.shape[1])))
+                cols.append(f.x.array[dofs])
+            rows.append(np.stack(cols, axis=1))
+        R = np.concatenate(rows) if rows else np.zeros((0, len(modes)))
+        M = np.ascontiguousarray(R.T @ R)
+        self.comm.Allreduce(MPI.IN_PLACE, M, op=MPI.SUM)
+        w, vecs = np.linalg.eigh(M)
+        null = vecs[:, w <= 1e-10 * max(np.trace(M), 1e-300)]
+        if null.shape[1] == 0:
+            return []
+        names = [f"translation in {'xyz'[k]}" for k in range(gdim)]
+        names += ([f"rotation about ({centre[0]:.6g}, {centre[1]:.6g})"] if gdim == 2
+                  else [f"rotation about the {'xyz'[k]} axis" for k in range(3)])
+        found = [k for k in range(len(modes)) if np.linalg.norm(null[k]) > 1 - 1e-8]
+        out = [names[k] for k in found]
+        # the rest of the free motions: the null space without the named ones
+        rest = null - np.eye(len(modes))[:, found] @ null[found]
+        u, sv, _ = np.linalg.svd(rest, full_matrices=False)
+        for v in u[:, sv > 1e-8].T:
+            t, r = v[:gdim], v[gdim:]
+            if np.linalg.norm(r) < 1e-8:
+                out.append("translation along (" + ", ".join(f"{c:.3g}" for c in t / np.linalg.norm(t)) + ")")
+            elif gdim == 2:  # a rotation about the point p where its displacement vanishes
+                p = centre + size * np.array([-t[1], t[0]]) / r[0]
+                p[np.abs(p) < 1e-9 * size] = 0.0  # round-off
+                out.append(f"rotation about ({p[0]:.6g}, {p[1]:.6g})")
+            else:
+                out.append("rotation about an axis along (" + ", ".join(f"{c:.3g}" for c in r / np.linalg.norm(r))
+                           + ")")
+        return out
+
     # -------------------------------------------------------------------------------------
     def set_load(self, factor: float) -> None:
         """Scale all Dirichlet values and tractions by ``factor`` (not collective)."""
@@ -289,7 +357,10 @@ class MacroProblem:
     def solve(self, rhs: PETSc.Vec, out: PETSc.Vec) -> None:
         """``out = A^-1 rhs`` with the factorisation of the last assembled Jacobian, ghosts
         updated (collective)."""
-        self.ksp.solve(rhs, out)
+        try:
+            self.ksp.solve(rhs, out)
+        except PETSc.Error as err:  # e.g. a factorisation that failed (raised on every rank)
+            raise SolverError(f"macro linear solve failed: {linalg.petsc_message(err)}") from None
         if self.ksp.getConvergedReason() < 0:
             raise SolverError(f"macro linear solve failed (KSP reason {self.ksp.getConvergedReason()})")
         out.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
@@ -386,11 +457,19 @@ class MacroProblem:
 
     # -------------------------------------------------------------------------------------
     def reactions(self) -> dict[str, float]:
-        """Resultant of the internal forces on each Dirichlet boundary in its component
-        (the reaction), and of the applied tractions (collective)."""
+        """The reaction on each Dirichlet boundary in its component: the resultant of the
+        internal minus the applied forces on its prescribed dofs (a dof that is prescribed
+        and carries a traction too, e.g. the corner of a loaded edge and a supported one,
+        takes part of its load straight from the support); and the resultant of the
+        applied tractions (collective). The reactions and the tractions balance."""
         out = {}
         fint = dolfinx.fem.petsc.assemble_vector(self._Fint)
         fint.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        if self._F_ext is not None:
+            fext = dolfinx.fem.petsc.assemble_vector(self._F_ext)
+            fext.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            fint.axpy(-1.0, fext)
+            fext.destroy()
         for d, bc in zip(self.dirichlet, self.bcs):
             self._one.x.array[:] = 0.0
             dofs = bc.dof_indices()[0][: bc.dof_indices()[1]]

@@ -35,6 +35,7 @@ import numpy as np
 
 from fe2.core.errors import MeshError
 from fe2.core.meshing import gmsh_session
+from fe2.core.paths import unwritable
 
 __all__ = [
     "GENERATORS",
@@ -740,4 +741,11 @@ def generate(kind: str, path: str | os.PathLike[str], **params: Any) -> Generate
         raise MeshError(
             f"unknown parameter {unknown[0]!r} for mesh kind {kind!r}; allowed parameters: {', '.join(allowed)}"
         )
+    for name, value in params.items():
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(v, float) and not (math.isfinite(v) and abs(v) <= 1e100):
+                raise MeshError(f"parameter {name!r} of mesh kind {kind!r} must be a finite number, got {value!r}")
+    problem = unwritable(Path(path).parent)
+    if problem:
+        raise MeshError(f"{path}: cannot write the mesh there: {problem}")
     return func(path, **params)
