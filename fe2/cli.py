@@ -253,17 +253,32 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
 AGREE_SECONDS = 20.0
 
 
+#: message tag of the exchange after an error (point-to-point: it cannot get mixed up with
+#: a collective call that other ranks may be waiting in)
+_FAILED_TAG = 31_337
+
+
 def _all_failed(comm, seconds: float | None = None) -> bool:
-    """Whether every rank of ``comm`` (a communicator used for nothing else) reaches this
-    call within ``seconds`` (default :data:`AGREE_SECONDS`): a non-blocking barrier, polled."""
+    """Whether every other rank of ``comm`` also reached this call (after an error) within
+    ``seconds`` (default :data:`AGREE_SECONDS`): each rank sends every other one a message
+    and waits for theirs. Not a collective call, so a rank that is waiting elsewhere does
+    not hold it up beyond ``seconds``."""
     import time
 
-    request = comm.Ibarrier()
+    import numpy as np
+    from mpi4py import MPI
+
+    others = [r for r in range(comm.size) if r != comm.rank]
+    note = np.ones(1, dtype=np.int32)
+    inbox = np.zeros((len(others), 1), dtype=np.int32)
+    sends = [comm.Isend(note, dest=r, tag=_FAILED_TAG) for r in others]
+    recvs = [comm.Irecv(inbox[i], source=r, tag=_FAILED_TAG) for i, r in enumerate(others)]
     end = time.monotonic() + (AGREE_SECONDS if seconds is None else seconds)
-    while not request.Test():
+    while not MPI.Request.Testall(recvs):
         if time.monotonic() > end:
             return False
         time.sleep(0.005)
+    MPI.Request.Waitall(sends)
     return True
 
 
@@ -283,7 +298,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     world = MPI.COMM_WORLD
-    agree = world.Dup() if world.size > 1 else None
     try:
         if args.command == "run":
             return _cmd_run(args)
@@ -306,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             code = EXIT_SOLVER if isinstance(err, SolverError) else EXIT_INPUT
             line = f"fe2: error: {err}"
-        if agree is None or _all_failed(agree):
+        if world.size == 1 or _all_failed(world):
             if world.rank == 0:
                 print(line, file=sys.stderr, flush=True)
             return code
@@ -321,8 +335,5 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         sys.stderr.flush()
         world.Abort(EXIT_BUG)
-    finally:
-        if agree is not None:
-            agree.Free()
     parser.error(f"unknown command {args.command}")
     return EXIT_INPUT

@@ -317,7 +317,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                 if every and step.number % every == 0:
                     _checkpoint(cfg, comm, problem, outdir, step, summary)
                     saved = step.number
-            if last is not None and saved != last.number:
+            if every and last is not None and saved != last.number:  # and after the last step
                 _checkpoint(cfg, comm, problem, outdir, last, summary)
         except SolverError as err:
             status = "failed"

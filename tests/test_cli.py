@@ -162,10 +162,10 @@ def test_print_default_case_is_a_valid_case(tmp_path, capsys):
 
 
 def test_mesh_command_writes_periodic_mesh(tmp_path, capsys):
-    out_msh = tmp_path / "c.msh"
+    out_msh = Path(MPI.COMM_WORLD.bcast(str(tmp_path / "c.msh"), root=0))  # under mpirun: rank 0 writes it
     code, out, err = run_main(capsys, "mesh", "circle", out_msh, "--radius", "0.2", "--h", "0.1")
     assert code == 0, err
-    assert "volume fractions" in out
+    assert ("volume fractions" in out) == (MPI.COMM_WORLD.rank == 0)  # and prints once
     from fe2.micro.rvemesh import load_rve_mesh, phase_volumes
 
     vols = phase_volumes(load_rve_mesh(out_msh, MPI.COMM_SELF))
@@ -258,3 +258,36 @@ def test_restart_without_a_checkpoint_is_one_line(tmp_path, capsys):
         assert err.strip() == (f"fe2: error: {out}: no checkpoint to restart from (checkpoint/latest.json is "
                                "missing; run without --restart, or set [output] checkpoint_every > 0)")
     assert "Traceback" not in err and not Path(out).exists()  # nothing written
+
+
+def test_commands_in_the_example_cases_exist():
+    """Every ``fe2 ...`` command that an example case's comments advertise parses (the
+    default case once advertised a ``--default-case`` that did not exist)."""
+    import re
+
+    from fe2.cli import build_parser
+
+    found = 0
+    for name in config.example_names():
+        for line in config.example_text(name).splitlines():
+            for cmd in re.findall(r"fe2 (run[^)#]*?)(?:\s{2,}|\)|$)", line.lstrip("# ")):
+                words = cmd.split(">")[0].split()
+                build_parser().parse_args(words)  # SystemExit on an unknown option
+                found += 1
+    assert found >= 5
+
+
+def test_final_line_lists_only_what_was_written(tmp_path, capsys):
+    import dataclasses
+
+    from fe2 import twoscale
+
+    cfg = config.default_case()
+    cfg = dataclasses.replace(cfg, loading=dataclasses.replace(cfg.loading, factors=(0.5,)),
+                              output=dataclasses.replace(cfg.output, format="none", checkpoint_every=0))
+    out = MPI.COMM_WORLD.bcast(str(tmp_path / "run"), root=0)
+    twoscale.run(cfg, MPI.COMM_WORLD, output=out, verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    if MPI.COMM_WORLD.rank == 0:
+        assert lines[-1].endswith(f"Results in {out}/ (history.csv, summary.json)")
+        assert sorted(p.name for p in Path(out).iterdir()) == ["history.csv", "rve.msh", "summary.json"]

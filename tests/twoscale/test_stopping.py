@@ -41,14 +41,15 @@ def folder(tmp_path, name: str) -> Path:
     return Path(MPI.COMM_WORLD.bcast(str(tmp_path / name), root=0))
 
 
-def test_stop_request_signal_on_one_rank_stops_all():
+@pytest.mark.parametrize("sig", SIGNALS, ids=[s.name for s in SIGNALS])
+def test_stop_request_signal_on_one_rank_stops_all(sig):
     comm = MPI.COMM_WORLD
     before = {s: signal.getsignal(s) for s in SIGNALS}
     with StopRequest(comm) as stop:
         stop()  # nothing yet: no raise
         if comm.rank == comm.size - 1:
-            os.kill(os.getpid(), signal.SIGTERM)  # the handler records it; the process lives on
-        with pytest.raises(Interrupted, match="^SIGTERM$"):
+            os.kill(os.getpid(), sig)  # the handler records it; the process lives on
+        with pytest.raises(Interrupted, match=f"^{sig.name}$"):
             stop()
     assert {s: signal.getsignal(s) for s in SIGNALS} == before  # handlers given back
 
