@@ -52,6 +52,28 @@ def inclusion_rve(gdim: int, n: int):
     return structured_rve(gdim, n, lambda m: np.where(np.all(np.abs(m[:, :gdim] - 0.5) < 0.25, axis=1), 2, 1))
 
 
+#: a J2 matrix law with isotropic, saturation and kinematic hardening (case-table form)
+J2_TABLE = {"law": "j2", "E": 1.0, "nu": 0.3, "sigma_y": 0.01, "H_iso": 0.2, "Q": 0.005, "b": 50.0, "H_kin": 0.1}
+
+
+def plastic_plate_case(title: str, checkpoint_every: int = 1) -> dict:
+    """A small FE² case table (a few seconds): a quarter plate with a hole, pulled on the
+    right past yield in 4 steps; a circular elastic inclusion in a J2 matrix."""
+    return {
+        "title": title,
+        "macro": {"degree": 1, "mesh": {"generator": "plate_with_hole", "h": 0.3, "h_hole": 0.15, "radius": 0.3},
+                  "dirichlet": [{"boundary": "left", "component": "x", "value": 0.0},
+                                {"boundary": "bottom", "component": "y", "value": 0.0},
+                                {"boundary": "right", "component": "x", "value": 0.03}]},
+        "loading": {"steps": 4},
+        "rve": {"rtol": 1e-12, "generate": {"kind": "circle", "radius": 0.3, "h": 0.25},
+                "phases": {"matrix": dict(J2_TABLE, tag=1),
+                           "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}},
+        "solver": {"rtol": 1e-10, "atol": 1e-14, "max_iterations": 12},
+        "output": {"format": "xdmf", "checkpoint_every": checkpoint_every},
+    }
+
+
 def run_case(data: dict, comm=MPI.COMM_WORLD, tmp=None, restart: bool = False):
     """Parse a case table and run it (collective on ``comm``; ``restart``: from the newest
     checkpoint in ``tmp``); the :class:`fe2.twoscale.RunResult`."""

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from helpers import run_case
+from helpers import plastic_plate_case, run_case
 
 pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns its own runs (and mpirun); serial run only")
 
@@ -44,23 +44,11 @@ with open(case) as fh:
 twoscale.run(cfg, MPI.COMM_WORLD, output=out, verbose=False, restart=restart)
 """
 
-J2 = {"law": "j2", "E": 1.0, "nu": 0.3, "sigma_y": 0.01, "H_iso": 0.2, "Q": 0.005, "b": 50.0, "H_kin": 0.1}
 DAMAGE = {"law": "damage", "E": 1.0, "nu": 0.2, "kappa0": 1e-3, "softening": "exponential", "beta": 100.0}
 
 
 def plastic_case():
-    return {
-        "title": "restart: plastic",
-        "macro": {"degree": 1, "mesh": {"generator": "plate_with_hole", "h": 0.3, "h_hole": 0.15, "radius": 0.3},
-                  "dirichlet": [{"boundary": "left", "component": "x", "value": 0.0},
-                                {"boundary": "bottom", "component": "y", "value": 0.0},
-                                {"boundary": "right", "component": "x", "value": 0.03}]},
-        "loading": {"steps": 4},
-        "rve": {"rtol": 1e-12, "generate": {"kind": "circle", "radius": 0.3, "h": 0.25},
-                "phases": {"matrix": dict(J2, tag=1), "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}},
-        "solver": {"rtol": 1e-10, "atol": 1e-14, "max_iterations": 12},
-        "output": {"format": "xdmf", "checkpoint_every": 1},
-    }
+    return plastic_plate_case("restart: plastic")
 
 
 def damage_case():

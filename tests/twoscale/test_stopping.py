@@ -17,24 +17,11 @@ from mpi4py import MPI
 from fe2 import twoscale
 from fe2.core.errors import ConfigError, Interrupted
 from fe2.core.stopping import SIGNALS, StopRequest
-from helpers import run_case
-
-J2 = {"law": "j2", "E": 1.0, "nu": 0.3, "sigma_y": 0.01, "H_iso": 0.2, "Q": 0.005, "b": 50.0, "H_kin": 0.1}
+from helpers import plastic_plate_case, run_case
 
 
 def plastic_case(every: int = 3) -> dict:
-    return {
-        "title": "stop: plastic",
-        "macro": {"degree": 1, "mesh": {"generator": "plate_with_hole", "h": 0.3, "h_hole": 0.15, "radius": 0.3},
-                  "dirichlet": [{"boundary": "left", "component": "x", "value": 0.0},
-                                {"boundary": "bottom", "component": "y", "value": 0.0},
-                                {"boundary": "right", "component": "x", "value": 0.03}]},
-        "loading": {"steps": 4},
-        "rve": {"rtol": 1e-12, "generate": {"kind": "circle", "radius": 0.3, "h": 0.25},
-                "phases": {"matrix": dict(J2, tag=1), "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}},
-        "solver": {"rtol": 1e-10, "atol": 1e-14, "max_iterations": 12},
-        "output": {"format": "xdmf", "checkpoint_every": every},
-    }
+    return plastic_plate_case("stop: plastic", every)
 
 
 def folder(tmp_path, name: str) -> Path:
