@@ -248,15 +248,12 @@ def _checkpoint(cfg: CaseConfig, comm: MPI.Comm, problem: MacroProblem, outdir: 
 def _prepare_folder(comm: MPI.Comm, outdir: Path, stage: Path, generated: bool, overwrite: bool) -> None:
     """Make the results folder once the set-up succeeded (collective): remove an older run's
     files when ``overwrite``, keep the generated RVE mesh from the staging folder."""
-    def make() -> None:
-        try:
-            outdir.mkdir(parents=True, exist_ok=True)
-            if overwrite:
-                results.clear(outdir)
-            if generated:
-                shutil.copyfile(stage / "rve.msh", outdir / "rve.msh")
-        except OSError as err:
-            raise ConfigError(f"{outdir}: cannot write the results folder ({err.strerror or err})") from None
+    def make() -> None:  # a file-system error becomes a one-line error on every rank (on_root)
+        outdir.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            results.clear(outdir)
+        if generated:
+            shutil.copyfile(stage / "rve.msh", outdir / "rve.msh")
 
     on_root(comm, make)
 
@@ -351,12 +348,10 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                 writer.summary(summary, collective=False)
             else:
                 summary["rve_statistics"] = _statistics(problem.material, comm)
-                writer.summary(summary)
+                writer.summary(summary)  # collective: on disk when any rank goes on
                 problem.destroy()
-                comm.barrier()  # the results are on disk when any rank returns
     summary["displacement_norm"] = problem.u.x.petsc_vec.norm()
     writer.summary(summary)
-    comm.barrier()
     written = ["history.csv", "summary.json"] if summary["steps"] else ["summary.json"]
     if cfg.output.format == "xdmf" and summary["steps"]:
         written.insert(0, "fields.xdmf for ParaView")

@@ -168,7 +168,7 @@ def mat_solve(F: PETSc.Mat, rhs: np.ndarray) -> np.ndarray:
     try:
         F.matSolve(Bm, Xm)
     except PETSc.Error as err:
-        raise SolverError(f"solve with a stored factorisation failed ({err})") from None
+        raise SolverError(f"solve with a stored factorisation failed ({petsc_message(err)})") from None
     X = Xm.getDenseArray().copy()
     Bm.destroy()
     Xm.destroy()
@@ -222,7 +222,7 @@ class PatternSolver:
         try:
             self.ksp.setUp()
         except PETSc.Error as err:
-            raise SolverError(f"factorisation of the RVE Jacobian failed ({err})") from None
+            raise SolverError(f"factorisation of the RVE Jacobian failed ({petsc_message(err)})") from None
         self.factorisations += 1
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
@@ -234,7 +234,7 @@ class PatternSolver:
             try:
                 F.solve(b, x)
             except PETSc.Error as err:
-                raise SolverError(f"solve with a stored factorisation failed ({err})") from None
+                raise SolverError(f"solve with a stored factorisation failed ({petsc_message(err)})") from None
             return x.array_r.copy().reshape(rhs.shape)
         m = rhs.shape[1]
         if m not in self._dense:  # dense blocks kept per width: no PETSc objects per solve
@@ -246,7 +246,7 @@ class PatternSolver:
         try:
             F.matSolve(Bm, Xm)
         except PETSc.Error as err:
-            raise SolverError(f"solve with a stored factorisation failed ({err})") from None
+            raise SolverError(f"solve with a stored factorisation failed ({petsc_message(err)})") from None
         return xarr.copy()
 
     def destroy(self) -> None:

@@ -165,8 +165,9 @@ class CellProblem(PointMaterial):
         try:
             self.ksp.setUp()
         except PETSc.Error as err:
-            raise SolverError(f"factorisation of the RVE matrix of '{rve_mesh.path}' failed ({err}); "
-                              "is a phase tensor singular or not positive definite?") from None
+            raise SolverError(f"factorisation of the RVE matrix of '{rve_mesh.path}' failed "
+                              f"({linalg.petsc_message(err)}); is a phase tensor singular or not positive "
+                              "definite?") from None
         self.B = self._assemble_unit_rhs()  # (local reduced dofs, n)
         W = self.solve_reduced(self.B)
         self.effective_tensor = self.mean_tensor - self._dot(self.B, W) / self.volume

@@ -422,7 +422,7 @@ class NonlinearCellProblem(CellProblem):
         try:
             self.ksp_t.setUp()
         except PETSc.Error as err:
-            raise SolverError(f"factorisation of the RVE Jacobian failed ({err})") from None
+            raise SolverError(f"factorisation of the RVE Jacobian failed ({linalg.petsc_message(err)})") from None
 
     def solve_point(self, E: np.ndarray, x0: np.ndarray, states: list[np.ndarray], drive: float | None = None
                     ) -> PointSolution:
