@@ -17,6 +17,7 @@ status 5.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 import sys
@@ -84,6 +85,7 @@ def _seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from fe2 import __version__
+    from fe2.core.physics import BOUNDARY_CONDITIONS
 
     parser = argparse.ArgumentParser(prog="fe2", description="FE² two-scale computational homogenization on FEniCSx.")
     parser.add_argument("--version", action="version", version=f"fe2 {__version__}")
@@ -111,12 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the default case file (or the --example one) and exit")
 
     h = sub.add_parser("homogenize", help="effective tensor of an RVE",
-                       description="Solve the periodic cell problems of an RVE and print its effective tensor.")
+                       description="Solve the cell problems of an RVE and print its effective (apparent) tensor.")
     h.add_argument("rve", help="RVE file (TOML with an [rve] table; a case file works too)")
     h.add_argument("--json", action="store_true", help="print JSON instead of a table")
     h.add_argument("--notation", choices=("voigt", "mandel"), default="voigt",
                    help="tensor notation of the output (default voigt: engineering shear strain)")
     h.add_argument("--keep-mesh", metavar="FILE", help="where to keep a generated RVE mesh")
+    h.add_argument("--boundary", choices=BOUNDARY_CONDITIONS,
+                   help="micro boundary condition, overriding [rve] boundary (default: the file's, else periodic)")
 
     _add_mesh_parsers(sub)
     sub.add_parser("config", help="print the configuration reference (Markdown)")
@@ -188,7 +192,8 @@ def homogenize_report(cp, rve_file: str, notation: str) -> dict[str, Any]:
         comps = list("xyz"[: cp.gdim])
         tensor, notation, note = C, "matrix", "conductivity tensor K: q = -K grad T"
     return {
-        "rve": rve_file, "mesh": str(cp.rve_mesh.path), "physics": cp.physics, "dimension": cp.gdim,
+        "rve": rve_file, "mesh": str(cp.rve_mesh.path), "physics": cp.physics, "boundary": cp.boundary,
+        "dimension": cp.gdim,
         "plane_strain": cp.physics == "elasticity" and cp.gdim == 2,
         "degree": cp.degree, "dofs": cp.num_dofs,
         "notation": notation, "notation_note": note, "components": comps,
@@ -206,6 +211,8 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
     from fe2.io import config, factory
 
     cfg = config.load_rve(args.rve)
+    if args.boundary:
+        cfg = dataclasses.replace(cfg, rve=dataclasses.replace(cfg.rve, boundary=args.boundary))
     comm = MPI.COMM_SELF
     with tempfile.TemporaryDirectory(prefix="fe2-") as tmp:
         workdir = Path(args.keep_mesh).parent if args.keep_mesh else Path(tmp)
@@ -220,7 +227,7 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
         return 0
     print(f"RVE {args.rve}: mesh {report['mesh']}, {report['physics']} "
           f"({'plane strain, ' if report['plane_strain'] else ''}{report['dimension']}D), "
-          f"P{report['degree']}, {report['dofs']} DOFs")
+          f"P{report['degree']}, {report['dofs']} DOFs, {report['boundary']} boundary condition")
     print("volume fractions: " + ", ".join(f"{k} {v:.6f}" for k, v in report["volume_fractions"].items()))
     print(f"effective tensor ({report['notation']}; {report['notation_note']}):")
     comps = report["components"]

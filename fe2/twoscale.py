@@ -96,7 +96,7 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
     Ceff = rve.effective_tensor
     mesh_path = str(rve.rve_mesh.path) if cfg.rve.mesh is not None else str(outdir / "rve.msh")
     say(f"  RVE: {mesh_path}{'' if cfg.rve.mesh is not None else ' (generated)'}, {rve.num_dofs} DOFs "
-        f"(P{rve.degree}), "
+        f"(P{rve.degree}), {rve.boundary} boundary condition, "
         f"fractions {', '.join(f'{k} {v:.4f}' for k, v in rve.volume_fractions.items())}; "
         f"template ready in {t_rve_setup:.2f} s")
 
@@ -131,7 +131,7 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
     summary: dict[str, Any] = {
         "title": cfg.title, "source": cfg.source, "ranks": comm.size, "host": platform.node(),
         "material": cfg.macro.material, "nonlocal_length": length,
-        "rve": {"mesh": mesh_path, "dofs": rve.num_dofs, "degree": rve.degree,
+        "rve": {"mesh": mesh_path, "dofs": rve.num_dofs, "degree": rve.degree, "boundary": rve.boundary,
                 "volume_fractions": rve.volume_fractions,
                 "effective_tensor_voigt": (mandel_to_voigt_stiffness(Ceff) if problem.kinematics == "small"
                                            else None),

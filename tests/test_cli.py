@@ -71,8 +71,35 @@ def test_homogenize_table_conduction(tmp_path, capsys):
         assert "5.5" in out and "1.81818" in out
 
 
+def test_homogenize_boundary_conditions_on_a_conduction_laminate(tmp_path, capsys):
+    # layers normal to y. Along them linear and periodic give the arithmetic mean (the
+    # affine field is the exact solution); minimal, whose uniform boundary flux makes both
+    # layers carry the same flux near x = 0 and 1, less. Across them periodic and minimal
+    # give the harmonic mean (the piecewise-linear periodic fluctuation has zero mean
+    # gradient) and linear, which forces the affine field on the sides x = 0, 1, more.
+    text = RVE_TOML.replace('"elasticity"', '"conduction"').replace("E = 1.0\nnu = 0.3", "k = 1.0").replace(
+        "E = 10.0\nnu = 0.3", "k = 10.0")
+    K = {}
+    for bc in ("linear", "periodic", "minimal"):
+        code, out, err = run_main(capsys, "homogenize", write(tmp_path, text), "--json", "--boundary", bc)
+        assert code == 0, err
+        if MPI.COMM_WORLD.rank == 0:
+            rep = json.loads(out)
+            assert rep["boundary"] == bc
+            K[bc] = np.array(rep["tensor"])
+    if MPI.COMM_WORLD.rank == 0:
+        assert K["linear"][0, 0] == pytest.approx(5.5, rel=1e-10)
+        assert K["periodic"][0, 0] == pytest.approx(5.5, rel=1e-10)
+        assert 1 / (0.5 + 0.05) < K["minimal"][0, 0] < 0.95 * 5.5
+        assert K["periodic"][1, 1] == pytest.approx(1 / (0.5 + 0.05), rel=1e-10)
+        assert K["minimal"][1, 1] == pytest.approx(1 / (0.5 + 0.05), rel=1e-10)
+        assert K["linear"][1, 1] > 1.05 / (0.5 + 0.05)
+
+
 @pytest.mark.parametrize("edit,message", [
     (("degree = 1", "degre = 1"), "key 'rve.degre' is not a known key (allowed here:"),
+    (("degree = 1", 'degree = 1\nboundary = "dirichlet"'),
+     "key 'rve.boundary' must be one of 'linear', 'periodic', 'minimal', got 'dirichlet'"),
     (("degree = 1", 'degree = "two"'), "key 'rve.degree' must be an integer, got 'two'"),
     (("E = 1.0", "E = -1.0"), "key 'rve.phases.soft.E' must be > 0, got -1.0"),
     (("nu = 0.3", "nu = 0.5"), "key 'rve.phases.soft.nu' must satisfy -1 < nu < 0.5, got 0.5"),

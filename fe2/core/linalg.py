@@ -19,7 +19,7 @@ from petsc4py import PETSc
 
 from fe2.core.errors import ConfigError, SolverError
 
-__all__ = ["DIRECT_CHOLESKY", "DIRECT_LU", "SMALL_LU_NNZ", "PatternSolver", "check_options", "configure",
+__all__ = ["DIRECT_CHOLESKY", "DIRECT_LU", "SMALL_LU_NNZ", "Border", "PatternSolver", "check_options", "configure",
            "direct_solver", "petsc_message",
            "factor_matrix", "mat_solve", "rve_solver_options", "unique_prefix"]
 
@@ -42,18 +42,70 @@ DIRECT_LU: dict[str, Any] = {
 SMALL_LU_NNZ = 8000
 
 
-def rve_solver_options(symmetric: bool, definite: bool, nnz: int, parallel: bool = False) -> dict[str, Any]:
+def rve_solver_options(symmetric: bool, definite: bool, nnz: int, parallel: bool = False,
+                       saddle: bool = False) -> dict[str, Any]:
     """The direct solver of an RVE matrix by measurement (``benchmarks/factorisers.py``):
     CHOLMOD for symmetric positive definite matrices (twice as fast as MUMPS at every size
     measured, 2D and 3D), MUMPS's LDL^T for symmetric indefinite ones, and for
     non-symmetric ones PETSc's own LU up to :data:`SMALL_LU_NNZ` entries, MUMPS beyond.
-    A matrix distributed over several processes (``parallel``) always gets MUMPS. Users
-    override any of it with ``rve.petsc_options``."""
-    if parallel:
+    A matrix distributed over several processes (``parallel``) or with zero diagonal
+    entries (``saddle``: a :class:`Border` of Lagrange multipliers, which PETSc's LU
+    cannot pivot) always gets MUMPS. Users override any of it with ``rve.petsc_options``."""
+    if parallel or saddle:
         return dict(DIRECT_CHOLESKY if symmetric else DIRECT_LU)
     if symmetric:
         return {**DIRECT_CHOLESKY, "pc_factor_mat_solver_type": "cholmod" if definite else "mumps"}
     return {**DIRECT_LU, "pc_factor_mat_solver_type": "petsc" if nnz <= SMALL_LU_NNZ else "mumps"}
+
+
+class Border:
+    """``m`` linear constraints ``G x = 0`` imposed with Lagrange multipliers: the bordered
+    matrix ``[[K, G^T], [G, 0]]`` of a matrix ``K``, and what goes with it (collective on
+    ``comm``).
+
+    ``G`` ``(m, nloc)`` holds the constraint rows over the locally owned columns of ``K``.
+    The ``m`` multiplier rows of the bordered matrix belong to rank 0, after its own rows
+    of ``K`` (PETSc's nest ordering): a vector of the bordered system is, on each process,
+    its part of ``x`` followed (on rank 0) by the ``m`` multipliers (:meth:`pad`).
+    """
+
+    def __init__(self, G: np.ndarray, comm) -> None:
+        self.G = G = np.asarray(G, dtype=float)
+        self.comm = comm
+        self.m, self.nloc = m, nloc = G.shape
+        self.mloc = m if comm.rank == 0 else 0
+        N = comm.allreduce(nloc)
+        Gt = G.T
+        rows, cols = np.nonzero(Gt)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=nloc))]).astype(PETSc.IntType)
+        self.Gt = PETSc.Mat().createAIJ([(nloc, N), (self.mloc, m)], csr=(indptr, cols.astype(PETSc.IntType),
+                                                                          Gt[rows, cols]), comm=comm)
+        self.Gt.assemble()
+        self.Gm = self.Gt.transpose(PETSc.Mat())
+        # the orthogonal projection onto the constraint's null space: x - G^T (G G^T)^-1 G x
+        self._gram_inv = np.linalg.inv(comm.allreduce(G @ G.T))
+
+    def matrix(self, K: PETSc.Mat, out: PETSc.Mat | None = None) -> PETSc.Mat:
+        """The bordered matrix of ``K`` (into ``out``, of an earlier call, if given)."""
+        nest = PETSc.Mat().createNest([[K, self.Gt], [self.Gm, None]], comm=K.comm)
+        M = nest.convert("aij", out=PETSc.Mat() if out is None else out)  # (out=None would convert in place)
+        nest.destroy()
+        return M
+
+    def pad(self, X: np.ndarray) -> np.ndarray:
+        """``X`` ``(nloc, k)`` with zero multiplier rows appended: a right-hand side of
+        the bordered system (zero constraint values)."""
+        return np.vstack([X, np.zeros((self.mloc, X.shape[1]))])
+
+    def project(self, X: np.ndarray) -> np.ndarray:
+        """``X - G^T (G G^T)^-1 G X`` for ``X`` ``(nloc,)`` or ``(nloc, k)``: a residual
+        without the part the multipliers balance (its norm is the constrained residual's)."""
+        GX = self.comm.allreduce(self.G @ X)
+        return X - self.G.T @ (self._gram_inv @ GX)
+
+    def destroy(self) -> None:
+        self.Gt.destroy()
+        self.Gm.destroy()
 
 
 _counter = itertools.count()

@@ -12,7 +12,11 @@ import numpy as np
 
 from fe2.core import kinematics as kin
 
-__all__ = ["PHYSICS", "Physics", "get"]
+__all__ = ["BOUNDARY_CONDITIONS", "PHYSICS", "Physics", "get"]
+
+#: the micro boundary conditions of a cell problem (:mod:`fe2.micro.boundary`), from the
+#: stiffest apparent tensor to the most compliant
+BOUNDARY_CONDITIONS = ("linear", "periodic", "minimal")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from fe2.core.errors import ConfigError
-from fe2.core.physics import PHYSICS
+from fe2.core.physics import BOUNDARY_CONDITIONS, PHYSICS
 from fe2.materials.registry import LAWS
 from fe2.solvers.pathfollowing import CONTROLS
 
@@ -128,7 +128,7 @@ class PhaseConfig:
 
 @dataclass(frozen=True)
 class RVEConfig:
-    """``[rve]``: the periodic cell."""
+    """``[rve]``: the representative volume element (cell problem)."""
 
     phases: dict[str, PhaseConfig] = _f(doc="table of phases, ``[rve.phases.<name>]``")
     mesh: str | None = _f(None, doc="gmsh .msh file with physical groups on cells (relative to this file)")
@@ -137,6 +137,10 @@ class RVEConfig:
                   "parameters, as for ``fe2 mesh``")
     physics: str = _f("elasticity", doc=_choices(PHYSICS, " or "), check=one_of(*PHYSICS))
     degree: int = _f(1, doc="Lagrange degree of the fluctuation field", check=int_range(1, 2))
+    boundary: str = _f("periodic", doc="micro boundary condition of the fluctuation: ``periodic``, ``linear`` "
+                                       "(zero on the cell boundary: the stiffest apparent tensor) or ``minimal`` "
+                                       "(zero mean gradient, uniform tractions in the weak sense: the most "
+                                       "compliant)", check=one_of(*BOUNDARY_CONDITIONS))
     rtol: float = _f(1e-10, doc="micro Newton tolerance: residual norm relative to the residual the macro "
                                 "gradient alone causes", check=positive)
     max_iterations: int = _f(25, doc="micro Newton iterations before a micro solve fails", check=positive)

@@ -101,10 +101,11 @@ def cell_problem(rve: RVEConfig, base_dir: str, source: str, workdir: Path,
         ph = phases(rve, rm.mesh.geometry.dim, source)
         if PHYSICS[rve.physics].kinematics != "finite" and is_linear(ph):
             return CellProblem(rm, ph, physics=rve.physics, degree=rve.degree,
-                               petsc_options=rve.petsc_options, source=source)
+                               petsc_options=rve.petsc_options, source=source, boundary=rve.boundary)
         return NonlinearCellProblem(rm, ph, physics=rve.physics, degree=rve.degree,
                                     petsc_options=rve.petsc_options, source=source, rtol=rve.rtol,
-                                    max_iterations=rve.max_iterations, engine=rve.engine)
+                                    max_iterations=rve.max_iterations, engine=rve.engine,
+                                    boundary=rve.boundary)
 
     return collective(comm, build)
 

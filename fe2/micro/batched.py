@@ -100,8 +100,10 @@ class BatchedEngine:
         self.cost = np.zeros(0)
         #: seconds spent in :meth:`evaluate` so far
         self.seconds = 0.0
-        definite = cell.symmetric and cell.kinematics == "small"  # J2, elasticity: positive definite
-        options = {**linalg.rve_solver_options(cell.symmetric, definite, op.nnz), **(cell.petsc_options or {})}
+        # J2, elasticity: positive definite, unless bordered by Lagrange multipliers
+        definite = cell.symmetric and cell.kinematics == "small" and not op.border
+        options = {**linalg.rve_solver_options(cell.symmetric, definite, op.nnz, saddle=bool(op.border)),
+                   **(cell.petsc_options or {})}
         self.solver = linalg.PatternSolver(op.indptr, op.indices, linalg.unique_prefix("fe2_rve_point_"),
                                            options, symmetric=cell.symmetric)
 
@@ -216,7 +218,7 @@ class BatchedEngine:
             for j, i in enumerate(own):
                 try:
                     self.solver.factor(values[j])
-                    out[i] = self.solver.solve(rhs[i])
+                    out[i] = self.solver.solve(self.op.pad(rhs[i]))[:self.op.nfree]
                 except SolverError as err:
                     failed.setdefault(int(ids[i]), str(err))
                 self.stats["factorisations"] += 1
@@ -281,7 +283,7 @@ class BatchedEngine:
         rtol, max_it, max_cuts = c.rtol, c.max_iterations, c.MAX_CUTS
         ids = np.arange(m) + offset
         x = np.array(W0[:, op.free], dtype=float)
-        r_ref = np.linalg.norm((E - c.reference) @ c.B.T, axis=1)
+        r_ref = np.linalg.norm((E - c.reference) @ c.B_residual.T, axis=1)
         cur = self._material(E, x, states, drive)
         self._work[ids, 2] += 1
         for i in np.flatnonzero(~cur.ok):

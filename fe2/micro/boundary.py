@@ -1,19 +1,74 @@
 """Micro boundary conditions of the cell problem.
 
-A cell problem's fluctuation field is constrained on the boundary of the cell (the box
-``[box_min, box_max]``); today that is the periodic condition with the corners pinned
-(:func:`periodic_constraint`), built with dolfinx_mpc. The cell problems condense the
-constrained DOFs out of their matrices and vectors with it.
+The fluctuation field ``w`` of a cell problem is constrained on the boundary of the cell
+(the box ``[box_min, box_max]``; a void's surface inside the cell is not part of it). Three
+conditions, from the stiffest apparent tensor to the most compliant (Loewner order, with
+the Voigt and Reuss bounds outside them):
+
+``"linear"``
+    ``w = 0`` on the box: the affine field ``E x`` on the whole boundary (uniform
+    gradient; "kinematic uniform" in the SVE literature). Dirichlet conditions on every box
+    DOF.
+``"periodic"`` (default)
+    ``w`` periodic, with every corner pinned (:func:`periodic_constraint`), through a
+    dolfinx_mpc multi-point constraint.
+``"minimal"``
+    only the volume average of the gradient is prescribed, ``<G w> = 0``, i.e. ``int_box
+    w (x) n ds = 0`` ("minimal kinematic", Mesarovic & Padbidri 2005; uniform tractions in
+    the weak sense). These are ``m`` linear constraints on the box DOFs (``gdim`` for a
+    scalar field, ``gdim**2`` for a vector field: for small strain the skew rows fix the
+    mean rotation, to which the energy is blind). They are imposed with Lagrange
+    multipliers: the cell problems solve the bordered system ``[[K, G^T], [G, 0]]``
+    (:class:`fe2.core.linalg.Border`), one corner pinned against translations.
+
+:func:`cell_constraint` makes any of them as a :class:`CellConstraint`: the multi-point
+constraint (empty but for ``"periodic"``), the Dirichlet conditions, and for
+``"minimal"`` the linear forms of the constraint rows. Hill–Mandel holds for all three:
+``<flux . G w> = 0`` at equilibrium.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import dolfinx
 import dolfinx_mpc
 import numpy as np
+import ufl
 from dolfinx import fem
 
-__all__ = ["periodic_constraint"]
+from fe2.core.physics import BOUNDARY_CONDITIONS
+
+__all__ = ["BOUNDARY_CONDITIONS", "CellConstraint", "cell_constraint", "periodic_constraint"]
+
+@dataclass
+class CellConstraint:
+    """The constraint of a cell problem's fluctuation (see the module docstring)."""
+
+    kind: str
+    mpc: dolfinx_mpc.MultiPointConstraint
+    bcs: list[fem.DirichletBC]
+    #: compiled linear forms of the constraint rows ``int_box v_i n_j ds`` (``"minimal"``), else empty
+    rows: list[fem.Form] = field(default_factory=list)
+
+
+def _tolerance(lo: np.ndarray, hi: np.ndarray) -> float:
+    return 1e-8 * float(np.max(hi - lo))
+
+
+def _on_box(lo: np.ndarray, hi: np.ndarray):
+    tol = _tolerance(lo, hi)
+
+    def marker(x):
+        return np.any([np.isclose(x[a], lo[a], atol=tol) | np.isclose(x[a], hi[a], atol=tol)
+                       for a in range(lo.size)], axis=0)
+
+    return marker
+
+
+def _zero(V: fem.FunctionSpace):
+    shape = V.value_shape
+    return np.zeros(shape) if len(shape) else dolfinx.default_scalar_type(0.0)
 
 
 def periodic_constraint(V: fem.FunctionSpace, box_min: np.ndarray, box_max: np.ndarray
@@ -32,7 +87,7 @@ def periodic_constraint(V: fem.FunctionSpace, box_min: np.ndarray, box_max: np.n
     """
     lo, hi = np.asarray(box_min, float), np.asarray(box_max, float)
     gdim = lo.size
-    tol = 1e-8 * float(np.max(hi - lo))
+    tol = _tolerance(lo, hi)
 
     def at_corner(x):
         return np.all([np.isclose(x[a], lo[a], atol=tol) | np.isclose(x[a], hi[a], atol=tol)
@@ -47,10 +102,43 @@ def periodic_constraint(V: fem.FunctionSpace, box_min: np.ndarray, box_max: np.n
             y[a] = np.where(np.isclose(x[a], hi[a], atol=tol), lo[a], x[a])
         return y
 
-    shape = V.value_shape
-    zero = np.zeros(shape) if len(shape) else dolfinx.default_scalar_type(0.0)
-    bcs = [fem.dirichletbc(zero, fem.locate_dofs_geometrical(V, at_corner), V)]
+    bcs = [fem.dirichletbc(_zero(V), fem.locate_dofs_geometrical(V, at_corner), V)]
     mpc = dolfinx_mpc.MultiPointConstraint(V)
     mpc.create_periodic_constraint_geometrical(V, on_upper_face, to_lower_face, bcs)
     mpc.finalize()
     return mpc, bcs
+
+
+def cell_constraint(kind: str, V: fem.FunctionSpace, box_min: np.ndarray, box_max: np.ndarray
+                    ) -> CellConstraint:
+    """The micro boundary condition ``kind`` (one of :data:`BOUNDARY_CONDITIONS`) of the
+    fluctuation space ``V`` on the box ``[box_min, box_max]`` (collective on ``V``'s mesh)."""
+    if kind not in BOUNDARY_CONDITIONS:
+        raise ValueError(f"unknown micro boundary condition {kind!r}; choose one of "
+                         f"{', '.join(BOUNDARY_CONDITIONS)}")
+    lo, hi = np.asarray(box_min, float), np.asarray(box_max, float)
+    if kind == "periodic":
+        mpc, bcs = periodic_constraint(V, lo, hi)
+        return CellConstraint(kind, mpc, bcs)
+    mpc = dolfinx_mpc.MultiPointConstraint(V)
+    mpc.finalize()  # no relations: the plain space
+    if kind == "linear":
+        bcs = [fem.dirichletbc(_zero(V), fem.locate_dofs_geometrical(V, _on_box(lo, hi)), V)]
+        return CellConstraint(kind, mpc, bcs)
+    # minimal: pin the lower corner (translations), constrain int_box w (x) n ds
+    tol = _tolerance(lo, hi)
+    corner = fem.locate_dofs_geometrical(
+        V, lambda x: np.all([np.isclose(x[a], lo[a], atol=tol) for a in range(lo.size)], axis=0))
+    bcs = [fem.dirichletbc(_zero(V), corner, V)]
+    mesh = V.mesh
+    fdim = mesh.topology.dim - 1
+    facets = dolfinx.mesh.locate_entities_boundary(mesh, fdim, _on_box(lo, hi))
+    tags = dolfinx.mesh.meshtags(mesh, fdim, np.sort(facets), np.ones(facets.size, dtype=np.int32))
+    ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)(1)
+    v, n = ufl.TestFunction(V), ufl.FacetNormal(mesh)
+    gdim = lo.size
+    if len(V.value_shape):
+        rows = [v[i] * n[j] * ds for i in range(gdim) for j in range(gdim)]
+    else:
+        rows = [v * n[j] * ds for j in range(gdim)]
+    return CellConstraint(kind, mpc, bcs, [fem.form(r) for r in rows])

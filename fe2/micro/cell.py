@@ -1,4 +1,4 @@
-"""The linear periodic cell problem on an RVE: the micro side of FE².
+"""The linear cell problem on an RVE: the micro side of FE².
 
 A :class:`CellProblem` is a *template*: one mesh, one function space, one set of
 compiled forms, one factorised matrix. It answers the question a material answers --
@@ -22,6 +22,12 @@ solves ``A w_k = b_k``, and
 
 the sensitivity form of the effective tensor: one factorisation, one right-hand side per
 macro gradient component, and symmetric by construction.
+
+The periodic condition is the default; ``boundary="linear"`` (zero fluctuation on the
+cell boundary) and ``boundary="minimal"`` (zero mean fluctuation gradient, a bordered
+system with Lagrange multipliers) give the upper and lower apparent tensors of
+:mod:`fe2.micro.boundary`. Everything above holds for them with "periodic v" replaced by
+the constrained test space.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from fe2.core import physics as physics_registry
 from fe2.core.errors import MeshError, SolverError
 from fe2.core.kinematics import measure, reference_gradient
 from fe2.materials.base import PointMaterial
-from fe2.micro.boundary import periodic_constraint
+from fe2.micro.boundary import BOUNDARY_CONDITIONS, cell_constraint
 
 if TYPE_CHECKING:
     from fe2.micro.rvemesh import RVEMesh
@@ -83,7 +89,7 @@ def virgin_tangent(law: Any) -> np.ndarray:
 
 
 class CellProblem(PointMaterial):
-    """Linear periodic cell problem template (collective on ``rve_mesh.mesh.comm``,
+    """Linear cell problem template (collective on ``rve_mesh.mesh.comm``,
     normally ``MPI.COMM_SELF``).
 
     Parameters
@@ -97,6 +103,10 @@ class CellProblem(PointMaterial):
     petsc_options : overrides of the direct solver :func:`fe2.core.linalg.rve_solver_options`
         chooses (CHOLMOD Cholesky on one process, MUMPS on several)
     source : where the phases came from, used in error messages (e.g. a file name)
+    boundary : micro boundary condition of the fluctuation, one of
+        :data:`fe2.micro.boundary.BOUNDARY_CONDITIONS`: ``"periodic"`` (default),
+        ``"linear"`` (zero on the cell boundary) or ``"minimal"`` (zero mean gradient,
+        with Lagrange multipliers: see :mod:`fe2.micro.boundary`)
 
     Attributes
     ----------
@@ -112,8 +122,11 @@ class CellProblem(PointMaterial):
 
     def __init__(self, rve_mesh: RVEMesh, phases: Sequence[Phase], physics: str = "elasticity",
                  degree: int = 1, petsc_options: Mapping[str, Any] | None = None,
-                 source: str = "phases") -> None:
+                 source: str = "phases", boundary: str = "periodic") -> None:
         spec = physics_registry.get(physics)
+        if boundary not in BOUNDARY_CONDITIONS:
+            raise ValueError(f"unknown micro boundary condition {boundary!r}; choose one of "
+                             f"{', '.join(BOUNDARY_CONDITIONS)}")
         mesh = rve_mesh.mesh
         self.rve_mesh = rve_mesh
         self.mesh = mesh
@@ -130,12 +143,19 @@ class CellProblem(PointMaterial):
         self.tensor = fem.Function(T, name="phase_tensor")
         self._fill_phases(source)
 
-        # --- fluctuation space, corner pins, periodic constraint --------------------
+        # --- fluctuation space and its boundary condition ----------------------------
         shape = (gdim,) if spec.vector_field else ()
         self.V = V = fem.functionspace(mesh, ("Lagrange", degree, shape))
         self.box_min = np.asarray(rve_mesh.box_min, float)
         self.box_max = np.asarray(rve_mesh.box_max, float)
-        self.mpc, self.bcs = periodic_constraint(V, self.box_min, self.box_max)
+        self.boundary = boundary
+        constraint = cell_constraint(boundary, V, self.box_min, self.box_max)
+        self.mpc, self.bcs = constraint.mpc, constraint.bcs
+        #: the Lagrange-multiplier border of a ``"minimal"`` condition (else None)
+        self.border: linalg.Border | None = None
+        if constraint.rows:
+            self.border = linalg.Border(np.array([self._assemble_condensed(f) for f in constraint.rows]), self.comm)
+        self._K: PETSc.Mat | None = None
 
         # --- forms --------------------------------------------------------------------
         G = measure(spec.kinematics, gdim)
@@ -158,8 +178,10 @@ class CellProblem(PointMaterial):
 
         # --- matrix, factorisation, sensitivity right-hand sides -------------------
         self.A = self.assemble_matrix()
-        # phase tensors are positive definite: CHOLMOD on one process (by measurement), else MUMPS
-        options = {**linalg.rve_solver_options(True, True, self.A.getInfo()["nz_used"], self.comm.size > 1),
+        # phase tensors are positive definite: CHOLMOD on one process (by measurement), else
+        # MUMPS; a bordered matrix is indefinite: MUMPS's LDL^T
+        options = {**linalg.rve_solver_options(True, self.border is None, self.A.getInfo()["nz_used"],
+                                               self.comm.size > 1, saddle=self.border is not None),
                    **(petsc_options or {})}
         self.ksp = linalg.direct_solver(self.A, linalg.unique_prefix("fe2_rve_"), options, symmetric=True)
         try:
@@ -169,6 +191,8 @@ class CellProblem(PointMaterial):
                               f"({linalg.petsc_message(err)}); is a phase tensor singular or not positive "
                               "definite?") from None
         self.B = self._assemble_unit_rhs()  # (local reduced dofs, n)
+        #: B without the part the multipliers balance (the residual of a unit gradient)
+        self.B_residual = self.B if self.border is None else self.border.project(self.B)
         W = self.solve_reduced(self.B)
         self.effective_tensor = self.mean_tensor - self._dot(self.B, W) / self.volume
 
@@ -206,11 +230,29 @@ class CellProblem(PointMaterial):
 
     def assemble_matrix(self, A: PETSc.Mat | None = None) -> PETSc.Mat:
         """The condensed (periodic, corners pinned) matrix of the cell problem, assembled
-        into ``A`` or a new matrix (collective)."""
-        if A is None:
-            return dolfinx_mpc.assemble_matrix(self._a, self.mpc, bcs=self.bcs)
-        dolfinx_mpc.assemble_matrix(self._a, self.mpc, bcs=self.bcs, A=A)
-        return A
+        into ``A`` or a new matrix (collective); with a :attr:`border`, the bordered one."""
+        self._K = self.system_matrix(self._a, self._K if self.border is not None else A)
+        if self.border is None:
+            return self._K
+        return self.border.matrix(self._K, A)
+
+    def system_matrix(self, form: fem.Form, K: PETSc.Mat | None = None) -> PETSc.Mat:
+        """The condensed matrix of the bilinear ``form``, assembled into ``K`` (zeroed
+        first) or a new matrix (collective; without the :attr:`border`)."""
+        if K is None:
+            return dolfinx_mpc.assemble_matrix(form, self.mpc, bcs=self.bcs)
+        K.zeroEntries()
+        dolfinx_mpc.assemble_matrix(form, self.mpc, bcs=self.bcs, A=K)
+        return K
+
+    def norm(self, r: np.ndarray) -> float:
+        """The Euclidean norm of a distributed vector ``(nloc,)`` (collective)."""
+        return float(np.sqrt(self.comm.allreduce(float(r @ r), op=MPI.SUM)))
+
+    def constrained(self, r: np.ndarray) -> np.ndarray:
+        """A condensed residual ``(nloc,)`` or ``(nloc, k)`` without the part the
+        multipliers of the :attr:`border` balance (itself without a border; collective)."""
+        return r if self.border is None else self.border.project(r)
 
     def unit_rhs(self) -> np.ndarray:
         """The sensitivity right-hand sides ``B = [b_1 ... b_n]`` assembled anew, ``(nloc, n)``
@@ -257,8 +299,10 @@ class CellProblem(PointMaterial):
     #: right-hand sides per dense block solve (bounds the memory of a batch)
     BLOCK = 256
 
-    def solve_reduced(self, rhs: np.ndarray) -> np.ndarray:
-        """Solve ``A X = rhs`` with the stored factorisation.
+    def solve_reduced(self, rhs: np.ndarray, ksp: PETSc.KSP | None = None) -> np.ndarray:
+        """Solve ``A X = rhs`` with the stored factorisation of :attr:`ksp` (or of ``ksp``,
+        a factorised solver of a matrix of the same layout); with a :attr:`border`, the
+        bordered system with zero constraint values, returning ``X`` only.
 
         On one process the columns go to the factor as dense blocks of :attr:`BLOCK`
         right-hand sides (``MatMatSolve``); otherwise one KSP solve per column.
@@ -271,26 +315,30 @@ class CellProblem(PointMaterial):
         -------
         X : (nloc, m) condensed solutions (slave entries zero; see :meth:`fluctuation`)
         """
+        ksp = self.ksp if ksp is None else ksp
         nloc, m = rhs.shape
-        X = np.empty((nloc, m))
+        if self.border is not None:
+            rhs = self.border.pad(rhs)
+        X = np.empty(rhs.shape)
         if self.comm.size == 1 and m > 1:
-            F = linalg.factor_matrix(self.ksp)
+            F = linalg.factor_matrix(ksp)
             for j0 in range(0, m, self.BLOCK):
                 j1 = min(m, j0 + self.BLOCK)
                 X[:, j0:j1] = linalg.mat_solve(F, rhs[:, j0:j1])
-            return X
-        b = self.A.createVecRight()
-        x = self.A.createVecLeft()
+            return X[:nloc]
+        A = ksp.getOperators()[0]
+        b = A.createVecRight()
+        x = A.createVecLeft()
         for j in range(m):
             b.array[:] = rhs[:, j]
-            self.ksp.solve(b, x)
-            reason = self.ksp.getConvergedReason()
+            ksp.solve(b, x)
+            reason = ksp.getConvergedReason()
             if reason < 0:
                 raise SolverError(f"RVE linear solve failed (KSP converged reason {reason})")
             X[:, j] = x.array_r
         b.destroy()
         x.destroy()
-        return X
+        return X[:nloc]
 
     def evaluate(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Homogenized flux and consistent tangent for a batch of macro gradients.
@@ -341,6 +389,9 @@ class CellProblem(PointMaterial):
         """Free the PETSc objects (collective)."""
         self.ksp.destroy()
         self.A.destroy()
+        if self.border is not None:
+            self.border.destroy()
+            self._K.destroy()
 
 
 def effective_tensor_from_fields(problem: CellProblem) -> np.ndarray:

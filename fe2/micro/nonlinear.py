@@ -126,14 +126,13 @@ class _MicroNewton:
         c = self.cell
         c._factorize()
         c._r.scale(-1.0)
-        c.ksp_t.solve(c._r, c._dx)
-        dx = c._dx.array_r.copy()
+        dx = c.solve_reduced(c._r.array_r[:, None], c.ksp_t)[:, 0]
         if c._drive is not None:  # Jacobian J - a c^T (the shift depends on w): Sherman-Morrison
             a, cv = c._shift_vectors()
-            y = linalg.mat_solve(linalg.factor_matrix(c.ksp_t), a[:, None])[:, 0]
-            dx += y * (cv @ dx) / (1.0 - cv @ y)
+            y = c.solve_reduced(a[:, None], c.ksp_t)[:, 0]
+            dx += y * c._dot(cv, dx) / (1.0 - c._dot(cv, y))
         self.base, self.dx = self.x, dx
-        return float(np.linalg.norm(dx))
+        return c.norm(dx)
 
     def step(self, alpha: float) -> float:
         c = self.cell
@@ -188,7 +187,7 @@ class NonlinearCellProblem(CellProblem):
     def __init__(self, rve_mesh: RVEMesh, phases: Sequence[Phase], physics: str = "elasticity",
                  degree: int = 1, petsc_options: Mapping[str, Any] | None = None,
                  source: str = "phases", rtol: float = 1e-10, max_iterations: int = 25,
-                 quadrature_degree: int | None = None, engine: str = "batched") -> None:
+                 quadrature_degree: int | None = None, engine: str = "batched", boundary: str = "periodic") -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown micro engine {engine!r}; choose one of {', '.join(ENGINES)}")
         spec = physics_registry.get(physics)
@@ -201,7 +200,7 @@ class NonlinearCellProblem(CellProblem):
                 raise ValueError(f"phase {ph.name!r}: law kinematics {ph.law.kinematics!r} does not match "
                                  f"physics {physics!r}")
         super().__init__(rve_mesh, phases, physics=physics, degree=degree, petsc_options=petsc_options,
-                         source=source)
+                         source=source, boundary=boundary)
         mesh, gdim, n = self.mesh, self.gdim, self.size
         self.rtol, self.max_iterations = rtol, max_iterations
         self.reference = spec.reference_gradient(gdim)
@@ -247,14 +246,15 @@ class NonlinearCellProblem(CellProblem):
         self._c_form = fem.form(ufl.inner(self._deq_q, G(v)) * dxq)
         #: the nonlocal equivalent strain driving the damage phases of the point being solved
         self._drive: float | None = None
-        self.A_t = dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs)
+        self.A_t = self.system_matrix(self._J)
+        #: the bordered Jacobian (a ``"minimal"`` boundary condition), else A_t
+        self.M_t = self.A_t if self.border is None else self.border.matrix(self.A_t)
         # Cholesky needs a symmetric Jacobian; softening laws have non-symmetric tangents
         self.symmetric = all(ph.law.symmetric_tangent for ph in self.phases)
-        self.ksp_t = linalg.direct_solver(self.A_t, linalg.unique_prefix("fe2_rve_newton_"),
+        self.ksp_t = linalg.direct_solver(self.M_t, linalg.unique_prefix("fe2_rve_newton_"),
                                           petsc_options, symmetric=self.symmetric)
         self._r = dolfinx_mpc.assemble_vector(self._R, self.mpc)
         self._r_plain = dolfinx.fem.petsc.create_vector(self._R)
-        self._dx = self._r.duplicate()
         self.nloc = self._r.getLocalSize()
         self.stats = {"solves": 0, "newton_iterations": 0, "cuts": 0, "reused": 0}
         self.petsc_options = petsc_options
@@ -408,6 +408,8 @@ class NonlinearCellProblem(CellProblem):
         dolfinx_mpc.assemble_vector(self._R, self.mpc, r)
         r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         dolfinx.fem.petsc.set_bc(r, self.bcs)
+        if self.border is not None:
+            r.array[:] = self.border.project(r.array_r)
         plain = self._r_plain
         with plain.localForm() as loc:
             loc.set(0.0)
@@ -416,9 +418,10 @@ class NonlinearCellProblem(CellProblem):
         return r.norm(), plain.norm()
 
     def _factorize(self) -> None:
-        self.A_t.zeroEntries()
-        dolfinx_mpc.assemble_matrix(self._J, self.mpc, bcs=self.bcs, A=self.A_t)
-        self.ksp_t.setOperators(self.A_t)
+        self.system_matrix(self._J, self.A_t)
+        if self.border is not None:
+            self.border.matrix(self.A_t, self.M_t)
+        self.ksp_t.setOperators(self.M_t)
         try:
             self.ksp_t.setUp()
         except PETSc.Error as err:
@@ -435,7 +438,7 @@ class NonlinearCellProblem(CellProblem):
         self.macro_gradient.value[:] = E
         # residual scale: the imbalance the macro gradient alone causes, or the size of the
         # internal forces, whichever is larger
-        r_ref = float(np.linalg.norm(self.B @ (np.asarray(E) - self.reference)))
+        r_ref = self.norm(self.B_residual @ (np.asarray(E) - self.reference))
         system = _MicroNewton(self, np.array(x0, dtype=float), states, r_ref)
         rep = newton(system, self.max_iterations, max_cuts=self.MAX_CUTS)
         self.stats["cuts"] += rep.cuts
@@ -449,13 +452,14 @@ class NonlinearCellProblem(CellProblem):
         it = rep.iterations
         # dSigma_i/dE_k = <T>_ik + <e_i . T G(dw_k)>,  A dw_k = b_k = -int G(v) . T e_k
         Bt = self._assemble_unit_rhs(self._Lt, self.unit)
-        mean_t = np.einsum("p,pij->ij", self.micro_weights, self._tang) / self.volume
+        # volume averages over the micro points of every process of the template
+        mean_t = self.comm.allreduce(np.einsum("p,pij->ij", self.micro_weights, self._tang)) / self.volume
         Lt = -Bt if self.symmetric else self._assemble_unit_rhs(self._Lt_left, self.unit)
-        sigma = self.micro_weights @ self._flux / self.volume
+        sigma = self.comm.allreduce(self.micro_weights @ self._flux) / self.volume
         self.stats["solves"] += 1
         self.stats["newton_iterations"] += it
         if drive is None:
-            Xt = linalg.mat_solve(linalg.factor_matrix(self.ksp_t), Bt)
+            Xt = self.solve_reduced(Bt, self.ksp_t)
             return PointSolution(sigma, mean_t + self._dot(Lt, Xt) / self.volume, system.x, system.trial, it, None,
                                  Xt)
         tangent, extra = self._nonlocal_sensitivities(Bt, Lt, mean_t)
@@ -478,7 +482,7 @@ class NonlinearCellProblem(CellProblem):
         a, c = self._shift_vectors()
         m = self.micro_weights @ self._deq / self.damage_volume
         sbar = self.micro_weights @ self._dsd / self.volume
-        X = linalg.mat_solve(linalg.factor_matrix(self.ksp_t), np.column_stack([Bt + np.outer(a, m), -a, a]))
+        X = self.solve_reduced(np.column_stack([Bt + np.outer(a, m), -a, a]), self.ksp_t)
         y, X = X[:, -1], X[:, :-1]
         cX = self._dot(c[:, None], X)[0]
         dW = X + np.outer(y, cX) / (1.0 - self._dot(c[:, None], y[:, None])[0, 0])
@@ -625,7 +629,8 @@ class NonlinearCellProblem(CellProblem):
         if self._batched is not None:
             self._batched.destroy()
         self.ksp_t.destroy()
+        if self.M_t is not self.A_t:
+            self.M_t.destroy()
         self.A_t.destroy()
         self._r.destroy()
         self._r_plain.destroy()
-        self._dx.destroy()

@@ -16,7 +16,11 @@ pinned DOFs are zero). :class:`CellOperators` holds
 so that the residual is ``r = B^T (W flux)``, the uncondensed internal forces
 ``B_full^T (W flux)``, and the Jacobian values ``S vec(K_e)`` with
 ``K_e = sum_q B_e^T (W T)_q B_e`` per cell -- all vectorised over any number of macro
-points at once. The gradient operator is tabulated by dolfinx itself (a compiled
+points at once. With the Lagrange-multiplier border of a ``"minimal"`` boundary
+condition (:class:`fe2.core.linalg.Border`, rows ``G`` over the free DOFs) the pattern is
+that of the bordered matrix ``[[K, G^T], [G, 0]]`` (``nfree + m`` rows, the constant ``G``
+entries included in every set of values) and the residual is projected onto the
+constraint's null space. The gradient operator is tabulated by dolfinx itself (a compiled
 expression of the trial function's gradient at the quadrature points), so any element
 degree and cell type the template supports is covered.
 """
@@ -50,7 +54,9 @@ class CellOperators:
         template hold the free values there and zeros at slaves and pins)
     B, B_full : see the module docstring (``scipy.sparse`` CSR)
     weights : (P,) integration weight of each micro point
-    indptr, indices : CSR pattern of the condensed Jacobian ``(nfree, nfree)``
+    indptr, indices : CSR pattern of the condensed Jacobian ``(nfree, nfree)``, or of the
+        bordered one ``(nfree + border, nfree + border)``
+    border : number of Lagrange multipliers (0 without a border)
     """
 
     def __init__(self, cell: CellProblem, quadrature: QuadraturePoints) -> None:
@@ -85,6 +91,11 @@ class CellOperators:
         self.Bt = self.B.T.tocsr()
         self.B_full_t = self.B_full.T.tocsr()
         self._jacobian_scatter(Pm)
+        self.border = 0
+        self._border_values: np.ndarray | None = None
+        self._projector: tuple[np.ndarray, np.ndarray] | None = None
+        if cell.border is not None:
+            self._add_border(cell.border.G[:, self.free])
         self._kernels: dict[bool, tuple | None] = {}
 
     # ------------------------------------------------------------------------------------
@@ -149,6 +160,34 @@ class CellOperators:
         self.S = sp.csr_matrix((val[ok], (pos.ravel(), ke[ok])), shape=(keys.size, ncell * d * d))
         self.nnz = keys.size
 
+    def _add_border(self, G: np.ndarray) -> None:
+        """Extend the Jacobian pattern by the constraint rows ``G`` ``(m, nfree)``: each row
+        of ``K`` gets its nonzero ``G^T`` columns (``nfree + i``) after its own, then the
+        ``m`` rows of ``G``; ``S`` moves to the new positions of ``K``'s entries."""
+        m, nfree = G.shape
+        K = sp.csr_matrix((np.arange(1, self.nnz + 1, dtype=float), self.indices, self.indptr), shape=(nfree, nfree))
+        Gs = sp.csr_matrix(G)
+        M = sp.bmat([[K, Gs.T], [Gs, None]], format="csr")
+        M.sort_indices()
+        # K's entry k (1-based value) now sits at position p; G's at the others
+        pos_k = np.zeros(self.nnz, dtype=np.int64)
+        in_k = np.zeros(M.nnz, dtype=bool)
+        rows = np.repeat(np.arange(nfree + m), np.diff(M.indptr))
+        in_k[:] = (rows < nfree) & (M.indices < nfree)
+        pos_k[M.data[in_k].astype(np.int64) - 1] = np.flatnonzero(in_k)
+        Mg = sp.bmat([[sp.csr_matrix((nfree, nfree)), Gs.T], [Gs, None]], format="csr")
+        values = np.zeros(M.nnz)
+        values[~in_k] = np.asarray(Mg[rows[~in_k], M.indices[~in_k]]).ravel()
+        R = sp.csr_matrix((np.ones(self.nnz), (pos_k, np.arange(self.nnz))), shape=(M.nnz, self.nnz))
+        self.S = (R @ self.S).tocsr()
+        self.indptr, self.indices = M.indptr.astype(np.int32), M.indices.astype(np.int32)
+        self.nnz, self.border, self._border_values = M.nnz, m, values
+        self._projector = (G, np.linalg.inv(G @ G.T))
+
+    def pad(self, rhs: np.ndarray) -> np.ndarray:
+        """Right-hand sides ``(nfree, k)`` of the bordered system (zero multiplier rows)."""
+        return rhs if not self.border else np.vstack([rhs, np.zeros((self.border, rhs.shape[1]))])
+
     # ------------------------------------------------------------------------------------
     def gradients(self, E: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Micro gradients ``(N, P, n)`` of macro gradients ``E`` ``(N, n)`` and free
@@ -162,7 +201,11 @@ class CellOperators:
         forces ``(N,)`` of micro fluxes ``(N, P, n)``."""
         N = flux.shape[0]
         wf = (flux * self.weights[None, :, None]).reshape(N, -1).T
-        return (self.Bt @ wf).T, np.linalg.norm(self.B_full_t @ wf, axis=0)
+        r = (self.Bt @ wf).T
+        if self._projector is not None:  # without the part the multipliers balance
+            G, gram_inv = self._projector
+            r = r - (r @ G.T) @ gram_inv @ G
+        return r, np.linalg.norm(self.B_full_t @ wf, axis=0)
 
     def condensed(self, field: np.ndarray) -> np.ndarray:
         """``B^T (W field)`` for per-point vectors ``(N, P, n)`` or matrices ``(N, P, n, m)``
@@ -208,6 +251,8 @@ class CellOperators:
             m = min(W, N - a)
             Ke = np.matmul(A, X)[:, :, :m]  # (ncell, k, m)
             out[a:a + m] = (S @ Ke.reshape(-1, m)).T
+        if self._border_values is not None:
+            out += self._border_values
         return out
 
     #: memory the per-cell kernels of :meth:`jacobian_values` may take (bytes)
@@ -258,7 +303,8 @@ class CellOperators:
         Bl = self.B_local
         tmp = np.matmul(WT, Bl[None])  # (N, ncell, nq, n, d)
         Ke = np.matmul(Bl.transpose(0, 1, 3, 2)[None], tmp).sum(axis=2)  # (N, ncell, d, d)
-        return (self.S @ Ke.reshape(N, -1).T).T
+        out = (self.S @ Ke.reshape(N, -1).T).T
+        return out if self._border_values is None else out + self._border_values
 
     def to_full(self, X: np.ndarray) -> np.ndarray:
         """Free values ``(N, nfree, ...)`` -> the template's condensed vectors ``(N, nfull, ...)``

@@ -157,9 +157,11 @@ def assert_same_displacement_and_reactions(serial, parallel):
 
 
 @pytest.mark.skipif(MPI.COMM_WORLD.size == 1, reason="compares 1 and 2 ranks; runs under mpirun -n 2")
-def test_plastic_fe2_one_and_two_ranks_agree(tmp_path):
+@pytest.mark.parametrize("boundary", ["periodic", "minimal"])
+def test_plastic_fe2_one_and_two_ranks_agree(tmp_path, boundary):
     phases = {"matrix": dict(J2, tag=1), "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}
     data = case_data(phases, ux=0.03, steps=2, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.2})
+    data["rve"]["boundary"] = boundary
     assert_same_displacement_and_reactions(*serial_and_parallel(data, tmp_path))
 
 
