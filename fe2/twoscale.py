@@ -103,7 +103,7 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
     mm = factory.macro_mesh(cfg.macro.mesh, cfg.base_dir, comm, cfg.source)
     if rve.gdim != mm.mesh.geometry.dim:
         what = (f"key 'rve.mesh' = '{cfg.rve.mesh}'" if cfg.rve.mesh
-                else f"rve.generate kind '{cfg.rve.generate['kind']}'")
+                else f"key 'rve.generate', kind '{cfg.rve.generate['kind']}'")
         raise ConfigError(f"{cfg.source}: the RVE ({what}) is {rve.gdim}D but the macro mesh is "
                           f"{mm.mesh.geometry.dim}D; the RVE must have the macro mesh's dimension")
     dirichlet, traction = loads.from_config(cfg.macro.dirichlet, cfg.macro.traction, mm, cfg.source)

@@ -45,8 +45,12 @@ CATALOGUE = [
      "key 'macro.mesh.file' = 'empty.msh': not a gmsh mesh (Could not merge file"),
     ("macro mesh not a mesh", mesh_file("words.msh"), "",
      "key 'macro.mesh.file' = 'words.msh': not a gmsh mesh ("),
-    ("3D macro mesh", mesh_file(f"{ROOT}/meshes/sphere_3d.msh"), "",
-     f"key 'macro.mesh.file' = '{ROOT}/meshes/sphere_3d.msh': the mesh is 3D; a 2D macro mesh is needed"),
+    ("3D macro mesh without facet groups", mesh_file(f"{ROOT}/meshes/sphere_3d.msh"), "",
+     f"key 'macro.mesh.file' = '{ROOT}/meshes/sphere_3d.msh': no physical group on its boundary surfaces, so no "
+     "boundary can carry a load or a support (add a Physical Surface for each)"),
+    ("2D RVE, 3D macro mesh", [(MESH[0], 'generator = "box"'), NOGEN], "",
+     "the RVE (key 'rve.generate', kind 'circle') is 2D but the macro mesh is 3D; the RVE must have the macro "
+     "mesh's dimension"),
     ("macro mesh without facet groups", mesh_file(f"{ROOT}/meshes/circle_2d.msh"), "",
      f"key 'macro.mesh.file' = '{ROOT}/meshes/circle_2d.msh': no physical group on its boundary curves, so no "
      "boundary can carry a load or a support (add a Physical Curve for each)"),

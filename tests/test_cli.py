@@ -223,7 +223,8 @@ def test_list_examples_and_print(capsys):
     assert code == 0
     if MPI.COMM_WORLD.rank == 0:
         names = [line.split()[0] for line in out.strip().splitlines()]
-        assert names == ["damage_bar", "hyperelastic_plate", "plastic_plate", "plate_with_hole"]
+        assert names == ["composite_beam_3d", "damage_bar", "hyperelastic_block_3d", "hyperelastic_plate",
+                         "plastic_plate", "plate_with_hole"]
     code, out, _ = run_main(capsys, "run", "--example", "plastic_plate", "--print-default")
     assert code == 0
     if MPI.COMM_WORLD.rank == 0:
@@ -231,8 +232,8 @@ def test_list_examples_and_print(capsys):
     code, _, err = run_main(capsys, "run", "--example", "nonesuch")
     assert code == 2
     if MPI.COMM_WORLD.rank == 0:
-        assert ("no example case 'nonesuch' (examples: damage_bar, hyperelastic_plate, plastic_plate, "
-                "plate_with_hole)") in err
+        assert ("no example case 'nonesuch' (examples: composite_beam_3d, damage_bar, hyperelastic_block_3d, "
+                "hyperelastic_plate, plastic_plate, plate_with_hole)") in err
 
 
 @pytest.mark.parametrize("name", ["plastic_plate", "hyperelastic_plate", "damage_bar"])

@@ -160,18 +160,26 @@ class MacroMeshConfig:
 
     file: str | None = _f(None, doc="gmsh .msh file of the macro domain (facet physical groups as boundaries)")
     generator: str | None = _f(None, doc="built-in generator: ``plate_with_hole`` (quarter plate, symmetry "
-                                         "edges left/bottom), ``rectangle`` or ``bar`` (a rectangle whose height is "
-                                         "reduced smoothly at mid-length, so that it localizes there)",
-                               check=one_of("plate_with_hole", "rectangle", "bar"))
-    width: float = _f(1.0, doc="generator: domain width", check=positive)
-    height: float = _f(1.0, doc="generator: domain height", check=positive)
+                                         "edges left/bottom; 3D with ``thickness``), ``rectangle``, ``bar`` (a "
+                                         "rectangle whose height is reduced smoothly at mid-length, so that it "
+                                         "localizes there) or ``box`` (3D, e.g. a beam). Boundaries: left/right "
+                                         "(x = 0, width), bottom/top (y), back/front (z = 0, depth or thickness), "
+                                         "hole", check=one_of("plate_with_hole", "rectangle", "bar", "box"))
+    width: float = _f(1.0, doc="generator: domain width (x)", check=positive)
+    height: float = _f(1.0, doc="generator: domain height (y)", check=positive)
+    depth: float = _f(1.0, doc="box: domain depth (z)", check=positive)
+    thickness: float | None = _f(None, doc="plate_with_hole: plate thickness (z); given, the plate is a 3D slab",
+                                 check=positive)
+    order: int = _f(1, doc="plate_with_hole: geometry order of the cells (2: curved cells that follow the hole)",
+                    check=int_range(1, 2))
     radius: float = _f(0.3, doc="plate_with_hole: hole radius", check=positive)
     h: float = _f(0.1, doc="generator: element size", check=positive)
     h_hole: float | None = _f(None, doc="plate_with_hole: element size at the hole (default h/3)", check=positive)
-    structured: int | None = _f(None, doc="rectangle, bar: ``n`` cells along x of a crossed structured mesh (default "
+    structured: int | None = _f(None, doc="rectangle, bar, box: ``n`` cells along x of a structured mesh (default "
                                           "width / h)", check=positive)
-    cells_y: int | None = _f(None, doc="rectangle, bar: cells along y (default: n for rectangle, 1 for bar)",
-                             check=positive)
+    cells_y: int | None = _f(None, doc="rectangle, bar, box: cells along y (default: n for rectangle, 1 for bar, "
+                                       "about cubic cells for box)", check=positive)
+    cells_z: int | None = _f(None, doc="box: cells along z (default: about cubic cells)", check=positive)
     imperfection: float = _f(0.1, doc="bar: relative height reduction at ``imperfection_at``",
                              check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)")
     imperfection_width: float | None = _f(None, doc="bar: length scale w of the reduction "
@@ -205,7 +213,8 @@ class MacroConfig:
 
     mesh: MacroMeshConfig = _f(doc="the macro mesh, see ``[macro.mesh]``")
     degree: int = _f(2, doc="Lagrange degree of the macro displacement", check=int_range(1, 2))
-    quadrature_degree: int | None = _f(None, doc="macro quadrature degree (default 2*(degree-1), at least 1)",
+    quadrature_degree: int | None = _f(None, doc="macro quadrature degree (default 2*(degree-1), at least 1; "
+                                                 "on curved, second-order cells 2*degree + 2)",
                                        check=int_range(1, 8))
     dirichlet: tuple[DirichletConfig, ...] = _f((), doc="prescribed displacements, ``[[macro.dirichlet]]``")
     traction: tuple[TractionConfig, ...] = _f((), doc="tractions, ``[[macro.traction]]``")

@@ -115,10 +115,13 @@ def macro_mesh(cfg: MacroMeshConfig, base_dir: str, comm: MPI.Comm, source: str 
     if cfg.file is not None:
         return macromesh.from_file(comm, Path(base_dir) / cfg.file,
                                    where=f"{source}: key 'macro.mesh.file' = '{cfg.file}'")
-    if cfg.generator in ("rectangle", "bar"):
+    if cfg.generator in ("rectangle", "bar", "box"):
         n = cfg.structured or max(1, round(cfg.width / cfg.h))
+        if cfg.generator == "box":
+            return macromesh.box(comm, cfg.width, cfg.height, cfg.depth, n, cfg.cells_y, cfg.cells_z)
         if cfg.generator == "rectangle":
             return macromesh.rectangle(comm, cfg.width, cfg.height, n, cfg.cells_y)
         return macromesh.bar(comm, cfg.width, cfg.height, n, cfg.cells_y or 1, cfg.imperfection,
                              cfg.imperfection_width, cfg.imperfection_at)
-    return macromesh.plate_with_hole(comm, cfg.width, cfg.height, cfg.radius, cfg.h, cfg.h_hole)
+    return macromesh.plate_with_hole(comm, cfg.width, cfg.height, cfg.radius, cfg.h, cfg.h_hole, cfg.thickness,
+                                     cfg.order)

@@ -37,6 +37,7 @@ from dolfinx import fem, io
 
 from fe2.core.errors import ConfigError, on_root
 from fe2.core.paths import unwritable
+from fe2.core.quadrature import geometry_degree
 from fe2.core.tensors import mandel_to_tensor
 
 __all__ = ["RESULT_FILES", "ResultsWriter", "check_folder", "clear", "json_default", "previous_run", "read_history",
@@ -123,7 +124,11 @@ class ResultsWriter:
             else:
                 with io.XDMFFile(self.comm, self.xdmf_path, "w") as f:
                     f.write_mesh(mesh)
-            self._u1 = fem.Function(fem.functionspace(mesh, ("Lagrange", 1, (gdim,))), name="displacement")
+            # XDMF writes point values of the mesh's own degree (2 on curved cells)
+            self._degree = geometry_degree(mesh)
+            self._u1 = fem.Function(fem.functionspace(mesh, ("Lagrange", self._degree, (gdim,))),
+                                    name="displacement")
+            self._nodal: dict[str, fem.Function] = {}
             T = fem.functionspace(mesh, ("DG", 0, (gdim, gdim)))
             self._eps = fem.Function(T, name="strain")
             self._sig = fem.Function(T, name="stress")
@@ -159,7 +164,14 @@ class ResultsWriter:
             f.x.array[: vals.shape[0]] = vals
             f.x.scatter_forward()
             extra.append(f)
-        extra.extend((nodal or {}).values())
+        for name, f in (nodal or {}).items():
+            if f.function_space.element.basix_element.degree != self._degree:
+                if name not in self._nodal:
+                    space = fem.functionspace(self.mesh, ("Lagrange", self._degree, f.function_space.value_shape))
+                    self._nodal[name] = fem.Function(space, name=f.name)
+                self._nodal[name].interpolate(f)
+                f = self._nodal[name]
+            extra.append(f)
         with io.XDMFFile(self.comm, self.xdmf_path, "a") as fh:
             fh.write_function(self._u1, t)
             fh.write_function(self._eps, t)

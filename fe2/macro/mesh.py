@@ -16,10 +16,13 @@ from fe2.core.compat import model_to_mesh, read_from_msh
 from fe2.core.errors import MeshError, collective, on_root
 from fe2.core.meshing import gmsh_session
 
-__all__ = ["BOUNDARY_TAGS", "MacroMesh", "bar", "from_file", "inspect_msh", "plate_with_hole", "rectangle"]
+__all__ = ["BOUNDARY_TAGS", "MacroMesh", "bar", "box", "from_file", "inspect_msh", "plate_with_hole", "rectangle"]
 
-#: Facet tags of the built-in generators.
-BOUNDARY_TAGS = {"left": 1, "bottom": 2, "right": 3, "top": 4, "hole": 5}
+#: Facet tags of the built-in generators: x = 0 and x = width are left and right, y = 0
+#: and y = height bottom and top, z = 0 and z = depth (3D) back and front.
+BOUNDARY_TAGS = {"left": 1, "bottom": 2, "right": 3, "top": 4, "hole": 5, "back": 6, "front": 7}
+#: the faces of a box, by axis: (lower, upper)
+_FACES = (("left", "right"), ("bottom", "top"), ("back", "front"))
 
 
 @dataclass
@@ -50,16 +53,18 @@ class MacroMesh:
         return tag
 
 
-def _tag_box_facets(mesh: dmesh.Mesh, x0: float, y0: float, x1: float, y1: float,
-                    hole_radius: float | None = None) -> dmesh.MeshTags:
+def _tag_box_facets(mesh: dmesh.Mesh, lo, hi, hole_radius: float | None = None) -> dmesh.MeshTags:
+    """Facet tags of the faces of the box ``[lo, hi]`` (:data:`BOUNDARY_TAGS`; a facet on
+    an edge keeps the first face's tag)."""
     fdim = mesh.topology.dim - 1
-    tol = 1e-8 * max(x1 - x0, y1 - y0)
-    markers = [
-        (BOUNDARY_TAGS["left"], lambda x: np.isclose(x[0], x0, atol=tol)),
-        (BOUNDARY_TAGS["bottom"], lambda x: np.isclose(x[1], y0, atol=tol)),
-        (BOUNDARY_TAGS["right"], lambda x: np.isclose(x[0], x1, atol=tol)),
-        (BOUNDARY_TAGS["top"], lambda x: np.isclose(x[1], y1, atol=tol)),
-    ]
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    tol = 1e-8 * float(np.max(hi - lo))
+    markers = []
+    for order in (0, 1):  # lower faces first, in axis order, then upper ones
+        for a in range(lo.size):
+            value = (lo, hi)[order][a]
+            markers.append((BOUNDARY_TAGS[_FACES[a][order]],
+                            lambda x, a=a, value=value: np.isclose(x[a], value, atol=tol)))
     if hole_radius is not None:
         r = hole_radius
         markers.append((BOUNDARY_TAGS["hole"], lambda x: np.abs(np.hypot(x[0], x[1]) - r) < 1e-3 * r))
@@ -82,9 +87,27 @@ def rectangle(comm, width: float, height: float, n: int, ny: int | None = None) 
     ny = n if ny is None else ny
     mesh = dmesh.create_rectangle(comm, [np.zeros(2), np.array([width, height])], [n, ny],
                                   cell_type=dmesh.CellType.triangle, diagonal=dmesh.DiagonalType.crossed)
-    tags = _tag_box_facets(mesh, 0.0, 0.0, width, height)
-    return MacroMesh(mesh, tags, {k: v for k, v in BOUNDARY_TAGS.items() if k != "hole"},
-                     f"rectangle {width} x {height}, {n} x {ny} crossed")
+    tags = _tag_box_facets(mesh, [0.0, 0.0], [width, height])
+    return MacroMesh(mesh, tags, _names(2), f"rectangle {width} x {height}, {n} x {ny} crossed")
+
+
+def _names(dim: int, hole: bool = False) -> dict[str, int]:
+    faces = [name for pair in _FACES[:dim] for name in pair] + (["hole"] if hole else [])
+    return {k: BOUNDARY_TAGS[k] for k in faces}
+
+
+def box(comm, width: float, height: float, depth: float, n: int, ny: int | None = None,
+        nz: int | None = None) -> MacroMesh:
+    """Structured tetrahedral mesh of the box ``[0, width] x [0, height] x [0, depth]`` with
+    ``n x ny x nz`` hexahedra cut into six tetrahedra each (default ``ny``, ``nz`` in
+    proportion to ``n``: cells about cubic); faces left/right (x), bottom/top (y),
+    back/front (z) (collective). With ``width`` the longest edge: a beam."""
+    ny = max(1, round(n * height / width)) if ny is None else ny
+    nz = max(1, round(n * depth / width)) if nz is None else nz
+    mesh = dmesh.create_box(comm, [np.zeros(3), np.array([width, height, depth])], [n, ny, nz],
+                            cell_type=dmesh.CellType.tetrahedron)
+    tags = _tag_box_facets(mesh, [0.0, 0.0, 0.0], [width, height, depth])
+    return MacroMesh(mesh, tags, _names(3), f"box {width} x {height} x {depth}, {n} x {ny} x {nz} x 6 tetrahedra")
 
 
 def bar(comm, length: float, height: float, n: int, ny: int = 1, imperfection: float = 0.1,
@@ -109,31 +132,38 @@ def bar(comm, length: float, height: float, n: int, ny: int = 1, imperfection: f
                      f"bar {length} x {height} (height -{100 * imperfection:g} % at {where}), {n} x {ny} crossed")
 
 
-def _plate_with_hole_model(gmsh, width: float, height: float, radius: float, h: float, h_hole: float) -> None:
-    """Build and mesh the quarter plate with a hole in the current gmsh model."""
+def _plate_with_hole_model(gmsh, width: float, height: float, radius: float, h: float, h_hole: float,
+                           thickness: float | None = None, order: int = 1) -> None:
+    """Build and mesh the quarter plate with a hole in the current gmsh model (a slab of
+    ``thickness`` along z when given)."""
     occ = gmsh.model.occ
-    box = occ.addRectangle(0, 0, 0, width, height)
-    disk = occ.addDisk(0, 0, 0, radius, radius)
-    plate, _ = occ.cut([(2, box)], [(2, disk)])
+    if thickness is None:
+        box = occ.addRectangle(0, 0, 0, width, height)
+        disk = occ.addDisk(0, 0, 0, radius, radius)
+        dim = 2
+    else:
+        box = occ.addBox(0, 0, 0, width, height, thickness)
+        disk = occ.addCylinder(0, 0, 0, 0, 0, thickness, radius)
+        dim = 3
+    plate, _ = occ.cut([(dim, box)], [(dim, disk)])
     occ.synchronize()
-    surf = [t for d, t in plate if d == 2]
-    gmsh.model.addPhysicalGroup(2, surf, 1, name="plate")
+    gmsh.model.addPhysicalGroup(dim, [t for d, t in plate if d == dim], 1, name="plate")
     tol = 1e-6 * max(width, height)
-    for name, tag in BOUNDARY_TAGS.items():
-        curves = []
-        for _, c in gmsh.model.getEntities(1):
-            xmin, ymin, _, xmax, ymax, _ = gmsh.model.getBoundingBox(1, c)
-            on = {"left": xmax < tol, "bottom": ymax < tol, "right": xmin > width - tol,
-                  "top": ymin > height - tol,
-                  "hole": xmax < radius + tol and ymax < radius + tol and xmax > tol and ymax > tol}[name]
-            if on:
-                curves.append(c)
-        if curves:
-            gmsh.model.addPhysicalGroup(1, curves, tag, name=name)
+    depth = thickness or 0.0
+    faces = {}
+    for _, c in gmsh.model.getEntities(dim - 1):
+        xmin, ymin, zmin, xmax, ymax, zmax = gmsh.model.getBoundingBox(dim - 1, c)
+        on = {"left": xmax < tol, "bottom": ymax < tol, "right": xmin > width - tol, "top": ymin > height - tol,
+              "back": dim == 3 and zmax < tol, "front": dim == 3 and zmin > depth - tol}
+        name = next((k for k, v in on.items() if v), "hole")
+        if name == "hole" and not (xmax < radius + tol and ymax < radius + tol):
+            raise MeshError(f"plate_with_hole: unexpected boundary entity {c} ({xmin:g}..{xmax:g}, {ymin:g}..{ymax:g})")
+        faces.setdefault(name, []).append(c)
+    for name, entities in faces.items():
+        gmsh.model.addPhysicalGroup(dim - 1, entities, BOUNDARY_TAGS[name], name=name)
     # size field: h_hole at the arc growing to h at distance ~ 2 radius
     dist = gmsh.model.mesh.field.add("Distance")
-    hole_curves = gmsh.model.getEntitiesForPhysicalGroup(1, BOUNDARY_TAGS["hole"])
-    gmsh.model.mesh.field.setNumbers(dist, "CurvesList", list(hole_curves))
+    gmsh.model.mesh.field.setNumbers(dist, "CurvesList" if dim == 2 else "SurfacesList", faces["hole"])
     thr = gmsh.model.mesh.field.add("Threshold")
     gmsh.model.mesh.field.setNumber(thr, "InField", dist)
     gmsh.model.mesh.field.setNumber(thr, "SizeMin", h_hole)
@@ -144,27 +174,35 @@ def _plate_with_hole_model(gmsh, width: float, height: float, radius: float, h: 
     gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
     gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
     gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-    gmsh.model.mesh.generate(2)
+    gmsh.model.mesh.generate(dim)
+    if order > 1:
+        gmsh.model.mesh.setOrder(order)
 
 
 def plate_with_hole(comm, width: float = 1.0, height: float = 1.0, radius: float = 0.3, h: float = 0.1,
-                    h_hole: float | None = None) -> MacroMesh:
+                    h_hole: float | None = None, thickness: float | None = None, order: int = 1) -> MacroMesh:
     """Quarter of a plate with a central hole: ``[0, width] x [0, height]`` minus the disc of
     ``radius`` about the origin. Boundaries ``left`` and ``bottom`` are the symmetry edges,
-    ``right`` and ``top`` the outer edges, ``hole`` the arc. Meshed with gmsh on rank 0 of
+    ``right`` and ``top`` the outer edges, ``hole`` the arc. With ``thickness`` a 3D slab
+    ``0 <= z <= thickness`` with faces ``back`` (z = 0) and ``front`` as well. ``order = 2``
+    gives curved (quadratic) cells that follow the hole. Meshed with gmsh on rank 0 of
     ``comm`` and distributed (collective)."""
     h_hole = h / 3.0 if h_hole is None else h_hole
+    dim = 2 if thickness is None else 3
     with gmsh_session("plate_with_hole") as gmsh:
         def build() -> None:
             try:
-                _plate_with_hole_model(gmsh, width, height, radius, h, h_hole)
+                _plate_with_hole_model(gmsh, width, height, radius, h, h_hole, thickness, order)
+            except MeshError:
+                raise
             except Exception as err:  # gmsh raises a bare Exception with its message
                 raise MeshError(f"plate_with_hole: gmsh could not mesh it ({err})") from None
 
         on_root(comm, build)  # meshed on rank 0; an error there ends every rank
-        mesh, _, facet_tags = model_to_mesh(gmsh.model, comm, 0, gdim=2)
-    return MacroMesh(mesh, facet_tags, dict(BOUNDARY_TAGS),
-                     f"quarter plate {width} x {height} with hole r = {radius}, h = {h}, h_hole = {h_hole}")
+        mesh, _, facet_tags = model_to_mesh(gmsh.model, comm, 0, gdim=dim)
+    slab = ("" if thickness is None else f" x {thickness} (3D)") + ("" if order == 1 else f", order {order}")
+    return MacroMesh(mesh, facet_tags, _names(dim, hole=True),
+                     f"quarter plate {width} x {height}{slab} with hole r = {radius}, h = {h}, h_hole = {h_hole}")
 
 
 def inspect_msh(path: str | Path) -> tuple[int, dict[int, str], dict[int, str]]:
@@ -186,36 +224,39 @@ def inspect_msh(path: str | Path) -> tuple[int, dict[int, str], dict[int, str]]:
     return dim, cells, facets
 
 
-def from_file(comm, path: str | Path, gdim: int = 2, where: str | None = None) -> MacroMesh:
-    """A macro mesh from a gmsh file of dimension ``gdim`` whose facet physical groups are
-    the boundaries, referred to by tag or, when the group has a name, by name. Collective;
-    rank 0 first checks the file, so that a file gmsh cannot read, one of another
-    dimension or one without physical groups on its cells or facets ends in one
-    :class:`~fe2.core.errors.MeshError` naming ``where`` (default: the file) on all ranks."""
+def from_file(comm, path: str | Path, gdim: int | None = None, where: str | None = None) -> MacroMesh:
+    """A macro mesh from a gmsh file (2D or 3D: its dimension, or ``gdim`` if given, which
+    it must then have) whose facet physical groups are the boundaries, referred to by tag
+    or, when the group has a name, by name. Collective; rank 0 first checks the file, so
+    that a file gmsh cannot read, one of another dimension or one without physical groups
+    on its cells or facets ends in one :class:`~fe2.core.errors.MeshError` naming ``where``
+    (default: the file) on all ranks."""
     path = Path(path)
     where = where or f"macro mesh file '{path}'"
     if not path.is_file():
         raise MeshError(f"{where}: no such file")
 
-    def check() -> dict[int, str] | None:
+    def check() -> tuple[int, dict[int, str]] | None:
         if comm.rank != 0:
             return None
         try:
             dim, cells, facets = inspect_msh(path)
         except MeshError as err:
             raise MeshError(f"{where}: {err}") from None
-        if dim != gdim:
+        if gdim is not None and dim != gdim:
             raise MeshError(f"{where}: the mesh is {dim}D; a {gdim}D macro mesh is needed")
+        if dim not in (2, 3):
+            raise MeshError(f"{where}: the mesh is {dim}D; a macro mesh is 2D or 3D")
         if not cells:
-            raise MeshError(f"{where}: no physical group on its {gdim}D cells (gmsh reads only elements in a "
-                            f"physical group: add a Physical {'Surface' if gdim == 2 else 'Volume'})")
+            raise MeshError(f"{where}: no physical group on its {dim}D cells (gmsh reads only elements in a "
+                            f"physical group: add a Physical {'Surface' if dim == 2 else 'Volume'})")
         if not facets:
-            raise MeshError(f"{where}: no physical group on its boundary {'curves' if gdim == 2 else 'surfaces'}, so "
+            raise MeshError(f"{where}: no physical group on its boundary {'curves' if dim == 2 else 'surfaces'}, so "
                             "no boundary can carry a load or a support (add a Physical "
-                            f"{'Curve' if gdim == 2 else 'Surface'} for each)")
-        return facets
+                            f"{'Curve' if dim == 2 else 'Surface'} for each)")
+        return dim, facets
 
-    facets = comm.bcast(collective(comm, check), root=0)
-    mesh, _, facet_tags = read_from_msh(str(path), comm, 0, gdim=gdim)
+    dim, facets = comm.bcast(collective(comm, check), root=0)
+    mesh, _, facet_tags = read_from_msh(str(path), comm, 0, gdim=dim)
     names = {name: tag for tag, name in facets.items() if name}
     return MacroMesh(mesh, facet_tags, names, f"gmsh file {path}")

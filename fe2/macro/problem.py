@@ -32,7 +32,7 @@ from petsc4py import PETSc
 from fe2.core import linalg
 from fe2.core.errors import SolverError, collective
 from fe2.core.kinematics import gradient_size, measure, reference_gradient
-from fe2.core.quadrature import QuadraturePoints, default_degree
+from fe2.core.quadrature import QuadraturePoints, default_degree, geometry_degree
 from fe2.macro.formulations import GradientFormulation, LocalFormulation
 from fe2.macro.loads import Dirichlet, Traction
 from fe2.macro.mesh import MacroMesh
@@ -56,7 +56,8 @@ class MacroProblem:
     material : evaluated on the owned quadrature points of this rank, in the order of
         :meth:`point_labels`
     degree : Lagrange degree of ``u``
-    quadrature_degree : default ``max(2 * (degree - 1), 1)``
+    quadrature_degree : default :func:`fe2.core.quadrature.default_degree` (``max(2 * (degree - 1), 1)`` on
+        affine cells, more on curved ones)
     dirichlet, traction : boundary conditions, scaled by the load factor
     petsc_options : overrides of :data:`fe2.core.linalg.DIRECT_LU`
     nonlocal_length : if given, the implicit gradient enhancement with this internal length
@@ -80,8 +81,8 @@ class MacroProblem:
         self.size = n = gradient_size(self.kinematics, gdim)
         if material.size != n:
             raise ValueError(f"material size {material.size} does not match macro strain size {n}")
-        self.quadrature = qp = QuadraturePoints(mesh, default_degree(degree) if quadrature_degree is None
-                                                else quadrature_degree)
+        self.quadrature = qp = QuadraturePoints(mesh, default_degree(degree, geometry_degree(mesh))
+                                                if quadrature_degree is None else quadrature_degree)
         self.quadrature_degree = qp.degree
         self.nonlocal_length = nonlocal_length
         if nonlocal_length is not None:

@@ -49,6 +49,7 @@ from fe2.core import linalg
 from fe2.core import physics as physics_registry
 from fe2.core.errors import MeshError, SolverError
 from fe2.core.kinematics import measure, reference_gradient
+from fe2.core.quadrature import default_degree, geometry_degree
 from fe2.materials.base import PointMaterial
 from fe2.micro.boundary import BOUNDARY_CONDITIONS, cell_constraint
 
@@ -103,6 +104,9 @@ class CellProblem(PointMaterial):
     petsc_options : overrides of the direct solver :func:`fe2.core.linalg.rve_solver_options`
         chooses (CHOLMOD Cholesky on one process, MUMPS on several)
     source : where the phases came from, used in error messages (e.g. a file name)
+    quadrature_degree : of the cell problem's forms (default
+        :func:`fe2.core.quadrature.default_degree` of ``degree`` and the mesh's geometry
+        degree: exact on affine cells, converged on curved ones)
     boundary : micro boundary condition of the fluctuation, one of
         :data:`fe2.micro.boundary.BOUNDARY_CONDITIONS`: ``"periodic"`` (default),
         ``"linear"`` (zero on the cell boundary) or ``"minimal"`` (zero mean gradient,
@@ -122,7 +126,7 @@ class CellProblem(PointMaterial):
 
     def __init__(self, rve_mesh: RVEMesh, phases: Sequence[Phase], physics: str = "elasticity",
                  degree: int = 1, petsc_options: Mapping[str, Any] | None = None,
-                 source: str = "phases", boundary: str = "periodic") -> None:
+                 source: str = "phases", boundary: str = "periodic", quadrature_degree: int | None = None) -> None:
         spec = physics_registry.get(physics)
         if boundary not in BOUNDARY_CONDITIONS:
             raise ValueError(f"unknown micro boundary condition {boundary!r}; choose one of "
@@ -162,8 +166,11 @@ class CellProblem(PointMaterial):
         w, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         C = self.tensor
         self.E = fem.Constant(mesh, np.zeros(n))
-        self._a = fem.form(ufl.inner(ufl.dot(C, G(w)), G(v)) * ufl.dx)
-        self._L = fem.form(-ufl.inner(ufl.dot(C, self.E), G(v)) * ufl.dx)
+        self.quadrature_degree = q = (default_degree(degree, geometry_degree(mesh)) if quadrature_degree is None
+                                      else quadrature_degree)
+        dx = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": q})
+        self._a = fem.form(ufl.inner(ufl.dot(C, G(w)), G(v)) * dx)
+        self._L = fem.form(-ufl.inner(ufl.dot(C, self.E), G(v)) * dx)
         self.volume = self.comm.allreduce(
             fem.assemble_scalar(fem.form(fem.Constant(mesh, 1.0) * ufl.dx)), op=MPI.SUM)
         self.num_dofs = V.dofmap.index_map.size_global * V.dofmap.index_map_bs

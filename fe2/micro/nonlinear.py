@@ -47,7 +47,7 @@ from fe2.core import linalg
 from fe2.core import physics as physics_registry
 from fe2.core.errors import SolverError, point_failure
 from fe2.core.kinematics import measure
-from fe2.core.quadrature import QuadraturePoints, default_degree
+from fe2.core.quadrature import QuadraturePoints
 from fe2.materials.base import NonlocalResponse
 from fe2.materials.state import StateBank
 from fe2.micro.balance import LoadBalancer
@@ -173,7 +173,8 @@ class NonlinearCellProblem(CellProblem):
     Extra parameters (beyond :class:`~fe2.micro.cell.CellProblem`'s): ``rtol`` (residual
     norm relative to the larger of the residual the macro gradient alone causes in the
     elastic cell and the norm of the internal forces before periodic condensation),
-    ``max_iterations``, ``quadrature_degree`` (default ``max(2 (degree - 1), 1)``),
+    ``max_iterations``, ``quadrature_degree`` (of the micro points; default
+    :func:`fe2.core.quadrature.default_degree`, ``max(2 (degree - 1), 1)`` on affine cells),
     ``engine``: ``"batched"`` (default: all points together, no assembly, see
     :mod:`fe2.micro.batched`) or ``"reference"`` (one point at a time with dolfinx and
     dolfinx_mpc assembly, :meth:`solve_point`: the slow, obviously-correct path the
@@ -199,13 +200,13 @@ class NonlinearCellProblem(CellProblem):
             if ph.law.kinematics != spec.kinematics:
                 raise ValueError(f"phase {ph.name!r}: law kinematics {ph.law.kinematics!r} does not match "
                                  f"physics {physics!r}")
+        # the template's forms use the micro points' rule: its matrix is the elastic Jacobian
         super().__init__(rve_mesh, phases, physics=physics, degree=degree, petsc_options=petsc_options,
-                         source=source, boundary=boundary)
+                         source=source, boundary=boundary, quadrature_degree=quadrature_degree)
         mesh, gdim, n = self.mesh, self.gdim, self.size
         self.rtol, self.max_iterations = rtol, max_iterations
         self.reference = spec.reference_gradient(gdim)
-        self.quadrature = qp = QuadraturePoints(mesh, default_degree(degree) if quadrature_degree is None
-                                                else quadrature_degree)
+        self.quadrature = qp = QuadraturePoints(mesh, self.quadrature_degree)
         Qf, Qt = qp.space((n,)), qp.space((n, n))
         self.flux_q = fem.Function(Qf, name="micro_flux")
         self.tangent_q = fem.Function(Qt, name="micro_tangent")

@@ -63,3 +63,56 @@ def test_rve_solver_defaults_follow_the_measurement():
     assert pick(False, False, linalg.SMALL_LU_NNZ) == ("lu", "petsc")
     assert pick(False, False, linalg.SMALL_LU_NNZ + 1) == ("lu", "mumps")
     assert pick(True, True, 100, True) == ("cholesky", "mumps")  # distributed: MUMPS only
+    # a Lagrange-multiplier border has zero diagonal entries: MUMPS, whatever the size
+    assert pick(False, False, 100, False, True) == ("lu", "mumps")
+    assert pick(True, True, 100, False, True) == ("cholesky", "mumps")
+
+
+def test_border_solves_the_constrained_minimum_on_any_number_of_ranks():
+    """min 1/2 x.Kx - b.x subject to G x = 0 (K the 1D Laplacian, G two dense rows): the
+    bordered solve equals the null-space solution Z (Z^T K Z)^-1 Z^T b, and project()
+    removes exactly the range of G^T."""
+    from mpi4py import MPI
+    from petsc4py import PETSc
+
+    comm = MPI.COMM_WORLD
+    N, m = 12, 2
+    K_full = 2 * np.eye(N) - np.eye(N, k=1) - np.eye(N, k=-1)
+    G_full = np.vstack([np.ones(N), np.linspace(0.0, 1.0, N) ** 2])
+    b_full = np.sin(np.arange(N) + 1.0)
+    K = PETSc.Mat().createAIJ([(None, N), (None, N)], nnz=3, comm=comm)
+    lo, hi = K.getOwnershipRange()
+    for i in range(lo, hi):
+        K.setValues(i, [j for j in (i - 1, i, i + 1) if 0 <= j < N], [K_full[i, j] for j in (i - 1, i, i + 1)
+                                                                      if 0 <= j < N])
+    K.assemble()
+    border = linalg.Border(G_full[:, lo:hi], comm)
+    M = border.matrix(K)
+    assert M.getSize() == (N + m, N + m)
+    ksp = linalg.direct_solver(M, linalg.unique_prefix("fe2_test_border_"), linalg.rve_solver_options(
+        True, False, 0, comm.size > 1, saddle=True))
+    ksp.setUp()
+    rhs = border.pad(b_full[lo:hi, None])
+    bv, xv = M.createVecRight(), M.createVecLeft()
+    bv.array[:] = rhs[:, 0]
+    ksp.solve(bv, xv)
+    x = np.concatenate(comm.allgather(xv.array_r[: hi - lo]))
+    Q, _ = np.linalg.qr(G_full.T, mode="complete")
+    Z = Q[:, m:]  # null space of G
+    ref = Z @ np.linalg.solve(Z.T @ K_full @ Z, Z.T @ b_full)
+    assert np.abs(x - ref).max() < 1e-12 * np.abs(ref).max()
+    assert np.abs(G_full @ x).max() < 1e-12
+    r = np.concatenate(comm.allgather(border.project(b_full[lo:hi])))
+    assert np.abs(G_full @ r).max() < 1e-12  # projected: no part in the range of G^T
+    assert np.abs(Z.T @ (r - b_full)).max() < 1e-12  # and nothing else changed
+    # a second matrix into the first one's storage
+    K.scale(2.0)
+    border.matrix(K, M)
+    ksp.setOperators(M)
+    ksp.setUp()
+    ksp.solve(bv, xv)
+    x2 = np.concatenate(comm.allgather(xv.array_r[: hi - lo]))
+    assert np.abs(x2 - ref / 2).max() < 1e-12 * np.abs(ref).max()
+    for obj in (ksp, M, K, bv, xv):
+        obj.destroy()
+    border.destroy()

@@ -29,3 +29,71 @@ def test_bar_height_is_reduced_where_asked(at):
 def test_bar_refuses_an_imperfection_outside_the_bar():
     with pytest.raises(ValueError, match="imperfection_at must be in"):
         macromesh.bar(MPI.COMM_WORLD, 4.0, 1.0, 8, 2, imperfection_at=1.5)
+
+
+def _measure(mm, tag=None):
+    """Area of the facets with ``tag`` (or the volume of the mesh) by assembly over all ranks."""
+    import ufl
+    from dolfinx import fem
+
+    m = mm.mesh
+    one = fem.Constant(m, 1.0)
+    if tag is None:
+        form = one * ufl.dx(domain=m)
+    else:
+        form = one * ufl.Measure("ds", domain=m, subdomain_data=mm.facet_tags)(tag)
+    return m.comm.allreduce(fem.assemble_scalar(fem.form(form)))
+
+
+def test_box_has_named_faces_of_the_right_areas():
+    W, H, D = 4.0, 1.0, 0.5
+    mm = macromesh.box(MPI.COMM_WORLD, W, H, D, 8)
+    assert mm.mesh.geometry.dim == 3
+    areas = {"left": H * D, "right": H * D, "bottom": W * D, "top": W * D, "back": W * H, "front": W * H}
+    assert sorted(mm.boundaries) == sorted(areas)
+    for name, area in areas.items():
+        assert _measure(mm, mm.boundaries[name]) == pytest.approx(area, rel=1e-12)
+    assert _measure(mm) == pytest.approx(W * H * D, rel=1e-12)
+
+
+def test_thick_plate_with_hole_is_a_3d_slab_with_named_faces():
+    r, t = 0.3, 0.2
+    mm = macromesh.plate_with_hole(MPI.COMM_WORLD, 1.0, 1.0, r, h=0.3, h_hole=0.1, thickness=t)
+    assert mm.mesh.geometry.dim == 3
+    assert sorted(mm.boundaries) == ["back", "bottom", "front", "hole", "left", "right", "top"]
+    # straight faces exactly, the faceted cylinder and the volume to the chord error
+    assert _measure(mm, mm.boundaries["right"]) == pytest.approx(1.0 * t, rel=1e-12)
+    assert _measure(mm, mm.boundaries["left"]) == pytest.approx((1.0 - r) * t, rel=1e-12)
+    assert _measure(mm, mm.boundaries["front"]) == pytest.approx(1.0 - np.pi * r * r / 4, rel=5e-3)
+    assert _measure(mm, mm.boundaries["hole"]) == pytest.approx(np.pi / 2 * r * t, rel=5e-3)
+    assert _measure(mm) == pytest.approx((1.0 - np.pi * r * r / 4) * t, rel=5e-3)
+
+
+def test_gmsh_file_dimension_and_group_names_come_from_the_file(tmp_path):
+    from fe2.core.meshing import gmsh_session
+
+    path = MPI.COMM_WORLD.bcast(str(tmp_path / "beam.msh"), root=0)
+    if MPI.COMM_WORLD.rank == 0:
+        with gmsh_session("beam") as gmsh:
+            gmsh.model.occ.addBox(0, 0, 0, 3.0, 1.0, 0.5)
+            gmsh.model.occ.synchronize()
+            gmsh.model.addPhysicalGroup(3, [1], 1, name="beam")
+            ends = {}
+            for _, s in gmsh.model.getEntities(2):
+                x0, _, _, x1, _, _ = gmsh.model.getBoundingBox(2, s)
+                if x1 < 1e-3:  # OCC pads bounding boxes
+                    ends["clamp"] = s
+                elif x0 > 3.0 - 1e-3:
+                    ends["load"] = s
+            gmsh.model.addPhysicalGroup(2, [ends["clamp"]], 11, name="clamp")
+            gmsh.model.addPhysicalGroup(2, [ends["load"]], 12, name="load")
+            gmsh.option.setNumber("Mesh.MeshSizeMax", 0.5)
+            gmsh.model.mesh.generate(3)
+            gmsh.write(path)
+    MPI.COMM_WORLD.barrier()
+    mm = macromesh.from_file(MPI.COMM_WORLD, path)
+    assert mm.mesh.geometry.dim == 3 and mm.boundaries == {"clamp": 11, "load": 12}
+    assert _measure(mm, mm.boundary_tag("load")) == pytest.approx(0.5, rel=1e-12)
+    assert _measure(mm) == pytest.approx(1.5, rel=1e-12)
+    with pytest.raises(Exception, match="the mesh is 3D; a 2D macro mesh is needed"):
+        macromesh.from_file(MPI.COMM_WORLD, path, gdim=2)
