@@ -64,12 +64,23 @@ class QuadraturePoints:
         self.num_points = self.num_owned_cells * self.num_points_per_cell
         self.dx = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": degree,
                                                             "quadrature_scheme": "default"})
-        detJ = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), self.points)
-        det = detJ.eval(mesh, self.cells).reshape(self.num_owned_cells, self.num_points_per_cell)
-        point_volumes = det * self.weights[None, :]
+        point_volumes = self._jacobian_determinants() * self.weights[None, :]
         self.volumes = point_volumes.ravel()
         #: (cells, nq) each point's share of its cell (rows sum to 1)
         self.cell_shares = point_volumes / point_volumes.sum(axis=1, keepdims=True)
+
+    def _jacobian_determinants(self) -> np.ndarray:
+        """``|det J|`` at every point ``(cells, nq)``: from the vertices on straight-sided
+        simplices (constant per cell, no compiled code), else a compiled expression."""
+        mesh = self.mesh
+        tdim, gdim = mesh.topology.dim, mesh.geometry.dim
+        if geometry_degree(mesh) == 1 and self.cell_name in ("interval", "triangle", "tetrahedron") \
+                and tdim == gdim:
+            X = mesh.geometry.x[mesh.geometry.dofmap[: self.num_owned_cells], :gdim]  # (cells, tdim + 1, gdim)
+            det = np.abs(np.linalg.det(X[:, 1:, :] - X[:, :1, :]))
+            return np.repeat(det[:, None], self.num_points_per_cell, axis=1)
+        expr = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), self.points)
+        return expr.eval(mesh, self.cells).reshape(self.num_owned_cells, self.num_points_per_cell)
 
     def space(self, shape: tuple[int, ...] = ()) -> fem.FunctionSpace:
         """A quadrature function space of this rule with values of ``shape`` (collective)."""

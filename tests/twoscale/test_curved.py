@@ -54,6 +54,24 @@ def test_point_volumes_integrate_with_the_rule_of_the_forms_on_curved_cells():
     assert abs(area1 / (1.0 - np.pi * 0.09 / 4) - 1.0) > 1e-3
 
 
+@pytest.mark.parametrize("gdim", [2, 3])
+def test_point_volumes_on_straight_simplices(gdim):
+    """The vertex formula for straight-sided cells integrates with the forms' rule too."""
+    from dolfinx import mesh as dmesh
+
+    comm = MPI.COMM_WORLD
+    mesh = (dmesh.create_rectangle(comm, [[0.0, 0.0], [2.0, 1.0]], [3, 5]) if gdim == 2
+            else dmesh.create_box(comm, [[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]], [2, 2, 2]))
+    mesh.geometry.x[:, 0] += 0.1 * mesh.geometry.x[:, 1] ** 2  # skewed cells of different sizes
+    qp = QuadraturePoints(mesh, 2)
+    x = ufl.SpatialCoordinate(mesh)
+    f = 1.0 + x[0] ** 2 * x[1]
+    values = qp.evaluate(qp.expression(f), 1)[:, 0]
+    exact = comm.allreduce(fem.assemble_scalar(fem.form(f * qp.dx)))
+    assert comm.allreduce(qp.volumes @ values) == pytest.approx(exact, rel=1e-14)
+    assert np.allclose(qp.cell_shares, qp.weights / qp.weights.sum(), rtol=1e-14)
+
+
 def elastic_laws():
     return [Phase("matrix", 1, law=LinearElastic.isotropic(1.0, 0.3, 2)),
             Phase("inclusion", 2, law=LinearElastic.isotropic(10.0, 0.2, 2))]
