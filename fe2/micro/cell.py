@@ -254,12 +254,7 @@ class CellProblem(PointMaterial):
 
     def norm(self, r: np.ndarray) -> float:
         """The Euclidean norm of a distributed vector ``(nloc,)`` (collective)."""
-        return float(np.sqrt(self.comm.allreduce(float(r @ r), op=MPI.SUM)))
-
-    def constrained(self, r: np.ndarray) -> np.ndarray:
-        """A condensed residual ``(nloc,)`` or ``(nloc, k)`` without the part the
-        multipliers of the :attr:`border` balance (itself without a border; collective)."""
-        return r if self.border is None else self.border.project(r)
+        return float(np.sqrt(self._dot(r, r)))
 
     def unit_rhs(self) -> np.ndarray:
         """The sensitivity right-hand sides ``B = [b_1 ... b_n]`` assembled anew, ``(nloc, n)``
