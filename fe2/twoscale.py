@@ -49,7 +49,8 @@ def choose_material(cfg: CaseConfig, rve, comm: MPI.Comm) -> tuple[PointMaterial
         if not rve.linear:
             raise ConfigError(f"{cfg.source}: key 'macro.material' = 'homogenized' needs linear phases; "
                               "the RVE has a nonlinear law (use 'rve' or a phase name)")
-        return LinearMaterial(rve.effective_tensor), "single scale with the RVE's effective tensor"
+        return (LinearMaterial(rve.effective_tensor, rve.kinematics),
+                "single scale with the RVE's effective tensor")
     ph = next(p for p in rve.phases if p.name == name)
     law = ph.law
     return MaterialPoints(law, 0), f"single scale with phase '{name}''s law ({type(law).__name__})"
@@ -106,15 +107,20 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
                 else f"key 'rve.generate', kind '{cfg.rve.generate['kind']}'")
         raise ConfigError(f"{cfg.source}: the RVE ({what}) is {rve.gdim}D but the macro mesh is "
                           f"{mm.mesh.geometry.dim}D; the RVE must have the macro mesh's dimension")
-    dirichlet, traction = loads.from_config(cfg.macro.dirichlet, cfg.macro.traction, mm, cfg.source)
+    dirichlet, traction = loads.from_config(cfg.macro.dirichlet, cfg.macro.traction, mm, cfg.source,
+                                            cfg.macro.flux)
     material, material_note = choose_material(cfg, rve, comm)
     if material is rve and cfg.parallel.balance and hasattr(rve, "balance_over"):
         rve.balance_over(comm)
     length = nonlocal_length(cfg, rve)
     problem = MacroProblem(mm, material, degree=cfg.macro.degree,
                            quadrature_degree=cfg.macro.quadrature_degree, dirichlet=dirichlet,
-                           traction=traction, petsc_options=cfg.solver.petsc_options, nonlocal_length=length)
+                           traction=traction, petsc_options=cfg.solver.petsc_options, nonlocal_length=length,
+                           source=cfg.macro.source)
     free = problem.free_rigid_motions()
+    if free and problem.scalar:
+        raise ConfigError(f"{cfg.source}: key 'macro.dirichlet': no temperature is prescribed on any node (the "
+                          "boundaries named have no facets), so the macro problem is singular")
     if free:
         raise ConfigError(f"{cfg.source}: key 'macro.dirichlet': the supports leave the body free to move "
                           f"({'; '.join(free)}), so the macro problem is singular; prescribe more displacement "
@@ -135,7 +141,8 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
                 "volume_fractions": rve.volume_fractions,
                 "effective_tensor_voigt": (mandel_to_voigt_stiffness(Ceff) if problem.kinematics == "small"
                                            else None),
-                "effective_tensor_mandel": Ceff, "setup_seconds": t_rve_setup},
+                ("effective_conductivity" if problem.scalar else "effective_tensor_mandel"): Ceff,
+                "setup_seconds": t_rve_setup},
         "macro": {"dofs": ndofs, "quadrature_points": problem.num_points_global,
                   "degree": cfg.macro.degree},
         "config": asdict(cfg),
@@ -149,7 +156,7 @@ def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Calla
     rep = step.report
     reac = problem.reactions()
     internal = problem.internal_fields()
-    energy = {"external_work": problem.work}
+    energy = {} if problem.scalar else {"external_work": problem.work}
     if "dissipation" in internal:
         energy["dissipated_energy"] = problem.dissipated_energy(internal)
     row = {"step": step.number, "load_factor": step.load_factor, "control": step.control,
@@ -297,7 +304,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                 saved = ck.step
             _prepare_folder(comm, outdir, Path(stage), cfg.rve.mesh is None, overwrite and not restart)
         writer = ResultsWriter(outdir, problem.mesh, write_fields=cfg.output.format == "xdmf",
-                               resume=saved if restart else None)
+                               resume=saved if restart else None, kinematics=problem.kinematics)
         summary["status"] = "running"
         writer.summary(summary)
         every = cfg.output.checkpoint_every
@@ -350,7 +357,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                 summary["rve_statistics"] = _statistics(problem.material, comm)
                 writer.summary(summary)  # collective: on disk when any rank goes on
                 problem.destroy()
-    summary["displacement_norm"] = problem.u.x.petsc_vec.norm()
+    summary["temperature_norm" if problem.scalar else "displacement_norm"] = problem.u.x.petsc_vec.norm()
     writer.summary(summary)
     written = ["history.csv", "summary.json"] if summary["steps"] else ["summary.json"]
     if cfg.output.format == "xdmf" and summary["steps"]:

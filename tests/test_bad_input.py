@@ -91,6 +91,12 @@ CATALOGUE = [
      "key 'loading.steps' must be an integer of magnitude at most 2147483647, got 9223372036854775807"),
     ("generator nan", [("radius = 0.3\nh = 0.2", "radius = nan\nh = 0.2")], "",
      "key 'rve.generate': parameter 'radius' of mesh kind 'circle' must be a finite number, got nan"),
+    ("heat flux in a mechanical case", [], '\n[[macro.flux]]\nboundary = "top"\nvalue = 1.0\n',
+     "key 'macro.flux' is a heat flux, for physics = 'conduction'; a mechanical case has [[macro.traction]]"),
+    ("heat source in a mechanical case", [('material = "rve"', 'material = "rve"\nsource = 1.0')], "",
+     "key 'macro.source' is a heat source, for physics = 'conduction'"),
+    ("displacement without a component", [('component = "x"\n', "")], "",
+     "key 'macro.dirichlet[0].component' is required for a mechanical case ('x', 'y' or 'z')"),
     ("supports leave a translation free", [(BOTTOM + "value = 0.0\n", "")], "",
      "key 'macro.dirichlet': the supports leave the body free to move (translation in y), so the macro problem is "
      "singular; prescribe more displacement components"),

@@ -224,7 +224,7 @@ def test_list_examples_and_print(capsys):
     if MPI.COMM_WORLD.rank == 0:
         names = [line.split()[0] for line in out.strip().splitlines()]
         assert names == ["composite_beam_3d", "damage_bar", "hyperelastic_block_3d", "hyperelastic_plate",
-                         "plastic_plate", "plate_with_hole"]
+                         "plastic_plate", "plate_with_hole", "thermal_plate"]
     code, out, _ = run_main(capsys, "run", "--example", "plastic_plate", "--print-default")
     assert code == 0
     if MPI.COMM_WORLD.rank == 0:
@@ -233,7 +233,7 @@ def test_list_examples_and_print(capsys):
     assert code == 2
     if MPI.COMM_WORLD.rank == 0:
         assert ("no example case 'nonesuch' (examples: composite_beam_3d, damage_bar, hyperelastic_block_3d, "
-                "hyperelastic_plate, plastic_plate, plate_with_hole)") in err
+                "hyperelastic_plate, plastic_plate, plate_with_hole, thermal_plate)") in err
 
 
 @pytest.mark.parametrize("name", ["plastic_plate", "hyperelastic_plate", "damage_bar"])

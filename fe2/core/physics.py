@@ -28,13 +28,11 @@ class Physics:
     name : the configuration value (``[rve] physics``)
     kinematics : the gradient measure (:mod:`fe2.core.kinematics`): ``small``, ``finite``, ``scalar``
     doc : one line for the configuration reference
-    two_scale : whether ``fe2 run`` (a macro problem) supports it
     """
 
     name: str
     kinematics: str
     doc: str
-    two_scale: bool
 
     @property
     def vector_field(self) -> bool:
@@ -52,9 +50,9 @@ class Physics:
 
 #: name -> :class:`Physics`
 PHYSICS: dict[str, Physics] = {p.name: p for p in (
-    Physics("elasticity", "small", "small strain; plane strain in 2D", two_scale=True),
-    Physics("finite_strain", "finite", "total Lagrangian, F -> P", two_scale=True),
-    Physics("conduction", "scalar", "heat conduction, for ``fe2 homogenize``", two_scale=False),
+    Physics("elasticity", "small", "small strain; plane strain in 2D"),
+    Physics("finite_strain", "finite", "total Lagrangian, F -> P"),
+    Physics("conduction", "scalar", "steady heat conduction, temperature -> heat flux"),
 )}
 
 

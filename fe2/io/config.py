@@ -31,14 +31,13 @@ from typing import Any, Union
 
 from fe2.core.errors import ConfigError
 from fe2.core.physics import BOUNDARY_CONDITIONS, PHYSICS
-from fe2.materials.registry import LAWS
+from fe2.materials.registry import DEFAULT_LAW, LAWS
 from fe2.solvers.pathfollowing import CONTROLS
 
-__all__ = ["CaseConfig", "DEFAULT_CASE", "DirichletConfig", "LoadingConfig", "MacroConfig", "MacroMeshConfig",
-           "OutputConfig", "ParallelConfig", "PhaseConfig", "RVEConfig", "RVEFile", "SolverConfig", "TractionConfig",
-           "default_case",
-           "example_case", "example_names", "example_text", "load_case", "load_rve", "parse_case", "parse_rve",
-           "reference_markdown"]
+__all__ = ["CaseConfig", "DEFAULT_CASE", "DirichletConfig", "FluxConfig", "LoadingConfig", "MacroConfig",
+           "MacroMeshConfig", "OutputConfig", "ParallelConfig", "PhaseConfig", "RVEConfig", "RVEFile", "SolverConfig",
+           "TractionConfig", "default_case", "example_case", "example_names", "example_text", "load_case", "load_rve",
+           "parse_case", "parse_rve", "reference_markdown"]
 
 
 def _f(default: Any = dataclasses.MISSING, doc: str = "", check: Any = None, **kw: Any) -> Any:
@@ -89,10 +88,13 @@ class PhaseConfig:
     """``[rve.phases.<name>]``: one material phase of the RVE."""
 
     tag: int = _f(doc="physical group tag of the phase's cells in the RVE mesh", check=positive)
-    law: str = _f("elastic", doc=_choices(LAWS), check=one_of(*LAWS))
+    law: str | None = _f(None, doc=_choices(LAWS) + "; default ``elastic``, or ``conduction`` with physics = "
+                                                    "conduction", check=one_of(*LAWS))
     E: float | None = _f(None, doc="Young's modulus (elastic, j2, neo_hooke, damage)", check=positive)
     nu: float | None = _f(None, doc="Poisson's ratio, -1 < nu < 0.5", check=poisson)
-    k: float | None = _f(None, doc="conductivity (conduction)", check=positive)
+    k: float | None = _f(None, doc="conductivity (conduction; nonlinear_conduction: at zero gradient)", check=positive)
+    grad_ref: float | None = _f(None, doc="nonlinear_conduction: temperature-gradient magnitude at which the "
+                                          "conductivity has doubled", check=positive)
     sigma_y: float | None = _f(None, doc="j2: initial yield stress", check=positive)
     H_iso: float | None = _f(None, doc="j2: linear isotropic hardening modulus (default 0)", check=nonnegative)
     Q: float | None = _f(None, doc="j2: saturation (Voce) hardening stress R = Q (1 - exp(-b p)) (default 0)",
@@ -191,20 +193,31 @@ class MacroMeshConfig:
 
 @dataclass(frozen=True)
 class DirichletConfig:
-    """``[[macro.dirichlet]]``: a prescribed displacement component on a boundary."""
+    """``[[macro.dirichlet]]``: a prescribed displacement component (or temperature) on a boundary."""
 
-    boundary: str | int = _f(doc="boundary name (generator meshes: left, right, bottom, top, hole) "
-                                       "or facet tag")
-    component: str | int = _f(doc="``x``, ``y``, ``z`` (or 0, 1, 2)", check=one_of("x", "y", "z", 0, 1, 2))
-    value: float = _f(0.0, doc="displacement at full load (scaled by the load factor)")
+    boundary: str | int = _f(doc="boundary name (generator meshes: left, right, bottom, top, back, front, hole; "
+                                 "a gmsh file: its facet physical group names) or facet tag")
+    component: str | int | None = _f(None, doc="``x``, ``y``, ``z`` (or 0, 1, 2): the displacement component; "
+                                               "required for mechanics, not given for conduction",
+                                     check=one_of("x", "y", "z", 0, 1, 2))
+    value: float = _f(0.0, doc="displacement (conduction: temperature) at full load (scaled by the load factor)")
 
 
 @dataclass(frozen=True)
 class TractionConfig:
-    """``[[macro.traction]]``: a surface traction on a boundary."""
+    """``[[macro.traction]]``: a surface traction on a boundary (mechanics)."""
 
     boundary: str | int = _f(doc="boundary name or facet tag")
     value: tuple[float, ...] = _f(doc="traction vector at full load (scaled by the load factor)")
+
+
+@dataclass(frozen=True)
+class FluxConfig:
+    """``[[macro.flux]]``: a heat flux into the body through a boundary (conduction)."""
+
+    boundary: str | int = _f(doc="boundary name or facet tag")
+    value: float = _f(doc="heat flux into the body, ``-q.n`` (power per unit area), at full load (scaled by the "
+                          "load factor); negative: heat leaves")
 
 
 @dataclass(frozen=True)
@@ -212,12 +225,16 @@ class MacroConfig:
     """``[macro]``: the macro problem."""
 
     mesh: MacroMeshConfig = _f(doc="the macro mesh, see ``[macro.mesh]``")
-    degree: int = _f(2, doc="Lagrange degree of the macro displacement", check=int_range(1, 2))
+    degree: int = _f(2, doc="Lagrange degree of the macro displacement (or temperature)", check=int_range(1, 2))
     quadrature_degree: int | None = _f(None, doc="macro quadrature degree (default 2*(degree-1), at least 1; "
                                                  "on curved, second-order cells 2*degree + 2)",
                                        check=int_range(1, 8))
-    dirichlet: tuple[DirichletConfig, ...] = _f((), doc="prescribed displacements, ``[[macro.dirichlet]]``")
-    traction: tuple[TractionConfig, ...] = _f((), doc="tractions, ``[[macro.traction]]``")
+    dirichlet: tuple[DirichletConfig, ...] = _f((), doc="prescribed displacements (conduction: temperatures), "
+                                                        "``[[macro.dirichlet]]``")
+    traction: tuple[TractionConfig, ...] = _f((), doc="tractions, ``[[macro.traction]]`` (mechanics)")
+    flux: tuple[FluxConfig, ...] = _f((), doc="heat fluxes into the body, ``[[macro.flux]]`` (conduction)")
+    source: float | None = _f(None, doc="conduction: heat source per unit volume at full load (scaled by the load "
+                                        "factor)")
     material: str = _f("rve", doc="``rve`` (FE²: an RVE solve at every quadrature point), ``homogenized`` "
                                   "(single scale with the RVE's effective elastic tensor), or the name of an RVE "
                                   "phase (single scale with that phase's law, for comparisons)")
@@ -452,37 +469,36 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
 
 
-def _validate_rve(rve: RVEConfig, ctx: _Ctx) -> None:
+def _validate_rve(rve: RVEConfig, ctx: _Ctx) -> RVEConfig:
+    """Check an ``[rve]`` table; return it with every phase's law named (the physics' default
+    where a phase names none)."""
     if (rve.mesh is None) == (rve.generate is None):
         ctx.fail("rve", "needs exactly one of 'mesh' (a .msh file) or 'generate' (a generator table)")
     if not rve.phases:
         ctx.fail("rve.phases", "needs at least one phase, e.g. [rve.phases.matrix] with tag, E, nu")
     physics = PHYSICS[rve.physics]
+    phases = {}
     for name, ph in rve.phases.items():
         key = f"rve.phases.{name}"
-        if physics.vector_field:
-            spec = LAWS[ph.law]
-            if spec.kinematics != physics.kinematics:
-                needs = " or ".join(repr(p.name) for p in PHYSICS.values() if p.kinematics == spec.kinematics)
-                laws = ", ".join(repr(n) for n, s in LAWS.items() if s.kinematics == physics.kinematics)
-                ctx.fail(f"{key}.law", f"'{ph.law}' needs physics = {needs}; with physics = '{rve.physics}' the laws "
-                                       f"are {laws}")
-            for attr in spec.required:
-                if getattr(ph, attr) is None:
-                    ctx.fail(f"{key}.{attr}", f"is required for law = '{ph.law}'")
-            used = set(spec.required) | set(spec.optional) | {"tag", "law"}
-            for f in dataclasses.fields(PhaseConfig):
-                if f.name not in used and getattr(ph, f.name) is not None:
-                    ctx.fail(f"{key}.{f.name}", f"is not a parameter of law = '{ph.law}' "
-                                                f"(parameters: {', '.join(spec.required + spec.optional)})")
-        else:
-            if ph.k is None:
-                ctx.fail(f"{key}.k", f"is required for physics = '{rve.physics}'")
-            for attr in ("E", "nu"):
-                if getattr(ph, attr) is not None:
-                    ctx.fail(f"{key}.{attr}", f"is an elastic constant; it is not used with physics = '{rve.physics}'")
+        ph = dataclasses.replace(ph, law=ph.law or DEFAULT_LAW[physics.kinematics])
+        spec = LAWS[ph.law]
+        if spec.kinematics != physics.kinematics:
+            needs = " or ".join(repr(p.name) for p in PHYSICS.values() if p.kinematics == spec.kinematics)
+            laws = ", ".join(repr(n) for n, s in LAWS.items() if s.kinematics == physics.kinematics)
+            ctx.fail(f"{key}.law", f"'{ph.law}' needs physics = {needs}; with physics = '{rve.physics}' the laws "
+                                   f"are {laws}")
+        for attr in spec.required:
+            if getattr(ph, attr) is None:
+                ctx.fail(f"{key}.{attr}", f"is required for law = '{ph.law}'")
+        used = set(spec.required) | set(spec.optional) | {"tag", "law"}
+        for f in dataclasses.fields(PhaseConfig):
+            if f.name not in used and getattr(ph, f.name) is not None:
+                ctx.fail(f"{key}.{f.name}", f"is not a parameter of law = '{ph.law}' "
+                                            f"(parameters: {', '.join(spec.required + spec.optional)})")
+        phases[name] = ph
     if rve.generate is not None and "kind" not in rve.generate:
         ctx.fail("rve.generate.kind", "is required (circle, random, laminate, sphere)")
+    return dataclasses.replace(rve, phases=phases)
 
 
 def _validate_loading(loading: LoadingConfig, ctx: _Ctx) -> None:
@@ -505,6 +521,25 @@ def _validate_loading(loading: LoadingConfig, ctx: _Ctx) -> None:
                                      f"got {loading.min_step!r}")
 
 
+def _validate_macro_loads(macro: MacroConfig, mechanical: bool, ctx: _Ctx) -> None:
+    """The macro loads fit the physics: displacement components, tractions (mechanics);
+    temperatures, heat fluxes and a heat source (conduction)."""
+    for i, d in enumerate(macro.dirichlet):
+        if mechanical and d.component is None:
+            ctx.fail(f"macro.dirichlet[{i}].component", "is required for a mechanical case ('x', 'y' or 'z')")
+        if not mechanical and d.component is not None:
+            ctx.fail(f"macro.dirichlet[{i}].component", "is not used with physics = 'conduction' (the value is a "
+                                                        "temperature); remove it")
+    if mechanical:
+        if macro.flux:
+            ctx.fail("macro.flux", "is a heat flux, for physics = 'conduction'; a mechanical case has "
+                                   "[[macro.traction]]")
+        if macro.source is not None:
+            ctx.fail("macro.source", "is a heat source, for physics = 'conduction'")
+    elif macro.traction:
+        ctx.fail("macro.traction", "is mechanical; with physics = 'conduction' give heat fluxes as [[macro.flux]]")
+
+
 def _driven_phases(cfg: CaseConfig) -> list[str]:
     """Names of the RVE phases whose law is driven (dissipates by damage)."""
     return [name for name, ph in cfg.rve.phases.items() if LAWS[ph.law].driven]
@@ -514,21 +549,19 @@ def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> C
     """Validate a case table (as read from TOML) into a :class:`CaseConfig`."""
     ctx = _Ctx(filename)
     cfg = _build(CaseConfig, data, "", ctx)
-    _validate_rve(cfg.rve, ctx)
+    cfg = dataclasses.replace(cfg, rve=_validate_rve(cfg.rve, ctx))
     mm = cfg.macro.mesh
     if (mm.file is None) == (mm.generator is None):
         ctx.fail("macro.mesh", "needs exactly one of 'file' or 'generator'")
     if mm.generator == "plate_with_hole" and not mm.radius < min(mm.width, mm.height):
         ctx.fail("macro.mesh.radius", f"must be smaller than width and height, got {mm.radius}")
-    if not PHYSICS[cfg.rve.physics].two_scale:
-        allowed = " or ".join(repr(p.name) for p in PHYSICS.values() if p.two_scale)
-        ctx.fail("rve.physics", f"must be {allowed} for a two-scale run ({cfg.rve.physics} is for fe2 homogenize)")
     if cfg.macro.material not in ("rve", "homogenized") and cfg.macro.material not in cfg.rve.phases:
         ctx.fail("macro.material", f"must be 'rve', 'homogenized' or an RVE phase name "
                                    f"({', '.join(cfg.rve.phases)}), got {cfg.macro.material!r}")
     if not cfg.macro.dirichlet:
         ctx.fail("macro.dirichlet", "needs at least one [[macro.dirichlet]] entry "
                                     "(the macro problem would be singular)")
+    _validate_macro_loads(cfg.macro, PHYSICS[cfg.rve.physics].vector_field, ctx)
     if cfg.macro.regularization == "gradient":
         if cfg.rve.physics != "elasticity":
             ctx.fail("macro.regularization", "'gradient' needs rve.physics = 'elasticity' (small strain)")
@@ -557,8 +590,7 @@ def parse_rve(data: dict, filename: str = "<memory>", base_dir: str = ".") -> RV
     ctx = _Ctx(filename)
     if "rve" not in data:
         raise ConfigError(f"{filename}: has no [rve] table")
-    rve = _convert(RVEConfig, data["rve"], "rve", ctx)
-    _validate_rve(rve, ctx)
+    rve = _validate_rve(_convert(RVEConfig, data["rve"], "rve", ctx), ctx)
     return RVEFile(rve=rve, source=filename, base_dir=base_dir)
 
 

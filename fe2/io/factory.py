@@ -9,13 +9,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 from mpi4py import MPI
 
 from fe2.core import linalg
 from fe2.core.errors import ConfigError, MeshError, collective, on_root
 from fe2.core.physics import PHYSICS
-from fe2.core.tensors import isotropic_conductivity
 from fe2.io.config import MacroMeshConfig, PhaseConfig, RVEConfig
 from fe2.macro import mesh as macromesh
 from fe2.materials.base import Law
@@ -70,9 +68,6 @@ def phases(rve: RVEConfig, gdim: int, source: str = "config") -> list[Phase]:
     """One :class:`~fe2.micro.cell.Phase` per configured phase (law and initial tangent)."""
     out = []
     for name, ph in rve.phases.items():
-        if not PHYSICS[rve.physics].vector_field:
-            out.append(Phase(name, ph.tag, np.asarray(isotropic_conductivity(ph.k, gdim))))
-            continue
         try:
             out.append(Phase(name, ph.tag, law=law(ph, gdim)))
         except ValueError as err:
@@ -81,8 +76,8 @@ def phases(rve: RVEConfig, gdim: int, source: str = "config") -> list[Phase]:
 
 
 def is_linear(phase_list: list[Phase]) -> bool:
-    """True when every phase is a conductivity or a :attr:`~fe2.materials.base.Law.linear`
-    law: one factorisation serves all macro points."""
+    """True when every phase is a tensor or a :attr:`~fe2.materials.base.Law.linear` law:
+    one factorisation serves all macro points."""
     return all(p.law is None or p.law.linear for p in phase_list)
 
 

@@ -1,7 +1,9 @@
 """The results folder of a run: fields for ParaView, a history per load step, a summary.
 
 - ``fields.xdmf`` (+ ``.h5``): displacement (P1), cell-averaged strain and stress
-  tensors (DG0), one time stamp per converged load step (time = load factor).
+  tensors (DG0), one time stamp per converged load step (time = load factor); for
+  conduction the temperature and the cell-averaged ``temperature_gradient`` and
+  ``heat_flux`` vectors (``q = -K grad T``).
 - ``history.csv``: one row per converged load step, written and flushed at once, so a
   run that stops keeps every converged step.
 - ``summary.json``: the case, the effective tensor, totals and timings.
@@ -104,7 +106,8 @@ def clear(directory: str | Path) -> None:
 class ResultsWriter:
     """Writes one run's results into ``directory`` (collective on ``mesh.comm``)."""
 
-    def __init__(self, directory: str | Path, mesh, write_fields: bool = True, resume: int | None = None) -> None:
+    def __init__(self, directory: str | Path, mesh, write_fields: bool = True, resume: int | None = None,
+                 kinematics: str = "small") -> None:
         self.directory = Path(directory)
         self.comm = mesh.comm
         self.mesh = mesh
@@ -126,12 +129,13 @@ class ResultsWriter:
                     f.write_mesh(mesh)
             # XDMF writes point values of the mesh's own degree (2 on curved cells)
             self._degree = geometry_degree(mesh)
-            self._u1 = fem.Function(fem.functionspace(mesh, ("Lagrange", self._degree, (gdim,))),
-                                    name="displacement")
+            scalar = kinematics == "scalar"
+            self._u1 = fem.Function(fem.functionspace(mesh, ("Lagrange", self._degree, () if scalar else (gdim,))),
+                                    name="temperature" if scalar else "displacement")
             self._nodal: dict[str, fem.Function] = {}
-            T = fem.functionspace(mesh, ("DG", 0, (gdim, gdim)))
-            self._eps = fem.Function(T, name="strain")
-            self._sig = fem.Function(T, name="stress")
+            T = fem.functionspace(mesh, ("DG", 0, (gdim,) if scalar else (gdim, gdim)))
+            self._eps = fem.Function(T, name="temperature_gradient" if scalar else "strain")
+            self._sig = fem.Function(T, name="heat_flux" if scalar else "stress")
             self._scalar_space = fem.functionspace(mesh, ("DG", 0))
             self._scalars: dict[str, fem.Function] = {}
 
@@ -139,8 +143,10 @@ class ResultsWriter:
                kinematics: str = "small", scalars: dict[str, np.ndarray] | None = None,
                nodal: dict[str, fem.Function] | None = None) -> None:
         """Append one time stamp. ``strain_cells``/``stress_cells``: ``(num_owned_cells, n)``
-        cell averages: Mandel strain and stress (small strain), or ``F`` and ``P``
-        flattened row-major (finite strain; written as ``strain`` = F - I and ``stress`` = P).
+        cell averages: Mandel strain and stress (small strain), ``F`` and ``P``
+        flattened row-major (finite strain; written as ``strain`` = F - I and ``stress`` = P),
+        or ``grad T`` and ``K grad T`` (scalar; written as ``temperature_gradient`` and
+        ``heat_flux`` = -K grad T).
         ``scalars``: further cell fields ``(num_owned_cells,)`` by name (same names on every
         rank and at every time stamp), e.g. ``damage``; ``nodal``: further P1 scalar
         functions (e.g. the nonlocal equivalent strain)."""
@@ -149,9 +155,11 @@ class ResultsWriter:
         self._u1.interpolate(u)
         gdim = self.mesh.geometry.dim
         for f, vals in ((self._eps, strain_cells), (self._sig, stress_cells)):
-            arr = f.x.array.reshape(-1, gdim * gdim)
+            arr = f.x.array.reshape(-1, vals.shape[1] if kinematics == "scalar" else gdim * gdim)
             if kinematics == "small":
                 vals = mandel_to_tensor(vals).reshape(-1, gdim * gdim)
+            elif kinematics == "scalar":
+                vals = vals if f is self._eps else -vals
             elif f is self._eps:
                 vals = vals - np.eye(gdim).ravel()
             arr[: vals.shape[0]] = vals

@@ -36,18 +36,20 @@ class LocalFormulation:
 
     Attributes
     ----------
-    V : the space of the unknown; x : the unknown; u : the displacement (``x`` itself, or
-        a collapsed copy kept in step with it by :meth:`sync`)
+    V : the space of the unknown; x : the unknown; u : the displacement, or the temperature
+        of a scalar (conduction) problem (``x`` itself, or a collapsed copy kept in step
+        with it by :meth:`sync`)
     Vu : the displacement (sub)space, for Dirichlet conditions
     u_expr : the displacement as a UFL expression of ``x``
     v, du : displacement test and trial functions
     """
 
-    def __init__(self, mesh: Any, degree: int, quadrature: QuadraturePoints, size: int) -> None:
+    def __init__(self, mesh: Any, degree: int, quadrature: QuadraturePoints, size: int, scalar: bool = False
+                 ) -> None:
         gdim = mesh.geometry.dim
         self.quadrature, self.size = quadrature, size
-        self.V = fem.functionspace(mesh, ("Lagrange", degree, (gdim,)))
-        self.u = self.x = fem.Function(self.V, name="displacement")
+        self.V = fem.functionspace(mesh, ("Lagrange", degree, () if scalar else (gdim,)))
+        self.u = self.x = fem.Function(self.V, name="temperature" if scalar else "displacement")
         self.Vu, self.u_expr = self.V, self.u
         self.v, self.du = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
 

@@ -14,6 +14,11 @@ formulation (:mod:`fe2.macro.formulations`: local, or implicit-gradient with the
 unknown ``(u, e)``) adds its own terms. Newton iterations are
 :func:`fe2.solvers.newton.newton` on the :class:`Equilibrium` system.
 All methods are collective on ``mesh.comm`` unless said otherwise.
+
+For a scalar material (``kinematics == "scalar"``: steady heat conduction) ``u`` is the
+temperature ``T``, ``eps(v) = grad v``, ``sigma = K grad T`` is the negative heat flux,
+``t_b`` the heat flux into the body through boundary ``b`` and a volumetric heat source
+``s`` adds ``- lambda int s v dx``.
 """
 
 from __future__ import annotations
@@ -58,7 +63,9 @@ class MacroProblem:
     degree : Lagrange degree of ``u``
     quadrature_degree : default :func:`fe2.core.quadrature.default_degree` (``max(2 * (degree - 1), 1)`` on
         affine cells, more on curved ones)
-    dirichlet, traction : boundary conditions, scaled by the load factor
+    dirichlet, traction : boundary conditions, scaled by the load factor (scalar kinematics:
+        temperatures, and inward heat fluxes as one-value tractions)
+    source : scalar kinematics: heat source per unit volume at load factor 1
     petsc_options : overrides of :data:`fe2.core.linalg.DIRECT_LU`
     nonlocal_length : if given, the implicit gradient enhancement with this internal length
         (:class:`~fe2.macro.formulations.GradientFormulation`); the material must have a
@@ -71,7 +78,7 @@ class MacroProblem:
     def __init__(self, macro_mesh: MacroMesh, material: PointMaterial, degree: int = 2,
                  quadrature_degree: int | None = None, dirichlet: Sequence[Dirichlet] = (),
                  traction: Sequence[Traction] = (), petsc_options: Mapping[str, Any] | None = None,
-                 nonlocal_length: float | None = None) -> None:
+                 nonlocal_length: float | None = None, source: float | None = None) -> None:
         self.macro_mesh = macro_mesh
         self.mesh = mesh = macro_mesh.mesh
         self.comm = mesh.comm
@@ -79,6 +86,10 @@ class MacroProblem:
         self.gdim = gdim = mesh.geometry.dim
         self.kinematics = material.kinematics
         self.size = n = gradient_size(self.kinematics, gdim)
+        #: a scalar field (the temperature of a conduction problem) rather than a displacement
+        self.scalar = scalar = self.kinematics == "scalar"
+        if source is not None and not scalar:
+            raise ValueError("a volumetric heat source needs a scalar (conduction) material")
         if material.size != n:
             raise ValueError(f"material size {material.size} does not match macro strain size {n}")
         self.quadrature = qp = QuadraturePoints(mesh, default_degree(degree, geometry_degree(mesh))
@@ -89,7 +100,7 @@ class MacroProblem:
             self.formulation: LocalFormulation = GradientFormulation(mesh, degree, qp, n, nonlocal_length)
             self.e = self.formulation.e
         else:
-            self.formulation = LocalFormulation(mesh, degree, qp, n)
+            self.formulation = LocalFormulation(mesh, degree, qp, n, scalar=scalar)
         self.formulation.check(material, self.kinematics)
         form = self.formulation
         self.V, self.x, self.u = form.V, form.x, form.u
@@ -116,10 +127,14 @@ class MacroProblem:
         self.bcs = []
         self._bc_values = []
         for d in self.dirichlet:
+            if (d.component is None) != scalar:
+                raise ValueError(f"Dirichlet condition on {d.name or d.tag}: "
+                                 + ("a temperature has no component" if scalar else "needs a displacement component"))
+            space = Vu if scalar else Vu.sub(d.component)
             facets = tags.indices[tags.values == d.tag]
-            dofs = fem.locate_dofs_topological(Vu.sub(d.component), fdim, facets)
+            dofs = fem.locate_dofs_topological(space, fdim, facets)
             c = fem.Constant(mesh, 0.0)
-            self.bcs.append(fem.dirichletbc(c, dofs, Vu.sub(d.component)))
+            self.bcs.append(fem.dirichletbc(c, dofs, space))
             self._bc_values.append((c, d.value))
         self.traction = list(traction)
         ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
@@ -131,12 +146,19 @@ class MacroProblem:
         if own is not None:
             F += own
         self._tractions = []
+        width = 1 if scalar else gdim  # values per surface load
         for t in self.traction:
-            if len(t.value) != gdim:
-                raise ValueError(f"traction on {t.name or t.tag} has {len(t.value)} components, expected {gdim}")
-            tc = fem.Constant(mesh, np.zeros(gdim))
-            self._tractions.append((tc, np.asarray(t.value, float), t.tag))
+            if len(t.value) != width:
+                raise ValueError(f"{'heat flux' if scalar else 'traction'} on {t.name or t.tag} has {len(t.value)} "
+                                 f"components, expected {width}")
+            value = np.asarray(t.value, float)
+            tc = fem.Constant(mesh, 0.0 if scalar else np.zeros(gdim))
+            self._tractions.append((tc, value[0] if scalar else value, t.tag))
             F -= ufl.inner(tc, v) * ds(t.tag)
+        #: the volumetric heat source at load factor 1 (scalar kinematics), scaled by :attr:`load`
+        self.source = source
+        if source is not None:
+            F -= self.load * source * v * dx
         self._F = fem.form(F)
         J = ufl.inner(ufl.dot(self.tangent, G(du)), G(v)) * dx
         own = form.jacobian(G)
@@ -149,11 +171,14 @@ class MacroProblem:
         self._w = fem.Function(self.V)
         self._Kt_w = fem.form(ufl.action(ufl.adjoint(J), self._w))
         ext = [ufl.inner(tc, v) * ds(tag) for tc, _, tag in self._tractions]
+        if source is not None:
+            ext.append(self.load * source * v * dx)
         self._F_ext = fem.form(sum(ext[1:], ext[0])) if ext else None
         self._pattern: tuple[PETSc.Vec, PETSc.Vec] | None = None
         self._one = fem.Function(self.V)
-        self._traction_forms = [(fem.form(tc[i] * ds(tag)), tag, i) for tc, _, tag in self._tractions
-                                for i in range(gdim)]
+        self._traction_forms = [(fem.form((tc if scalar else tc[i]) * ds(tag)), tag, i)
+                                for tc, _, tag in self._tractions for i in range(width)]
+        self._source_form = fem.form(self.load * source * dx) if source is not None else None
 
         self.A = dolfinx.fem.petsc.create_matrix(self._J)
         self.b = dolfinx.fem.petsc.create_vector(self._F)
@@ -229,7 +254,12 @@ class MacroProblem:
         """The rigid-body motions that the Dirichlet conditions leave free (collective): empty
         when the supports fix the body; otherwise each free motion described, e.g.
         ``"translation in y"`` or ``"rotation about (0, 0)"`` (the macro system would be
-        singular). A motion is free when it vanishes at every prescribed dof."""
+        singular). A motion is free when it vanishes at every prescribed dof. For a scalar
+        field (temperature) the one such motion is a uniform temperature, free when no
+        temperature is prescribed anywhere."""
+        if self.scalar:
+            prescribed = sum(bc.dof_indices()[1] for bc in self.bcs)
+            return [] if self.comm.allreduce(prescribed, op=MPI.SUM) else ["a uniform temperature"]
         Wu = self.u.function_space
         mesh, gdim = self.mesh, self.gdim
         x = mesh.geometry.x[:, :gdim]
@@ -300,7 +330,7 @@ class MacroProblem:
         for c, value in self._bc_values:
             c.value = factor * value
         for tc, value, _ in self._tractions:
-            tc.value[:] = factor * value
+            tc.value = factor * value
 
     def strains_at_points(self) -> np.ndarray:
         """Macro strains at the owned quadrature points, ``(N_owned, n)`` (not collective)."""
@@ -462,7 +492,13 @@ class MacroProblem:
         internal minus the applied forces on its prescribed dofs (a dof that is prescribed
         and carries a traction too, e.g. the corner of a loaded edge and a supported one,
         takes part of its load straight from the support); and the resultant of the
-        applied tractions (collective). The reactions and the tractions balance."""
+        applied tractions (collective). The reactions and the tractions balance.
+
+        Keys: ``reaction_<boundary>_<x|y|z>`` and ``force_<boundary>_<x|y|z>``. For a
+        scalar field (conduction) ``heat_in_<boundary>``: the heat flowing into the body
+        through the boundary, at a prescribed temperature (the reaction) or as the applied
+        flux (both add up on a boundary that has both), and ``heat_source`` (the integral
+        of the source); at equilibrium they sum to zero."""
         out = {}
         fint = dolfinx.fem.petsc.assemble_vector(self._Fint)
         fint.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
@@ -475,13 +511,16 @@ class MacroProblem:
             self._one.x.array[:] = 0.0
             dofs = bc.dof_indices()[0][: bc.dof_indices()[1]]
             self._one.x.array[dofs] = 1.0
-            key = f"reaction_{d.name or d.tag}_{'xyz'[d.component]}"
+            # the reaction force on the body; for heat, the heat the boundary supplies
+            key = f"heat_in_{d.name or d.tag}" if self.scalar else f"reaction_{d.name or d.tag}_{'xyz'[d.component]}"
             out[key] = out.get(key, 0.0) + fint.dot(self._one.x.petsc_vec)
         fint.destroy()
         for form, tag, i in self._traction_forms:
             name = next((t.name for t in self.traction if t.tag == tag and t.name), str(tag))
-            key = f"force_{name}_{'xyz'[i]}"
-            out[key] = self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
+            key = f"heat_in_{name}" if self.scalar else f"force_{name}_{'xyz'[i]}"
+            out[key] = out.get(key, 0.0) + self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
+        if self._source_form is not None:
+            out["heat_source"] = self.comm.allreduce(fem.assemble_scalar(self._source_form), op=MPI.SUM)
         return out
 
     def set_time_increment(self, dt: float) -> None:

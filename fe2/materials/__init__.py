@@ -5,12 +5,14 @@
 - :mod:`~fe2.materials.state`: the :class:`StateBank` of trial/committed history
 - :mod:`~fe2.materials.registry`: the registry of laws (``law = "..."``)
 - laws: :mod:`~fe2.materials.elastic`, :mod:`~fe2.materials.plasticity`,
-  :mod:`~fe2.materials.hyperelasticity`, :mod:`~fe2.materials.damage`
+  :mod:`~fe2.materials.hyperelasticity`, :mod:`~fe2.materials.damage`,
+  :mod:`~fe2.materials.conduction`
 - point materials: :mod:`~fe2.materials.points` (one law),
   :mod:`~fe2.materials.phasewise` (one law per cell tag)
 """
 
 from fe2.materials.base import DrivenResult, Law, LawResult, NonlocalResponse, PointMaterial
+from fe2.materials.conduction import LinearConduction, NonlinearConduction
 from fe2.materials.damage import IsotropicDamage
 from fe2.materials.elastic import LinearElastic
 from fe2.materials.hyperelasticity import NeoHooke
@@ -19,5 +21,6 @@ from fe2.materials.plasticity import J2Plasticity
 from fe2.materials.points import LinearMaterial, MaterialPoints
 from fe2.materials.state import StateBank
 
-__all__ = ["DrivenResult", "IsotropicDamage", "J2Plasticity", "Law", "LawResult", "LinearElastic", "LinearMaterial",
-           "MaterialPoints", "NeoHooke", "NonlocalResponse", "PhaseMaterial", "PointMaterial", "StateBank"]
+__all__ = ["DrivenResult", "IsotropicDamage", "J2Plasticity", "Law", "LawResult", "LinearConduction", "LinearElastic",
+           "LinearMaterial", "MaterialPoints", "NeoHooke", "NonlinearConduction", "NonlocalResponse", "PhaseMaterial",
+           "PointMaterial", "StateBank"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from fe2.materials.base import Law, NonlocalResponse, PointMaterial
+from fe2.materials.conduction import LinearConduction
 from fe2.materials.elastic import LinearElastic
 from fe2.materials.state import StateBank
 
@@ -89,11 +90,14 @@ class MaterialPoints(PointMaterial):
 
 
 class LinearMaterial(MaterialPoints):
-    """Points of a linear elastic law with Mandel stiffness ``C`` (any count, no state)."""
+    """Points of a linear law (any count, no state): Mandel stiffness ``C`` (small strain),
+    or a conductivity tensor ``C`` (``kinematics == "scalar"``)."""
 
-    def __init__(self, C: np.ndarray) -> None:
-        super().__init__(LinearElastic(C), 0)
-        self.C = self.law.C
+    def __init__(self, C: np.ndarray, kinematics: str = "small") -> None:
+        if kinematics not in ("small", "scalar"):
+            raise ValueError(f"a linear material is small strain or scalar, not {kinematics!r}")
+        super().__init__(LinearElastic(C) if kinematics == "small" else LinearConduction(C), 0)
+        self.C = np.asarray(C, dtype=float)
 
     def evaluate(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         flux, tangent, _ = self.law.integrate(grad, np.zeros((np.atleast_2d(grad).shape[0], 0)))

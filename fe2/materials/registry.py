@@ -13,12 +13,13 @@ from typing import Any
 
 from fe2.core.tensors import transversely_isotropic_stiffness
 from fe2.materials.base import Law
+from fe2.materials.conduction import LinearConduction, NonlinearConduction
 from fe2.materials.damage import IsotropicDamage
 from fe2.materials.elastic import LinearElastic
 from fe2.materials.hyperelasticity import NeoHooke
 from fe2.materials.plasticity import J2Plasticity
 
-__all__ = ["LAWS", "LawSpec", "build"]
+__all__ = ["DEFAULT_LAW", "LAWS", "LawSpec", "build"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class LawSpec:
     name : the configuration value (``[rve.phases.<name>] law``)
     doc : one phrase for the configuration reference
     required, optional : the phase parameters (``PhaseConfig`` fields) it needs and accepts
-    kinematics : ``small`` or ``finite`` (the physics it fits, :mod:`fe2.core.physics`)
+    kinematics : ``small``, ``finite`` or ``scalar`` (the physics it fits, :mod:`fe2.core.physics`)
     driven : it has a nonlocal (driven) form and dissipates by damage: gradient
         regularization and dissipation control need such a law
     make : ``(parameters given, gdim) -> law``; ``parameters`` holds only the keys given
@@ -78,7 +79,16 @@ LAWS: dict[str, LawSpec] = {s.name: s for s in (
     LawSpec("damage", "isotropic damage with strain softening", ("E", "nu", "kappa0"),
             ("softening", "kappa_u", "alpha", "beta", "equivalent_strain", "compression_ratio", "viscosity",
              "max_damage"), "small", _damage, driven=True),
+    LawSpec("conduction", "Fourier heat conduction, heat flux -k grad T", ("k",), (), "scalar",
+            lambda p, gdim: LinearConduction.isotropic(p["k"], gdim)),
+    LawSpec("nonlinear_conduction", "conductivity k (1 + |grad T|^2 / grad_ref^2), growing with the temperature "
+            "gradient", ("k", "grad_ref"), (), "scalar",
+            lambda p, gdim: NonlinearConduction(p["k"], p["grad_ref"], gdim)),
 )}
+
+#: the law of a phase that names none, by kinematics (finite strain has no default: ``elastic``
+#: is refused there, with the list of its laws)
+DEFAULT_LAW = {"small": "elastic", "finite": "elastic", "scalar": "conduction"}
 
 
 def build(name: str, parameters: Mapping[str, Any], gdim: int) -> Law:

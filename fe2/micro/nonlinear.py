@@ -8,7 +8,8 @@ variables, kept in a :class:`~fe2.materials.state.StateBank`) and returns the
 homogenized fluxes and consistent tangents.
 
 Micro solve of one point (:meth:`NonlinearCellProblem.solve_point`): for the macro gradient
-``E`` (Mandel strain, or ``F`` flattened for ``physics="finite_strain"``) Newton
+``E`` (Mandel strain, ``F`` flattened for ``physics="finite_strain"``, or the temperature
+gradient for ``physics="conduction"``) Newton
 (:func:`fe2.solvers.newton.newton`) solves
 
     R(w; v) = int_Y  flux(E + G w, state) . G v  dx = 0    for all periodic v
@@ -192,8 +193,6 @@ class NonlinearCellProblem(CellProblem):
         if engine not in ENGINES:
             raise ValueError(f"unknown micro engine {engine!r}; choose one of {', '.join(ENGINES)}")
         spec = physics_registry.get(physics)
-        if not spec.vector_field:
-            raise ValueError("a nonlinear cell problem is mechanical: physics 'elasticity' or 'finite_strain'")
         for ph in phases:
             if ph.law is None:
                 raise ValueError(f"phase {ph.name!r} of a nonlinear cell problem needs a law")

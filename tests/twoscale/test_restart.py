@@ -115,7 +115,7 @@ def assert_same_end(a: Path, b: Path, tol: float) -> None:
     ha, hb = (json.loads((d / "summary.json").read_text())["steps"] for d in (a, b))
     assert [s["step"] for s in hb] == list(range(1, len(ha) + 1)) == [s["step"] for s in ha]
     assert [s["load_factor"] for s in hb] == pytest.approx([s["load_factor"] for s in ha], rel=tol, abs=0)
-    keys = [k for k in ha[-1] if k.startswith("reaction_")]
+    keys = [k for k in ha[-1] if k.startswith(("reaction_", "heat_in_"))]
     ra, rb = (np.array([[s[k] for k in keys] for s in h]) for h in (ha, hb))
     assert np.abs(ra - rb).max() <= tol * np.abs(ra).max()  # relative to the largest reaction
     rows = (b / "history.csv").read_text().splitlines()[1:]
@@ -181,6 +181,19 @@ def test_gradient_damage_under_dissipation_control_restarts_exactly(tmp_path):
     spawn(case, run, restart=True)
     assert_same_end(ref, run, 1e-12)
     assert [s["control"] for s in json.loads((run / "summary.json").read_text())["steps"]] == controls
+
+
+def test_thermal_run_killed_and_restarted_ends_like_an_uninterrupted_one(tmp_path):
+    from test_thermal_fe2 import NONLINEAR, thermal_case
+
+    case = thermal_case(NONLINEAR, steps=3, output="xdmf")
+    ref = tmp_path / "ref"
+    run_case(case, MPI.COMM_SELF, tmp=ref)
+    run = tmp_path / "run"
+    spawn(case, run, kill_after=1)
+    spawn(case, run, ranks=2, restart=True)
+    assert_same_end(ref, run, 1e-10)
+    assert {"fields/x", "state/w"} <= set(final_state(run))  # temperatures and RVE fluctuations compared
 
 
 def test_changed_physics_is_refused_and_allowed_changes_are_not(tmp_path):
