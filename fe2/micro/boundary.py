@@ -36,7 +36,9 @@ import dolfinx_mpc
 import numpy as np
 import ufl
 from dolfinx import fem
+from scipy.spatial import KDTree
 
+from fe2.core.errors import MeshError
 from fe2.core.physics import BOUNDARY_CONDITIONS
 
 __all__ = ["BOUNDARY_CONDITIONS", "CellConstraint", "cell_constraint", "periodic_constraint"]
@@ -96,17 +98,44 @@ def periodic_constraint(V: fem.FunctionSpace, box_min: np.ndarray, box_max: np.n
     def on_upper_face(x):
         return np.any([np.isclose(x[a], hi[a], atol=tol) for a in range(gdim)], axis=0)
 
+    # the image of an upper point is snapped onto the DOF found there: dolfinx_mpc looks for
+    # the cell holding an image with an absolute tolerance of 500 machine epsilons, and the
+    # faces of a gmsh cell are flat only to round-off of the cell's size (a node 1e-13 off
+    # x = 0 put lo[0] there, and every image of face x = hi missed its cell: those slaves were
+    # silently dropped and the face was left free, a crack)
+    X = V.tabulate_dof_coordinates()
+    lower = np.any([np.isclose(X[:, a], lo[a], atol=tol) for a in range(gdim)], axis=0)
+    partners = np.concatenate(V.mesh.comm.allgather(X[lower]))
+    tree = KDTree(partners[:, :gdim]) if partners.size else None
+
     def to_lower_face(x):
         y = x.copy()
         for a in range(gdim):
             y[a] = np.where(np.isclose(x[a], hi[a], atol=tol), lo[a], x[a])
+        if tree is not None and y.shape[1]:
+            dist, nearest = tree.query(y[:gdim].T)
+            snap = dist <= tol
+            y[:, snap] = partners[nearest[snap]].T
         return y
 
     bcs = [fem.dirichletbc(_zero(V), fem.locate_dofs_geometrical(V, at_corner), V)]
     mpc = dolfinx_mpc.MultiPointConstraint(V)
     mpc.create_periodic_constraint_geometrical(V, on_upper_face, to_lower_face, bcs)
     mpc.finalize()
+    # every owned DOF of an upper face but the corners must have become a slave
+    bs, owned = V.dofmap.index_map_bs, V.dofmap.index_map.size_local
+    upper = fem.locate_dofs_geometrical(V, lambda x: on_upper_face(x) & ~at_corner(x))
+    slaves = np.asarray(mpc.slaves)
+    missing = V.mesh.comm.allreduce(bs * int(np.count_nonzero(upper < owned))
+                                    - int(np.count_nonzero(slaves < bs * owned)))
+    if missing:
+        raise MeshError(f"periodic condition: {missing} DOFs on the upper faces of the box {_fmt(lo)}..{_fmt(hi)} "
+                        "found no partner DOF on the lower faces (is the mesh periodic?)")
     return mpc, bcs
+
+
+def _fmt(values: np.ndarray) -> str:
+    return "(" + ", ".join(f"{float(v):.6g}" for v in values) + ")"
 
 
 def cell_constraint(kind: str, V: fem.FunctionSpace, box_min: np.ndarray, box_max: np.ndarray

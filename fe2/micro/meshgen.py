@@ -238,13 +238,21 @@ def _set_periodic(gmsh: Any, size: np.ndarray, where: str) -> None:
     master on x_a = 0 (matched by bounding box translated by L_a, and by length/area)."""
     dim = size.size
     eps = 1e-4 * float(size.min())
+    flat = 1e-6 * float(size.max()) + 4e-7
     full = np.zeros(3)
     full[:dim] = size
     for axis in range(dim):
         lo = np.full(3, -eps)
         hi = full + eps
         lo[axis] = full[axis] - eps
-        slaves = gmsh.model.getEntitiesInBoundingBox(*lo, *hi, dim - 1)
+        # only entities that lie in the face: a circle whose centre is a little inside it has an
+        # arc between its extreme point and the face that fits in the box above without being on
+        # the face (it has no image on the opposite face); getBoundingBox pads by OCC's 1e-7
+        slaves = [
+            (d, s)
+            for d, s in gmsh.model.getEntitiesInBoundingBox(*lo, *hi, dim - 1)
+            if np.diff(np.asarray(gmsh.model.getBoundingBox(d, s))[[axis, axis + 3]])[0] <= flat
+        ]
         shift = np.zeros(3)
         shift[axis] = full[axis]
         slave_tags: list[int] = []

@@ -16,7 +16,7 @@ from fe2.materials.plasticity import J2Plasticity
 from fe2.micro.cell import CellProblem, Phase, virgin_tangent
 from fe2.micro.nonlinear import NonlinearCellProblem
 from fe2.micro.rvemesh import load_rve_mesh
-from helpers import ROOT, rel, rve_fd_tangent, structured_rve
+from helpers import ROOT, inclusion_rve, rel, rve_fd_tangent, structured_rve
 
 BCS = ("linear", "periodic", "minimal")
 
@@ -184,6 +184,25 @@ def test_template_over_all_ranks_equals_serial(bc):
     sd, td = rd.evaluate(E[None])
     ss, ts = rs.evaluate(E[None])
     assert rel(sd, ss) < 1e-10 and rel(td, ts) < 1e-9
+
+
+def test_periodic_condition_on_faces_flat_only_to_round_off():
+    """A node 1e-12 off the face x = 0 (gmsh meshes of large random cells have nodes 1e-13
+    off their faces) gives box_min[0] = -1e-12. The images of the face x = 1 were put at
+    x = box_min[0], where dolfinx_mpc, which looks for their cells with an absolute tolerance
+    of 500 machine epsilons, missed them and silently dropped those slaves: the face was left
+    free, and the periodic tensor fell below the minimal one. Regression: the images are
+    snapped onto their partner DOFs, and a DOF left without a partner is an error."""
+    exact, rough = inclusion_rve(2, 8), inclusion_rve(2, 8)
+    x = rough.mesh.geometry.x
+    node = np.flatnonzero(np.isclose(x[:, 0], 0.0) & np.isclose(x[:, 1], 0.5))
+    x[node, 0] = -1e-12
+    rough.box_min = x[:, :2].min(axis=0)  # as load_rve_mesh finds it
+    assert rough.box_min[0] == -1e-12
+    a, b = (CellProblem(rm, elastic(), boundary="periodic") for rm in (exact, rough))
+    assert len(b.mpc.slaves) == len(a.mpc.slaves) > 0
+    assert rel(b.effective_tensor, a.effective_tensor) < 1e-9
+    assert loewner_min(b.effective_tensor - CellProblem(rough, elastic(), boundary="minimal").effective_tensor) > 0
 
 
 def test_unknown_condition_is_refused(circle_cell):

@@ -76,6 +76,19 @@ def test_circle_crossing_boundary(tmp_path: Path, center) -> None:
     assert vol[2] == pytest.approx(math.pi * r**2, rel=1e-2)
 
 
+@pytest.mark.parametrize("offset", [2e-5, 3e-6])
+def test_circle_centre_just_inside_an_upper_face(tmp_path: Path, offset) -> None:
+    """A circle whose centre lies just inside the face y = 1 has a short arc between its
+    extreme points and that face, within the face's matching box but not on the face; it was
+    taken for a face entity without an image ("the geometry is not periodic"; large random
+    cells hit it). Regression."""
+    r = 0.2
+    g = meshgen.circle_inclusion(tmp_path / "c.msh", radius=r, center=(0.5, 1.0 - offset), h=0.1)
+    vol = phase_volumes(_load(g.path))  # loads: periodic
+    assert vol[1] + vol[2] == pytest.approx(1.0, abs=1e-12)
+    assert vol[2] == pytest.approx(math.pi * r**2, rel=0.05)
+
+
 def test_circle_order2(tmp_path: Path) -> None:
     """Quadratic geometry approximates the disc far better than linear."""
     r = 0.25
