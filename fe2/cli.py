@@ -4,6 +4,7 @@
 
     fe2 run [CASE.toml] [-o DIR]          two-scale simulation (under mpirun); no CASE: the default case
     fe2 homogenize RVE.toml [--json]      effective tensor of an RVE
+    fe2 rve-study RVE.toml [--sizes ...]  RVE size statistics of a random microstructure (SVE -> RVE)
     fe2 mesh KIND OUT.msh [--PARAM V ...] periodic RVE mesh generators (circle, random, laminate, sphere)
     fe2 config                            print the configuration reference (Markdown)
 
@@ -26,7 +27,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXIT_BUG", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_SOLVER", "build_parser", "homogenize_report", "main"]
+__all__ = ["EXIT_BUG", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_SOLVER", "build_parser", "homogenize_report", "main",
+           "rve_study_table"]
 
 EXIT_INPUT = 2
 EXIT_SOLVER = 3
@@ -121,6 +123,35 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--keep-mesh", metavar="FILE", help="where to keep a generated RVE mesh")
     h.add_argument("--boundary", choices=BOUNDARY_CONDITIONS,
                    help="micro boundary condition, overriding [rve] boundary (default: the file's, else periodic)")
+
+    st = sub.add_parser(
+        "rve-study", help="RVE size statistics of a random microstructure (SVE -> RVE)",
+        description="Draw REALIZATIONS random cells of every size from the RVE file's random generator, solve "
+                    "their cell problems under the micro boundary conditions, and report the apparent tensors' "
+                    "mean and standard deviation, the decay of the variance with the cell volume, the bracketing "
+                    "linear >= periodic >= minimal, and the smallest size that meets the tolerance. Writes "
+                    "DIR/rve_study.json, DIR/rve_study.png and DIR/rve_study.pdf. Realizations run in parallel "
+                    "over the MPI ranks; the results do not depend on their number.")
+    st.add_argument("rve", help='RVE file (TOML) whose [rve.generate] has kind = "random"')
+    st.add_argument("--sizes", default="1,2,3", metavar="S1,S2,...",
+                    help="size multiples s of the generator's cell: edges times s, inclusions times s^d at the "
+                         "same radius and volume fraction (default 1,2,3)")
+    st.add_argument("--realizations", default="8", metavar="N",
+                    help="random cells per size, >= 2 (default 8)")
+    st.add_argument("--boundary", default=",".join(BOUNDARY_CONDITIONS), metavar="BC,...",
+                    help=f"micro boundary conditions, among {', '.join(BOUNDARY_CONDITIONS)} (default all three)")
+    st.add_argument("--tolerance", default="0.02", metavar="TOL",
+                    help="relative tolerance of the representative size (default 0.02): the relative standard "
+                         "deviation of the headline property of one realization, and the relative gap between "
+                         "the linear and minimal mean tensors")
+    st.add_argument("--seed", metavar="SEED",
+                    help="base seed (default: rve.generate.seed, else 0); realization k of the i-th size uses "
+                         "SEED + i * N + k")
+    st.add_argument("-o", "--output", metavar="DIR",
+                    help="results folder (default results/<RVE file name>-rve-study)")
+    st.add_argument("--keep-meshes", action="store_true", help="keep the realizations' meshes in DIR/meshes/")
+    st.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    st.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
     _add_mesh_parsers(sub)
     sub.add_parser("config", help="print the configuration reference (Markdown)")
@@ -237,6 +268,161 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flag_values(flag: str, text: str, convert: Any, what: str) -> list[Any]:
+    """The comma-separated values of a command-line flag, each through ``convert`` (which
+    returns None for a bad one); a :class:`~fe2.core.errors.ConfigError` naming the flag
+    and ``what`` is allowed otherwise."""
+    from fe2.core.errors import ConfigError
+
+    values = [convert(part.strip()) for part in str(text).split(",")]
+    if not values or any(v is None for v in values) or len(set(values)) != len(values):
+        raise ConfigError(f"{flag} must be {what}, got {text!r}")
+    return values
+
+
+def _positive_number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 < value < float("inf") else None
+
+
+def _integer_at_least(low: int) -> Any:
+    def convert(text: str) -> int | None:
+        try:
+            value = int(text)
+        except ValueError:
+            return None
+        return value if value >= low else None
+    return convert
+
+
+def rve_study_table(report: dict[str, Any]) -> list[str]:
+    """The lines ``fe2 rve-study`` prints for a report of :func:`fe2.micro.study.rve_study`."""
+    bcs = report["boundaries"]
+    gen = report["generator"]
+    first = report["sizes"][0]
+    radius = f", radius {first['radius']:.4g}" if first.get("radius") else ""
+    lines = [f"RVE size study of {report['rve']}: {report['physics']} {report['dimension']}D, random inclusions "
+             f"(volume fraction {gen['volume_fraction']:g}{radius}), {report['realizations']} realizations per "
+             f"size on {report['ranks']} rank{'s' if report['ranks'] > 1 else ''}, {report['wall_time']:.1f} s",
+             f"headline property: {report['headline']['name']} (mean +- standard deviation over the realizations)"]
+    head = f"{'size':>6} {'L/r':>6} {'incl.':>6} {'DOFs':>7}" + "".join(f"{bc:>20}" for bc in bcs)
+    has_gap = report["sizes"][0]["bracketing"]["gap_of_means"] is not None
+    lines.append(head + (f"{'gap':>8}" if has_gap else "") + f"{'bracket':>9}")
+    for e in report["sizes"]:
+        row = (f"{e['multiple']:>6g} {e['edge_over_radius'] or float('nan'):>6.3g} {e['inclusions']:>6d} "
+               f"{int(sum(e['dofs']) / len(e['dofs'])):>7d}")
+        for bc in bcs:
+            b = e["boundary"][bc]
+            row += f"{b['headline_mean']:>11.5g} +- {b['headline_std']:<6.2g}"
+        if has_gap:
+            row += f"{e['bracketing']['gap_of_means']:>8.3g}"
+        br = e["bracketing"]
+        holds = ("holds" if br["holds"] else "FAILS") if br["min_eigenvalue_of_means"] else "-"
+        lines.append(row + f"{holds:>9}")
+    fits = report["fits"]
+    parts = []
+    for bc in bcs:
+        f = fits["variance"][bc]
+        if f is not None:
+            parts.append(f"{bc} {f['variance_exponent_length']:.2f} +- {f['sampling_error_length']:.2g}")
+    if parts:
+        lines.append(f"variance ~ L^alpha (expected about -{report['dimension']}; +- sampling error): "
+                     + ", ".join(parts))
+    if fits["gap"] is not None:
+        lines.append(f"gap ~ L^{fits['gap']['gap_exponent_length']:.2f}")
+    rs = report["representative_size"]
+
+    def when(c: dict[str, Any] | None) -> str:
+        if c is None:
+            return "n/a"
+        if c["size"] is not None:
+            return f"from size {c['size']:g}"
+        extra = c["extrapolated_size"]
+        return "not reached" + (f" (power law: size {extra:.3g})" if extra is not None else "")
+
+    lines.append(f"tolerance {rs['tolerance']:g}: scatter " + ", ".join(f"{bc} {when(c)}" for bc, c in
+                                                                      rs["scatter"].items())
+                 + f"; bracket gap {when(rs['bracket'])}; all: {when(rs['combined'])}")
+    return lines
+
+
+def _cmd_rve_study(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from fe2.core.errors import ConfigError, on_root
+    from fe2.core.paths import unwritable
+    from fe2.core.physics import BOUNDARY_CONDITIONS, PHYSICS
+    from fe2.io import config, factory
+    from fe2.micro import study
+
+    sizes = _flag_values("--sizes", args.sizes, _positive_number,
+                         "distinct numbers > 0 separated by commas (multiples of the generator's cell size)")
+    (realizations,) = _flag_values("--realizations", args.realizations, _integer_at_least(2),
+                                   "an integer >= 2 (a standard deviation needs two realizations)")
+    boundaries = _flag_values("--boundary", args.boundary, lambda t: t if t in BOUNDARY_CONDITIONS else None,
+                              f"distinct names among {', '.join(BOUNDARY_CONDITIONS)} separated by commas")
+    (tolerance,) = _flag_values("--tolerance", args.tolerance, _positive_number,
+                                "a number > 0 (a relative tolerance, e.g. 0.02)")
+    seed = None if args.seed is None else _flag_values("--seed", args.seed, _integer_at_least(0),
+                                                       "an integer >= 0")[0]
+    cfg = config.load_rve(args.rve)
+    rve, source = cfg.rve, cfg.source
+    if rve.generate is None:
+        raise ConfigError(f"{source}: key 'rve.mesh' = '{rve.mesh}': fe2 rve-study draws random cells from a "
+                          f"generator; give [rve.generate] with kind = {study.RANDOM_KINDS[0]!r} instead of a mesh "
+                          "file")
+    linear_physics = [name for name, p in PHYSICS.items() if p.kinematics != "finite"]
+    if rve.physics not in linear_physics:
+        raise ConfigError(f"{source}: key 'rve.physics' = {rve.physics!r}: fe2 rve-study computes linear "
+                          f"apparent tensors; allowed: {', '.join(map(repr, linear_physics))}")
+    generate = dict(rve.generate)
+    gdim = len(study.generator_parameters(generate, source)["size"])
+    phases = factory.phases(rve, gdim, source)
+    for ph in phases:
+        if ph.law is not None and not ph.law.linear:
+            raise ConfigError(f"{source}: key 'rve.phases.{ph.name}.law' = {rve.phases[ph.name].law!r}: fe2 "
+                              "rve-study computes linear apparent tensors and needs linear phases (a nonlinear "
+                              "law's tangent depends on the load)")
+    world = MPI.COMM_WORLD
+    out = Path(world.bcast(args.output or f"results/{Path(args.rve).stem}-rve-study", root=0))
+    problem = unwritable(out)
+    if problem:
+        raise ConfigError(f"{out}: cannot write the results there: {problem}")
+
+    def say(line: str) -> None:  # progress: to stderr when stdout carries the JSON
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    report = study.rve_study(generate, phases, world, physics=rve.physics, sizes=sizes, realizations=realizations,
+                             boundaries=boundaries, tolerance=tolerance, degree=rve.degree,
+                             petsc_options=rve.petsc_options, seed=seed,
+                             workdir=out / "meshes" if args.keep_meshes else None, source=source,
+                             log=None if args.quiet else say)
+
+    def write() -> list[Path]:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "rve_study.json"
+        path.write_text(json.dumps(report, indent=1) + "\n")
+        try:
+            return [path, *study.write_plot(report, out / "rve_study")]
+        except ImportError:
+            print("fe2: matplotlib is not installed: no plot written", file=sys.stderr)
+            return [path]
+
+    written = on_root(world, write)
+    if world.rank != 0:
+        return 0
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    for line in rve_study_table(report):
+        print(line)
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
 def _cmd_mesh(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
@@ -310,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "homogenize":
             return _cmd_homogenize(args)
+        if args.command == "rve-study":
+            return _cmd_rve_study(args)
         if args.command == "mesh":
             return _cmd_mesh(args)
         if args.command == "config":

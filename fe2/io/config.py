@@ -236,8 +236,9 @@ class MacroConfig:
     source: float | None = _f(None, doc="conduction: heat source per unit volume at full load (scaled by the load "
                                         "factor)")
     material: str = _f("rve", doc="``rve`` (FE²: an RVE solve at every quadrature point), ``homogenized`` "
-                                  "(single scale with the RVE's effective elastic tensor), or the name of an RVE "
-                                  "phase (single scale with that phase's law, for comparisons)")
+                                  "(single scale with the RVE's effective tensor: elastic, or the conductivity; "
+                                  "linear phases only), or the name of an RVE phase (single scale with that phase's "
+                                  "law, for comparisons)")
     regularization: str = _f("none", doc="``none`` (local continuum: with softening the damage band shrinks to "
                                          "one element) or ``gradient`` (implicit gradient enhancement: a nonlocal "
                                          "equivalent strain e solves e - l^2 div grad e = e_loc and drives the "

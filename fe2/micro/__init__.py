@@ -6,6 +6,8 @@
 - :mod:`~fe2.micro.cell`: the linear cell problem (effective tensor, batched evaluation)
 - :mod:`~fe2.micro.nonlinear`: the nonlinear cell problem, an RVE with history at every
   macro point (micro Newton, consistent tangent by sensitivities)
+- :mod:`~fe2.micro.study`: RVE size statistics of random cells (SVE -> RVE): apparent
+  tensors over realizations and sizes, variance decay, bracketing, representative size
 """
 
 #: the public surface is the modules named above
