@@ -268,14 +268,15 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _flag_values(flag: str, text: str, convert: Any, what: str) -> list[Any]:
-    """The comma-separated values of a command-line flag, each through ``convert`` (which
-    returns None for a bad one); a :class:`~fe2.core.errors.ConfigError` naming the flag
-    and ``what`` is allowed otherwise."""
+def _flag_values(flag: str, text: str, convert: Any, what: str, single: bool = False) -> list[Any]:
+    """The comma-separated values of a command-line flag (one value if ``single``), each
+    through ``convert`` (which returns None for a bad one); a
+    :class:`~fe2.core.errors.ConfigError` naming the flag and ``what`` is allowed otherwise."""
     from fe2.core.errors import ConfigError
 
     values = [convert(part.strip()) for part in str(text).split(",")]
-    if not values or any(v is None for v in values) or len(set(values)) != len(values):
+    if (not values or any(v is None for v in values) or len(set(values)) != len(values)
+            or (single and len(values) != 1)):
         raise ConfigError(f"{flag} must be {what}, got {text!r}")
     return values
 
@@ -361,13 +362,13 @@ def _cmd_rve_study(args: argparse.Namespace) -> int:
     sizes = _flag_values("--sizes", args.sizes, _positive_number,
                          "distinct numbers > 0 separated by commas (multiples of the generator's cell size)")
     (realizations,) = _flag_values("--realizations", args.realizations, _integer_at_least(2),
-                                   "an integer >= 2 (a standard deviation needs two realizations)")
+                                   "an integer >= 2 (a standard deviation needs two realizations)", single=True)
     boundaries = _flag_values("--boundary", args.boundary, lambda t: t if t in BOUNDARY_CONDITIONS else None,
                               f"distinct names among {', '.join(BOUNDARY_CONDITIONS)} separated by commas")
     (tolerance,) = _flag_values("--tolerance", args.tolerance, _positive_number,
-                                "a number > 0 (a relative tolerance, e.g. 0.02)")
+                                "a number > 0 (a relative tolerance, e.g. 0.02)", single=True)
     seed = None if args.seed is None else _flag_values("--seed", args.seed, _integer_at_least(0),
-                                                       "an integer >= 0")[0]
+                                                       "an integer >= 0", single=True)[0]
     cfg = config.load_rve(args.rve)
     rve, source = cfg.rve, cfg.source
     if rve.generate is None:

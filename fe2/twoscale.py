@@ -139,8 +139,8 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
         "material": cfg.macro.material, "nonlocal_length": length,
         "rve": {"mesh": mesh_path, "dofs": rve.num_dofs, "degree": rve.degree, "boundary": rve.boundary,
                 "volume_fractions": rve.volume_fractions,
-                "effective_tensor_voigt": (mandel_to_voigt_stiffness(Ceff) if problem.kinematics == "small"
-                                           else None),
+                **({} if problem.scalar else {"effective_tensor_voigt": (
+                    mandel_to_voigt_stiffness(Ceff) if problem.kinematics == "small" else None)}),
                 ("effective_conductivity" if problem.scalar else "effective_tensor_mandel"): Ceff,
                 "setup_seconds": t_rve_setup},
         "macro": {"dofs": ndofs, "quadrature_points": problem.num_points_global,

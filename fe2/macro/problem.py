@@ -491,8 +491,9 @@ class MacroProblem:
         """The reaction on each Dirichlet boundary in its component: the resultant of the
         internal minus the applied forces on its prescribed dofs (a dof that is prescribed
         and carries a traction too, e.g. the corner of a loaded edge and a supported one,
-        takes part of its load straight from the support); and the resultant of the
-        applied tractions (collective). The reactions and the tractions balance.
+        takes part of its load straight from the support; a DOF prescribed on two boundaries,
+        e.g. their common corner, counts for the first of them listed); and the resultant of
+        the applied tractions (collective). The reactions and the tractions balance.
 
         Keys: ``reaction_<boundary>_<x|y|z>`` and ``force_<boundary>_<x|y|z>``. For a
         scalar field (conduction) ``heat_in_<boundary>``: the heat flowing into the body
@@ -507,9 +508,12 @@ class MacroProblem:
             fext.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
             fint.axpy(-1.0, fext)
             fext.destroy()
+        counted = np.zeros(self._one.x.array.size, dtype=bool)
         for d, bc in zip(self.dirichlet, self.bcs):
             self._one.x.array[:] = 0.0
             dofs = bc.dof_indices()[0][: bc.dof_indices()[1]]
+            dofs = dofs[~counted[dofs]]  # a DOF of two boundaries (a corner) counts for the first
+            counted[dofs] = True
             self._one.x.array[dofs] = 1.0
             # the reaction force on the body; for heat, the heat the boundary supplies
             key = f"heat_in_{d.name or d.tag}" if self.scalar else f"reaction_{d.name or d.tag}_{'xyz'[d.component]}"

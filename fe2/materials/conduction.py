@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fe2.core.tensors import isotropic_conductivity
 from fe2.materials.base import Law, LawResult
 
 __all__ = ["LinearConduction", "NonlinearConduction"]
@@ -39,7 +40,7 @@ class LinearConduction(Law):
     def isotropic(cls, k: float, gdim: int) -> LinearConduction:
         if not (np.isfinite(k) and k > 0):
             raise ValueError(f"conductivity k must be > 0, got {k}")
-        return cls(float(k) * np.eye(gdim))
+        return cls(isotropic_conductivity(float(k), gdim))
 
     def integrate(self, grad: np.ndarray, state: np.ndarray) -> LawResult:
         g = _gradients(grad, self.gdim, "LinearConduction")

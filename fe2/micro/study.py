@@ -30,7 +30,8 @@ reported).
 Realizations are independent: realization ``k`` of the ``i``-th size (sizes in
 increasing order) uses the generator seed ``seed + i * realizations + k``, is meshed and
 solved on ``MPI.COMM_SELF`` by rank ``(i * realizations + k) % comm.size`` and gathered on
-every rank, so the report does not depend on the number of ranks.
+every rank, so its tensors and statistics do not depend on the number of ranks (its timings and
+the rank of each realization do).
 
 The caller passes the generator table and the phases (``fe2 rve-study`` reads them from
 an RVE file; errors name the file as ``source`` and the ``rve.generate`` keys, as

@@ -278,7 +278,12 @@ def test_command_writes_json_and_plot_and_matches_homogenize(tmp_path, capsys):
     (["--sizes", "1,1"], None, "--sizes must be distinct numbers > 0"),
     (["--realizations", "1"], None, "--realizations must be an integer >= 2 (a standard deviation needs two "
                                     "realizations), got '1'"),
+    (["--realizations", "8,9"], None, "--realizations must be an integer >= 2 (a standard deviation needs two "
+                                      "realizations), got '8,9'"),
     (["--tolerance", "0"], None, "--tolerance must be a number > 0 (a relative tolerance, e.g. 0.02), got '0'"),
+    (["--tolerance", "0.01,0.02"], None, "--tolerance must be a number > 0 (a relative tolerance, e.g. 0.02), got "
+                                         "'0.01,0.02'"),
+    (["--seed", "1,2"], None, "--seed must be an integer >= 0, got '1,2'"),
     (["--boundary", "linear,dirichlet"], None, "--boundary must be distinct names among linear, periodic, minimal "
                                                "separated by commas, got 'linear,dirichlet'"),
     (["--seed", "-1"], None, "--seed must be an integer >= 0, got '-1'"),

@@ -83,6 +83,17 @@ def test_linear_thermal_fe2_with_flux_and_source_equals_homogenized(tmp_path):
     assert a["newton_iterations"] == 1  # linear
 
 
+def test_heat_balance_with_temperatures_on_boundaries_that_meet(tmp_path):
+    """T = 0 on left and bottom, which share a corner node: it counts once (for the first
+    boundary listed), so the heat through both ends balances the source."""
+    data = thermal_case(LINEAR, mesh=strip(1.0, 1.0), flux=(), source=2.0, steps=1, degree=1,
+                        dirichlet=({"boundary": "left", "value": 0.0}, {"boundary": "bottom", "value": 0.0}))
+    s = run(data, tmp=tmp_path).summary["steps"][-1]
+    assert s["heat_source"] == pytest.approx(2.0, rel=1e-12)
+    assert s["heat_in_left"] + s["heat_in_bottom"] == pytest.approx(-2.0, rel=1e-10)
+    assert s["heat_in_left"] == pytest.approx(s["heat_in_bottom"], rel=1e-2)  # symmetric but for the mesh
+
+
 def laminate_closed_form(Q, f=(0.5, 0.5)):
     """Mean gradient along x of the two-layer laminate (nonlinear layer 1, linear layer 2)
     carrying the flux Q across its layers: each layer's gradient gives that flux."""
