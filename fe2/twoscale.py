@@ -165,7 +165,7 @@ def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Calla
            "time_macro_s": rep.time_macro, "time_step_s": step.wall}
     writer.history(row)
     writer.fields(step.load_factor, problem.u, problem.cell_averages(problem.strain),
-                  problem.cell_averages(problem.sigma), problem.kinematics,
+                  problem.cell_averages(problem.sigma),
                   scalars={name: problem.cell_average_scalars(v) for name, v in internal.items()},
                   nodal=problem.formulation.output_fields() or None)
     say(f"    converged in {rep.iterations} iteration(s), {step.wall:.2f} s "

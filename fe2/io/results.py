@@ -112,6 +112,8 @@ class ResultsWriter:
         self.comm = mesh.comm
         self.mesh = mesh
         self.write_fields = write_fields
+        #: the gradient measure of the fields (:mod:`fe2.core.kinematics`): how they are written
+        self.kinematics = kinematics
         self.history_path = self.directory / "history.csv"
         self._history_keys: list[str] | None = None
         on_root(self.comm, self._start_history, resume)
@@ -140,10 +142,9 @@ class ResultsWriter:
             self._scalars: dict[str, fem.Function] = {}
 
     def fields(self, t: float, u: fem.Function, strain_cells: np.ndarray, stress_cells: np.ndarray,
-               kinematics: str = "small", scalars: dict[str, np.ndarray] | None = None,
-               nodal: dict[str, fem.Function] | None = None) -> None:
+               scalars: dict[str, np.ndarray] | None = None, nodal: dict[str, fem.Function] | None = None) -> None:
         """Append one time stamp. ``strain_cells``/``stress_cells``: ``(num_owned_cells, n)``
-        cell averages: Mandel strain and stress (small strain), ``F`` and ``P``
+        cell averages, as the writer's ``kinematics`` says: Mandel strain and stress (small strain), ``F`` and ``P``
         flattened row-major (finite strain; written as ``strain`` = F - I and ``stress`` = P),
         or ``grad T`` and ``K grad T`` (scalar; written as ``temperature_gradient`` and
         ``heat_flux`` = -K grad T).
@@ -153,7 +154,7 @@ class ResultsWriter:
         if not self.write_fields:
             return
         self._u1.interpolate(u)
-        gdim = self.mesh.geometry.dim
+        gdim, kinematics = self.mesh.geometry.dim, self.kinematics
         for f, vals in ((self._eps, strain_cells), (self._sig, stress_cells)):
             arr = f.x.array.reshape(-1, vals.shape[1] if kinematics == "scalar" else gdim * gdim)
             if kinematics == "small":
