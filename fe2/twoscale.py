@@ -108,7 +108,8 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
         raise ConfigError(f"{cfg.source}: the RVE ({what}) is {rve.gdim}D but the macro mesh is "
                           f"{mm.mesh.geometry.dim}D; the RVE must have the macro mesh's dimension")
     dirichlet, traction = loads.from_config(cfg.macro.dirichlet, cfg.macro.traction, mm, cfg.source,
-                                            cfg.macro.flux)
+                                            cfg.macro.flux, cfg.loading.amplitudes)
+    amplitudes = {n: loads.Amplitude.from_pairs(v, n) for n, v in cfg.loading.amplitudes.items()}
     material, material_note = choose_material(cfg, rve, comm)
     if material is rve and cfg.parallel.balance and hasattr(rve, "balance_over"):
         rve.balance_over(comm)
@@ -116,7 +117,7 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
     problem = MacroProblem(mm, material, degree=cfg.macro.degree,
                            quadrature_degree=cfg.macro.quadrature_degree, dirichlet=dirichlet,
                            traction=traction, petsc_options=cfg.solver.petsc_options, nonlocal_length=length,
-                           source=cfg.macro.source)
+                           source=cfg.macro.source, source_amplitude=amplitudes.get(cfg.macro.source_amplitude))
     free = problem.free_rigid_motions()
     if free and problem.scalar:
         raise ConfigError(f"{cfg.source}: key 'macro.dirichlet': no temperature is prescribed on any node (the "
@@ -131,6 +132,13 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
         f"{problem.num_points_global} quadrature points"
         + (f" (per rank: {', '.join(map(str, counts))})" if comm.size > 1 and comm.rank == 0 else ""))
     say(f"  material: {material_note}")
+    times = pathfollowing.load_factors(cfg.loading)
+    if amplitudes:
+        ramped = [f"{e.name or e.tag}" for e in (*dirichlet, *traction)
+                  if e.amplitude is None and np.any(np.asarray(e.value) != 0)]
+        say(f"  loading: pseudo-time 0 to {times[-1]:g} in {len(times)} steps, amplitudes "
+            f"{', '.join(amplitudes)}" + (f"; without an amplitude (scaled by t): {', '.join(ramped)}"
+                                          if ramped else ""))
     if length is not None:
         say(f"  regularization: implicit gradient, internal length l = {length:.6g}"
             + (" (the RVE edge)" if cfg.macro.nonlocal_length is None else ""))
@@ -155,12 +163,13 @@ def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Calla
     """Write one converged step to the results folder and the log; its history row."""
     rep = step.report
     reac = problem.reactions()
+    means = problem.boundary_means()
     internal = problem.internal_fields()
     energy = {} if problem.scalar else {"external_work": problem.work}
     if "dissipation" in internal:
         energy["dissipated_energy"] = problem.dissipated_energy(internal)
     row = {"step": step.number, "load_factor": step.load_factor, "control": step.control,
-           "newton_iterations": rep.iterations, **reac, **energy,
+           "newton_iterations": rep.iterations, **reac, **means, **energy,
            "residuals": rep.residuals, "time_rve_s": rep.time_material,
            "time_macro_s": rep.time_macro, "time_step_s": step.wall}
     writer.history(row)
@@ -187,8 +196,9 @@ def _statistics(material: PointMaterial, comm: MPI.Comm) -> dict[str, Any]:
 
 
 #: what a restart may change: everything else of the case is its physics
-RESTART_MAY_CHANGE = ("title", "loading.steps", "loading.factors", "loading.min_step", "loading.growth",
-                      "loading.easy_iterations", "loading.dissipation_increment", "solver", "output", "parallel")
+RESTART_MAY_CHANGE = ("title", "loading.steps", "loading.end_time", "loading.factors", "loading.min_step",
+                      "loading.growth", "loading.easy_iterations", "loading.dissipation_increment", "solver", "output",
+                      "parallel")
 
 
 def _changes(old: Any, new: Any, prefix: str = "") -> list[str]:

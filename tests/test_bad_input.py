@@ -70,13 +70,19 @@ CATALOGUE = [
     ("factors negative", [("steps = 4", "factors = [-0.5, 1.0]")], "",
      "key 'loading.factors[0]' must be > 0 (the load factors go from 0 up), got -0.5"),
     ("factors decreasing", [("steps = 4", "factors = [0.5, 1.0, 0.8]")], "",
-     "key 'loading.factors[2]' must be larger than the factor before it (1.0): the load factors must increase, "
-     "got 0.8"),
+     "key 'loading.factors[2]' must be larger than the factor before it (1.0): the load factors are pseudo-times and "
+     "increase (to unload or cycle, give the loads an amplitude), got 0.8"),
+    ("amplitude unknown", [("steps = 4", "steps = 4\namplitudes = {up = [[0, 0], [1, 1]]}"),
+                           ('value = 0.0\n', 'value = 0.0\namplitude = "down"\n')], "",
+     "key 'macro.dirichlet[0].amplitude' names amplitude 'down', which [loading.amplitudes] does not define ('up')"),
+    ("amplitude times decreasing", [("steps = 4", "steps = 4\namplitudes = {up = [[0, 0], [1, 1], [0.5, 0]]}")],
+     "", "key 'loading.amplitudes.up[2]' must have a time larger than the pair before it (1.0), got [0.5, 0.0]"),
     ("factors all zero", [("steps = 4", "factors = [0.0, 0.0]")], "",
      "key 'loading.factors[0]' must be > 0 (the load factors go from 0 up), got 0.0"),
     ("growth below 1", [("steps = 4", "steps = 4\ngrowth = 0.5")], "", "key 'loading.growth' must be >= 1, got 0.5"),
     ("min_step above the step", [("steps = 4", "steps = 4\nmin_step = 0.5")], "",
-     "key 'loading.min_step' must not be larger than the nominal load step (0.25, 1 / loading.steps = 1/4), got 0.5"),
+     "key 'loading.min_step' must not be larger than the nominal load step (0.25, end time / loading.steps = 1/4), "
+     "got 0.5"),
     ("E nan", [("E = 1.0", "E = nan")], "",
      "key 'rve.phases.matrix.E' must be a finite number of magnitude at most 1e+100, got nan"),
     ("E inf", [("E = 1.0", "E = inf")], "",

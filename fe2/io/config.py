@@ -32,7 +32,7 @@ from typing import Any, Union
 from fe2.core.errors import ConfigError
 from fe2.core.physics import BOUNDARY_CONDITIONS, PHYSICS
 from fe2.materials.registry import DEFAULT_LAW, LAWS
-from fe2.solvers.pathfollowing import CONTROLS
+from fe2.solvers.pathfollowing import CONTROLS, load_factors
 
 __all__ = ["CaseConfig", "DEFAULT_CASE", "DirichletConfig", "FluxConfig", "LoadingConfig", "MacroConfig",
            "MacroMeshConfig", "OutputConfig", "ParallelConfig", "PhaseConfig", "RVEConfig", "RVEFile", "SolverConfig",
@@ -200,7 +200,10 @@ class DirichletConfig:
     component: str | int | None = _f(None, doc="``x``, ``y``, ``z`` (or 0, 1, 2): the displacement component; "
                                                "required for mechanics, not given for conduction",
                                      check=one_of("x", "y", "z", 0, 1, 2))
-    value: float = _f(0.0, doc="displacement (conduction: temperature) at full load (scaled by the load factor)")
+    value: float = _f(0.0, doc="displacement (conduction: temperature) at full load (scaled by the load factor t, or "
+                               "by its amplitude)")
+    amplitude: str | None = _f(None, doc="name of a ``[loading.amplitudes]`` table the value follows in pseudo-time "
+                                         "t (default: scaled by t itself)")
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,10 @@ class TractionConfig:
     """``[[macro.traction]]``: a surface traction on a boundary (mechanics)."""
 
     boundary: str | int = _f(doc="boundary name or facet tag")
-    value: tuple[float, ...] = _f(doc="traction vector at full load (scaled by the load factor)")
+    value: tuple[float, ...] = _f(doc="traction vector at full load (scaled by the load factor t, or by its "
+                                      "amplitude)")
+    amplitude: str | None = _f(None, doc="name of a ``[loading.amplitudes]`` table the value follows in pseudo-time "
+                                         "t (default: scaled by t itself)")
 
 
 @dataclass(frozen=True)
@@ -217,7 +223,9 @@ class FluxConfig:
 
     boundary: str | int = _f(doc="boundary name or facet tag")
     value: float = _f(doc="heat flux into the body, ``-q.n`` (power per unit area), at full load (scaled by the "
-                          "load factor); negative: heat leaves")
+                          "load factor t, or by its amplitude); negative: heat leaves")
+    amplitude: str | None = _f(None, doc="name of a ``[loading.amplitudes]`` table the value follows in pseudo-time "
+                                         "t (default: scaled by t itself)")
 
 
 @dataclass(frozen=True)
@@ -234,7 +242,8 @@ class MacroConfig:
     traction: tuple[TractionConfig, ...] = _f((), doc="tractions, ``[[macro.traction]]`` (mechanics)")
     flux: tuple[FluxConfig, ...] = _f((), doc="heat fluxes into the body, ``[[macro.flux]]`` (conduction)")
     source: float | None = _f(None, doc="conduction: heat source per unit volume at full load (scaled by the load "
-                                        "factor)")
+                                        "factor t, or by ``source_amplitude``)")
+    source_amplitude: str | None = _f(None, doc="name of a ``[loading.amplitudes]`` table the source follows")
     material: str = _f("rve", doc="``rve`` (FE²: an RVE solve at every quadrature point), ``homogenized`` "
                                   "(single scale with the RVE's effective tensor: elastic, or the conductivity; "
                                   "linear phases only), or the name of an RVE phase (single scale with that phase's "
@@ -251,11 +260,24 @@ class MacroConfig:
 
 @dataclass(frozen=True)
 class LoadingConfig:
-    """``[loading]``: load steps."""
+    """``[loading]``: load steps in pseudo-time ``t``, which runs from 0 to ``end_time``. A load
+    without an amplitude is its value times ``t`` (``t`` is its load factor); a load with
+    ``amplitude = "name"`` is its value times the piecewise-linear table ``name`` of
+    ``[loading.amplitudes]`` at ``t``. The steps end at every time point of the amplitudes, so
+    that reversals are reached exactly."""
 
-    steps: int = _f(4, doc="number of equal load steps to factor 1", check=positive)
-    factors: tuple[float, ...] | None = _f(None, doc="explicit load factors, positive and increasing (overrides "
-                                                     "``steps``)")
+    steps: int = _f(4, doc="number of equal pseudo-time steps from 0 to ``end_time`` (the amplitudes' time points "
+                           "are added)", check=positive)
+    end_time: float | None = _f(None, doc="pseudo-time at the end of the run (default: the last time point of the "
+                                          "amplitudes, or 1 without amplitudes)", check=positive)
+    factors: tuple[float, ...] | None = _f(None, doc="explicit pseudo-times (load factors) of the steps, positive and "
+                                                     "increasing; the last one ends the run (overrides ``steps`` and "
+                                                     "``end_time``; the amplitudes' time points are added)")
+    amplitudes: dict[str, tuple[tuple[float, ...], ...]] = _f(
+        {}, doc="amplitude tables by name, ``name = [[t0, a0], [t1, a1], ...]`` (times increasing, >= 0): "
+                "piecewise linear in between, constant before the first and after the last point, e.g. "
+                "``cycle = [[0, 0], [1, 1], [2, -1], [3, 0]]``. The body is unloaded at t = 0 whatever the tables "
+                "say there")
     min_step: float = _f(1e-4, doc="smallest load-factor increment: when a step fails (a micro or macro solve "
                                    "does not converge) it is halved down to this, then the run stops",
                          check=positive)
@@ -356,7 +378,11 @@ def _describe(tp: Any) -> str:
         return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
     if origin is tuple:
         item = typing.get_args(tp)[0]
+        if typing.get_origin(item) is tuple:
+            return f"a list of lists of {_PLURAL_WORDS[typing.get_args(item)[0]]}"
         return f"a list of {_PLURAL_WORDS.get(item, 'tables' if dataclasses.is_dataclass(item) else str(item))}"
+    if origin is dict and typing.get_origin(typing.get_args(tp)[1]) is tuple:
+        return f"a table of {_describe(typing.get_args(tp)[1])[2:]}s"
     if origin is dict or tp is dict:
         return "a table"
     if dataclasses.is_dataclass(tp):
@@ -502,9 +528,27 @@ def _validate_rve(rve: RVEConfig, ctx: _Ctx) -> RVEConfig:
     return dataclasses.replace(rve, phases=phases)
 
 
+def _validate_amplitudes(loading: LoadingConfig, ctx: _Ctx) -> None:
+    for name, table in loading.amplitudes.items():
+        key = f"loading.amplitudes.{name}"
+        if not table:
+            ctx.fail(key, "must have at least one [time, value] pair")
+        for i, pair in enumerate(table):
+            if len(pair) != 2:
+                ctx.fail(f"{key}[{i}]", f"must be a [time, value] pair, got {list(pair)!r}")
+            if pair[0] < 0:
+                ctx.fail(f"{key}[{i}]", f"must have a time >= 0 (pseudo-time starts at 0), got {list(pair)!r}")
+            if i and not pair[0] > table[i - 1][0]:
+                ctx.fail(f"{key}[{i}]", f"must have a time larger than the pair before it ({table[i - 1][0]!r}), got "
+                                        f"{list(pair)!r}")
+
+
 def _validate_loading(loading: LoadingConfig, ctx: _Ctx) -> None:
+    _validate_amplitudes(loading, ctx)
     factors = loading.factors
     if factors is not None:
+        if loading.end_time is not None:
+            ctx.fail("loading.end_time", "is not used with 'factors' (the last factor ends the run); remove one")
         if not factors:
             ctx.fail("loading.factors", "must not be empty")
         for i, f in enumerate(factors):
@@ -512,19 +556,35 @@ def _validate_loading(loading: LoadingConfig, ctx: _Ctx) -> None:
                 ctx.fail(f"loading.factors[{i}]", f"must be > 0 (the load factors go from 0 up), got {f!r}")
             if i and not f > factors[i - 1]:
                 ctx.fail(f"loading.factors[{i}]", f"must be larger than the factor before it ({factors[i - 1]!r}): "
-                                                  f"the load factors must increase, got {f!r}")
-        increments = [b - a for a, b in zip((0.0, *factors), factors)]
-        nominal, what = min(increments), "the smallest increment of loading.factors"
-    else:
-        nominal, what = 1.0 / loading.steps, f"1 / loading.steps = 1/{loading.steps}"
+                                                  "the load factors are pseudo-times and increase (to unload or "
+                                                  f"cycle, give the loads an amplitude), got {f!r}")
+    times = load_factors(loading)
+    increments = [b - a for a, b in zip((0.0, *times), times)]
+    nominal, what = min(increments), ("the smallest increment of loading.factors and the amplitudes' time points"
+                                      if factors is not None or loading.amplitudes else
+                                      f"end time / loading.steps = {times[-1]:g}/{loading.steps}")
     if loading.min_step > nominal:
         ctx.fail("loading.min_step", f"must not be larger than the nominal load step ({nominal:g}, {what}), "
                                      f"got {loading.min_step!r}")
 
 
-def _validate_macro_loads(macro: MacroConfig, mechanical: bool, ctx: _Ctx) -> None:
+def _amplitude_keys(macro: MacroConfig) -> list[tuple[str, str]]:
+    """``(key, amplitude name)`` of every macro load that names an amplitude."""
+    out = [(f"macro.{kind}[{i}].amplitude", e.amplitude) for kind in ("dirichlet", "traction", "flux")
+           for i, e in enumerate(getattr(macro, kind)) if e.amplitude is not None]
+    return out + ([("macro.source_amplitude", macro.source_amplitude)] if macro.source_amplitude is not None else [])
+
+
+def _validate_macro_loads(macro: MacroConfig, mechanical: bool, ctx: _Ctx,
+                          amplitudes: dict[str, Any] | None = None) -> None:
     """The macro loads fit the physics: displacement components, tractions (mechanics);
-    temperatures, heat fluxes and a heat source (conduction)."""
+    temperatures, heat fluxes and a heat source (conduction); the amplitudes they name exist."""
+    for key, name in _amplitude_keys(macro):
+        if name not in (amplitudes or {}):
+            known = ", ".join(repr(n) for n in amplitudes or {}) or "none is defined"
+            ctx.fail(key, f"names amplitude {name!r}, which [loading.amplitudes] does not define ({known})")
+    if macro.source_amplitude is not None and macro.source is None:
+        ctx.fail("macro.source_amplitude", "is given without a 'source'")
     for i, d in enumerate(macro.dirichlet):
         if mechanical and d.component is None:
             ctx.fail(f"macro.dirichlet[{i}].component", "is required for a mechanical case ('x', 'y' or 'z')")
@@ -562,7 +622,7 @@ def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> C
     if not cfg.macro.dirichlet:
         ctx.fail("macro.dirichlet", "needs at least one [[macro.dirichlet]] entry "
                                     "(the macro problem would be singular)")
-    _validate_macro_loads(cfg.macro, PHYSICS[cfg.rve.physics].vector_field, ctx)
+    _validate_macro_loads(cfg.macro, PHYSICS[cfg.rve.physics].vector_field, ctx, cfg.loading.amplitudes)
     if cfg.macro.regularization == "gradient":
         if cfg.rve.physics != "elasticity":
             ctx.fail("macro.regularization", "'gradient' needs rve.physics = 'elasticity' (small strain)")
@@ -583,6 +643,9 @@ def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> C
             or (ph is not None and not LAWS[ph.law].driven)):
         ctx.fail("loading.control", f"= '{cfg.loading.control}' needs a material that dissipates by damage "
                                     "(an RVE phase with law = 'damage'); use 'load'")
+    if CONTROLS[cfg.loading.control].proportional and _amplitude_keys(cfg.macro):
+        ctx.fail("loading.control", f"= '{cfg.loading.control}' needs proportional loads (one load factor), but "
+                                    f"'{_amplitude_keys(cfg.macro)[0][0]}' names an amplitude; use 'load'")
     return dataclasses.replace(cfg, source=filename, base_dir=base_dir)
 
 

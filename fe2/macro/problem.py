@@ -39,7 +39,7 @@ from fe2.core.errors import SolverError, collective
 from fe2.core.kinematics import gradient_size, measure, reference_gradient
 from fe2.core.quadrature import QuadraturePoints, default_degree, geometry_degree
 from fe2.macro.formulations import GradientFormulation, LocalFormulation
-from fe2.macro.loads import Dirichlet, Traction
+from fe2.macro.loads import Amplitude, Dirichlet, Traction, scale
 from fe2.macro.mesh import MacroMesh
 from fe2.materials.base import PointMaterial
 from fe2.solvers.newton import NewtonReport, newton
@@ -63,9 +63,11 @@ class MacroProblem:
     degree : Lagrange degree of ``u``
     quadrature_degree : default :func:`fe2.core.quadrature.default_degree` (``max(2 * (degree - 1), 1)`` on
         affine cells, more on curved ones)
-    dirichlet, traction : boundary conditions, scaled by the load factor (scalar kinematics:
+    dirichlet, traction : boundary conditions, each ``value * a(t)`` at pseudo-time ``t``
+        (:func:`fe2.macro.loads.scale`: its amplitude, or ``t``; scalar kinematics:
         temperatures, and inward heat fluxes as one-value tractions)
-    source : scalar kinematics: heat source per unit volume at load factor 1
+    source : scalar kinematics: heat source per unit volume, scaled like the loads by
+        ``source_amplitude``
     petsc_options : overrides of :data:`fe2.core.linalg.DIRECT_LU`
     nonlocal_length : if given, the implicit gradient enhancement with this internal length
         (:class:`~fe2.macro.formulations.GradientFormulation`); the material must have a
@@ -78,7 +80,8 @@ class MacroProblem:
     def __init__(self, macro_mesh: MacroMesh, material: PointMaterial, degree: int = 2,
                  quadrature_degree: int | None = None, dirichlet: Sequence[Dirichlet] = (),
                  traction: Sequence[Traction] = (), petsc_options: Mapping[str, Any] | None = None,
-                 nonlocal_length: float | None = None, source: float | None = None) -> None:
+                 nonlocal_length: float | None = None, source: float | None = None,
+                 source_amplitude: Amplitude | None = None) -> None:
         self.macro_mesh = macro_mesh
         self.mesh = mesh = macro_mesh.mesh
         self.comm = mesh.comm
@@ -122,7 +125,11 @@ class MacroProblem:
         # --- boundary conditions ----------------------------------------------------------
         fdim = mesh.topology.dim - 1
         tags = macro_mesh.facet_tags
+        #: the factor of the heat source (:meth:`set_load`)
         self.load = fem.Constant(mesh, 0.0)
+        #: the pseudo-time of the loads (:meth:`set_load`)
+        self.time = 0.0
+        self.source_amplitude = source_amplitude
         self.dirichlet = list(dirichlet)
         self.bcs = []
         self._bc_values = []
@@ -135,7 +142,7 @@ class MacroProblem:
             dofs = fem.locate_dofs_topological(space, fdim, facets)
             c = fem.Constant(mesh, 0.0)
             self.bcs.append(fem.dirichletbc(c, dofs, space))
-            self._bc_values.append((c, d.value))
+            self._bc_values.append((c, d.value, d.amplitude))
         self.traction = list(traction)
         ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
         dx = qp.dx
@@ -153,9 +160,9 @@ class MacroProblem:
                                  f"components, expected {width}")
             value = np.asarray(t.value, float)
             tc = fem.Constant(mesh, 0.0 if scalar else np.zeros(gdim))
-            self._tractions.append((tc, value[0] if scalar else value, t.tag))
+            self._tractions.append((tc, value[0] if scalar else value, t.tag, t.amplitude))
             F -= ufl.inner(tc, v) * ds(t.tag)
-        #: the volumetric heat source at load factor 1 (scalar kinematics), scaled by :attr:`load`
+        #: the volumetric heat source (scalar kinematics), scaled by :attr:`load`
         self.source = source
         if source is not None:
             F -= self.load * source * v * dx
@@ -170,15 +177,24 @@ class MacroProblem:
         # Dirichlet dofs (0 elsewhere), f_hat = the tractions at load 1, and K^T w
         self._w = fem.Function(self.V)
         self._Kt_w = fem.form(ufl.action(ufl.adjoint(J), self._w))
-        ext = [ufl.inner(tc, v) * ds(tag) for tc, _, tag in self._tractions]
+        ext = [ufl.inner(tc, v) * ds(tag) for tc, _, tag, _ in self._tractions]
         if source is not None:
             ext.append(self.load * source * v * dx)
         self._F_ext = fem.form(sum(ext[1:], ext[0])) if ext else None
         self._pattern: tuple[PETSc.Vec, PETSc.Vec] | None = None
         self._one = fem.Function(self.V)
         self._traction_forms = [(fem.form((tc if scalar else tc[i]) * ds(tag)), tag, i)
-                                for tc, _, tag in self._tractions for i in range(width)]
+                                for tc, _, tag, _ in self._tractions for i in range(width)]
         self._source_form = fem.form(self.load * source * dx) if source is not None else None
+        # mean displacement (temperature) of the loaded boundaries, for the history
+        self._means: dict[str, tuple[Any, float]] = {}
+        for tag, name, comps in ([(d.tag, d.name, [d.component]) for d in self.dirichlet]
+                                 + [(t.tag, t.name, list(range(width))) for t in self.traction]):
+            area = self.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * ds(tag))), op=MPI.SUM)
+            for c in comps:
+                key = f"temperature_{name or tag}" if scalar else f"displacement_{name or tag}_{'xyz'[c]}"
+                if key not in self._means and area > 0:
+                    self._means[key] = (fem.form((self.u if scalar else self.u[c]) * ds(tag)), area)
 
         self.A = dolfinx.fem.petsc.create_matrix(self._J)
         self.b = dolfinx.fem.petsc.create_vector(self._F)
@@ -324,13 +340,23 @@ class MacroProblem:
         return out
 
     # -------------------------------------------------------------------------------------
-    def set_load(self, factor: float) -> None:
-        """Scale all Dirichlet values and tractions by ``factor`` (not collective)."""
-        self.load.value = factor
-        for c, value in self._bc_values:
-            c.value = factor * value
-        for tc, value, _ in self._tractions:
-            tc.value = factor * value
+    @property
+    def proportional(self) -> bool:
+        """All loads are scaled by one factor, the pseudo-time (no load has an amplitude):
+        what the load pattern of the dissipation control assumes."""
+        return self.source_amplitude is None and all(
+            a is None for *_, a in self._bc_values + self._tractions)
+
+    def set_load(self, t: float) -> None:
+        """The loads at pseudo-time ``t``: each Dirichlet value, traction and the source
+        times its factor :func:`fe2.macro.loads.scale` (``t`` itself for a load without an
+        amplitude: then ``t`` is the load factor; not collective)."""
+        self.time = t
+        self.load.value = scale(self.source_amplitude, t)
+        for c, value, amp in self._bc_values:
+            c.value = scale(amp, t) * value
+        for tc, value, _, amp in self._tractions:
+            tc.value = scale(amp, t) * value
 
     def strains_at_points(self) -> np.ndarray:
         """Macro strains at the owned quadrature points, ``(N_owned, n)`` (not collective)."""
@@ -409,9 +435,12 @@ class MacroProblem:
     # --- the load pattern, for path following ---------------------------------------------
     def _load_pattern(self) -> tuple[PETSc.Vec, PETSc.Vec]:
         """``(w, f_hat)``: the prescribed displacements at load factor 1 on the Dirichlet
-        dofs (0 elsewhere) and the external force vector of the tractions at load factor 1."""
+        dofs (0 elsewhere) and the external force vector of the tractions at load factor 1
+        (proportional loads only)."""
+        if not self.proportional:
+            raise ValueError("the load pattern needs proportional loads (no amplitudes)")
         if self._pattern is None:
-            load = float(self.load.value)
+            load = self.time
             self.set_load(1.0)
             w = self._w.x.petsc_vec
             w.set(0.0)
@@ -432,7 +461,7 @@ class MacroProblem:
         of :meth:`assemble_residual`: ``K_fD w - f_hat`` on free rows, ``-w`` on Dirichlet
         rows (collective)."""
         _, f_hat = self._load_pattern()
-        load = float(self.load.value)
+        load = self.time
         self.set_load(1.0)
         with out.localForm() as loc:  # ghosts included: they are summed into their owners
             loc.set(0.0)
@@ -526,6 +555,15 @@ class MacroProblem:
         if self._source_form is not None:
             out["heat_source"] = self.comm.allreduce(fem.assemble_scalar(self._source_form), op=MPI.SUM)
         return out
+
+    def boundary_means(self) -> dict[str, float]:
+        """The mean displacement component of every boundary with a prescribed displacement
+        (its prescribed components) or a traction (all components), as
+        ``displacement_<boundary>_<x|y|z>``; for a scalar field the mean temperature,
+        ``temperature_<boundary>`` (collective). With :meth:`reactions` they are the
+        force–displacement curves of the boundaries."""
+        return {key: self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM) / area
+                for key, (form, area) in self._means.items()}
 
     def set_time_increment(self, dt: float) -> None:
         """Pseudo-time increment of the next load step, for rate-dependent materials."""

@@ -88,11 +88,21 @@ class Step:
 
 
 def load_factors(loading) -> list[float]:
-    """The load factors of the load-controlled steps of a ``[loading]`` table."""
+    """The pseudo-times (load factors) that the load-controlled steps of a ``[loading]``
+    table end at: ``factors``, or ``steps`` equal steps to ``end_time`` (default: the last
+    time point of the amplitudes, or 1), and every time point of the amplitudes before the
+    end (where a load may turn round) that is not within 1e-9 end times of those."""
+    amplitudes = getattr(loading, "amplitudes", None) or {}
+    corners = sorted({float(p[0]) for table in amplitudes.values() for p in table})
     if loading.factors is not None:
-        return list(loading.factors)
-    n = loading.steps
-    return [(k + 1) / n for k in range(n)]
+        times = [float(f) for f in loading.factors]
+    else:
+        end = loading.end_time if getattr(loading, "end_time", None) is not None else (
+            corners[-1] if corners and corners[-1] > 0 else 1.0)
+        times = [end * (k + 1) / loading.steps for k in range(loading.steps)]
+    end = times[-1]
+    tol = 1e-9 * end
+    return sorted(times + [c for c in corners if tol < c < end - tol and min(abs(c - t) for t in times) > tol])
 
 
 def dissipation_increment(G0: float, lam0: float, G: float, lam: float) -> float:
@@ -451,13 +461,15 @@ class DissipationControl:
 class ControlSpec:
     """A path-following control of the registry.
 
-    ``needs_damage``: it assumes a material that dissipates by damage (secant unloading).
+    ``needs_damage``: it assumes a material that dissipates by damage (secant unloading);
+    ``proportional``: it assumes that all loads are scaled by one load factor (no amplitudes).
     """
 
     name: str
     doc: str
     make: type
     needs_damage: bool = False
+    proportional: bool = False
 
 
 #: name -> :class:`ControlSpec` (``[loading] control``)
@@ -467,7 +479,8 @@ CONTROLS: dict[str, ControlSpec] = {c.name: c for c in (
     ControlSpec("dissipation", "dissipation-based arc length, Gutierrez 2004: after the onset each step prescribes "
                                "the energy it dissipates and the load factor becomes an unknown, so snap-back is "
                                "followed; the last steps are load-controlled again to end exactly at the final "
-                               "factor; needs a ``damage`` phase", DissipationControl, needs_damage=True),
+                               "factor; needs a ``damage`` phase and proportional loads (no amplitudes)",
+                DissipationControl, needs_damage=True, proportional=True),
 )}
 
 
@@ -495,6 +508,8 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
     name = loading.control
     if name not in CONTROLS:
         raise ValueError(f"unknown control {name!r} (one of {', '.join(CONTROLS)})")
+    if CONTROLS[name].proportional and not problem.proportional:
+        raise ValueError(f"control {name!r} needs proportional loads (no amplitudes)")
     path = _Path(problem, loading, solver, log or (lambda msg: None), log, load_factors(loading), stop=stop)
     control = CONTROLS[name].make(path)
     if resume is None:

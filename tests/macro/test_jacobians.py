@@ -101,7 +101,7 @@ def test_arc_length_border_matches_finite_differences():
     p = problem("gradient")
     p.update_material()
     p.assemble_jacobian()
-    lam = float(p.load.value)
+    lam = p.time
     # d residual / d load factor at fixed x and tangent
     dR = p.b.duplicate()
     p.load_derivative(dR)
