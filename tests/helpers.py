@@ -130,3 +130,14 @@ def rel(A, B):
 def relmax(a, b):
     """Relative difference in the max norm."""
     return np.abs(a - b).max() / np.abs(b).max()
+
+
+def xdmf_stamps(path) -> list[tuple[float, list[str]]]:
+    """``(time, attribute names)`` of every time stamp of a results ``fields.xdmf``; asserts
+    fe2's layout: one temporal collection, named ``fields``."""
+    import xml.etree.ElementTree as ET
+
+    (series,) = ET.parse(path).getroot().findall(".//Grid[@GridType='Collection']")
+    assert series.get("Name") == "fields"
+    return [(float(g.find("Time").get("Value")), [a.get("Name") for a in g.findall("Attribute")])
+            for g in series.findall("Grid")]

@@ -3,7 +3,11 @@
 - ``fields.xdmf`` (+ ``.h5``): displacement (P1), cell-averaged strain and stress
   tensors (DG0), one time stamp per converged load step (time = load factor); for
   conduction the temperature and the cell-averaged ``temperature_gradient`` and
-  ``heat_flux`` vectors (``q = -K grad T``).
+  ``heat_flux`` vectors (``q = -K grad T``). Tensors are 3 x 3 in 2D too, so that ParaView's
+  components ``XX, XY, ..., ZZ`` are the tensor's: plane strain's ``eps_zz = 0``; the
+  out-of-plane stress is not computed yet and written as NaN. All fields of a time stamp are
+  in one grid of one temporal collection (:func:`_merge_series`), so that meshio's
+  ``TimeSeriesReader`` reads them all, as ParaView does.
 - ``history.csv``: one row per converged load step, written and flushed at once, so a
   run that stops keeps every converged step.
 - ``summary.json``: the case, the effective tensor, totals and timings.
@@ -135,7 +139,7 @@ class ResultsWriter:
             self._u1 = fem.Function(fem.functionspace(mesh, ("Lagrange", self._degree, () if scalar else (gdim,))),
                                     name="temperature" if scalar else "displacement")
             self._nodal: dict[str, fem.Function] = {}
-            T = fem.functionspace(mesh, ("DG", 0, (gdim,) if scalar else (gdim, gdim)))
+            T = fem.functionspace(mesh, ("DG", 0, (gdim,) if scalar else (3, 3)))
             self._eps = fem.Function(T, name="temperature_gradient" if scalar else "strain")
             self._sig = fem.Function(T, name="heat_flux" if scalar else "stress")
             self._scalar_space = fem.functionspace(mesh, ("DG", 0))
@@ -156,14 +160,16 @@ class ResultsWriter:
         self._u1.interpolate(u)
         gdim, kinematics = self.mesh.geometry.dim, self.kinematics
         for f, vals in ((self._eps, strain_cells), (self._sig, stress_cells)):
-            arr = f.x.array.reshape(-1, vals.shape[1] if kinematics == "scalar" else gdim * gdim)
-            if kinematics == "small":
-                vals = mandel_to_tensor(vals).reshape(-1, gdim * gdim)
-            elif kinematics == "scalar":
-                vals = vals if f is self._eps else -vals
-            elif f is self._eps:
-                vals = vals - np.eye(gdim).ravel()
-            arr[: vals.shape[0]] = vals
+            if kinematics == "scalar":
+                arr = f.x.array.reshape(-1, vals.shape[1])
+                arr[: vals.shape[0]] = vals if f is self._eps else -vals
+            else:
+                tensors = (mandel_to_tensor(vals) if kinematics == "small" else vals.reshape(-1, gdim, gdim)
+                           - (np.eye(gdim) if f is self._eps else 0.0))
+                arr = f.x.array.reshape(-1, 3, 3)
+                arr[: vals.shape[0], :gdim, :gdim] = tensors
+                if gdim == 2:  # plane strain: eps_zz = 0 (F_zz = 1); sigma_zz not computed yet
+                    arr[: vals.shape[0], 2, 2] = 0.0 if f is self._eps else np.nan
             f.x.scatter_forward()
         extra = []
         for name, vals in (scalars or {}).items():
@@ -187,6 +193,7 @@ class ResultsWriter:
             fh.write_function(self._sig, t)
             for f in extra:
                 fh.write_function(f, t)
+        on_root(self.comm, _merge_series, self.xdmf_path)
 
     def _start_history(self, resume: int | None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -305,6 +312,40 @@ def _mesh_first(path: Path) -> None:
     newest = [g for g in domain.findall("Grid") if g.get("GridType") == "Uniform"][-1]
     domain.remove(newest)
     domain.insert(0, newest)
+    _write_xml(tree, path)
+
+
+#: the name of the one temporal collection that holds every field (:func:`_merge_series`)
+SERIES = "fields"
+
+
+def _merge_series(path: Path) -> None:
+    """Move the time stamps dolfinx writes, one temporal collection per function, into one
+    collection :data:`SERIES` whose grid at each time holds every function's attribute (the
+    layout meshio's ``TimeSeriesReader`` expects and ParaView reads alike). Functions written
+    later at a time the collection has join that time's grid; dolfinx adds the next stamp's
+    functions as new collections again, merged in turn."""
+    tree = ET.parse(path)
+    domain = tree.getroot().find("Domain")
+    series = [g for g in domain.findall("Grid") if g.get("CollectionType") == "Temporal"]
+    if not series:
+        return
+    main = next((g for g in series if g.get("Name") == SERIES), series[0])
+    main.set("Name", SERIES)
+    at = {grid.find("Time").get("Value"): grid for grid in main.findall("Grid")}
+    for other in series:
+        if other is main:
+            continue
+        for grid in other.findall("Grid"):
+            t = grid.find("Time").get("Value")
+            if t in at:
+                for attribute in grid.findall("Attribute"):
+                    at[t].append(attribute)
+            else:
+                grid.set("Name", SERIES)
+                main.append(grid)
+                at[t] = grid
+        domain.remove(other)
     _write_xml(tree, path)
 
 
