@@ -6,6 +6,7 @@
     fe2 homogenize RVE.toml [--json]      effective tensor of an RVE
     fe2 rve-study RVE.toml [--sizes ...]  RVE size statistics of a random microstructure (SVE -> RVE)
     fe2 mesh KIND OUT.msh [--PARAM V ...] periodic RVE mesh generators (circle, random, laminate, sphere)
+    fe2 plot RESULTS... [--x C --y C]     force-displacement curve, Newton iterations and time per step
     fe2 config                            print the configuration reference (Markdown)
 
 Errors caused by input or by a failed solve print one line ``fe2: error: ...`` and
@@ -99,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("case", nargs="?", help="case file (TOML); see `fe2 config`")
     r.add_argument("-o", "--output", help="results folder (overrides [output] directory)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    r.add_argument("-v", "--verbose", action="store_true",
+                   help="also every step attempt and Newton iteration (default: one line per converged step)")
     r.add_argument("--restart", nargs="?", const="", metavar="DIR",
                    help="go on from the newest checkpoint in the results folder (DIR, or the -o / [output] "
                         "one), on any number of ranks; the case may change only its output, solver, parallel "
@@ -154,6 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
     _add_mesh_parsers(sub)
+
+    pl = sub.add_parser(
+        "plot", help="plot results folders: force-displacement curve, Newton iterations, time per step",
+        description="Plot the history.csv of one or several results folders of fe2 run into STEM.png and "
+                    "STEM.pdf, one colour per folder: the force-displacement curve of the loaded boundary (the "
+                    "boundary whose mean displacement, or temperature, is largest against its reaction, "
+                    "traction resultant or heat inflow; without displacement columns the largest force "
+                    "against load_factor), the Newton iterations and the wall time of every load step.")
+    pl.add_argument("results", nargs="+", metavar="RESULTS",
+                    help="results folders (fe2 run -o / [output] directory); several are drawn in the same panels")
+    pl.add_argument("--x", metavar="COLUMN",
+                    help="history.csv column on the curve's horizontal axis (any numeric column; default: "
+                         "chosen per folder as described above)")
+    pl.add_argument("--y", metavar="COLUMN",
+                    help="history.csv column on the curve's vertical axis (default: chosen per folder)")
+    pl.add_argument("-o", "--output", metavar="STEM",
+                    help="write STEM.png and STEM.pdf (a .png or .pdf suffix is dropped; an existing folder: "
+                         "FOLDER/plot); default: plot.png and plot.pdf in the first RESULTS folder")
+    pl.add_argument("-q", "--quiet", action="store_true", help="print nothing (errors still go to stderr)")
+
     sub.add_parser("config", help="print the configuration reference (Markdown)")
     return parser
 
@@ -188,7 +211,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("give either --restart (continue the run in the results folder) or --overwrite "
                           "(replace it), not both")
     twoscale.run(cfg, MPI.COMM_WORLD, output=output, verbose=not args.quiet, restart=args.restart is not None,
-                 overwrite=args.overwrite, max_wall=args.max_wall)
+                 overwrite=args.overwrite, max_wall=args.max_wall, newton=args.verbose)
     return 0
 
 
@@ -424,6 +447,26 @@ def _cmd_rve_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from fe2.core.errors import on_root
+    from fe2.io import plot
+
+    def draw() -> list[str]:
+        made = plot.plot_results(args.results, output=args.output, x=args.x, y=args.y)
+        lines = [f"{c.folder}: {c.y} against {c.x}, {len(c.xs)} step{'s' if len(c.xs) != 1 else ''}"
+                 for c in made.curves]
+        return [*lines, f"wrote {', '.join(str(p) for p in made.paths)}"]
+
+    world = MPI.COMM_WORLD  # under mpirun, rank 0 reads and writes
+    lines = on_root(world, draw)
+    if world.rank == 0 and not args.quiet:
+        for line in lines:
+            print(line)
+    return 0
+
+
 def _cmd_mesh(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
@@ -501,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_rve_study(args)
         if args.command == "mesh":
             return _cmd_mesh(args)
+        if args.command == "plot":
+            return _cmd_plot(args)
         if args.command == "config":
             from fe2.io.config import reference_markdown
 

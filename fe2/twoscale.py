@@ -159,8 +159,34 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
     return problem, summary
 
 
-def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Callable[[str], None]) -> dict[str, Any]:
-    """Write one converged step to the results folder and the log; its history row."""
+class Progress:
+    """How far a run is: the pseudo-time reached of the end time, the steps done and the time
+    left, estimated from the wall time per unit of pseudo-time so far (the pseudo-time a
+    run resumed at counts as done)."""
+
+    def __init__(self, t_end: float, t_start: float = 0.0) -> None:
+        self.t_end, self.t0, self.clock = t_end, t_start, time.perf_counter()
+        self.done = 0.0
+
+    def line(self, step: Step) -> str:
+        span = self.t_end - self.t0
+        self.done = max(self.done, (step.load_factor - self.t0) / span if span > 0 else 1.0)
+        elapsed = time.perf_counter() - self.clock
+        left = elapsed * (1 - self.done) / self.done if 0 < self.done < 1 else 0.0
+        return (f"t = {step.load_factor:.6g} of {self.t_end:.6g} ({100 * min(self.done, 1.0):.0f} %), "
+                f"{elapsed:.1f} s" + (f", about {_duration(left)} left" if self.done < 1 else ""))
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Callable[[str], None],
+            progress: Progress) -> dict[str, Any]:
+    """Write one converged step to the results folder and the log (one line); its history row."""
     rep = step.report
     reac = problem.reactions()
     means = problem.boundary_means()
@@ -177,9 +203,9 @@ def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Calla
                   problem.cell_averages(problem.sigma),
                   scalars={name: problem.cell_average_scalars(v) for name, v in internal.items()},
                   nodal=problem.formulation.output_fields() or None)
-    say(f"    converged in {rep.iterations} iteration(s), {step.wall:.2f} s "
-        f"(RVE {rep.time_material:.2f} s, macro {rep.time_macro:.2f} s); "
-        + (f"load factor {step.load_factor:.6g}, " if step.control == "dissipation" else "")
+    say(f"  step {step.number} [{progress.line(step)}]: {rep.iterations} iteration{'s' if rep.iterations != 1 else ''}"
+        f", {step.wall:.2f} s (RVE {rep.time_material:.2f} s)"
+        + (" under dissipation control" if step.control == "dissipation" else "") + "; "
         + ", ".join(f"{kk} = {vv:.6g}" for kk, vv in reac.items()))
     return row
 
@@ -276,8 +302,13 @@ def _prepare_folder(comm: MPI.Comm, outdir: Path, stage: Path, generated: bool, 
 
 
 def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbose: bool = True,
-        restart: bool = False, overwrite: bool = False, max_wall: float | None = None) -> RunResult:
+        restart: bool = False, overwrite: bool = False, max_wall: float | None = None,
+        newton: bool = False) -> RunResult:
     """Run a two-scale case (collective on ``comm``).
+
+    ``verbose``: the set-up, one line per converged step (:class:`Progress`: pseudo-time,
+    iterations, reactions, the time left) and what the path following does on rank 0;
+    ``newton`` adds every step attempt and Newton iteration.
 
     Returns the summary (also written to ``summary.json``) and the macro problem. Raises
     :class:`~fe2.core.errors.SolverError` if a load step does not converge; every converged
@@ -322,10 +353,11 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
         status = "completed"
         last: Step | None = None
         try:
-            for step in pathfollowing.follow(problem, cfg.loading, cfg.solver, log=say if verbose else None,
-                                             resume=resume, stop=stop):
+            progress = Progress(pathfollowing.load_factors(cfg.loading)[-1], problem.time)
+            for step in pathfollowing.follow(problem, cfg.loading, cfg.solver, log=say if verbose and newton else None,
+                                             resume=resume, stop=stop, say=say):
                 total_rve_points += step.material_points
-                summary["steps"].append(_record(step, problem, writer, say))
+                summary["steps"].append(_record(step, problem, writer, say, progress))
                 writer.summary(summary)  # status "running": a killed run shows how far it got
                 last = step
                 if every and step.number % every == 0:

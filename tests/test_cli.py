@@ -224,7 +224,7 @@ def test_list_examples_and_print(capsys):
     if MPI.COMM_WORLD.rank == 0:
         names = [line.split()[0] for line in out.strip().splitlines()]
         assert names == ["composite_beam_3d", "damage_bar", "hyperelastic_block_3d", "hyperelastic_plate",
-                         "plastic_plate", "plate_with_hole", "thermal_plate"]
+                         "plastic_cycle", "plastic_plate", "plate_with_hole", "thermal_plate"]
     code, out, _ = run_main(capsys, "run", "--example", "plastic_plate", "--print-default")
     assert code == 0
     if MPI.COMM_WORLD.rank == 0:
@@ -233,10 +233,10 @@ def test_list_examples_and_print(capsys):
     assert code == 2
     if MPI.COMM_WORLD.rank == 0:
         assert ("no example case 'nonesuch' (examples: composite_beam_3d, damage_bar, hyperelastic_block_3d, "
-                "hyperelastic_plate, plastic_plate, plate_with_hole, thermal_plate)") in err
+                "hyperelastic_plate, plastic_cycle, plastic_plate, plate_with_hole, thermal_plate)") in err
 
 
-@pytest.mark.parametrize("name", ["plastic_plate", "hyperelastic_plate", "damage_bar"])
+@pytest.mark.parametrize("name", ["plastic_plate", "hyperelastic_plate", "damage_bar", "plastic_cycle"])
 def test_nonlinear_examples_first_step(tmp_path, name):
     import dataclasses
 
@@ -319,3 +319,85 @@ def test_final_line_lists_only_what_was_written(tmp_path, capsys):
     if MPI.COMM_WORLD.rank == 0:
         assert lines[-1].endswith(f"Results in {out}/ (history.csv, summary.json)")
         assert sorted(p.name for p in Path(out).iterdir()) == ["history.csv", "rve.msh", "summary.json"]
+
+
+SMALL_CYCLE = """title = "small cycle"
+[macro]
+degree = 1
+material = "matrix"
+[macro.mesh]
+generator = "rectangle"
+structured = 1
+[[macro.dirichlet]]
+boundary = "left"
+component = "x"
+[[macro.dirichlet]]
+boundary = "bottom"
+component = "y"
+[[macro.dirichlet]]
+boundary = "right"
+component = "x"
+value = 0.01
+amplitude = "cycle"
+[loading]
+steps = 2
+[loading.amplitudes]
+cycle = [[0, 0], [1, 1], [2, -1]]
+[rve.generate]
+kind = "laminate"
+dim = 2
+fractions = [0.5, 0.5]
+h = 0.5
+[rve.phases.matrix]
+tag = 1
+E = 1.0
+nu = 0.3
+[rve.phases.other]
+tag = 2
+E = 2.0
+nu = 0.3
+[output]
+format = "none"
+"""
+
+
+@pytest.mark.parametrize("flag", [None, "-v", "-q"])
+def test_run_prints_one_progress_line_per_step(tmp_path, capsys, flag):
+    """Default: one line per converged step with the pseudo-time reached and the time left;
+    -v adds the step attempts and Newton iterations; -q prints nothing."""
+    folder = Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0))
+    case = folder / "case.toml"
+    if MPI.COMM_WORLD.rank == 0:
+        case.write_text(SMALL_CYCLE)
+    MPI.COMM_WORLD.barrier()
+    code, out, _ = run_main(capsys, "run", case, "-o", folder / "out", *([flag] if flag else []))
+    assert code == 0
+    if MPI.COMM_WORLD.rank != 0 or flag == "-q":
+        assert out == ""
+        return
+    lines = out.splitlines()
+    progress = [ln for ln in lines if ln.startswith("  step ") and "[t = " in ln]
+    # steps end at t = 1 and 2 (the equal steps) and at the corner t = 1 (merged): 2 steps
+    assert progress[0].startswith("  step 1 [t = 1 of 2 (50 %), ")
+    assert progress[1].startswith("  step 2 [t = 2 of 2 (100 %), ")
+    assert len(progress) == 2 and " left]" in progress[0] and " left]" not in progress[1]
+    assert "reaction_right_x = " in progress[1]
+    newton = [ln for ln in lines if ln.lstrip().startswith("newton ")]
+    assert (len(newton) > 0) == (flag == "-v")
+    assert len(lines) == len(progress) + 7 + (len(newton) + 2 if flag == "-v" else 0)
+
+
+def test_progress_estimates_the_time_left_from_the_pseudo_time_done():
+    import time
+
+    from fe2 import twoscale
+    from fe2.solvers.pathfollowing import Step
+
+    p = twoscale.Progress(t_end=4.0)
+    p.clock = time.perf_counter() - 10.0  # 10 s into the run
+    assert p.line(Step(1, 1.0, None, "load", 0.0, 1.0)).startswith("t = 1 of 4 (25 %), 10.0 s, about 30 s left")
+    assert p.line(Step(2, 0.5, None, "load", 0.0, 1.0)).endswith("about 30 s left")  # a path that turns back
+    resumed = twoscale.Progress(t_end=4.0, t_start=2.0)  # a restart at t = 2: half as much left to do
+    resumed.clock = time.perf_counter() - 600.0
+    assert resumed.line(Step(5, 3.0, None, "load", 0.0, 1.0)).endswith("(50 %), 600.0 s, about 10 min left")
+    assert resumed.line(Step(6, 4.0, None, "load", 0.0, 1.0)).endswith("(100 %), 600.0 s")

@@ -221,8 +221,8 @@ class _Path:
     problem: Any
     loading: Any
     solver: Any
-    say: Callable[[str], None]
-    log: Callable[[str], None] | None
+    say: Callable[[str], None]  #: what the path does: failures, cut-backs, changes of control
+    log: Callable[[str], None] | None  #: Newton iterations
     targets: list[float]
     lam: float = 0.0  #: load factor of the last converged step
     k: int = 0  #: converged steps
@@ -232,6 +232,11 @@ class _Path:
     points: int = 0  #: material evaluations since the last converged step (all ranks, failed attempts too)
     #: asked before every step and Newton update whether to go on (raises to stop), or None
     stop: Callable[..., None] | None = None
+
+    def attempt(self, msg: str) -> None:
+        """Announce an attempt at a step: shown with the Newton iterations it introduces."""
+        if self.log is not None:
+            self.log(msg)
 
     @property
     def lam_end(self) -> float:
@@ -296,7 +301,7 @@ class LoadControl:
         lam_try = min(lam + self.dlam, target)
         if target - lam_try < 1e-9 * nominal:  # do not leave a sliver before the target
             lam_try = target
-        p.say(f"  step {p.k + 1}: load factor {lam_try:.6g} (increment {lam_try - lam:.3g})")
+        p.attempt(f"  step {p.k + 1}: load factor {lam_try:.6g} (increment {lam_try - lam:.3g})")
         problem.set_load(lam_try)
         problem.set_time_increment(lam_try - lam)
         rep = problem.newton(p.solver.rtol, p.solver.atol, p.solver.max_iterations, log=p.log, stop=p.stop)
@@ -388,7 +393,7 @@ class DissipationControl:
             self._land(min(dlam_pred, p.lam_end - lam))
             p.say(f"  the final load factor {p.lam_end:.6g} is near: load control again")
             return None
-        p.say(f"  step {p.k + 1}: dissipation control, dissipated energy {self.dtau:.4g} "
+        p.attempt(f"  step {p.k + 1}: dissipation control, dissipated energy {self.dtau:.4g} "
               f"(predicted load factor {lam + dlam_pred:.6g})")
         problem.add_to_solution(ratio, problem.u_committed - p.x_prev)
         problem.set_time_increment(abs(dlam_pred))
@@ -486,7 +491,7 @@ CONTROLS: dict[str, ControlSpec] = {c.name: c for c in (
 
 def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | None = None,
            resume: tuple[dict[str, Any], np.ndarray] | None = None,
-           stop: Callable[..., None] | None = None) -> Iterator[Step]:
+           stop: Callable[..., None] | None = None, say: Callable[[str], None] | None = None) -> Iterator[Step]:
     """Drive ``problem`` from load factor 0 to the last of :func:`load_factors` with the
     control ``loading.control``; yield each converged step after committing it.
 
@@ -499,6 +504,10 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
     solution of the step before it (``x_prev``, the local array of ``problem.x``); the
     problem must hold that step's committed state.
 
+    ``log`` gets the Newton iterations and the announcement of every attempt at a step,
+    ``say`` (default ``log``) what the path does besides: failed steps and cut-backs, changes
+    of control.
+
     ``stop`` (a :class:`fe2.core.stopping.StopRequest`): called before every attempt at a
     step, with ``upcoming`` = the duration of the last converged step, and before every
     Newton update; what it raises (:class:`~fe2.core.errors.Interrupted`) propagates, with
@@ -510,7 +519,7 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
         raise ValueError(f"unknown control {name!r} (one of {', '.join(CONTROLS)})")
     if CONTROLS[name].proportional and not problem.proportional:
         raise ValueError(f"control {name!r} needs proportional loads (no amplitudes)")
-    path = _Path(problem, loading, solver, log or (lambda msg: None), log, load_factors(loading), stop=stop)
+    path = _Path(problem, loading, solver, say or log or (lambda msg: None), log, load_factors(loading), stop=stop)
     control = CONTROLS[name].make(path)
     if resume is None:
         path.G = problem.conjugate_force() if control.tracks_dissipation else 0.0
