@@ -1,11 +1,14 @@
 """Load stepping and path following of a :class:`~fe2.macro.problem.MacroProblem`.
 
-:func:`follow` drives the macro problem along its loading (all Dirichlet values and
-tractions scaled by one load factor ``lam``) and yields every converged, committed step.
+:func:`follow` drives the macro problem along its loading in the pseudo-time ``lam`` (each
+Dirichlet value and traction is its value times its amplitude at ``lam``, or times ``lam``
+itself: then ``lam`` is the load factor; :mod:`fe2.macro.loads`) and yields every
+converged, committed step.
 The controls are registered in :data:`CONTROLS` (``[loading] control``), one class each:
 
 ``load`` (default, :class:`LoadControl`)
-    The load factor is prescribed: equal steps (or the listed factors), each halved when
+    The load factor is prescribed: equal steps (or the listed factors) and the amplitudes'
+    corners (:func:`load_factors`), each halved when
     it fails (a micro or macro solve that does not converge) down to ``min_step``, grown
     by ``growth`` after an easy step. With prescribed displacements this is displacement
     control; it passes a peak load but stops where the equilibrium path turns back

@@ -223,3 +223,21 @@ def test_restart_without_a_checkpoint_says_so(tmp_path):
 
     with pytest.raises(ConfigError, match="no checkpoint to restart from"):
         run_case(plastic_case(), MPI.COMM_SELF, tmp=tmp_path / "empty", restart=True)
+
+
+def test_strain_cycle_killed_while_unloading_restarts_exactly(tmp_path):
+    """A load history: killed in the reverse branch of a cycle (after the turning point),
+    restarted on two ranks, it ends like the uninterrupted run; the steps still end at the
+    amplitude's corner."""
+    case = plastic_case()
+    case["macro"]["dirichlet"][2]["amplitude"] = "cycle"
+    case["loading"] = {"steps": 4, "amplitudes": {"cycle": [[0, 0], [1, 1], [2, -0.5]]}}
+    ref = tmp_path / "ref"
+    run_case(case, MPI.COMM_SELF, tmp=ref)
+    steps = json.loads((ref / "summary.json").read_text())["steps"]
+    assert [s["load_factor"] for s in steps] == pytest.approx([0.5, 1.0, 1.5, 2.0])
+    assert steps[-1]["reaction_right_x"] < 0 < steps[1]["reaction_right_x"]  # it did turn round
+    run = tmp_path / "run"
+    spawn(case, run, kill_after=3)
+    spawn(case, run, ranks=2, restart=True)
+    assert_same_end(ref, run, 1e-10)
