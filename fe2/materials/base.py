@@ -118,6 +118,13 @@ class Law:
         """Equivalent strain ``(N,)`` and its gradient ``(N, n)`` (only if :attr:`driven`)."""
         raise NotImplementedError(f"{type(self).__name__} has no equivalent strain")
 
+    def out_of_plane_stress(self, grad: np.ndarray, state: np.ndarray) -> np.ndarray | None:
+        """Plane strain (a small-strain or finite-strain law with ``gdim == 2``): the
+        out-of-plane stress ``sigma_zz`` (finite strain: ``P_33``) ``(N,)`` at in-plane
+        gradients ``grad`` and states ``state`` (those :meth:`integrate` returned for them).
+        ``None``: the law has no such component (3D, conduction) or cannot say (the default)."""
+        return None
+
     def elastic(self, state: np.ndarray, trial: np.ndarray) -> np.ndarray | None:
         """``(N,)`` True where the step from the committed ``state`` to ``trial`` (what
         :meth:`integrate` returned) stayed elastic: the tangent is the law's initial

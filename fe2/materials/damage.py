@@ -280,6 +280,13 @@ class IsotropicDamage(Law):
         sigma, C = self._restrict(sigma, C)
         return LawResult(sigma, C, trial)
 
+    def out_of_plane_stress(self, grad: np.ndarray, state: np.ndarray) -> np.ndarray | None:
+        """Plane strain: ``sigma_zz = (1 - omega) [C eps]_zz`` with ``eps_zz = 0``."""
+        if self.gdim != 2:
+            return None
+        omega = np.atleast_2d(state)[:, self.state_layout["omega"]][:, 0]
+        return (1.0 - omega) * (self._embed(grad) @ self.C3[2])
+
     def elastic(self, state: np.ndarray, trial: np.ndarray) -> np.ndarray:
         """Undamaged and not loading (``kappa`` unchanged, ``omega == 0``): the tangent is
         the virgin elastic stiffness."""

@@ -73,6 +73,13 @@ class NeoHooke(Law):
         I1 = np.einsum("nij,nij->n", F, F) + (1.0 if self.gdim == 2 else 0.0)
         return 0.5 * self.mu * (I1 - 3.0 - 2.0 * lnJ) + 0.5 * self.lam * lnJ**2
 
+    def out_of_plane_stress(self, grad: np.ndarray, state: np.ndarray) -> np.ndarray | None:
+        """Plane strain (``F33 = 1``): ``P_33 = mu (F33 - 1/F33) + lam ln J / F33 = lam ln J``."""
+        if self.gdim != 2:
+            return None
+        F = np.atleast_2d(grad).reshape(-1, 2, 2)
+        return self.lam * np.log(np.linalg.det(F))
+
     def integrate(self, grad: np.ndarray, state: np.ndarray) -> LawResult:
         """First Piola–Kirchhoff stress and ``dP/dF`` at ``N`` points.
 

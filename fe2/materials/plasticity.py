@@ -43,6 +43,7 @@ from fe2.core.errors import SolverError
 from fe2.core.tensors import (
     DEVIATORIC3,
     PLANE_STRAIN,
+    embed_plane_strain,
     isotropic_stiffness,
     lame,
     strain_size,
@@ -223,6 +224,15 @@ class J2Plasticity(Law):
         whatever the committed plastic strain and back stress."""
         p = self.state_layout["p"]
         return trial[:, p][:, 0] == state[:, p][:, 0]
+
+    def out_of_plane_stress(self, grad: np.ndarray, state: np.ndarray) -> np.ndarray | None:
+        """Plane strain: ``sigma_zz = [C (eps - eps_p)]_zz`` with ``eps_zz = 0`` and the
+        state's 3D plastic strain."""
+        if self.gdim != 2:
+            return None
+        state = np.atleast_2d(state)
+        eps_e = embed_plane_strain(np.atleast_2d(grad)) - state[:, self.state_layout["eps_p"]]
+        return eps_e @ self.C3[2]
 
     def integrate(self, grad: np.ndarray, state: np.ndarray) -> LawResult:
         """Stress, consistent tangent and trial state at ``N`` points.

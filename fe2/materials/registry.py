@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fe2.core.tensors import transversely_isotropic_stiffness
+from fe2.core.tensors import PLANE_STRAIN, transversely_isotropic_stiffness
 from fe2.materials.base import Law
 from fe2.materials.conduction import LinearConduction, NonlinearConduction
 from fe2.materials.damage import IsotropicDamage
@@ -48,8 +48,12 @@ class LawSpec:
 
 def _transversely_isotropic(p: Mapping[str, Any], gdim: int) -> Law:
     axis = p.get("axis", (1.0, 0.0, 0.0)[:gdim] + (0.0,) * (3 - gdim))
-    return LinearElastic(transversely_isotropic_stiffness(p["E_L"], p["E_T"], p["nu_LT"], p["nu_TT"], p["G_LT"],
-                                                          axis=tuple(axis), gdim=gdim))
+    constants = (p["E_L"], p["E_T"], p["nu_LT"], p["nu_TT"], p["G_LT"])
+    C = transversely_isotropic_stiffness(*constants, axis=tuple(axis), gdim=gdim)
+    if gdim == 3:
+        return LinearElastic(C)
+    C3 = transversely_isotropic_stiffness(*constants, axis=(*axis, 0.0)[:3], gdim=3)
+    return LinearElastic(C, out_of_plane=C3[2, PLANE_STRAIN])
 
 
 def _j2(p: Mapping[str, Any], gdim: int) -> Law:
