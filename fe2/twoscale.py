@@ -49,7 +49,8 @@ def choose_material(cfg: CaseConfig, rve, comm: MPI.Comm) -> tuple[PointMaterial
         if not rve.linear:
             raise ConfigError(f"{cfg.source}: key 'macro.material' = 'homogenized' needs linear phases; "
                               "the RVE has a nonlinear law (use 'rve' or a phase name)")
-        return (LinearMaterial(rve.effective_tensor, rve.kinematics),
+        return (LinearMaterial(rve.effective_tensor, rve.kinematics,
+                               rve.out_of_plane_row if rve.kinematics == "small" else None),
                 "single scale with the RVE's effective tensor")
     ph = next(p for p in rve.phases if p.name == name)
     law = ph.law
@@ -200,7 +201,7 @@ def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Calla
            "time_macro_s": rep.time_macro, "time_step_s": step.wall}
     writer.history(row)
     writer.fields(step.load_factor, problem.u, problem.cell_averages(problem.strain),
-                  problem.cell_averages(problem.sigma),
+                  problem.cell_averages(problem.sigma), out_of_plane=problem.out_of_plane_stress(),
                   scalars={name: problem.cell_average_scalars(v) for name, v in internal.items()},
                   nodal=problem.formulation.output_fields() or None)
     say(f"  step {step.number} [{progress.line(step)}]: {rep.iterations} iteration{'s' if rep.iterations != 1 else ''}"

@@ -132,6 +132,10 @@ def relmax(a, b):
     return np.abs(a - b).max() / np.abs(b).max()
 
 
+#: the fields of a mechanical results file, in the order written
+FIELDS = ["displacement", "strain", "stress", "von_mises_stress", "equivalent_strain"]
+
+
 def xdmf_stamps(path) -> list[tuple[float, list[str]]]:
     """``(time, attribute names)`` of every time stamp of a results ``fields.xdmf``; asserts
     fe2's layout: one temporal collection, named ``fields``."""

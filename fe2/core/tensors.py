@@ -25,12 +25,12 @@ import math
 import numpy as np
 
 __all__ = [
-    "DEVIATORIC3", "IDENTITY3", "INDEX_PAIRS", "PLANE_STRAIN", "SQRT2", "STRAIN_COMPONENTS",
-    "embed_plane_strain", "hashin_shtrikman_conduction", "hashin_shtrikman_elastic", "isotropic_conductivity",
-    "isotropic_projection", "isotropic_stiffness", "lame", "laminate_tensor", "mandel_to_tensor",
-    "mandel_to_voigt_strain", "mandel_to_voigt_stiffness", "mandel_to_voigt_stress", "plane_strain_bulk_shear",
-    "restrict_plane_strain", "reuss_bound", "strain_size", "tensor_to_mandel", "transversely_isotropic_stiffness",
-    "voigt_bound", "voigt_to_mandel_stiffness",
+    "DEVIATORIC3", "IDENTITY3", "INDEX_PAIRS", "PLANE_STRAIN", "SQRT2", "STRAIN_COMPONENTS", "cauchy_stress",
+    "embed_plane_strain", "equivalent_strain", "hashin_shtrikman_conduction", "hashin_shtrikman_elastic",
+    "hencky_strain", "isotropic_conductivity", "isotropic_projection", "isotropic_stiffness", "lame",
+    "laminate_tensor", "mandel_to_tensor", "mandel_to_voigt_stiffness", "mandel_to_voigt_strain",
+    "mandel_to_voigt_stress", "plane_strain_bulk_shear", "restrict_plane_strain", "reuss_bound", "strain_size",
+    "tensor_to_mandel", "transversely_isotropic_stiffness", "voigt_bound", "voigt_to_mandel_stiffness", "von_mises",
 ]
 
 SQRT2 = math.sqrt(2.0)
@@ -368,3 +368,34 @@ def transversely_isotropic_stiffness(E_L: float, E_T: float, nu_LT: float, nu_TT
         idx = np.array([0, 1, 5])
         C = C[np.ix_(idx, idx)].copy()
     return C
+
+
+def _deviator(T: np.ndarray) -> np.ndarray:
+    return T - np.trace(T, axis1=-2, axis2=-1)[..., None, None] * np.eye(3) / 3.0
+
+
+def von_mises(sigma: np.ndarray) -> np.ndarray:
+    """Von Mises equivalent stress ``sqrt(3/2 s : s)`` (``s`` the deviator) of 3x3 stresses
+    ``(..., 3, 3)``."""
+    s = _deviator(np.asarray(sigma, dtype=float))
+    return np.sqrt(1.5 * np.einsum("...ij,...ij->...", s, s))
+
+
+def equivalent_strain(eps: np.ndarray) -> np.ndarray:
+    """Von Mises equivalent strain ``sqrt(2/3 e : e)`` (``e`` the deviator; the strain that
+    equals the axial strain of an incompressible uniaxial stretch) of 3x3 strains ``(..., 3, 3)``."""
+    e = _deviator(np.asarray(eps, dtype=float))
+    return np.sqrt(2.0 / 3.0 * np.einsum("...ij,...ij->...", e, e))
+
+
+def cauchy_stress(P: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """The Cauchy stress ``P F^T / det F`` of first Piola-Kirchhoff stresses and deformation
+    gradients ``(..., 3, 3)``."""
+    return np.einsum("...ik,...jk->...ij", P, F) / np.linalg.det(F)[..., None, None]
+
+
+def hencky_strain(F: np.ndarray) -> np.ndarray:
+    """The logarithmic (Hencky) strain ``log(F^T F) / 2`` of deformation gradients ``(..., 3, 3)``."""
+    C = np.einsum("...ki,...kj->...ij", F, F)
+    w, v = np.linalg.eigh(C)
+    return np.einsum("...ik,...k,...jk->...ij", v, 0.5 * np.log(w), v)

@@ -4,8 +4,10 @@
   tensors (DG0), one time stamp per converged load step (time = load factor); for
   conduction the temperature and the cell-averaged ``temperature_gradient`` and
   ``heat_flux`` vectors (``q = -K grad T``). Tensors are 3 x 3 in 2D too, so that ParaView's
-  components ``XX, XY, ..., ZZ`` are the tensor's: plane strain's ``eps_zz = 0``; the
-  out-of-plane stress is not computed yet and written as NaN. All fields of a time stamp are
+  components ``XX, XY, ..., ZZ`` are the tensor's: plane strain's ``eps_zz = 0`` and its
+  out-of-plane stress (:meth:`fe2.materials.base.PointMaterial.out_of_plane_stress`; NaN
+  where the material cannot say), with the von Mises stress and equivalent strain as cell
+  scalars. All fields of a time stamp are
   in one grid of one temporal collection (:func:`_merge_series`), so that meshio's
   ``TimeSeriesReader`` reads them all, as ParaView does.
 - ``history.csv``: one row per converged load step, written and flushed at once, so a
@@ -44,7 +46,7 @@ from dolfinx import fem, io
 from fe2.core.errors import ConfigError, on_root
 from fe2.core.paths import unwritable
 from fe2.core.quadrature import geometry_degree
-from fe2.core.tensors import mandel_to_tensor
+from fe2.core.tensors import cauchy_stress, equivalent_strain, hencky_strain, mandel_to_tensor, von_mises
 
 __all__ = ["RESULT_FILES", "ResultsWriter", "check_folder", "clear", "json_default", "previous_run", "read_history",
            "write_summary"]
@@ -146,7 +148,8 @@ class ResultsWriter:
             self._scalars: dict[str, fem.Function] = {}
 
     def fields(self, t: float, u: fem.Function, strain_cells: np.ndarray, stress_cells: np.ndarray,
-               scalars: dict[str, np.ndarray] | None = None, nodal: dict[str, fem.Function] | None = None) -> None:
+               scalars: dict[str, np.ndarray] | None = None, nodal: dict[str, fem.Function] | None = None,
+               out_of_plane: np.ndarray | None = None) -> None:
         """Append one time stamp. ``strain_cells``/``stress_cells``: ``(num_owned_cells, n)``
         cell averages, as the writer's ``kinematics`` says: Mandel strain and stress (small strain), ``F`` and ``P``
         flattened row-major (finite strain; written as ``strain`` = F - I and ``stress`` = P),
@@ -154,7 +157,10 @@ class ResultsWriter:
         ``heat_flux`` = -K grad T).
         ``scalars``: further cell fields ``(num_owned_cells,)`` by name (same names on every
         rank and at every time stamp), e.g. ``damage``; ``nodal``: further P1 scalar
-        functions (e.g. the nonlocal equivalent strain)."""
+        functions (e.g. the nonlocal equivalent strain); ``out_of_plane``: plane strain's
+        ``sigma_zz`` (finite strain ``P_33``) per cell (None: not known, written as NaN).
+        Mechanics also gets ``von_mises_stress`` (of the Cauchy stress) and
+        ``equivalent_strain`` (von Mises; finite strain: of the Hencky strain) per cell."""
         if not self.write_fields:
             return
         self._u1.interpolate(u)
@@ -168,10 +174,21 @@ class ResultsWriter:
                            - (np.eye(gdim) if f is self._eps else 0.0))
                 arr = f.x.array.reshape(-1, 3, 3)
                 arr[: vals.shape[0], :gdim, :gdim] = tensors
-                if gdim == 2:  # plane strain: eps_zz = 0 (F_zz = 1); sigma_zz not computed yet
-                    arr[: vals.shape[0], 2, 2] = 0.0 if f is self._eps else np.nan
+                if gdim == 2:  # plane strain: eps_zz = 0 (F_zz = 1); sigma_zz as the material says
+                    arr[: vals.shape[0], 2, 2] = (0.0 if f is self._eps else
+                                                  np.nan if out_of_plane is None else out_of_plane)
             f.x.scatter_forward()
         extra = []
+        if kinematics != "scalar":
+            n = strain_cells.shape[0]
+            eps3, sig3 = (f.x.array.reshape(-1, 3, 3)[:n] for f in (self._eps, self._sig))
+            if kinematics == "finite":
+                F = eps3 + np.eye(3)
+                if gdim == 2:
+                    F[:, 2, 2] = 1.0
+                sig3, eps3 = cauchy_stress(sig3, F), hencky_strain(F)
+            scalars = {**(scalars or {}), "von_mises_stress": von_mises(sig3), "equivalent_strain":
+                       equivalent_strain(eps3)}
         for name, vals in (scalars or {}).items():
             if name not in self._scalars:
                 self._scalars[name] = fem.Function(self._scalar_space, name=name)

@@ -585,6 +585,16 @@ class MacroProblem:
         D = (self.internal_fields() if fields is None else fields).get("dissipation")
         return self.integral(np.zeros(self.num_owned_points) if D is None else D)
 
+    def out_of_plane_stress(self) -> np.ndarray | None:
+        """Plane strain: the cell averages ``(cells,)`` of the material's out-of-plane stress
+        (``sigma_zz``; finite strain ``P_33``) at the committed state; None in 3D, for
+        conduction, or when the material cannot say (not collective; the answer is the same
+        on every rank)."""
+        if self.gdim != 2 or self.scalar:
+            return None
+        zz = self.material.out_of_plane_stress(self.strains_at_points())
+        return None if zz is None else self.cell_average_scalars(zz)
+
     def cell_average_scalars(self, values: np.ndarray) -> np.ndarray:
         """Quadrature-weighted cell averages of a per-point scalar ``(N_owned,)`` -> ``(cells,)``."""
         return self.quadrature.cell_average(values)

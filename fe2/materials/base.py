@@ -170,6 +170,13 @@ class PointMaterial:
     def set_time_increment(self, dt: float) -> None:
         """Pseudo-time increment of the next evaluation (rate-dependent laws)."""
 
+    def out_of_plane_stress(self, grad: np.ndarray) -> np.ndarray | None:
+        """Plane strain: the out-of-plane stress ``sigma_zz`` (finite strain ``P_33``) per
+        point ``(N,)`` at the committed state, whose macro gradients are ``grad`` ``(N, n)``
+        (RVEs: the volume average). ``None``: no such component (3D, conduction) or the
+        material cannot say (the default)."""
+        return None
+
     def internal_fields(self) -> dict[str, np.ndarray]:
         """Committed scalar internal variables per point, ``{name: (N,)}``; the name
         ``dissipation`` is the dissipated energy per unit volume."""

@@ -88,15 +88,25 @@ class MaterialPoints(PointMaterial):
         """Committed internal variables per point (:meth:`~fe2.materials.base.Law.fields`)."""
         return self.law.fields(self.bank.committed["state"])
 
+    def out_of_plane_stress(self, grad: np.ndarray) -> np.ndarray | None:
+        """The law's :meth:`~fe2.materials.base.Law.out_of_plane_stress` at the committed state."""
+        grad = np.atleast_2d(grad)
+        state = self.bank.committed["state"] if grad.shape[0] == self.num_points else None
+        if state is None:
+            state = self.law.initial_state(grad.shape[0])
+        return self.law.out_of_plane_stress(grad, state)
+
 
 class LinearMaterial(MaterialPoints):
     """Points of a linear law (any count, no state): Mandel stiffness ``C`` (small strain),
-    or a conductivity tensor ``C`` (``kinematics == "scalar"``)."""
+    or a conductivity tensor ``C`` (``kinematics == "scalar"``). ``out_of_plane`` (plane
+    strain): the row that gives ``sigma_zz`` from the in-plane strain (e.g. an RVE's
+    :attr:`~fe2.micro.cell.CellProblem.out_of_plane_row`)."""
 
-    def __init__(self, C: np.ndarray, kinematics: str = "small") -> None:
+    def __init__(self, C: np.ndarray, kinematics: str = "small", out_of_plane: np.ndarray | None = None) -> None:
         if kinematics not in ("small", "scalar"):
             raise ValueError(f"a linear material is small strain or scalar, not {kinematics!r}")
-        super().__init__(LinearElastic(C) if kinematics == "small" else LinearConduction(C), 0)
+        super().__init__(LinearElastic(C, out_of_plane) if kinematics == "small" else LinearConduction(C), 0)
         self.C = np.asarray(C, dtype=float)
 
     def evaluate(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

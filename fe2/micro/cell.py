@@ -363,6 +363,52 @@ class CellProblem(PointMaterial):
         tangent = np.broadcast_to(self.effective_tensor, (E.shape[0],) + self.effective_tensor.shape)
         return sigma, tangent
 
+    @property
+    def out_of_plane_row(self) -> np.ndarray | None:
+        """Plane strain: the row ``c`` with ``<sigma_zz> = c . E`` (``(n,)``; each phase's
+        ``sigma_zz`` from its law, averaged over the cell with the unit problems'
+        fluctuations); None in 3D, for conduction and finite strain, or when a phase's law
+        cannot say (computed once, collective the first time)."""
+        if not hasattr(self, "_zz_row"):
+            self._zz_row = None
+            rows = {}
+            for ph in self.phases:
+                law = ph.law  # a phase given by its tensor alone does not say what sigma_zz is
+                if law is None or not getattr(law, "linear", False):
+                    break
+                r = law.out_of_plane_stress(np.eye(self.size), law.initial_state(self.size))
+                if r is None:
+                    break
+                rows[ph.tag] = np.asarray(r, dtype=float)
+            else:
+                if self.gdim == 2 and self.kinematics == "small":
+                    self._zz_row = self._average_row(rows)
+        return self._zz_row
+
+    def _average_row(self, rows: dict[int, np.ndarray]) -> np.ndarray:
+        """``c_k = <zz(y) . (e_k + eps(w_k))>`` for phase rows ``zz`` by tag (collective)."""
+        tags = self.rve_mesh.cell_tags
+        n = self.size
+        Z = fem.Function(fem.functionspace(self.mesh, ("DG", 0, (n,))))
+        vals = Z.x.array.reshape(-1, n)
+        for tag, r in rows.items():
+            vals[tags.indices[tags.values == tag]] = r
+        Z.x.scatter_forward()
+        G = measure(self.kinematics, self.gdim)
+        out = np.zeros(n)
+        for k in range(n):
+            e = np.zeros(n)
+            e[k] = 1.0
+            w = self.fluctuation(e)
+            g = fem.Constant(self.mesh, e) + G(w)
+            out[k] = fem.assemble_scalar(fem.form(ufl.dot(Z, g) * ufl.dx))
+        return self.comm.allreduce(out, op=MPI.SUM) / self.volume
+
+    def out_of_plane_stress(self, grad: np.ndarray) -> np.ndarray | None:
+        """``<sigma_zz> = c . E`` (:attr:`out_of_plane_row`), or None."""
+        row = self.out_of_plane_row
+        return None if row is None else np.atleast_2d(grad) @ row
+
     def fluctuation(self, E: np.ndarray) -> fem.Function:
         """The periodic fluctuation field for one macro gradient ``E`` (n,)."""
         E = np.asarray(E, dtype=float).reshape(-1)

@@ -54,6 +54,7 @@ from fe2.materials.state import StateBank
 from fe2.micro.balance import LoadBalancer
 from fe2.micro.batched import BatchedEngine
 from fe2.micro.cell import CellProblem, Phase
+from fe2.micro.operators import CellOperators
 from fe2.solvers.newton import newton
 
 if TYPE_CHECKING:
@@ -341,6 +342,33 @@ class NonlinearCellProblem(CellProblem):
             for name, vals in ph.law.fields(self.bank.committed[key]).items():  # vals (N, points of phase)
                 out[name] = out.get(name, 0.0) + vals @ self.micro_weights[idx] / self.volume
         return {k: np.broadcast_to(v, (self.num_points,)).copy() for k, v in out.items()}
+
+    def out_of_plane_stress(self, grad: np.ndarray) -> np.ndarray | None:
+        """Plane strain: the RVE average of every phase law's
+        :meth:`~fe2.materials.base.Law.out_of_plane_stress` at each point's committed
+        fluctuation and state, for the committed macro gradients ``grad`` ``(N, n)``; None in
+        3D, for conduction, for a template on several processes, or when a law cannot say."""
+        if self.gdim != 2 or self.kinematics == "scalar" or self.comm.size != 1:
+            return None
+        E = np.atleast_2d(np.asarray(grad, dtype=float))
+        N, n = E.shape
+        if N != self.num_points:
+            return None
+        if self._batched is not None:
+            op = self._batched.op
+        else:
+            if getattr(self, "_operators", None) is None:
+                self._operators = CellOperators(self, self.quadrature)
+            op = self._operators
+        g = op.gradients(E, self.bank.committed["w"][:, op.free])
+        out = np.zeros(N)
+        for ph, idx, key in zip(self.phases, self.phase_points, self._state_keys):
+            st = self.bank.committed[key]
+            zz = ph.law.out_of_plane_stress(g[:, idx].reshape(-1, n), st.reshape(N * idx.size, st.shape[-1]))
+            if zz is None:
+                return None
+            out += zz.reshape(N, -1) @ op.weights[idx]
+        return out / self.volume
 
     # --- one micro solve ------------------------------------------------------------------
     def _set_fluctuation(self, x: np.ndarray) -> None:

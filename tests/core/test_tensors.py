@@ -65,3 +65,22 @@ def test_hashin_shtrikman_between_voigt_and_reuss(gdim):
     # 2D conduction HS upper bound for a dilute inclusion: Maxwell-Garnett value
     assert T.hashin_shtrikman_conduction([1.0, 10.0], [0.9, 0.1], 2)[0] == pytest.approx(
         1 + 2 * 0.1 * 9 / (11 - 0.1 * 9), rel=1e-14)
+
+
+def test_von_mises_equivalent_strain_cauchy_and_hencky_closed_forms():
+    from fe2.core.tensors import cauchy_stress, equivalent_strain, hencky_strain, von_mises
+
+    s = np.diag([2.0, 0.0, 0.0])
+    assert von_mises(s) == pytest.approx(2.0, rel=1e-15)
+    assert von_mises(np.eye(3) * 5.0) == pytest.approx(0.0, abs=1e-14)  # hydrostatic
+    shear = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert von_mises(shear) == pytest.approx(np.sqrt(3.0), rel=1e-15)
+    assert equivalent_strain(np.diag([0.01, -0.005, -0.005])) == pytest.approx(0.01, rel=1e-14)
+    F = np.diag([1.2, 0.9, 1.0])
+    assert hencky_strain(F) == pytest.approx(np.diag(np.log([1.2, 0.9, 1.0])), abs=1e-15)
+    P = np.array([[1.0, 0.2, 0.0], [0.1, 0.5, 0.0], [0.0, 0.0, 0.3]])
+    R = np.array([[0.6, -0.8, 0.0], [0.8, 0.6, 0.0], [0.0, 0.0, 1.0]])  # a rotation: J = 1
+    sigma = cauchy_stress(P, R)
+    assert sigma == pytest.approx(P @ R.T, abs=1e-15)
+    stacked = cauchy_stress(np.stack([P, 2 * P]), np.stack([np.eye(3), 2 * np.eye(3)]))
+    assert stacked[1] == pytest.approx(2 * P @ (2 * np.eye(3)).T / 8.0, abs=1e-15)

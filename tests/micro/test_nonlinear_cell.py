@@ -160,3 +160,45 @@ def test_nonlinear_conduction_rve(circle, boundary):
     assert np.linalg.eigvalsh(answers[0][1] - lin.effective_tensor).min() > 1e-2
     q0, K0 = rve.evaluate(1e-6 * E[None])
     assert rel(K0[0], lin.effective_tensor) < 1e-9
+
+
+@pytest.mark.parametrize("engine", ["batched", "reference"])
+def test_out_of_plane_stress_of_linear_and_nonlinear_cells_agree_with_the_field_average(circle, engine):
+    """A heterogeneous cell (phases of different Poisson ratios): the linear cell's row
+    c . E, the nonlinear cell's average from its committed fluctuations (elastic laws), and
+    the direct field integral of nu-phase (sigma_xx + sigma_yy) agree; a J2 matrix past
+    yield gives another sigma_zz than the elastic cell."""
+    import ufl
+    from dolfinx import fem
+
+    phases = [Phase("matrix", 1, law=LinearElastic.isotropic(1.0, 0.35, 2)),
+              Phase("inclusion", 2, law=LinearElastic.isotropic(10.0, 0.1, 2))]
+    linear = CellProblem(circle, phases)
+    E = np.array([[0.01, -0.004, 0.006], [0.0, 0.02, -0.01]])
+    row = linear.out_of_plane_row
+    # direct: sigma_zz = nu_phase (sigma_xx + sigma_yy) pointwise in plane strain
+    nu = fem.Function(fem.functionspace(linear.mesh, ("DG", 0)))
+    tags = circle.cell_tags
+    for tag, v in ((1, 0.35), (2, 0.1)):
+        nu.x.array[tags.indices[tags.values == tag]] = v
+    for e in E:
+        w = linear.fluctuation(e)
+        sig = ufl.dot(linear.tensor, fem.Constant(linear.mesh, e) + ufl.as_vector(
+            [w[0].dx(0), w[1].dx(1), (w[0].dx(1) + w[1].dx(0)) / np.sqrt(2.0)]))
+        direct = fem.assemble_scalar(fem.form(nu * (sig[0] + sig[1]) * ufl.dx)) / linear.volume
+        assert row @ e == pytest.approx(direct, rel=1e-10)
+    nonlinear = NonlinearCellProblem(circle, phases, engine=engine)
+    nonlinear.evaluate(E)
+    nonlinear.commit()
+    assert nonlinear.out_of_plane_stress(E) == pytest.approx(E @ row, rel=1e-9)
+    plastic = NonlinearCellProblem(circle, j2_phases(2), engine=engine)
+    plastic.evaluate(E)
+    plastic.commit()
+    zz = plastic.out_of_plane_stress(E)
+    elastic = NonlinearCellProblem(circle, [Phase("matrix", 1, law=LinearElastic.isotropic(1.0, 0.3, 2)),
+                                            Phase("inclusion", 2, law=LinearElastic.isotropic(10.0, 0.2, 2))])
+    elastic.evaluate(E)
+    elastic.commit()
+    assert np.abs(zz - elastic.out_of_plane_stress(E)).min() > 1e-3 * np.abs(zz).max()
+    for c in (linear, nonlinear, plastic, elastic):
+        c.destroy()
