@@ -108,9 +108,9 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
                 else f"key 'rve.generate', kind '{cfg.rve.generate['kind']}'")
         raise ConfigError(f"{cfg.source}: the RVE ({what}) is {rve.gdim}D but the macro mesh is "
                           f"{mm.mesh.geometry.dim}D; the RVE must have the macro mesh's dimension")
+    amplitudes = loads.amplitude_tables(cfg.loading.amplitudes)
     dirichlet, traction = loads.from_config(cfg.macro.dirichlet, cfg.macro.traction, mm, cfg.source,
-                                            cfg.macro.flux, cfg.loading.amplitudes)
-    amplitudes = {n: loads.Amplitude.from_pairs(v, n) for n, v in cfg.loading.amplitudes.items()}
+                                            cfg.macro.flux, amplitudes)
     material, material_note = choose_material(cfg, rve, comm)
     if material is rve and cfg.parallel.balance and hasattr(rve, "balance_over"):
         rve.balance_over(comm)

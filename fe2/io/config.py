@@ -83,6 +83,13 @@ def _choices(registry: dict[str, Any], last: str = ", ") -> str:
 # --- schema ------------------------------------------------------------------------------
 
 
+def _amplitude() -> Any:
+    """The ``amplitude`` key of a macro load."""
+    return _f(None, doc="name of a ``[loading.amplitudes]`` table the value follows in pseudo-time t (default: "
+                        "scaled by t itself)")
+
+
+
 @dataclass(frozen=True)
 class PhaseConfig:
     """``[rve.phases.<name>]``: one material phase of the RVE."""
@@ -202,8 +209,7 @@ class DirichletConfig:
                                      check=one_of("x", "y", "z", 0, 1, 2))
     value: float = _f(0.0, doc="displacement (conduction: temperature) at full load (scaled by the load factor t, or "
                                "by its amplitude)")
-    amplitude: str | None = _f(None, doc="name of a ``[loading.amplitudes]`` table the value follows in pseudo-time "
-                                         "t (default: scaled by t itself)")
+    amplitude: str | None = _amplitude()
 
 
 @dataclass(frozen=True)
@@ -213,8 +219,7 @@ class TractionConfig:
     boundary: str | int = _f(doc="boundary name or facet tag")
     value: tuple[float, ...] = _f(doc="traction vector at full load (scaled by the load factor t, or by its "
                                       "amplitude)")
-    amplitude: str | None = _f(None, doc="name of a ``[loading.amplitudes]`` table the value follows in pseudo-time "
-                                         "t (default: scaled by t itself)")
+    amplitude: str | None = _amplitude()
 
 
 @dataclass(frozen=True)
@@ -224,8 +229,7 @@ class FluxConfig:
     boundary: str | int = _f(doc="boundary name or facet tag")
     value: float = _f(doc="heat flux into the body, ``-q.n`` (power per unit area), at full load (scaled by the "
                           "load factor t, or by its amplitude); negative: heat leaves")
-    amplitude: str | None = _f(None, doc="name of a ``[loading.amplitudes]`` table the value follows in pseudo-time "
-                                         "t (default: scaled by t itself)")
+    amplitude: str | None = _amplitude()
 
 
 @dataclass(frozen=True)

@@ -183,9 +183,7 @@ class ResultsWriter:
             n = strain_cells.shape[0]
             eps3, sig3 = (f.x.array.reshape(-1, 3, 3)[:n] for f in (self._eps, self._sig))
             if kinematics == "finite":
-                F = eps3 + np.eye(3)
-                if gdim == 2:
-                    F[:, 2, 2] = 1.0
+                F = eps3 + np.eye(3)  # F_zz = 1 in plane strain
                 sig3, eps3 = cauchy_stress(sig3, F), hencky_strain(F)
             scalars = {**(scalars or {}), "von_mises_stress": von_mises(sig3), "equivalent_strain":
                        equivalent_strain(eps3)}

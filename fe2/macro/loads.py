@@ -15,7 +15,7 @@ non-proportional paths (tension, then shear), unloading, reloading and cycles.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ import numpy as np
 from fe2.core.errors import ConfigError
 from fe2.macro.mesh import MacroMesh
 
-__all__ = ["AXES", "Amplitude", "Dirichlet", "Traction", "from_config", "scale"]
+__all__ = ["AXES", "Amplitude", "Dirichlet", "Traction", "amplitude_tables", "from_config", "scale"]
 
 #: displacement component names
 AXES = {"x": 0, "y": 1, "z": 2}
@@ -52,6 +52,11 @@ class Amplitude:
 
     def __call__(self, t: float) -> float:
         return float(np.interp(t, self.times, self.values))
+
+
+def amplitude_tables(pairs: Mapping[str, Sequence[Sequence[float]]] | None) -> dict[str, Amplitude]:
+    """:class:`Amplitude` objects by name from ``[loading.amplitudes]``'s ``(time, value)`` pairs."""
+    return {name: Amplitude.from_pairs(p, name) for name, p in (pairs or {}).items()}
 
 
 def scale(amplitude: Amplitude | None, t: float) -> float:
@@ -84,7 +89,7 @@ class Traction:
 
 
 def from_config(dirichlet: Sequence[Any], traction: Sequence[Any], mesh: MacroMesh, source: str = "case",
-                flux: Sequence[Any] = (), amplitudes: dict[str, Any] | None = None
+                flux: Sequence[Any] = (), amplitudes: Mapping[str, Amplitude] | None = None
                 ) -> tuple[list[Dirichlet], list[Traction]]:
     """The boundary conditions of configured ``[[macro.dirichlet]]`` / ``[[macro.traction]]``
     / ``[[macro.flux]]`` entries (:class:`fe2.io.config.DirichletConfig`,
@@ -93,11 +98,9 @@ def from_config(dirichlet: Sequence[Any], traction: Sequence[Any], mesh: MacroMe
     have raises :class:`~fe2.core.errors.MeshError` naming ``source``, a component or a
     traction vector that does not fit the mesh's dimension
     :class:`~fe2.core.errors.ConfigError` (collective). ``amplitudes``: the
-    ``[loading.amplitudes]`` tables by name (validated: every name an entry uses is there)."""
-    tables = {name: Amplitude.from_pairs(pairs, name) for name, pairs in (amplitudes or {}).items()}
-
+    :func:`amplitude_tables` by name (validated: every name an entry uses is there)."""
     def amp(entry: Any) -> Amplitude | None:
-        return None if getattr(entry, "amplitude", None) is None else tables[entry.amplitude]
+        return None if getattr(entry, "amplitude", None) is None else amplitudes[entry.amplitude]
 
     gdim = mesh.mesh.geometry.dim
     names = list(AXES)[:gdim]

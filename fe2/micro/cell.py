@@ -32,6 +32,7 @@ the constrained test space.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -363,27 +364,23 @@ class CellProblem(PointMaterial):
         tangent = np.broadcast_to(self.effective_tensor, (E.shape[0],) + self.effective_tensor.shape)
         return sigma, tangent
 
-    @property
+    @functools.cached_property
     def out_of_plane_row(self) -> np.ndarray | None:
         """Plane strain: the row ``c`` with ``<sigma_zz> = c . E`` (``(n,)``; each phase's
         ``sigma_zz`` from its law, averaged over the cell with the unit problems'
         fluctuations); None in 3D, for conduction and finite strain, or when a phase's law
         cannot say (computed once, collective the first time)."""
-        if not hasattr(self, "_zz_row"):
-            self._zz_row = None
-            rows = {}
-            for ph in self.phases:
-                law = ph.law  # a phase given by its tensor alone does not say what sigma_zz is
-                if law is None or not getattr(law, "linear", False):
-                    break
-                r = law.out_of_plane_stress(np.eye(self.size), law.initial_state(self.size))
-                if r is None:
-                    break
-                rows[ph.tag] = np.asarray(r, dtype=float)
-            else:
-                if self.gdim == 2 and self.kinematics == "small":
-                    self._zz_row = self._average_row(rows)
-        return self._zz_row
+        if self.gdim != 2 or self.kinematics != "small":
+            return None
+        rows = {}
+        for ph in self.phases:
+            law = ph.law  # a phase given by its tensor alone does not say what sigma_zz is
+            r = None if law is None or not law.linear else law.out_of_plane_stress(
+                np.eye(self.size), law.initial_state(self.size))
+            if r is None:
+                return None
+            rows[ph.tag] = np.asarray(r, dtype=float)
+        return self._average_row(rows)
 
     def _average_row(self, rows: dict[int, np.ndarray]) -> np.ndarray:
         """``c_k = <zz(y) . (e_k + eps(w_k))>`` for phase rows ``zz`` by tag (collective)."""

@@ -263,6 +263,7 @@ class NonlinearCellProblem(CellProblem):
         #: ``"reference"`` (:meth:`solve_point` point by point)
         self.engine = engine if self.comm.size == 1 else "reference"
         self._batched: BatchedEngine | None = None
+        self._operators: CellOperators | None = None  # the batched engine's, or made for out_of_plane_stress
         #: spreads the batched engine's points over the macro ranks (:meth:`balance_over`)
         self.balancer: LoadBalancer | None = None
         self._state_keys = [f"state_{ph.name}" for ph in self.phases]
@@ -354,12 +355,9 @@ class NonlinearCellProblem(CellProblem):
         N, n = E.shape
         if N != self.num_points:
             return None
-        if self._batched is not None:
-            op = self._batched.op
-        else:
-            if getattr(self, "_operators", None) is None:
-                self._operators = CellOperators(self, self.quadrature)
-            op = self._operators
+        if self._operators is None:
+            self._operators = self._batched.op if self._batched is not None else CellOperators(self, self.quadrature)
+        op = self._operators
         g = op.gradients(E, self.bank.committed["w"][:, op.free])
         out = np.zeros(N)
         for ph, idx, key in zip(self.phases, self.phase_points, self._state_keys):
