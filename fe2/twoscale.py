@@ -30,6 +30,7 @@ from fe2.core.tensors import mandel_to_voigt_stiffness
 from fe2.io import checkpoint, factory, results
 from fe2.io.config import CaseConfig
 from fe2.io.results import ResultsWriter
+from fe2.io.snapshots import FOLDER, Snapshots
 from fe2.macro import loads
 from fe2.macro.problem import MacroProblem
 from fe2.materials.base import PointMaterial
@@ -211,6 +212,10 @@ def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Calla
     return row
 
 
+def _steps(steps: str | tuple[int, ...]) -> str:
+    return steps if isinstance(steps, str) else " ".join(map(str, steps))
+
+
 def _statistics(material: PointMaterial, comm: MPI.Comm) -> dict[str, Any]:
     """The material's work counters summed over the ranks, and the micro ``seconds`` of
     each rank as ``seconds_per_rank`` (collective)."""
@@ -344,6 +349,12 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
             if folder is not None:
                 ck, resume = _resume(cfg, comm, problem, folder, summary, say)
                 saved = ck.step
+            snapshots = Snapshots(cfg.output.rve_snapshots, problem, outdir, cfg.source)
+            if snapshots.specs:
+                say("  RVE snapshots -> " + ", ".join(f"{FOLDER}/{s.name}_<step>.xdmf ("
+                                                      + (f"nearest {tuple(s.point)}" if s.point is not None else
+                                                         f"largest {s.max}") + f", steps {_steps(s.steps)})"
+                                                      for s in snapshots.specs))
             _prepare_folder(comm, outdir, Path(stage), cfg.rve.mesh is None, overwrite and not restart)
         writer = ResultsWriter(outdir, problem.mesh, write_fields=cfg.output.format == "xdmf",
                                resume=saved if restart else None, kinematics=problem.kinematics)
@@ -358,7 +369,12 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
             for step in pathfollowing.follow(problem, cfg.loading, cfg.solver, log=say if verbose and newton else None,
                                              resume=resume, stop=stop, say=say):
                 total_rve_points += step.material_points
-                summary["steps"].append(_record(step, problem, writer, say, progress))
+                row = _record(step, problem, writer, say, progress)
+                summary["steps"].append(row)
+                shots = snapshots.write(step.number, step.load_factor)
+                if shots:
+                    row["rve_snapshots"] = shots
+                    snapshots.forget_replaced(summary["steps"])
                 writer.summary(summary)  # status "running": a killed run shows how far it got
                 last = step
                 if every and step.number % every == 0:

@@ -103,6 +103,31 @@ CATALOGUE = [
      "key 'macro.source' is a heat source, for physics = 'conduction'"),
     ("displacement without a component", [('component = "x"\n', "")], "",
      "key 'macro.dirichlet[0].component' is required for a mechanical case ('x', 'y' or 'z')"),
+    ("snapshot point of 3 coordinates", [], "\n[[output.rve_snapshots]]\npoint = [0.5, 0.5, 0.5]\n",
+     "key 'output.rve_snapshots[0].point' must have 2 coordinates (the macro mesh is 2D), got [0.5, 0.5, 0.5]"),
+    ("snapshot point of 1 coordinate", [], "\n[[output.rve_snapshots]]\npoint = [0.5]\n",
+     "key 'output.rve_snapshots[0].point' must be 2 or 3 coordinates, got [0.5]"),
+    ("snapshot max of an elastic RVE", [], '\n[[output.rve_snapshots]]\nmax = "damage"\n',
+     "key 'output.rve_snapshots[0].max' = 'damage' is not an internal variable of this RVE (its phases have none: "
+     "they are elastic); give 'point' instead"),
+    ("snapshot with point and max", [], '\n[[output.rve_snapshots]]\npoint = [0.5, 0.5]\nmax = "damage"\n',
+     "key 'output.rve_snapshots[0]' needs exactly one of 'point' (macro coordinates) or 'max' (an internal "
+     "variable, e.g. 'damage')"),
+    ("snapshot without a point", [], '\n[[output.rve_snapshots]]\nsteps = "all"\n',
+     "key 'output.rve_snapshots[0]' needs exactly one of 'point'"),
+    ("snapshot steps by a name", [], '\n[[output.rve_snapshots]]\npoint = [0.5, 0.5]\nsteps = "first"\n',
+     "key 'output.rve_snapshots[0].steps' must be 'last' or 'all' or a list of step numbers, got 'first'"),
+    ("snapshot step 0", [], "\n[[output.rve_snapshots]]\npoint = [0.5, 0.5]\nsteps = [0, 2]\n",
+     "key 'output.rve_snapshots[0].steps' must be step numbers >= 1, got [0, 2]"),
+    ("snapshot name twice", [], '\n[[output.rve_snapshots]]\npoint = [0.5, 0.5]\nname = "rve2"\n'
+                                "\n[[output.rve_snapshots]]\npoint = [1.0, 0.5]\n",
+     "key 'output.rve_snapshots[1].name' 'rve2' is also the name of output.rve_snapshots[0]; give each snapshot its "
+     "own name"),
+    ("snapshot name with a slash", [], '\n[[output.rve_snapshots]]\npoint = [0.5, 0.5]\nname = "a/b"\n',
+     "key 'output.rve_snapshots[0].name' must be letters, digits, '-' and '_' only, got 'a/b'"),
+    ("snapshot of a single-scale run", [('material = "rve"', 'material = "homogenized"')],
+     "\n[[output.rve_snapshots]]\npoint = [0.5, 0.5]\n",
+     "key 'output.rve_snapshots[0]' needs macro.material = 'rve' (an RVE at every macro point); it is 'homogenized'"),
     ("supports leave a translation free", [(BOTTOM + "value = 0.0\n", "")], "",
      "key 'macro.dirichlet': the supports leave the body free to move (translation in y), so the macro problem is "
      "singular; prescribe more displacement components"),

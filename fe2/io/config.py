@@ -35,9 +35,9 @@ from fe2.materials.registry import DEFAULT_LAW, LAWS
 from fe2.solvers.pathfollowing import CONTROLS, load_factors
 
 __all__ = ["CaseConfig", "DEFAULT_CASE", "DirichletConfig", "FluxConfig", "LoadingConfig", "MacroConfig",
-           "MacroMeshConfig", "OutputConfig", "ParallelConfig", "PhaseConfig", "RVEConfig", "RVEFile", "SolverConfig",
-           "TractionConfig", "default_case", "example_case", "example_names", "example_text", "load_case", "load_rve",
-           "parse_case", "parse_rve", "reference_markdown"]
+           "MacroMeshConfig", "OutputConfig", "ParallelConfig", "PhaseConfig", "RVEConfig", "RVEFile", "SNAPSHOT_STEPS",
+           "SnapshotConfig", "SolverConfig", "TractionConfig", "default_case", "example_case", "example_names",
+           "example_text", "load_case", "load_rve", "parse_case", "parse_rve", "reference_markdown"]
 
 
 def _f(default: Any = dataclasses.MISSING, doc: str = "", check: Any = None, **kw: Any) -> Any:
@@ -315,6 +315,30 @@ class SolverConfig:
     petsc_options: dict[str, Any] = _f({}, doc="PETSc options of the macro linear solver (default: MUMPS LU)")
 
 
+#: the names of the steps of an ``[[output.rve_snapshots]]`` entry besides a list of numbers
+SNAPSHOT_STEPS = ("last", "all")
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    """``[[output.rve_snapshots]]``: the micro fields of the RVE at one macro quadrature point
+    (fluctuation, micro displacement, strain, stress, internal variables), written as
+    ``rve_snapshots/<name>_<step>.xdmf`` in the results folder. The point is the one nearest
+    ``point``, or the one where the internal variable ``max`` is largest at the step written."""
+
+    name: str | None = _f(None, doc="file name of the snapshot: letters, digits, ``-`` and ``_`` (default ``rve1``, "
+                                    "``rve2``, ... in the order of the entries)",
+                          check=lambda v: None if re.fullmatch(r"[A-Za-z0-9_-]+", v) else
+                          "must be letters, digits, '-' and '_' only")
+    point: tuple[float, ...] | None = _f(None, doc="macro coordinates (x, y[, z]): the RVE of the macro quadrature "
+                                                   "point nearest to them")
+    max: str | None = _f(None, doc="instead of ``point``: the RVE of the macro point where this internal variable "
+                                   "of the RVE (its volume average: ``damage``, ``dissipation``, "
+                                   "``equivalent_plastic_strain``) is largest, chosen anew at every step written")
+    steps: str | tuple[int, ...] = _f("last", doc="``last`` (the last converged step: its file replaces the "
+                                                  "previous step's), ``all``, or a list of step numbers")
+
+
 @dataclass(frozen=True)
 class OutputConfig:
     """``[output]``: results."""
@@ -327,6 +351,8 @@ class OutputConfig:
                                       "go on from it, on any number of ranks; 0: none. A run stopped by a signal or "
                                       "``--max-wall`` writes one of its last converged step whatever this says",
                                   check=nonnegative)
+    rve_snapshots: tuple[SnapshotConfig, ...] = _f((), doc="RVE snapshots, ``[[output.rve_snapshots]]`` "
+                                                             "(FE² only)")
 
 
 @dataclass(frozen=True)
@@ -605,6 +631,33 @@ def _validate_macro_loads(macro: MacroConfig, mechanical: bool, ctx: _Ctx,
         ctx.fail("macro.traction", "is mechanical; with physics = 'conduction' give heat fluxes as [[macro.flux]]")
 
 
+def _validate_snapshots(cfg: CaseConfig, ctx: _Ctx) -> tuple[SnapshotConfig, ...]:
+    """Check the ``[[output.rve_snapshots]]`` entries; return them with every name given."""
+    out, names = [], {}
+    for i, snap in enumerate(cfg.output.rve_snapshots):
+        key = f"output.rve_snapshots[{i}]"
+        if cfg.macro.material != "rve":
+            ctx.fail(key, f"needs macro.material = 'rve' (an RVE at every macro point); it is "
+                          f"{cfg.macro.material!r}")
+        if (snap.point is None) == (snap.max is None):
+            ctx.fail(key, "needs exactly one of 'point' (macro coordinates) or 'max' (an internal variable, e.g. "
+                          "'damage')")
+        if snap.point is not None and len(snap.point) not in (2, 3):
+            ctx.fail(f"{key}.point", f"must be 2 or 3 coordinates, got {list(snap.point)!r}")
+        if isinstance(snap.steps, str) and snap.steps not in SNAPSHOT_STEPS:
+            ctx.fail(f"{key}.steps", f"must be {' or '.join(map(repr, SNAPSHOT_STEPS))} or a list of step numbers, "
+                                     f"got {snap.steps!r}")
+        if not isinstance(snap.steps, str) and (not snap.steps or min(snap.steps) < 1):
+            ctx.fail(f"{key}.steps", f"must be step numbers >= 1, got {list(snap.steps)!r}")
+        name = snap.name or f"rve{i + 1}"
+        if name in names:
+            ctx.fail(f"{key}.name", f"{name!r} is also the name of output.rve_snapshots[{names[name]}]; give each "
+                                    "snapshot its own name")
+        names[name] = i
+        out.append(dataclasses.replace(snap, name=name))
+    return tuple(out)
+
+
 def _driven_phases(cfg: CaseConfig) -> list[str]:
     """Names of the RVE phases whose law is driven (dissipates by damage)."""
     return [name for name, ph in cfg.rve.phases.items() if LAWS[ph.law].driven]
@@ -641,6 +694,8 @@ def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> C
     elif cfg.macro.nonlocal_length is not None:
         ctx.fail("macro.nonlocal_length", "is only used with regularization = 'gradient'")
     _validate_loading(cfg.loading, ctx)
+    cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output,
+                                                              rve_snapshots=_validate_snapshots(cfg, ctx)))
     ph = cfg.rve.phases.get(cfg.macro.material)
     if CONTROLS[cfg.loading.control].needs_damage and (
             not _driven_phases(cfg) or cfg.macro.material == "homogenized"

@@ -48,12 +48,12 @@ from fe2.core.paths import unwritable
 from fe2.core.quadrature import geometry_degree
 from fe2.core.tensors import cauchy_stress, equivalent_strain, hencky_strain, mandel_to_tensor, von_mises
 
-__all__ = ["RESULT_FILES", "ResultsWriter", "check_folder", "clear", "json_default", "previous_run", "read_history",
-           "write_summary"]
+__all__ = ["RESULT_FILES", "FieldWriter", "ResultsWriter", "check_folder", "clear", "json_default", "previous_run",
+           "read_history", "write_summary"]
 
 #: what a run writes into its results folder (``--overwrite`` removes these and only these)
 RESULT_FILES = ("summary.json", "summary.json.tmp", "history.csv", "history.csv.tmp", "fields.xdmf",
-                "fields.xdmf.tmp", "fields.h5", "fields.p*.h5", "rve.msh", "checkpoint")
+                "fields.xdmf.tmp", "fields.h5", "fields.p*.h5", "rve.msh", "checkpoint", "rve_snapshots")
 
 
 def previous_run(directory: str | Path) -> str | None:
@@ -109,60 +109,54 @@ def clear(directory: str | Path) -> None:
                 path.unlink()
 
 
-class ResultsWriter:
-    """Writes one run's results into ``directory`` (collective on ``mesh.comm``)."""
+class FieldWriter:
+    """A time series of fields on one mesh in one XDMF file ``path`` (+ ``.h5``): a
+    displacement (temperature) at the mesh's nodes, cell tensors and cell scalars, laid out as
+    the module docstring says (collective on ``mesh.comm``). ``resume``: continue the file
+    of a run restarted after step ``resume`` (see the module docstring); None: a new file."""
 
-    def __init__(self, directory: str | Path, mesh, write_fields: bool = True, resume: int | None = None,
-                 kinematics: str = "small") -> None:
-        self.directory = Path(directory)
+    def __init__(self, path: str | Path, mesh, kinematics: str = "small", resume: int | None = None) -> None:
+        self.path = Path(path)
         self.comm = mesh.comm
         self.mesh = mesh
-        self.write_fields = write_fields
         #: the gradient measure of the fields (:mod:`fe2.core.kinematics`): how they are written
         self.kinematics = kinematics
-        self.history_path = self.directory / "history.csv"
-        self._history_keys: list[str] | None = None
-        on_root(self.comm, self._start_history, resume)
+        if resume is not None and self.path.exists():
+            on_root(self.comm, _continue_xdmf, self.path, resume)
+            with io.XDMFFile(self.comm, self.path, "a") as f:
+                f.write_mesh(mesh)
+            self.comm.barrier()
+            on_root(self.comm, _mesh_first, self.path)
+        else:
+            with io.XDMFFile(self.comm, self.path, "w") as f:
+                f.write_mesh(mesh)
         gdim = mesh.geometry.dim
-        if write_fields:
-            self.xdmf_path = self.directory / "fields.xdmf"
-            if resume is not None and self.xdmf_path.exists():
-                on_root(self.comm, _continue_xdmf, self.xdmf_path, resume)
-                with io.XDMFFile(self.comm, self.xdmf_path, "a") as f:
-                    f.write_mesh(mesh)
-                self.comm.barrier()
-                on_root(self.comm, _mesh_first, self.xdmf_path)
-            else:
-                with io.XDMFFile(self.comm, self.xdmf_path, "w") as f:
-                    f.write_mesh(mesh)
-            # XDMF writes point values of the mesh's own degree (2 on curved cells)
-            self._degree = geometry_degree(mesh)
-            scalar = kinematics == "scalar"
-            self._u1 = fem.Function(fem.functionspace(mesh, ("Lagrange", self._degree, () if scalar else (gdim,))),
-                                    name="temperature" if scalar else "displacement")
-            self._nodal: dict[str, fem.Function] = {}
-            T = fem.functionspace(mesh, ("DG", 0, (gdim,) if scalar else (3, 3)))
-            self._eps = fem.Function(T, name="temperature_gradient" if scalar else "strain")
-            self._sig = fem.Function(T, name="heat_flux" if scalar else "stress")
-            self._scalar_space = fem.functionspace(mesh, ("DG", 0))
-            self._scalars: dict[str, fem.Function] = {}
+        # XDMF writes point values of the mesh's own degree (2 on curved cells)
+        self._degree = geometry_degree(mesh)
+        scalar = kinematics == "scalar"
+        self._u1 = fem.Function(fem.functionspace(mesh, ("Lagrange", self._degree, () if scalar else (gdim,))),
+                                name="temperature" if scalar else "displacement")
+        self._nodal: dict[str, fem.Function] = {}
+        T = fem.functionspace(mesh, ("DG", 0, (gdim,) if scalar else (3, 3)))
+        self._eps = fem.Function(T, name="temperature_gradient" if scalar else "strain")
+        self._sig = fem.Function(T, name="heat_flux" if scalar else "stress")
+        self._scalar_space = fem.functionspace(mesh, ("DG", 0))
+        self._scalars: dict[str, fem.Function] = {}
 
-    def fields(self, t: float, u: fem.Function, strain_cells: np.ndarray, stress_cells: np.ndarray,
-               scalars: dict[str, np.ndarray] | None = None, nodal: dict[str, fem.Function] | None = None,
-               out_of_plane: np.ndarray | None = None) -> None:
+    def write(self, t: float, u: fem.Function, strain_cells: np.ndarray, stress_cells: np.ndarray,
+              scalars: dict[str, np.ndarray] | None = None, nodal: dict[str, fem.Function] | None = None,
+              out_of_plane: np.ndarray | None = None) -> None:
         """Append one time stamp. ``strain_cells``/``stress_cells``: ``(num_owned_cells, n)``
         cell averages, as the writer's ``kinematics`` says: Mandel strain and stress (small strain), ``F`` and ``P``
         flattened row-major (finite strain; written as ``strain`` = F - I and ``stress`` = P),
         or ``grad T`` and ``K grad T`` (scalar; written as ``temperature_gradient`` and
         ``heat_flux`` = -K grad T).
         ``scalars``: further cell fields ``(num_owned_cells,)`` by name (same names on every
-        rank and at every time stamp), e.g. ``damage``; ``nodal``: further P1 scalar
-        functions (e.g. the nonlocal equivalent strain); ``out_of_plane``: plane strain's
+        rank and at every time stamp), e.g. ``damage``; ``nodal``: further nodal functions
+        (e.g. the nonlocal equivalent strain); ``out_of_plane``: plane strain's
         ``sigma_zz`` (finite strain ``P_33``) per cell (None: not known, written as NaN).
         Mechanics also gets ``von_mises_stress`` (of the Cauchy stress) and
         ``equivalent_strain`` (von Mises; finite strain: of the Hencky strain) per cell."""
-        if not self.write_fields:
-            return
         self._u1.interpolate(u)
         gdim, kinematics = self.mesh.geometry.dim, self.kinematics
         for f, vals in ((self._eps, strain_cells), (self._sig, stress_cells)):
@@ -202,13 +196,35 @@ class ResultsWriter:
                 self._nodal[name].interpolate(f)
                 f = self._nodal[name]
             extra.append(f)
-        with io.XDMFFile(self.comm, self.xdmf_path, "a") as fh:
+        with io.XDMFFile(self.comm, self.path, "a") as fh:
             fh.write_function(self._u1, t)
             fh.write_function(self._eps, t)
             fh.write_function(self._sig, t)
             for f in extra:
                 fh.write_function(f, t)
-        on_root(self.comm, _merge_series, self.xdmf_path)
+        on_root(self.comm, _merge_series, self.path)
+
+
+class ResultsWriter:
+    """Writes one run's results into ``directory`` (collective on ``mesh.comm``)."""
+
+    def __init__(self, directory: str | Path, mesh, write_fields: bool = True, resume: int | None = None,
+                 kinematics: str = "small") -> None:
+        self.directory = Path(directory)
+        self.comm = mesh.comm
+        self.mesh = mesh
+        self.history_path = self.directory / "history.csv"
+        self._history_keys: list[str] | None = None
+        on_root(self.comm, self._start_history, resume)
+        #: ``fields.xdmf`` (None with ``write_fields`` false)
+        self.field_writer = (FieldWriter(self.directory / "fields.xdmf", mesh, kinematics, resume)
+                             if write_fields else None)
+
+    def fields(self, t: float, *args: Any, **kwargs: Any) -> None:
+        """Append one time stamp to ``fields.xdmf`` (:meth:`FieldWriter.write`; nothing
+        without field output)."""
+        if self.field_writer is not None:
+            self.field_writer.write(t, *args, **kwargs)
 
     def _start_history(self, resume: int | None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

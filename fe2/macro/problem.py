@@ -121,6 +121,7 @@ class MacroProblem:
         self.num_owned_points = qp.num_points
         self.num_points_global = self.comm.allreduce(self.num_owned_points, op=MPI.SUM)
         self.point_volumes = qp.volumes
+        self._coordinates: np.ndarray | None = None
 
         # --- boundary conditions ----------------------------------------------------------
         fdim = mesh.topology.dim - 1
@@ -361,6 +362,19 @@ class MacroProblem:
     def strains_at_points(self) -> np.ndarray:
         """Macro strains at the owned quadrature points, ``(N_owned, n)`` (not collective)."""
         return self.quadrature.evaluate(self._strain_expr, self.size)
+
+    def stresses_at_points(self) -> np.ndarray:
+        """The material's fluxes (stresses) at the owned quadrature points of the last
+        evaluation, ``(N_owned, n)`` (after a converged step: that step's; not collective)."""
+        return self.sigma.x.array.reshape(-1, self.size)[self._qdofs]
+
+    def point_coordinates(self) -> np.ndarray:
+        """Coordinates of the owned quadrature points, ``(N_owned, gdim)``, in
+        :meth:`point_labels` order (not collective; compiled on first use)."""
+        if self._coordinates is None:
+            expr = self.quadrature.expression(ufl.SpatialCoordinate(self.mesh))
+            self._coordinates = self.quadrature.evaluate(expr, self.gdim)
+        return self._coordinates
 
     def _evaluate_material(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         try:

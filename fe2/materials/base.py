@@ -109,6 +109,15 @@ class Law:
         """Flux, consistent tangent and trial state of ``N`` points."""
         raise NotImplementedError
 
+    def flux(self, grad: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """The flux ``(N, n)`` of points at gradients ``grad`` in states ``state`` that
+        :meth:`integrate` (or :meth:`integrate_driven`) returned for them: the converged
+        stress, without evolving the state again. The default integrates once more from
+        ``state``, which changes nothing for a rate-independent law whose state is
+        converged at ``grad``; laws for which that does not hold (rate-dependent or driven
+        ones) override it."""
+        return self.integrate(grad, state).flux
+
     def integrate_driven(self, grad: np.ndarray, state: np.ndarray, drive: np.ndarray,
                          equivalent: tuple[np.ndarray, np.ndarray] | None = None) -> DrivenResult:
         """The law driven by ``drive`` ``(N,)`` (only if :attr:`driven`)."""

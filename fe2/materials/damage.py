@@ -280,6 +280,12 @@ class IsotropicDamage(Law):
         sigma, C = self._restrict(sigma, C)
         return LawResult(sigma, C, trial)
 
+    def flux(self, grad: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """``sigma = (1 - omega) C eps`` with the state's damage (local, driven or viscous alike)."""
+        omega = np.atleast_2d(state)[:, self.state_layout["omega"]][:, 0]
+        sigma = (1.0 - omega)[:, None] * (self._embed(grad) @ self.C3.T)
+        return self._restrict(sigma)[0]
+
     def out_of_plane_stress(self, grad: np.ndarray, state: np.ndarray) -> np.ndarray | None:
         """Plane strain: ``sigma_zz = (1 - omega) [C eps]_zz`` with ``eps_zz = 0``."""
         if self.gdim != 2:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import dolfinx
 import dolfinx.fem.petsc
@@ -50,14 +50,14 @@ from fe2.core import linalg
 from fe2.core import physics as physics_registry
 from fe2.core.errors import MeshError, SolverError
 from fe2.core.kinematics import measure, reference_gradient
-from fe2.core.quadrature import default_degree, geometry_degree
+from fe2.core.quadrature import QuadraturePoints, default_degree, geometry_degree
 from fe2.materials.base import PointMaterial
 from fe2.micro.boundary import BOUNDARY_CONDITIONS, cell_constraint
 
 if TYPE_CHECKING:
     from fe2.micro.rvemesh import RVEMesh
 
-__all__ = ["CellProblem", "Phase", "effective_tensor_from_fields", "virgin_tangent"]
+__all__ = ["CellProblem", "MicroFields", "Phase", "effective_tensor_from_fields", "virgin_tangent"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,17 @@ def virgin_tangent(law: Any) -> np.ndarray:
     state: the phase tensor of a law phase, and the elastic cell's tangent there."""
     g0 = reference_gradient(law.kinematics, law.gdim)[None, :]
     return np.array(law.integrate(g0, law.initial_state(1))[1][0])
+
+
+class MicroFields(NamedTuple):
+    """An RVE's fields at its micro points (:meth:`CellProblem.snapshot`), in the order of
+    :attr:`CellProblem.quadrature`; ``quadrature.volumes`` integrates them."""
+
+    fluctuation: fem.Function  #: the fluctuation ``w`` (the template's: valid until its next solve or snapshot)
+    gradient: np.ndarray  #: (P, n) the micro gradient ``E + G w``
+    flux: np.ndarray  #: (P, n) the micro flux (stress) at the converged state
+    fields: dict[str, np.ndarray]  #: internal variables (P,) by output name, 0 in the phases without them
+    out_of_plane: np.ndarray | None  #: (P,) plane strain's ``sigma_zz`` (``P_33``), None where not known
 
 
 class CellProblem(PointMaterial):
@@ -405,6 +416,70 @@ class CellProblem(PointMaterial):
         """``<sigma_zz> = c . E`` (:attr:`out_of_plane_row`), or None."""
         row = self.out_of_plane_row
         return None if row is None else np.atleast_2d(grad) @ row
+
+    @functools.cached_property
+    def quadrature(self) -> QuadraturePoints:
+        """The micro points: the rule of the cell problem's forms (made on first use)."""
+        return QuadraturePoints(self.mesh, self.quadrature_degree)
+
+    @functools.cached_property
+    def phase_points(self) -> list[np.ndarray]:
+        """The micro points of each phase (indices in :attr:`quadrature` order), in the order
+        of :attr:`phases`."""
+        qp, tags = self.quadrature, self.rve_mesh.cell_tags
+        cell_tag = np.zeros(qp.num_owned_cells, dtype=np.int64)
+        owned = tags.indices < qp.num_owned_cells
+        cell_tag[tags.indices[owned]] = tags.values[owned]
+        point_tag = np.repeat(cell_tag, qp.num_points_per_cell)
+        return [np.flatnonzero(point_tag == ph.tag) for ph in self.phases]
+
+    @functools.cached_property
+    def _micro_gradient(self) -> tuple[fem.Constant, fem.Function, fem.Expression]:
+        """A macro gradient constant ``E``, a fluctuation function ``w`` and the compiled
+        micro gradient ``E + G w`` at the micro points."""
+        E = fem.Constant(self.mesh, np.zeros(self.size))
+        w = fem.Function(self.mpc.function_space, name="fluctuation")
+        return E, w, self.quadrature.expression(E + measure(self.kinematics, self.gdim)(w))
+
+    def _snapshot_state(self, E: np.ndarray, point: int | None) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """The condensed fluctuation ``(nloc,)`` and the phase states (None: virgin) of a
+        snapshot: the linear cell solves for ``E``."""
+        return self.solve_reduced(self.B @ E[:, None])[:, 0], None
+
+    def snapshot(self, E: np.ndarray, point: int | None = None) -> MicroFields:
+        """The RVE's micro fields for the macro gradient ``E`` ``(n,)``: the linear cell's
+        solution for ``E``; a nonlinear cell's committed fluctuation and internal state of
+        its macro point ``point`` (``E`` is that point's committed macro gradient). The flux
+        is each phase law's at that state (:meth:`fe2.materials.base.Law.flux`), or the
+        phase tensor times the gradient (collective on the template's communicator)."""
+        E = np.asarray(E, dtype=float).reshape(-1)
+        x, states = self._snapshot_state(E, point)
+        Ec, w, expr = self._micro_gradient
+        Ec.value[:] = E
+        w.x.array[: x.shape[0]] = x
+        w.x.scatter_forward()
+        self.mpc.backsubstitution(w)
+        g = self.quadrature.evaluate(expr, self.size)
+        P = g.shape[0]
+        flux = np.empty_like(g)
+        fields: dict[str, np.ndarray] = {}
+        zz = np.zeros(P) if self.gdim == 2 and self.kinematics != "scalar" else None
+        for k, (ph, idx) in enumerate(zip(self.phases, self.phase_points)):
+            law = ph.law
+            if law is None:  # a phase given by its tensor alone: linear, no sigma_zz
+                flux[idx] = g[idx] @ np.asarray(ph.tensor, dtype=float).T
+                zz = None
+                continue
+            st = law.initial_state(idx.size) if states is None else states[k]
+            flux[idx] = law.flux(g[idx], st)
+            for name, vals in law.fields(st).items():
+                fields.setdefault(name, np.zeros(P))[idx] = vals
+            z = None if zz is None else law.out_of_plane_stress(g[idx], st)
+            if z is None:
+                zz = None
+            else:
+                zz[idx] = z
+        return MicroFields(w, g, flux, fields, zz)
 
     def fluctuation(self, E: np.ndarray) -> fem.Function:
         """The periodic fluctuation field for one macro gradient ``E`` (n,)."""

@@ -48,7 +48,6 @@ from fe2.core import linalg
 from fe2.core import physics as physics_registry
 from fe2.core.errors import SolverError, point_failure
 from fe2.core.kinematics import measure
-from fe2.core.quadrature import QuadraturePoints
 from fe2.materials.base import NonlocalResponse
 from fe2.materials.state import StateBank
 from fe2.micro.balance import LoadBalancer
@@ -206,28 +205,17 @@ class NonlinearCellProblem(CellProblem):
         mesh, gdim, n = self.mesh, self.gdim, self.size
         self.rtol, self.max_iterations = rtol, max_iterations
         self.reference = spec.reference_gradient(gdim)
-        self.quadrature = qp = QuadraturePoints(mesh, self.quadrature_degree)
+        qp = self.quadrature
         Qf, Qt = qp.space((n,)), qp.space((n, n))
         self.flux_q = fem.Function(Qf, name="micro_flux")
         self.tangent_q = fem.Function(Qt, name="micro_tangent")
         self._qdofs = qp.dofs(Qf)  # micro point -> quadrature dof
         self.num_micro_points = qp.num_points
 
-        # points of each phase (in micro-point order)
-        tags = rve_mesh.cell_tags
-        cell_tag = np.zeros(qp.num_owned_cells, dtype=np.int64)
-        owned = tags.indices < qp.num_owned_cells
-        cell_tag[tags.indices[owned]] = tags.values[owned]
-        point_tag = np.repeat(cell_tag, qp.num_points_per_cell)
-        #: micro points of each phase, in the order of :attr:`phases`
-        self.phase_points = [np.flatnonzero(point_tag == ph.tag) for ph in self.phases]
-
         G = measure(self.kinematics, gdim)
         V = self.V
-        self.w = fem.Function(self.mpc.function_space, name="fluctuation")
-        #: the macro gradient of the point being solved
-        self.macro_gradient = fem.Constant(mesh, np.zeros(n))
-        self._grad_expr = qp.expression(self.macro_gradient + G(self.w))
+        #: the macro gradient of the point being solved, its fluctuation and the micro gradient
+        self.macro_gradient, self.w, self._grad_expr = self._micro_gradient
         dxq = qp.dx
         v, dw = ufl.TestFunction(V), ufl.TrialFunction(V)
         self.unit = fem.Constant(mesh, np.zeros(n))
@@ -642,6 +630,14 @@ class NonlinearCellProblem(CellProblem):
                 trial["predictor_dwdE"][i], trial["predictor_E"][i] = sol.sensitivity, E[i]
             for key, s_k in zip(self._state_keys, sol.states):
                 trial[key][i] = s_k
+
+    def _snapshot_state(self, E: np.ndarray, point: int | None) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Macro point ``point``'s committed fluctuation and phase states."""
+        if point is None or not 0 <= point < self.num_points:
+            raise ValueError(f"a nonlinear cell's snapshot needs the index of one of its {self.num_points} macro "
+                             f"points, got {point!r}")
+        committed = self.bank.committed
+        return committed["w"][point], [committed[key][point] for key in self._state_keys]
 
     def micro_fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Gradient, flux and tangent at the micro points of the last macro point of the
