@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from fe2.core.tensors import mandel_to_tensor
 from fe2.io import results
 from helpers import J2_TABLE, serial_and_parallel
 from helpers import run_case as run
@@ -81,17 +82,45 @@ def average(vol, values):
     return np.tensordot(vol, values, axes=1) / vol.sum()
 
 
-def macro_tensors(meta, physics):
-    """The macro gradient and flux of a snapshot's point as the file's 3 x 3 (vector) layout."""
+def macro_tensors(meta, physics, gdim=2):
+    """The macro gradient and flux of a snapshot's point as the file's tensors (vectors)."""
     E, S = np.asarray(meta["macro_gradient"]), np.asarray(meta["macro_stress"])
     if physics == "conduction":
         return E, -S  # heat_flux = -K grad T
     if physics == "finite_strain":
-        return E.reshape(2, 2) - np.eye(2), S.reshape(2, 2)
+        return E.reshape(gdim, gdim) - np.eye(gdim), S.reshape(gdim, gdim)
+    return mandel_to_tensor(E), mandel_to_tensor(S)
 
-    def tensor(m):
-        return np.array([[m[0], m[2] / np.sqrt(2)], [m[2] / np.sqrt(2), m[1]]])
-    return tensor(E), tensor(S)
+
+def assert_is_the_rve_of(meta, snapshot, physics, gdim=2):
+    """Hill's averages: the snapshot's volume-averaged flux is the macro flux at its point and
+    its averaged gradient the macro gradient; its displacement (temperature) jumps across the
+    cell by the macro gradient times the edge, and its fluctuation is periodic."""
+    _, points, _, vol, nodal, cell = snapshot
+    H, S = macro_tensors(meta, physics, gdim)
+    g, s = ("temperature_gradient", "heat_flux") if physics == "conduction" else ("strain", "stress")
+    mean_g, mean_s = average(vol, cell[g]), average(vol, cell[s])
+    if physics == "conduction":  # vectors padded to 3 components
+        mean_g, mean_s = mean_g[:gdim], mean_s[:gdim]
+    else:
+        mean_g, mean_s = mean_g.reshape(3, 3)[:gdim, :gdim], mean_s.reshape(3, 3)[:gdim, :gdim]
+    assert np.abs(mean_s - S).max() < 1e-9 * np.abs(S).max() and np.abs(S).max() > 0
+    assert np.abs(mean_g - H).max() < 1e-10 * np.abs(H).max()
+    assert np.asarray(meta["rve_average_stress"]) == pytest.approx(meta["macro_stress"], rel=1e-9, abs=1e-14)
+    u = nodal["temperature" if physics == "conduction" else "displacement"]
+    lo, hi = points[:, 0].min(), points[:, 0].max()
+    left = np.flatnonzero(np.isclose(points[:, 0], lo))
+    right = np.flatnonzero(np.isclose(points[:, 0], hi))
+    pairs = [(i, right[np.argmin(np.linalg.norm(points[right, 1:] - points[i, 1:], axis=1))]) for i in left]
+    assert len(pairs) >= 3
+    jump = np.array([u[j] - u[i] for i, j in pairs])
+    if physics == "conduction":
+        assert np.abs(jump - H[0] * (hi - lo)).max() < 1e-10 * np.abs(H).max()
+    else:
+        assert np.abs(jump[:, :gdim] - H[:, 0] * (hi - lo)).max() < 1e-10 * np.abs(H).max()
+    w = nodal["fluctuation"]
+    assert np.abs(np.array([w[j] - w[i] for i, j in pairs])).max() < 1e-12
+    assert set(np.unique(cell["phase"])) == {1.0, 2.0}
 
 
 def centroids(path):
@@ -102,11 +131,14 @@ def centroids(path):
     return points[cells[0].data].mean(axis=1)[:, :2], [(t, nodal, joined(cell)) for t, nodal, cell in stamps]
 
 
-@pytest.mark.parametrize("variant,engine", [("j2", "batched"), ("j2", "reference"), ("elastic", "batched"),
-                                            ("neo_hooke", "batched"), ("conduction", "batched")])
-def test_snapshot_is_the_rve_of_its_macro_point(tmp_path, variant, engine):
+@pytest.mark.parametrize("variant,engine,degree", [("j2", "batched", 1), ("j2", "reference", 1),
+                                                   ("elastic", "batched", 2), ("neo_hooke", "batched", 1),
+                                                   ("conduction", "batched", 1)])
+def test_snapshot_is_the_rve_of_its_macro_point(tmp_path, variant, engine, degree):
     physics, _, _, internal = VARIANTS[variant]
-    res = run(plate(variant, engine), tmp=tmp_path)
+    data = plate(variant, engine)
+    data["rve"]["degree"] = degree
+    res = run(data, tmp=tmp_path)
     out = Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0))
     if MPI.COMM_WORLD.rank != 0:
         return
@@ -137,33 +169,7 @@ def test_snapshot_is_the_rve_of_its_macro_point(tmp_path, variant, engine):
                 assert meta[internal] == pytest.approx(field.max(), rel=1e-12) and field.max() > 0
                 assert field[at] == pytest.approx(field.max(), rel=1e-12)
                 assert average(vol, cell[internal]) == pytest.approx(meta[internal], rel=1e-10)
-            H, S = macro_tensors(meta, physics)
-            g, s = ("temperature_gradient", "heat_flux") if physics == "conduction" else ("strain", "stress")
-            mean_g, mean_s = average(vol, cell[g]), average(vol, cell[s])
-            if physics == "conduction":  # vectors padded to 3 components
-                mean_g, mean_s = mean_g[:2], mean_s[:2]
-            else:
-                mean_g, mean_s = mean_g.reshape(3, 3)[:2, :2], mean_s.reshape(3, 3)[:2, :2]
-            # Hill's averages: <flux> is the macro flux at the point, <gradient> its macro gradient
-            assert np.abs(mean_s - S).max() < 1e-9 * np.abs(S).max() and np.abs(S).max() > 0
-            assert np.abs(mean_g - H).max() < 1e-10 * np.abs(H).max()
-            assert np.asarray(meta["rve_average_stress"]) == pytest.approx(meta["macro_stress"], rel=1e-9, abs=1e-14)
-            # the displacement (temperature) jumps across the periodic cell by the macro gradient
-            u = nodal["temperature" if physics == "conduction" else "displacement"]
-            lo, hi = points[:, 0].min(), points[:, 0].max()
-            left = np.flatnonzero(np.isclose(points[:, 0], lo))
-            right = np.flatnonzero(np.isclose(points[:, 0], hi))
-            pairs = [(i, right[np.argmin(np.abs(points[right, 1] - points[i, 1]))]) for i in left]
-            assert len(pairs) >= 3
-            jump = np.array([u[j] - u[i] for i, j in pairs])
-            if physics == "conduction":
-                assert np.abs(jump - H[0] * (hi - lo)).max() < 1e-10 * np.abs(H).max()
-            else:
-                assert np.abs(jump[:, :2] - H[:, 0] * (hi - lo)).max() < 1e-10 * np.abs(H).max()
-            # the fluctuation is periodic
-            w = nodal["fluctuation"]
-            assert np.abs(np.array([w[j] - w[i] for i, j in pairs])).max() < 1e-12
-            assert set(np.unique(cell["phase"])) == {1.0, 2.0}
+            assert_is_the_rve_of(meta, (t, points, cells, vol, nodal, cell), physics)
             if physics == "elasticity":  # plane strain sigma_zz: the RVE average is the macro field's
                 macro_zz = macro_cells["stress"].reshape(-1, 3, 3)[at, 2, 2]
                 assert average(vol, cell["stress"].reshape(-1, 3, 3)[:, 2, 2]) == pytest.approx(macro_zz, rel=1e-9)
@@ -216,10 +222,41 @@ def test_gradient_damage_snapshot_of_the_most_damaged_point(tmp_path):
         return
     meta = res.summary["steps"][-1]["rve_snapshots"][0]
     assert meta["damage"] > 0.05
-    _, _, _, vol, _, cell = read_one(out / meta["file"])
-    H, S = macro_tensors(meta, "elasticity")
-    assert np.abs(average(vol, cell["stress"]).reshape(3, 3)[:2, :2] - S).max() < 1e-9 * np.abs(S).max()
-    assert average(vol, cell["damage"]) == pytest.approx(meta["damage"], rel=1e-10)
+    snapshot = read_one(out / meta["file"])
+    assert_is_the_rve_of(meta, snapshot, "elasticity")
+    assert average(snapshot[3], snapshot[5]["damage"]) == pytest.approx(meta["damage"], rel=1e-10)
+
+
+def test_3d_snapshot(tmp_path):
+    """A 3D beam of a J2 laminate clamped on the left, pulled and sheared on the right: the
+    most plastic point's RVE."""
+    phases = {"matrix": dict(J2_TABLE, tag=1), "fibre": {"law": "elastic", "tag": 2, "E": 8.0, "nu": 0.25}}
+    data = {
+        "title": "3D snapshots",
+        "macro": {"degree": 1, "mesh": {"generator": "box", "width": 2.0, "height": 1.0, "depth": 1.0,
+                                        "structured": 2},
+                  "dirichlet": [{"boundary": "left", "component": c, "value": 0.0} for c in "xyz"]
+                  + [{"boundary": "right", "component": "x", "value": 0.04},
+                     {"boundary": "right", "component": "z", "value": 0.02}]},
+        "loading": {"steps": 2},
+        "rve": {"rtol": 1e-12, "generate": {"kind": "laminate", "dim": 3, "fractions": [0.5, 0.5], "normal": 1,
+                                            "h": 0.5}, "phases": phases},
+        "solver": {"rtol": 1e-11, "atol": 1e-15, "max_iterations": 12},
+        "output": {"format": "none", "checkpoint_every": 0,
+                   "rve_snapshots": [{"max": "equivalent_plastic_strain"}, {"point": [1.0, 0.5, 0.5]}]},
+    }
+    res = run(data, tmp=tmp_path)
+    out = Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0))
+    if MPI.COMM_WORLD.rank != 0:
+        return
+    metas = res.summary["steps"][-1]["rve_snapshots"]
+    assert [m["file"] for m in metas] == ["rve_snapshots/rve1_0002.xdmf", "rve_snapshots/rve2_0002.xdmf"]
+    assert metas[0]["equivalent_plastic_strain"] > 0
+    for meta in metas:
+        snapshot = read_one(out / meta["file"])
+        assert snapshot[2].shape[1] == 4  # tetrahedra
+        assert_is_the_rve_of(meta, snapshot, "elasticity", gdim=3)
+    assert not (out / "fields.xdmf").exists()  # format = "none": snapshots only
 
 
 def snapshot_data(base):
