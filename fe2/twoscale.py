@@ -30,7 +30,7 @@ from fe2.core.tensors import mandel_to_voigt_stiffness
 from fe2.io import checkpoint, factory, results
 from fe2.io.config import CaseConfig
 from fe2.io.results import ResultsWriter
-from fe2.io.snapshots import FOLDER, Snapshots
+from fe2.io.snapshots import Snapshots
 from fe2.macro import loads
 from fe2.macro.problem import MacroProblem
 from fe2.materials.base import PointMaterial
@@ -212,10 +212,6 @@ def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Calla
     return row
 
 
-def _steps(steps: str | tuple[int, ...]) -> str:
-    return steps if isinstance(steps, str) else " ".join(map(str, steps))
-
-
 def _statistics(material: PointMaterial, comm: MPI.Comm) -> dict[str, Any]:
     """The material's work counters summed over the ranks, and the micro ``seconds`` of
     each rank as ``seconds_per_rank`` (collective)."""
@@ -351,10 +347,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                 saved = ck.step
             snapshots = Snapshots(cfg.output.rve_snapshots, problem, outdir, cfg.source)
             if snapshots.specs:
-                say("  RVE snapshots -> " + ", ".join(f"{FOLDER}/{s.name}_<step>.xdmf ("
-                                                      + (f"nearest {tuple(s.point)}" if s.point is not None else
-                                                         f"largest {s.max}") + f", steps {_steps(s.steps)})"
-                                                      for s in snapshots.specs))
+                say(f"  RVE snapshots -> {snapshots.describe()}")
             _prepare_folder(comm, outdir, Path(stage), cfg.rve.mesh is None, overwrite and not restart)
         writer = ResultsWriter(outdir, problem.mesh, write_fields=cfg.output.format == "xdmf",
                                resume=saved if restart else None, kinematics=problem.kinematics)

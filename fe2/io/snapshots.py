@@ -85,6 +85,14 @@ class Snapshots:
             self.comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
             self._scale = float(np.max(hi - lo)) or 1.0
 
+    def describe(self) -> str:
+        """One line: each snapshot's files, point and steps."""
+        def steps(s: SnapshotConfig) -> str:
+            return s.steps if isinstance(s.steps, str) else " ".join(map(str, s.steps))
+        return ", ".join(f"{FOLDER}/{s.name}_<step>.xdmf ("
+                         + (f"nearest {tuple(s.point)}" if s.point is not None else f"largest {s.max}")
+                         + f", steps {steps(s)})" for s in self.specs)
+
     def due(self, step: int) -> list[SnapshotConfig]:
         """The snapshots to write at step ``step``."""
         return [s for s in self.specs if isinstance(s.steps, str) or step in s.steps]
