@@ -178,7 +178,27 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("-q", "--quiet", action="store_true", help="print nothing (errors still go to stderr)")
 
     sub.add_parser("config", help="print the configuration reference (Markdown)")
+    inf = sub.add_parser("info", help="versions of fe2, dolfinx, PETSc and MPI; PETSc's direct solvers",
+                         description="Print what this installation provides: the versions of fe2, Python, the "
+                                     "FEniCSx packages, dolfinx_mpc, PETSc (with the direct solvers it offers) and "
+                                     "the MPI library, and whether anything fe2 needs is missing (exit status 1 "
+                                     "then).")
+    inf.add_argument("--json", action="store_true", help="print JSON instead of lines")
     return parser
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from mpi4py import MPI
+
+    from fe2.core import environment
+
+    comm = MPI.COMM_WORLD
+    info = environment.report(comm.size) if comm.rank == 0 else None
+    if comm.rank == 0:
+        print(json.dumps(info, indent=2) if args.json else environment.text(info))
+    return int(comm.bcast(bool(environment.missing(info)) if comm.rank == 0 else None, root=0))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -546,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_mesh(args)
         if args.command == "plot":
             return _cmd_plot(args)
+        if args.command == "info":
+            return _cmd_info(args)
         if args.command == "config":
             from fe2.io.config import reference_markdown
 

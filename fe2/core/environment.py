@@ -1,0 +1,124 @@
+"""What an installation provides (``fe2 info``): the versions of fe2 and of the stack it runs
+on, the MPI library, and the direct solvers PETSc offers, so that a user can see what a
+container or a cluster module gives before a run needs it.
+
+Nothing here is collective: :func:`report` looks at this process only (the factorisers are
+tried on ``PETSc.COMM_SELF``), with the size of the communicator passed in.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import platform
+import sys
+from typing import Any
+
+__all__ = ["FACTORISERS", "PACKAGES", "factorisers", "missing", "report", "text"]
+
+#: Python packages: name -> what fe2 needs it for (``None``: required)
+PACKAGES: dict[str, str | None] = {
+    "dolfinx": None, "basix": None, "ufl": None, "ffcx": None, "dolfinx_mpc": None, "petsc4py": None,
+    "mpi4py": None, "numpy": None, "scipy": None, "gmsh": None, "meshio": None,
+    "h5py": "reading fields.xdmf with meshio", "matplotlib": "fe2 plot, fe2 rve-study's plot",
+}
+#: PETSc's direct solver packages fe2 may use, and the factorisations tried for each
+FACTORISERS: dict[str, tuple[str, ...]] = {
+    "mumps": ("lu", "cholesky"), "cholmod": ("cholesky",), "umfpack": ("lu",), "klu": ("lu",),
+    "superlu": ("lu",), "superlu_dist": ("lu",), "mkl_pardiso": ("lu", "cholesky"), "strumpack": ("lu",),
+    "petsc": ("lu", "cholesky"),
+}
+#: what the default solver options use (:mod:`fe2.core.linalg`): MUMPS for the macro problem
+#: and distributed cells, CHOLMOD for a cell on one process
+REQUIRED_FACTORISERS = ("mumps", "cholmod")
+
+
+def _version(name: str) -> str | None:
+    """The version of package ``name``, ``"present"`` without one, None if it cannot be imported."""
+    try:
+        module = importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - absent or broken: either way not usable
+        return None
+    version = getattr(module, "__version__", None)
+    if not version:
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            version = "present"
+    return str(version)
+
+
+def factorisers() -> dict[str, list[str]]:
+    """The factorisations (``lu``, ``cholesky``) each of :data:`FACTORISERS` performs here, tried
+    on a small matrix; a package PETSc was built without is absent."""
+    from fe2.core.errors import ConfigError
+    from fe2.core.linalg import DIRECT_LU, check_options
+
+    out = {}
+    for name, kinds in FACTORISERS.items():
+        works = []
+        for kind in kinds:
+            try:
+                check_options({"pc_type": kind, "pc_factor_mat_solver_type": name}, DIRECT_LU, name)
+            except ConfigError:
+                continue
+            works.append(kind)
+        if works:
+            out[name] = works
+    return out
+
+
+def report(size: int = 1) -> dict[str, Any]:
+    """Versions and capabilities as a JSON-able dict (``size``: the ranks of the run)."""
+    import numpy as np
+    from mpi4py import MPI
+    from petsc4py import PETSc
+
+    from fe2 import __version__
+
+    packages = {name: _version(name) for name in PACKAGES}
+    dolfinx_features = {}
+    if packages["dolfinx"]:
+        import dolfinx.common
+
+        dolfinx_features = {k[4:]: bool(getattr(dolfinx.common, k)) for k in dir(dolfinx.common)
+                            if k.startswith("has_") and isinstance(getattr(dolfinx.common, k), bool)}
+    major, minor, patch = PETSc.Sys.getVersion()
+    return {
+        "fe2": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": packages,
+        "dolfinx_features": dolfinx_features,
+        "petsc": {"version": f"{major}.{minor}.{patch}", "scalar": np.dtype(PETSc.ScalarType).name,
+                  "index": np.dtype(PETSc.IntType).name, "factorisers": factorisers()},
+        "mpi": {"library": MPI.Get_library_version().replace("\0", "").strip().splitlines()[0].strip(),
+                "standard": "{}.{}".format(*MPI.Get_version()), "ranks": size},
+    }
+
+
+def missing(info: dict[str, Any]) -> list[str]:
+    """What fe2 needs and ``info`` lacks (an empty list: everything is there)."""
+    out = [name for name, why in PACKAGES.items() if why is None and not info["packages"][name]]
+    have = info["petsc"]["factorisers"]
+    return out + [f"PETSc with {name}" for name in REQUIRED_FACTORISERS if name not in have]
+
+
+def text(info: dict[str, Any]) -> str:
+    """The report as lines for a terminal."""
+    lines = [f"fe2 {info['fe2']} (Python {info['python']}, {info['platform']})"]
+    p = info["petsc"]
+    lines.append(f"PETSc {p['version']} ({p['scalar']} scalars, {p['index']} indices); direct solvers: "
+                 + (", ".join(f"{k} ({'/'.join(v)})" for k, v in p["factorisers"].items()) or "none"))
+    m = info["mpi"]
+    lines.append(f"MPI {m['standard']}: {m['library']}; {m['ranks']} rank{'s' if m['ranks'] != 1 else ''}")
+    width = max(map(len, PACKAGES))
+    for name, why in PACKAGES.items():
+        v = info["packages"][name]
+        state = v if v else ("MISSING (required)" if why is None else "not installed")
+        lines.append(f"  {name:{width}s}  {state}" + (f"  [{why}]" if why and not v else ""))
+    if info["dolfinx_features"]:
+        lines.append("dolfinx built with: " + ", ".join(k for k, v in info["dolfinx_features"].items() if v))
+    gone = missing(info)
+    lines.append("everything fe2 needs is here" if not gone else "MISSING: " + ", ".join(gone))
+    return "\n".join(lines)
