@@ -153,8 +153,7 @@ class Snapshots:
                 meta[spec.max] = float(p.internal_fields()[spec.max][index])
             return meta
 
-        metas = self.comm.allgather(collective(self.comm, write))
-        return metas[rank]
+        return self.comm.bcast(collective(self.comm, write), root=rank)
 
 
 def _best(score: np.ndarray, keys: np.ndarray, comm: MPI.Comm) -> tuple[int, int]:
@@ -192,12 +191,8 @@ def _write_rve(cell: CellProblem, E: np.ndarray, index: int, path: Path, t: floa
     scalar = cell.kinematics == "scalar"
     u.interpolate(lambda x: (H @ (x[:gdim] - centre[:, None]))[0] if scalar else H @ (x[:gdim] - centre[:, None]))
     u.x.array[:] += w.x.array
-    tags = cell.rve_mesh.cell_tags
-    phase = np.zeros(qp.num_owned_cells)
-    owned = tags.indices < qp.num_owned_cells
-    phase[tags.indices[owned]] = tags.values[owned]
     scalars = {name: qp.cell_average(v) for name, v in fields.fields.items()}
-    scalars["phase"] = phase
+    scalars["phase"] = cell.owned_cell_tags.astype(float)
     writer = FieldWriter(path, cell.mesh, cell.kinematics)
     writer.write(t, u, qp.cell_average(fields.gradient), qp.cell_average(fields.flux), scalars=scalars,
                  nodal={"fluctuation": w},
@@ -213,7 +208,7 @@ def _displacement_gradient(cell: CellProblem, E: np.ndarray) -> np.ndarray:
     if cell.kinematics == "scalar":
         return np.asarray(E, dtype=float).reshape(1, g)
     if cell.kinematics == "small":
-        return mandel_to_tensor(np.asarray(E, dtype=float)[None])[0]
+        return mandel_to_tensor(np.asarray(E, dtype=float))
     return np.asarray(E, dtype=float).reshape(g, g) - np.eye(g)
 
 

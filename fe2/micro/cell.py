@@ -423,14 +423,19 @@ class CellProblem(PointMaterial):
         return QuadraturePoints(self.mesh, self.quadrature_degree)
 
     @functools.cached_property
+    def owned_cell_tags(self) -> np.ndarray:
+        """The phase tag of every owned cell, in local order ``(num_owned_cells,)``."""
+        num_owned, tags = self.quadrature.num_owned_cells, self.rve_mesh.cell_tags
+        cell_tag = np.zeros(num_owned, dtype=np.int64)
+        owned = tags.indices < num_owned
+        cell_tag[tags.indices[owned]] = tags.values[owned]
+        return cell_tag
+
+    @functools.cached_property
     def phase_points(self) -> list[np.ndarray]:
         """The micro points of each phase (indices in :attr:`quadrature` order), in the order
         of :attr:`phases`."""
-        qp, tags = self.quadrature, self.rve_mesh.cell_tags
-        cell_tag = np.zeros(qp.num_owned_cells, dtype=np.int64)
-        owned = tags.indices < qp.num_owned_cells
-        cell_tag[tags.indices[owned]] = tags.values[owned]
-        point_tag = np.repeat(cell_tag, qp.num_points_per_cell)
+        point_tag = np.repeat(self.owned_cell_tags, self.quadrature.num_points_per_cell)
         return [np.flatnonzero(point_tag == ph.tag) for ph in self.phases]
 
     @functools.cached_property
