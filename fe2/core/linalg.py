@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from mpi4py import MPI
 from petsc4py import PETSc
 
 from fe2.core.errors import ConfigError, SolverError
 
-__all__ = ["DIRECT_CHOLESKY", "DIRECT_LU", "SMALL_LU_NNZ", "Border", "PatternSolver", "check_options", "configure",
-           "direct_solver", "petsc_message",
-           "factor_matrix", "mat_solve", "rve_solver_options", "unique_prefix"]
+__all__ = ["DIRECT_CHOLESKY", "DIRECT_LU", "MUMPS_WORKSPACE_ERRORS", "SMALL_LU_NNZ", "Border", "PatternSolver",
+           "check_options", "configure", "direct_solver", "factor_matrix", "factorise", "mat_solve", "petsc_message",
+           "rve_solver_options", "unique_prefix"]
 
 #: Direct solver used by default for the RVE cell problems (symmetric positive definite
 #: after the periodic condensation) and the macro Newton systems.
@@ -204,6 +205,56 @@ def direct_solver(A: PETSc.Mat, prefix: str, options: Mapping[str, Any] | None =
     return ksp
 
 
+#: MUMPS INFOG(1) codes of a factorisation whose workspace, estimated in the analysis, was
+#: too small (-8, -9: the integer and real work arrays; -17, -20: the send and receive
+#: buffers between processes). Numerical pivoting and, on several processes, MUMPS's
+#: dynamic scheduling (which depends on timing) can exceed the estimate; MUMPS's documented
+#: remedy is a larger ICNTL(14), the percentage by which the estimate is increased.
+MUMPS_WORKSPACE_ERRORS = (-8, -9, -17, -20)
+
+#: PCFailedReason values (PETSc's ``PCFailedReason``) in words
+_PC_FAILURES = {1: "structurally zero pivot", 2: "zero pivot", 3: "out of memory", 4: "failed",
+                5: "subsolver failed"}
+
+
+def factorise(ksp: PETSc.KSP, what: str, retries: int = 4) -> None:
+    """Set up (factorise) the direct solver ``ksp`` and make sure the factorisation exists
+    (collective on ``ksp``'s communicator).
+
+    PETSc does not raise when a factoriser fails: it marks the preconditioner failed and the
+    next solve diverges. Here a MUMPS workspace shortfall (:data:`MUMPS_WORKSPACE_ERRORS`) is
+    retried up to ``retries`` times with ICNTL(14) doubled (at least 50 %); any other
+    failure raises :class:`~fe2.core.errors.SolverError` ``"<what> failed (<reason>)"``
+    naming MUMPS's INFOG(1) where MUMPS factorised, on every process.
+    """
+    comm = ksp.getComm().tompi4py()
+    for attempt in range(retries + 1):
+        try:
+            ksp.setUp()
+        except PETSc.Error as err:
+            raise SolverError(f"{what} failed ({petsc_message(err)})") from None
+        pc = ksp.getPC()
+        reason = int(pc.getFailedReason())
+        if comm.size > 1:
+            reason = comm.allreduce(reason, op=MPI.MAX)
+        if reason == 0:
+            return
+        words = _PC_FAILURES.get(reason, f"PCFailedReason {reason}")
+        if pc.getFactorSolverType() != "mumps":
+            raise SolverError(f"{what} failed ({words})")
+        F = pc.getFactorMatrix()
+        code, workspace = F.getMumpsInfog(1), F.getMumpsIcntl(14)
+        if code not in MUMPS_WORKSPACE_ERRORS or attempt == retries:
+            raise SolverError(f"{what} failed ({words}; MUMPS INFOG(1) = {code}, INFOG(2) = "
+                              f"{F.getMumpsInfog(2)}, ICNTL(14) = {workspace})")
+        # the retry: a new factor with a larger workspace (PETSc keeps a failed one otherwise)
+        PETSc.Options()[f"{ksp.getOptionsPrefix() or ''}mat_mumps_icntl_14"] = max(2 * workspace, 50)
+        A, P = ksp.getOperators()
+        pc.reset()
+        ksp.setOperators(A, P)
+        ksp.setFromOptions()
+
+
 def factor_matrix(ksp: PETSc.KSP) -> PETSc.Mat:
     """The factored matrix of a direct solver (after ``ksp.setUp()``)."""
     return ksp.getPC().getFactorMatrix()
@@ -271,10 +322,7 @@ class PatternSolver:
         self.values[:] = values
         self.A.assemble()  # marks the values as changed
         self.ksp.setOperators(self.A)
-        try:
-            self.ksp.setUp()
-        except PETSc.Error as err:
-            raise SolverError(f"factorisation of the RVE Jacobian failed ({petsc_message(err)})") from None
+        factorise(self.ksp, "factorisation of the RVE Jacobian")
         self.factorisations += 1
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:

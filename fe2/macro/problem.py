@@ -428,6 +428,7 @@ class MacroProblem:
     def solve(self, rhs: PETSc.Vec, out: PETSc.Vec) -> None:
         """``out = A^-1 rhs`` with the factorisation of the last assembled Jacobian, ghosts
         updated (collective)."""
+        linalg.factorise(self.ksp, "factorisation of the macro Jacobian")
         try:
             self.ksp.solve(rhs, out)
         except PETSc.Error as err:  # e.g. a factorisation that failed (raised on every rank)

@@ -204,11 +204,9 @@ class CellProblem(PointMaterial):
                    **(petsc_options or {})}
         self.ksp = linalg.direct_solver(self.A, linalg.unique_prefix("fe2_rve_"), options, symmetric=True)
         try:
-            self.ksp.setUp()
-        except PETSc.Error as err:
-            raise SolverError(f"factorisation of the RVE matrix of '{rve_mesh.path}' failed "
-                              f"({linalg.petsc_message(err)}); is a phase tensor singular or not positive "
-                              "definite?") from None
+            linalg.factorise(self.ksp, f"factorisation of the RVE matrix of '{rve_mesh.path}'")
+        except SolverError as err:
+            raise SolverError(f"{err}; is a phase tensor singular or not positive definite?") from None
         self.B = self._assemble_unit_rhs()  # (local reduced dofs, n)
         #: B without the part the multipliers balance (the residual of a unit gradient)
         self.B_residual = self.B if self.border is None else self.border.project(self.B)

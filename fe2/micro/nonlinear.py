@@ -436,10 +436,7 @@ class NonlinearCellProblem(CellProblem):
         if self.border is not None:
             self.border.matrix(self.A_t, self.M_t)
         self.ksp_t.setOperators(self.M_t)
-        try:
-            self.ksp_t.setUp()
-        except PETSc.Error as err:
-            raise SolverError(f"factorisation of the RVE Jacobian failed ({linalg.petsc_message(err)})") from None
+        linalg.factorise(self.ksp_t, "factorisation of the RVE Jacobian")
 
     def solve_point(self, E: np.ndarray, x0: np.ndarray, states: list[np.ndarray], drive: float | None = None
                     ) -> PointSolution:

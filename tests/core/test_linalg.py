@@ -116,3 +116,69 @@ def test_border_solves_the_constrained_minimum_on_any_number_of_ranks():
     for obj in (ksp, M, K, bv, xv):
         obj.destroy()
     border.destroy()
+
+
+def kkt_needing_delayed_pivots(n=2500, m=400, seed=0):
+    """A symmetric indefinite saddle matrix [[K, B^T], [B, 0]] (K a 2D Laplacian, B random
+    sparse rows), its rows and columns permuted at random: LU with AMD ordering
+    (ICNTL(7) = 0) delays pivots beyond MUMPS's estimate, so with no extra workspace
+    (ICNTL(14) = 0) MUMPS fails with INFOG(1) = -9."""
+    rng = np.random.default_rng(seed)
+    k = int(np.sqrt(n))
+    K = sp.diags([4.0 * np.ones(n), -np.ones(n - 1), -np.ones(n - 1), -np.ones(n - k), -np.ones(n - k)],
+                 [0, 1, -1, k, -k])
+    cols = rng.integers(0, n, 4 * m)
+    B = sp.coo_matrix((rng.standard_normal(4 * m), (np.repeat(np.arange(m), 4), cols)), shape=(m, n))
+    perm = rng.permutation(n + m)
+    M = sp.bmat([[K, B.T], [B, None]]).tocsr()[perm][:, perm].tocsr()
+    M.sort_indices()
+    return M
+
+
+def test_factorise_retries_a_mumps_workspace_shortfall_with_a_larger_icntl14():
+    """One process: the first factorisation fails with INFOG(1) = -9 (checked without
+    retries: one line naming MUMPS's code); factorise() retries with ICNTL(14) = 50 and the
+    solution is right."""
+    from petsc4py import PETSc
+
+    M = kkt_needing_delayed_pivots()
+    A = PETSc.Mat().createAIJWithArrays(M.shape, (M.indptr.astype(PETSc.IntType), M.indices.astype(PETSc.IntType),
+                                                  M.data), comm=PETSc.COMM_SELF)
+    opts = {"pc_type": "lu", "pc_factor_mat_solver_type": "mumps", "mat_mumps_icntl_14": 0,
+            "mat_mumps_icntl_7": 0}
+    tight = linalg.direct_solver(A, linalg.unique_prefix("fe2_test_mumps_"), opts, symmetric=False)
+    with pytest.raises(SolverError, match=r"^trial failed \(out of memory; MUMPS INFOG\(1\) = -9, .*ICNTL\(14\) = 0\)"):
+        linalg.factorise(tight, "trial", retries=0)
+    ksp = linalg.direct_solver(A, linalg.unique_prefix("fe2_test_mumps_"), opts, symmetric=False)
+    linalg.factorise(ksp, "trial")
+    F = linalg.factor_matrix(ksp)
+    assert F.getMumpsInfog(1) == 0 and F.getMumpsIcntl(14) == 50
+    b, x = A.createVecLeft(), A.createVecRight()
+    rhs = np.cos(np.arange(M.shape[0]))
+    b.array[:] = rhs
+    ksp.solve(b, x)
+    assert np.abs(M @ x.array_r - rhs).max() < 1e-10 * np.abs(rhs).max()
+    for obj in (tight, ksp, A, b, x):
+        obj.destroy()
+
+
+def test_factorise_raises_on_every_rank_naming_the_mumps_error():
+    """Any number of ranks: a working-memory limit MUMPS cannot meet (ICNTL(23) = 1 MB) is
+    not a workspace estimate to retry: SolverError with INFOG(1) = -19 on every process."""
+    from mpi4py import MPI
+    from petsc4py import PETSc
+
+    comm = MPI.COMM_WORLD
+    n = 20000
+    k = int(np.sqrt(n))
+    A = PETSc.Mat().createAIJ([(None, n), (None, n)], nnz=5, comm=comm)
+    lo, hi = A.getOwnershipRange()
+    for i in range(lo, hi):
+        cols = [j for j in (i - k, i - 1, i, i + 1, i + k) if 0 <= j < n]
+        A.setValues(i, cols, [4.0 if j == i else -1.0 for j in cols])
+    A.assemble()
+    ksp = linalg.direct_solver(A, linalg.unique_prefix("fe2_test_mumps_"), {"mat_mumps_icntl_23": 1})
+    with pytest.raises(SolverError, match=r"^trial failed \(.*MUMPS INFOG\(1\) = -19, "):
+        linalg.factorise(ksp, "trial")
+    ksp.destroy()
+    A.destroy()
