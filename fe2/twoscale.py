@@ -3,7 +3,9 @@
 Each rank builds **one** RVE template (:class:`fe2.micro.cell.CellProblem` or
 :class:`fe2.micro.nonlinear.NonlinearCellProblem`: mesh, spaces, forms, factorised
 matrix) on ``MPI.COMM_SELF`` and evaluates it, as one batch, at the quadrature points of
-the macro cells it owns; nothing is created per point. :func:`run` is the whole
+the macro cells it owns; nothing is created per point. With ``[parallel] ranks_per_rve =
+k > 1`` the template is distributed over a group of ``k`` ranks, which evaluates the points
+of all its ranks together (:mod:`fe2.micro.groups`). :func:`run` is the whole
 simulation: set-up (:func:`setup`), path following (:func:`fe2.solvers.pathfollowing.follow`),
 results on disk after every converged step, progress on rank 0.
 """
@@ -35,6 +37,7 @@ from fe2.macro import loads
 from fe2.macro.problem import MacroProblem
 from fe2.materials.base import PointMaterial
 from fe2.materials.points import LinearMaterial, MaterialPoints
+from fe2.micro.groups import GroupMaterial, RankGroups
 from fe2.solvers import pathfollowing
 from fe2.solvers.pathfollowing import Step
 
@@ -94,7 +97,12 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
     workdir = outdir if workdir is None else workdir
     linalg.check_options(cfg.solver.petsc_options, linalg.DIRECT_LU, f"{cfg.source}: key 'solver.petsc_options'",
                          comm)
-    rve = factory.cell_problem(cfg.rve, cfg.base_dir, cfg.source, workdir, comm)
+    per_rve = cfg.parallel.ranks_per_rve
+    if comm.size % per_rve:
+        raise ConfigError(f"{cfg.source}: key 'parallel.ranks_per_rve' = {per_rve} must divide the number of MPI "
+                          f"ranks ({comm.size}); run with a multiple of {per_rve} ranks")
+    groups = RankGroups(comm, per_rve)
+    rve = factory.cell_problem(cfg.rve, cfg.base_dir, cfg.source, workdir, comm, groups.comm)
     t_rve_setup = time.perf_counter() - t0
     Ceff = rve.effective_tensor
     mesh_path = str(rve.rve_mesh.path) if cfg.rve.mesh is not None else str(outdir / "rve.msh")
@@ -113,7 +121,10 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
     dirichlet, traction = loads.from_config(cfg.macro.dirichlet, cfg.macro.traction, mm, cfg.source,
                                             cfg.macro.flux, amplitudes)
     material, material_note = choose_material(cfg, rve, comm)
-    if material is rve and cfg.parallel.balance and hasattr(rve, "balance_over"):
+    if material is rve and per_rve > 1:
+        material = GroupMaterial(rve, groups.comm)
+        material_note += f"; each RVE solved by a group of {per_rve} ranks ({groups.count} groups)"
+    elif material is rve and cfg.parallel.balance and hasattr(rve, "balance_over"):
         rve.balance_over(comm)
     length = nonlocal_length(cfg, rve)
     problem = MacroProblem(mm, material, degree=cfg.macro.degree,

@@ -38,7 +38,7 @@ def structured_rve(gdim: int, n: int, tag_of=None, comm=MPI.COMM_SELF, box_min=N
     else:
         m = dmesh.create_box(comm, [lo, hi], [n, n, n])
     tdim = m.topology.dim
-    nc = m.topology.index_map(tdim).size_local
+    nc = m.topology.index_map(tdim).size_local + m.topology.index_map(tdim).num_ghosts  # ghosts tagged too
     cells = np.arange(nc, dtype=np.int32)
     mid = dmesh.compute_midpoints(m, tdim, cells)
     vals = np.ones(nc, dtype=np.int32) if tag_of is None else np.asarray(tag_of(mid), dtype=np.int32)

@@ -128,6 +128,9 @@ CATALOGUE = [
     ("snapshot of a single-scale run", [('material = "rve"', 'material = "homogenized"')],
      "\n[[output.rve_snapshots]]\npoint = [0.5, 0.5]\n",
      "key 'output.rve_snapshots[0]' needs macro.material = 'rve' (an RVE at every macro point); it is 'homogenized'"),
+    ("ranks_per_rve not dividing the ranks", [], "\n[parallel]\nranks_per_rve = 3\n",
+     "key 'parallel.ranks_per_rve' = 3 must divide the number of MPI ranks"),
+    ("ranks_per_rve 0", [], "\n[parallel]\nranks_per_rve = 0\n", "key 'parallel.ranks_per_rve' must be > 0"),
     ("supports leave a translation free", [(BOTTOM + "value = 0.0\n", "")], "",
      "key 'macro.dirichlet': the supports leave the body free to move (translation in y), so the macro problem is "
      "singular; prescribe more displacement components"),

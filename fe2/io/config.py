@@ -363,6 +363,12 @@ class ParallelConfig:
                                  "micro cost (the rank owning a plastic or damaged zone would otherwise do most "
                                  "of the work); results are the same either way. Batched engine only; no effect "
                                  "on one rank")
+    ranks_per_rve: int = _f(1, check=positive,
+                            doc="MPI ranks that solve each RVE together: the ranks are split into groups of this "
+                                "many consecutive ranks (it must divide the rank count), each group solves the "
+                                "RVEs of its ranks' macro points with the RVE mesh distributed over the group "
+                                "(MUMPS, the reference micro engine); the macro problem stays on all ranks. For "
+                                "RVEs too big for one core; small RVEs are faster as groups of 1 (see the README)")
 
 
 @dataclass(frozen=True)

@@ -82,9 +82,10 @@ def is_linear(phase_list: list[Phase]) -> bool:
 
 
 def cell_problem(rve: RVEConfig, base_dir: str, source: str, workdir: Path,
-                 comm: MPI.Comm) -> CellProblem:
-    """Build the RVE template on ``MPI.COMM_SELF`` of every rank of ``comm`` (collective on
-    ``comm``: an error on any rank is raised on all). Linear phases give a
+                 comm: MPI.Comm, group: MPI.Comm = MPI.COMM_SELF) -> CellProblem:
+    """Build the RVE template of every rank of ``comm`` on its ``group`` (``MPI.COMM_SELF``,
+    or a :class:`fe2.micro.groups.RankGroups` group, over which the RVE mesh is then
+    distributed; collective on ``comm``: an error on any rank is raised on all). Linear phases give a
     :class:`~fe2.micro.cell.CellProblem`, any nonlinear law a
     :class:`~fe2.micro.nonlinear.NonlinearCellProblem`. The PETSc options are tried first
     (:func:`fe2.core.linalg.check_options`), so that bad ones fail before any mesh is made."""
@@ -92,7 +93,7 @@ def cell_problem(rve: RVEConfig, base_dir: str, source: str, workdir: Path,
     path = rve_mesh_path(rve, base_dir, comm, workdir, source)
 
     def build() -> CellProblem:
-        rm = load_rve_mesh(path, MPI.COMM_SELF)
+        rm = load_rve_mesh(path, group)
         ph = phases(rve, rm.mesh.geometry.dim, source)
         if PHYSICS[rve.physics].kinematics != "finite" and is_linear(ph):
             return CellProblem(rm, ph, physics=rve.physics, degree=rve.degree,

@@ -5,7 +5,8 @@ Each ``[[output.rve_snapshots]]`` entry (:class:`fe2.io.config.SnapshotConfig`) 
 macro quadrature point -- the one nearest to given coordinates, or the one where an internal
 variable of the RVE (``damage``, ``equivalent_plastic_strain``, ...) is largest at the step
 -- and the steps to write. At each of those converged steps the rank that owns the point
-writes ``rve_snapshots/<name>_<step>.xdmf`` (+ ``.h5``) on the RVE mesh, laid out as
+(with ``ranks_per_rve > 1``: its group, over which the RVE is distributed) writes
+``rve_snapshots/<name>_<step>.xdmf`` (+ ``.h5``) on the RVE mesh, laid out as
 ``fields.xdmf`` (:class:`fe2.io.results.FieldWriter`; time = the step's pseudo-time):
 
 - ``displacement`` (conduction: ``temperature``) at the nodes: the micro field
@@ -42,6 +43,7 @@ from fe2.io.config import SnapshotConfig
 from fe2.io.results import FieldWriter
 from fe2.macro.problem import MacroProblem
 from fe2.micro.cell import CellProblem
+from fe2.micro.groups import GroupMaterial
 
 __all__ = ["FOLDER", "Snapshots"]
 
@@ -62,7 +64,9 @@ class Snapshots:
         self.problem = problem
         self.comm: MPI.Comm = problem.comm
         self.folder = Path(outdir) / FOLDER
-        cell = problem.material
+        #: the RVE template, and the group of ranks it is distributed over (None: one rank)
+        self.group: GroupMaterial | None = problem.material if isinstance(problem.material, GroupMaterial) else None
+        self.cell = cell = problem.material if self.group is None else self.group.template
         if self.specs and not isinstance(cell, CellProblem):
             raise ConfigError(f"{source}: key 'output.rve_snapshots' needs an RVE at every macro point "
                               f"(macro.material = 'rve')")
@@ -134,23 +138,33 @@ class Snapshots:
         p = self.problem
         name = f"{spec.name}_{step:04d}.xdmf"
 
+        group = self.group
+        k = 1 if group is None else group.comm.size
+        # (collective on a group: every rank asks)
+        value = None if spec.max is None else p.internal_fields()[spec.max]
+
         def write() -> dict[str, Any] | None:
-            if self.comm.rank != rank:
+            if self.comm.rank // k != rank // k:  # not the owner's group
                 return None
-            E = p.strains_at_points()[index]
+            E, at = p.strains_at_points()[index] if self.comm.rank == rank else None, index
+            if group is not None:  # the owner's group writes its template's snapshot together
+                E = group.comm.bcast(E, root=rank % k)
+                at = sum(group.counts[:rank % k]) + index
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                average = _write_rve(p.material, E, index, self.folder / name, t)
+                average = _write_rve(self.cell, E, at, self.folder / name, t)
             except (OSError, RuntimeError) as err:  # a folder that cannot be, HDF5 or dolfinx failing to write
                 why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
                 raise Fe2Error(f"{self.folder / name}: the RVE snapshot cannot be written ({why})") from None
+            if self.comm.rank != rank:
+                return None
             cell, q = p.point_labels()[index]
             meta = {"name": spec.name, "file": f"{FOLDER}/{name}", "step": step, "time": t,
                     "point": p.point_coordinates()[index].tolist(), "macro_cell": int(cell),
                     "quadrature_point": int(q), "rank": rank, "macro_gradient": E.tolist(),
                     "macro_stress": p.stresses_at_points()[index].tolist(), "rve_average_stress": average.tolist()}
             if spec.max is not None:
-                meta[spec.max] = float(p.internal_fields()[spec.max][index])
+                meta[spec.max] = float(value[index])
             return meta
 
         return self.comm.bcast(collective(self.comm, write), root=rank)

@@ -32,6 +32,7 @@ the time increment always solve.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -53,6 +54,7 @@ from fe2.materials.state import StateBank
 from fe2.micro.balance import LoadBalancer
 from fe2.micro.batched import BatchedEngine
 from fe2.micro.cell import CellProblem, Phase
+from fe2.micro.groups import StateLayout
 from fe2.micro.operators import CellOperators
 from fe2.solvers.newton import newton
 
@@ -227,8 +229,8 @@ class NonlinearCellProblem(CellProblem):
         # nonlocal (driven) damage: dsigma/d(drive) and d eps_eq/d eps at the micro points
         self._driven = [ph.law.driven for ph in self.phases]
         self.nonlocal_form = any(self._driven)
-        self.damage_volume = float(sum(self.micro_weights[idx].sum() for idx, d in zip(self.phase_points, self._driven)
-                                       if d))
+        self.damage_volume = self.comm.allreduce(float(sum(self.micro_weights[idx].sum()
+                                                           for idx, d in zip(self.phase_points, self._driven) if d)))
         self._dsd_q = fem.Function(Qf, name="dsigma_ddrive")
         self._deq_q = fem.Function(Qf, name="deq_deps")
         self._a_form = fem.form(ufl.inner(self._dsd_q, G(v)) * dxq)
@@ -283,8 +285,27 @@ class NonlinearCellProblem(CellProblem):
             virgin = np.broadcast_to(ph.law.initial_state(1)[0], (idx.size, ph.law.state_size))
             self.bank.allocate(key, virgin, N)
 
+    @functools.cached_property
+    def layout(self) -> StateLayout:
+        """The partition-independent layout of the per-point state (checkpoints; collective
+        on the template's communicator the first time)."""
+        return StateLayout(self)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The committed state as named arrays ``(N, ...)`` (copies). On one process the
+        fluctuation and the micro points are in the partition-independent order of
+        :attr:`layout`, so that a checkpoint can be read by a template distributed over a
+        group; on several, each process's own part (:class:`fe2.micro.groups.GroupMaterial`
+        gathers them)."""
+        state = self.bank.get_state()
+        return self.layout.gather(state, [self.num_points]) if self.comm.size == 1 else state
+
     def set_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Restore a committed state from :meth:`get_state`'s arrays (trial = committed)."""
+        self.set_local_state(self.layout.scatter(state) if self.comm.size == 1 else state)
+
+    def set_local_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore a committed state in this process's own layout (the bank's arrays)."""
         self.bank.set_state(state)
         self.num_points = self.bank.committed["w"].shape[0]
         if self.balancer is not None:
@@ -325,24 +346,29 @@ class NonlinearCellProblem(CellProblem):
         """RVE volume averages of the committed internal variables per macro point,
         ``{name: (N,)}`` (:meth:`fe2.materials.base.Law.fields`; a phase without the variable
         counts as zero, so ``damage`` is the volume-averaged damage and ``dissipation`` the
-        energy dissipated per unit RVE volume)."""
+        energy dissipated per unit RVE volume). Collective on a template on several processes."""
         out: dict[str, np.ndarray] = {}
         for ph, idx, key in zip(self.phases, self.phase_points, self._state_keys):
             for name, vals in ph.law.fields(self.bank.committed[key]).items():  # vals (N, points of phase)
                 out[name] = out.get(name, 0.0) + vals @ self.micro_weights[idx] / self.volume
+        if self.comm.size > 1:  # the same names on every process (each has points of every phase)
+            out = {k: self.comm.allreduce(np.broadcast_to(v, (self.num_points,)).copy()) for k, v in out.items()}
         return {k: np.broadcast_to(v, (self.num_points,)).copy() for k, v in out.items()}
 
     def out_of_plane_stress(self, grad: np.ndarray) -> np.ndarray | None:
         """Plane strain: the RVE average of every phase law's
         :meth:`~fe2.materials.base.Law.out_of_plane_stress` at each point's committed
         fluctuation and state, for the committed macro gradients ``grad`` ``(N, n)``; None in
-        3D, for conduction, for a template on several processes, or when a law cannot say."""
-        if self.gdim != 2 or self.kinematics == "scalar" or self.comm.size != 1:
+        3D, for conduction, or when a law cannot say (collective on a template on several
+        processes)."""
+        if self.gdim != 2 or self.kinematics == "scalar":
             return None
         E = np.atleast_2d(np.asarray(grad, dtype=float))
         N, n = E.shape
         if N != self.num_points:
             return None
+        if self.comm.size > 1:
+            return self._out_of_plane_distributed(E)
         if self._operators is None:
             self._operators = self._batched.op if self._batched is not None else CellOperators(self, self.quadrature)
         op = self._operators
@@ -355,6 +381,26 @@ class NonlinearCellProblem(CellProblem):
                 return None
             out += zz.reshape(N, -1) @ op.weights[idx]
         return out / self.volume
+
+    def _out_of_plane_distributed(self, E: np.ndarray) -> np.ndarray | None:
+        """:meth:`out_of_plane_stress` of a template on several processes: point by point,
+        the micro gradients from the compiled expression (as :meth:`solve_point` has them)."""
+        N, n = E.shape
+        out = np.zeros(N)
+        known = True
+        for i in range(N):
+            self.macro_gradient.value[:] = E[i]
+            self._set_fluctuation(self.bank.committed["w"][i])
+            g = self.quadrature.evaluate(self._grad_expr, n)
+            for ph, idx, key in zip(self.phases, self.phase_points, self._state_keys):
+                zz = ph.law.out_of_plane_stress(g[idx], self.bank.committed[key][i])
+                if zz is None:
+                    known = False
+                    break
+                out[i] += zz @ self.micro_weights[idx]
+        if not all(self.comm.allgather(known)):
+            return None
+        return self.comm.allreduce(out) / self.volume
 
     # --- one micro solve ------------------------------------------------------------------
     def _set_fluctuation(self, x: np.ndarray) -> None:
@@ -379,7 +425,8 @@ class NonlinearCellProblem(CellProblem):
         if drive is not None:
             eqs = {k: ph.law.equivalent_of(grads[idx])
                    for k, (ph, idx) in enumerate(zip(self.phases, self.phase_points)) if self._driven[k]}
-            self._e_local = sum(weights[self.phase_points[k]] @ e for k, (e, _) in eqs.items()) / self.damage_volume
+            local = float(sum(weights[self.phase_points[k]] @ e for k, (e, _) in eqs.items()))
+            self._e_local = self.comm.allreduce(local) / self.damage_volume
             shift = drive - self._e_local
             dsd = np.zeros((self.num_micro_points, n))
             deq = np.zeros((self.num_micro_points, n))
@@ -491,8 +538,8 @@ class NonlinearCellProblem(CellProblem):
         """
         n = self.size
         a, c = self._shift_vectors()
-        m = self.micro_weights @ self._deq / self.damage_volume
-        sbar = self.micro_weights @ self._dsd / self.volume
+        m = self.comm.allreduce(self.micro_weights @ self._deq) / self.damage_volume
+        sbar = self.comm.allreduce(self.micro_weights @ self._dsd) / self.volume
         X = self.solve_reduced(np.column_stack([Bt + np.outer(a, m), -a, a]), self.ksp_t)
         y, X = X[:, -1], X[:, :-1]
         cX = self._dot(c[:, None], X)[0]

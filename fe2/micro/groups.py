@@ -1,0 +1,225 @@
+"""RVEs on sub-communicators: ``[parallel] ranks_per_rve = k``.
+
+An RVE too big for one core is solved by ``k`` ranks together. The world communicator is
+split into groups of ``k`` consecutive ranks (:class:`RankGroups`); each group builds one
+RVE template with the RVE mesh distributed over the group (the factoriser is then MUMPS,
+:func:`fe2.core.linalg.rve_solver_options`; the periodic constraint spans the group's
+partition), and the macro problem stays on the world communicator.
+
+Every rank keeps its own macro points (their history included: the home of a point does
+not change). :class:`GroupMaterial` is the macro material of a rank: at every evaluation
+the macro gradients of all points of the group are gathered on every member, the group
+solves them one after the other (each micro solve collective on the group: the reference
+engine, :meth:`fe2.micro.nonlinear.NonlinearCellProblem.solve_point`), and every member
+takes back its own rows. A point's micro state (fluctuation, every phase's internal
+variables) is distributed over the group like the RVE mesh; :class:`StateLayout` gathers it
+into one partition-independent layout per point for checkpoints (fluctuation DOFs ordered by
+their coordinates, micro points by original cell and quadrature point) and scatters it back,
+so a checkpoint does not depend on the partition of the groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from mpi4py import MPI
+
+from fe2.core.errors import SolverError, point_failure
+from fe2.materials.base import NonlocalResponse, PointMaterial
+
+__all__ = ["GroupMaterial", "RankGroups", "StateLayout"]
+
+
+class RankGroups:
+    """The world communicator ``world`` split into ``world.size / k`` groups of ``k``
+    consecutive ranks (collective on ``world``; ``k`` must divide the rank count).
+
+    Attributes: ``k``, ``comm`` (this rank's group), ``index`` (of the group), ``count``
+    (number of groups)."""
+
+    def __init__(self, world: MPI.Comm, k: int) -> None:
+        if k < 1 or world.size % k:
+            raise ValueError(f"ranks_per_rve = {k} must be a divisor of the number of MPI ranks ({world.size})")
+        self.world, self.k = world, k
+        self.index, self.count = world.rank // k, world.size // k
+        self.comm = world.Split(self.index, world.rank) if k > 1 else MPI.COMM_SELF
+
+    def free(self) -> None:
+        if self.comm is not MPI.COMM_SELF:
+            self.comm.Free()
+
+
+def _positions(keys: np.ndarray, comm: MPI.Comm, what: str) -> np.ndarray:
+    """The position of each local row of integer ``keys`` ``(m, d)`` in the lexicographic
+    order of all processes' rows (collective; every row must be unique)."""
+    parts = comm.allgather(np.ascontiguousarray(keys))
+    every = np.concatenate(parts) if parts else keys
+    order = np.lexsort(every.T[::-1]) if every.size else np.zeros(0, dtype=np.int64)
+    ranked = every[order]
+    if ranked.shape[0] > 1 and np.any(np.all(ranked[1:] == ranked[:-1], axis=1)):
+        raise SolverError(f"the RVE's {what} have no unique partition-independent order (two share a key)")
+    position = np.empty(every.shape[0], dtype=np.int64)
+    position[order] = np.arange(every.shape[0])
+    start = sum(p.shape[0] for p in parts[:comm.rank])
+    return position[start:start + keys.shape[0]]
+
+
+class StateLayout:
+    """The partition-independent layout of a nonlinear template's per-point state
+    (collective on the template's communicator; see the module docstring).
+
+    The state arrays of :meth:`fe2.micro.nonlinear.NonlinearCellProblem.get_state` are
+    ``(N, ...)``; ``w`` and ``predictor_dwdE`` are distributed along axis 1 as the
+    template's owned fluctuation DOFs, ``state_<phase>`` as its owned micro points of the
+    phase; the others are the same on every process."""
+
+    def __init__(self, cell) -> None:
+        self.comm = comm = cell.comm
+        V = cell.V
+        bs, owned = V.dofmap.index_map_bs, V.dofmap.index_map.size_local
+        if cell.nloc != bs * owned:
+            raise SolverError(f"the RVE's condensed space has {cell.nloc} local rows, not the {bs * owned} owned DOFs")
+        size = np.asarray(cell.box_max, float) - np.asarray(cell.box_min, float)
+        quantum = 1e-9 * float(np.max(size))  # coordinates on a grid far below any mesh size
+        X = V.tabulate_dof_coordinates()[:owned, :cell.gdim]
+        blocks = _positions(np.round((X - cell.box_min) / quantum).astype(np.int64), comm, "fluctuation DOFs")
+        #: canonical position of each local entry of ``w``
+        self.dofs = (blocks[:, None] * bs + np.arange(bs)).ravel()
+        self.num_dofs = comm.allreduce(self.dofs.size)
+        qp = cell.quadrature
+        original = np.asarray(cell.mesh.topology.original_cell_index, dtype=np.int64)[qp.cells]
+        ids = (original[:, None] * qp.num_points_per_cell + np.arange(qp.num_points_per_cell)).ravel()
+        #: per phase key: canonical position of each local micro point of the phase
+        self.points = {key: _positions(ids[idx][:, None], comm, "micro points")
+                       for key, idx in zip(cell._state_keys, cell.phase_points)}
+        self.totals = {key: comm.allreduce(pos.size) for key, pos in self.points.items()}
+
+    def _positions_of(self, key: str) -> tuple[np.ndarray, int] | None:
+        if key in ("w", "predictor_dwdE"):
+            return self.dofs, self.num_dofs
+        if key in self.points:
+            return self.points[key], self.totals[key]
+        return None
+
+    def gather(self, state: Mapping[str, np.ndarray], counts: list[int]) -> dict[str, np.ndarray]:
+        """The rows of this process (``counts[r]`` consecutive rows per process ``r``) of the
+        distributed ``state``, each point whole and in the canonical layout (collective)."""
+        comm = self.comm
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        mine = slice(starts[comm.rank], starts[comm.rank + 1])
+        out: dict[str, np.ndarray] = {}
+        for key, arr in state.items():
+            where = self._positions_of(key)
+            if where is None:
+                out[key] = np.array(arr[mine])
+                continue
+            pos, total = where
+            parts = comm.alltoall([(pos, arr[starts[r]:starts[r + 1]]) for r in range(comm.size)])
+            full = np.zeros((counts[comm.rank], total, *arr.shape[2:]))
+            for p, a in parts:
+                full[:, p] = a
+            out[key] = full
+        return out
+
+    def scatter(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The inverse of :meth:`gather`: every process's rows in canonical layout to the
+        distributed state of all rows of the group, in process order (collective)."""
+        comm = self.comm
+        out: dict[str, np.ndarray] = {}
+        for key, arr in state.items():
+            every = comm.allgather(np.asarray(arr))
+            where = self._positions_of(key)
+            full = np.concatenate(every)
+            out[key] = full if where is None else np.ascontiguousarray(full[:, where[0]])
+        return out
+
+
+class GroupMaterial(PointMaterial):
+    """The macro material of a rank whose RVE template is distributed over a group
+    (:class:`RankGroups`): the template evaluates the points of every member of the group
+    together (collective on the group; see the module docstring)."""
+
+    def __init__(self, template, comm: MPI.Comm) -> None:
+        self.template, self.comm = template, comm
+        self.kinematics, self.size = template.kinematics, template.size
+        self.nonlocal_form = template.nonlocal_form
+        self.linear = template.linear
+        self.layout: StateLayout | None = None if template.linear else template.layout
+        self.counts = [0] * comm.size
+        self.stats = {"group_evaluations": 0}  # batches the group evaluated
+
+    # --- which rows are this rank's --------------------------------------------------------
+    def _gather(self, arr: np.ndarray) -> np.ndarray:
+        parts = self.comm.allgather(np.asarray(arr, dtype=float))
+        self.counts = [p.shape[0] for p in parts]
+        return np.concatenate(parts)
+
+    @property
+    def _rows(self) -> slice:
+        start = sum(self.counts[:self.comm.rank])
+        return slice(start, start + self.counts[self.comm.rank])
+
+    def _run(self, fn, *args):
+        try:
+            return fn(*args)
+        except SolverError as err:
+            if err.point is None:
+                raise
+            rows = self._rows
+            reason = str(err).removeprefix(f"RVE at macro point {err.point}: ")
+            if rows.start <= err.point < rows.stop:
+                raise point_failure(err.point - rows.start, reason) from None
+            owner = int(np.searchsorted(np.cumsum(self.counts), err.point, side="right"))
+            raise SolverError(f"RVE of a macro point of rank {owner} of this rank's group of {self.comm.size}: "
+                              f"{reason}") from None
+
+    # --- PointMaterial ------------------------------------------------------------------------
+    def evaluate(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        E = self._gather(np.atleast_2d(grad))
+        self.stats["group_evaluations"] += 1
+        sigma, tangent = self._run(self.template.evaluate, E)
+        rows = self._rows
+        return sigma[rows], tangent[rows]
+
+    def evaluate_nonlocal(self, grad: np.ndarray, e_nl: np.ndarray) -> NonlocalResponse:
+        E = self._gather(np.atleast_2d(grad))
+        e = np.concatenate(self.comm.allgather(np.asarray(e_nl, dtype=float).reshape(-1)))
+        r = self._run(self.template.evaluate_nonlocal, E, e)
+        rows = self._rows
+        return NonlocalResponse(*(a[rows] for a in r))
+
+    def set_time_increment(self, dt: float) -> None:
+        self.template.set_time_increment(dt)
+
+    def out_of_plane_stress(self, grad: np.ndarray) -> np.ndarray | None:
+        E = self._gather(np.atleast_2d(grad))
+        zz = self.template.out_of_plane_stress(E)
+        return None if zz is None else zz[self._rows]
+
+    def internal_fields(self) -> dict[str, np.ndarray]:
+        rows = self._rows
+        return {k: v[rows] for k, v in self.template.internal_fields().items()}
+
+    def statistics(self) -> dict[str, float]:
+        """The template's counters on the group's first rank only: every member counts the
+        group's solves, which are the group's work once."""
+        return {**self.template.statistics(), **self.stats} if self.comm.rank == 0 else {}
+
+    def commit(self) -> None:
+        self.template.commit()
+
+    def revert(self) -> None:
+        self.template.revert()
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        if self.layout is None:
+            return {}
+        return self.layout.gather(self.template.bank.get_state(), self.counts)
+
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        if self.layout is None:
+            return
+        n = len(next(iter(state.values()))) if state else 0
+        self.counts = self.comm.allgather(n)
+        self.template.set_local_state(self.layout.scatter(state))
