@@ -152,7 +152,8 @@ def test_load_balance_quick_writes_consistent_json(tmp_path):
 
 
 def test_ranks_per_rve_quick_writes_consistent_json(tmp_path):
-    data = run_quick("ranks_per_rve.py", tmp_path / "rpr.json")
+    data = run_quick("ranks_per_rve.py", tmp_path / "rpr.json", OMPI_ALLOW_RUN_AS_ROOT="1",
+                     OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     assert data["complete"] and len(data["per_evaluation"]) == 3 and len(data["throughput"]) == 4
     rows = data["per_evaluation"]
     n = data["sizes"]["big"]
