@@ -240,7 +240,7 @@ def factorise(ksp: PETSc.KSP, what: str, retries: int = 4) -> None:
         if reason == 0:
             return
         words = _PC_FAILURES.get(reason, f"PCFailedReason {reason}")
-        if pc.getFactorSolverType() != "mumps":
+        if pc.getType() not in ("lu", "cholesky") or pc.getFactorSolverType() != "mumps":
             raise SolverError(f"{what} failed ({words})")
         F = pc.getFactorMatrix()
         code, workspace = F.getMumpsInfog(1), F.getMumpsIcntl(14)

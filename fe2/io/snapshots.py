@@ -105,9 +105,12 @@ class Snapshots:
         """Write the snapshots due at converged step ``step`` (pseudo-time ``t``) from the
         committed state; what each one shows, the same on every rank (collective)."""
         out = []
-        for spec in self.due(step):
-            rank, index = self.choose(spec)
-            out.append(self._write_one(spec, step, t, rank, index))
+        due = self.due(step)
+        # the internal variables once for all snapshots of the step (collective on a group)
+        fields = self.problem.internal_fields() if any(s.max is not None for s in due) else {}
+        for spec in due:
+            rank, index = self.choose(spec, fields)
+            out.append(self._write_one(spec, step, t, rank, index, fields))
             if spec.steps == "last":
                 on_root(self.comm, _remove_others, self.folder, spec.name, step)
         return out
@@ -123,30 +126,29 @@ class Snapshots:
             else:
                 row.pop("rve_snapshots", None)
 
-    def choose(self, spec: SnapshotConfig) -> tuple[int, int]:
-        """``(rank, local index)`` of the macro point of ``spec`` at the committed state
-        (collective)."""
+    def choose(self, spec: SnapshotConfig, fields: dict[str, np.ndarray]) -> tuple[int, int]:
+        """``(rank, local index)`` of the macro point of ``spec`` at the committed state, whose
+        internal variables are ``fields`` (collective)."""
         p = self.problem
         coords = p.point_coordinates()
         if spec.point is not None:
             score = -np.linalg.norm(coords - np.asarray(spec.point, dtype=float), axis=1)
         else:
-            score = p.internal_fields()[spec.max]
+            score = fields[spec.max]
         return _best(score, np.round(coords / self._scale, 10), self.comm)
 
-    def _write_one(self, spec: SnapshotConfig, step: int, t: float, rank: int, index: int) -> dict[str, Any]:
+    def _write_one(self, spec: SnapshotConfig, step: int, t: float, rank: int, index: int,
+                   fields: dict[str, np.ndarray]) -> dict[str, Any]:
         p = self.problem
         name = f"{spec.name}_{step:04d}.xdmf"
-
         group = self.group
         k = 1 if group is None else group.comm.size
-        # (collective on a group: every rank asks)
-        value = None if spec.max is None else p.internal_fields()[spec.max]
 
         def write() -> dict[str, Any] | None:
             if self.comm.rank // k != rank // k:  # not the owner's group
                 return None
-            E, at = p.strains_at_points()[index] if self.comm.rank == rank else None, index
+            E = p.strains_at_points()[index] if self.comm.rank == rank else None
+            at = index  # the point's index in the template
             if group is not None:  # the owner's group writes its template's snapshot together
                 E = group.comm.bcast(E, root=rank % k)
                 at = sum(group.counts[:rank % k]) + index
@@ -164,7 +166,7 @@ class Snapshots:
                     "quadrature_point": int(q), "rank": rank, "macro_gradient": E.tolist(),
                     "macro_stress": p.stresses_at_points()[index].tolist(), "rve_average_stress": average.tolist()}
             if spec.max is not None:
-                meta[spec.max] = float(value[index])
+                meta[spec.max] = float(fields[spec.max][index])
             return meta
 
         return self.comm.bcast(collective(self.comm, write), root=rank)

@@ -54,8 +54,8 @@ def _positions(keys: np.ndarray, comm: MPI.Comm, what: str) -> np.ndarray:
     """The position of each local row of integer ``keys`` ``(m, d)`` in the lexicographic
     order of all processes' rows (collective; every row must be unique)."""
     parts = comm.allgather(np.ascontiguousarray(keys))
-    every = np.concatenate(parts) if parts else keys
-    order = np.lexsort(every.T[::-1]) if every.size else np.zeros(0, dtype=np.int64)
+    every = np.concatenate(parts)
+    order = np.lexsort(every.T[::-1])
     ranked = every[order]
     if ranked.shape[0] > 1 and np.any(np.all(ranked[1:] == ranked[:-1], axis=1)):
         raise SolverError(f"the RVE's {what} have no unique partition-independent order (two share a key)")
