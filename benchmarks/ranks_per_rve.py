@@ -9,21 +9,26 @@ point's micro solve at a macro strain 1.5 times the matrix's yield strain along 
 several micro Newton iterations, each with a factorisation, then the consistent tangent),
 from the virgin state.
 
-1. ``per_evaluation``: the big RVE at one point, on 1 rank (``ranks_per_rve = 1``: the
-   batched engine, CHOLMOD, and the reference engine for the same algorithm as a group) and
-   on 2 ranks as one group (``ranks_per_rve = 2``: the reference engine, MUMPS over both).
+1. ``per_evaluation``: the big RVE at one point, on 1 rank (``ranks_per_rve = 1``:
+   CHOLMOD) and on 2 ranks as one group (``ranks_per_rve = 2``: MUMPS over both), each with
+   the batched and the reference micro engine.
    Recorded: the seconds of the evaluation (the slowest rank's), the seconds to build the
    template (mesh, constraint, elastic factorisation), and each rank's peak resident memory
    (``ru_maxrss``) with what the process held before the template was built.
 2. ``throughput``: 2 ranks, ``points`` macro points of each RVE (half on each rank),
-   evaluated by two groups of 1 rank (each rank its own points, batched engine) and by one
-   group of 2 ranks (the group all points, one after the other): macro points per second.
+   evaluated by two groups of 1 rank (each rank its own points) and by one group of 2 ranks
+   (the group all points together), both with the batched engine: macro points per second.
 
 Each configuration runs in its own process tree (``mpirun -n 2`` for two ranks), one after
 the other, BLAS single-threaded.
 
-    bash docker/fe2-env python3 benchmarks/ranks_per_rve.py            # ~10 min
+    bash docker/fe2-env python3 benchmarks/ranks_per_rve.py            # ~40 min
     bash docker/fe2-env python3 benchmarks/ranks_per_rve.py --quick    # smoke test, ~30 s
+    bash docker/fe2-env python3 benchmarks/ranks_per_rve.py --only per_evaluation:big:2
+
+``--only`` runs the configurations whose label (``section:rve:ranks_per_rve:engine``)
+starts with one of the given prefixes (comma-separated); the ratios are computed from
+what ran.
 
 Results: ``benchmarks/results/ranks_per_rve.json`` (see ``benchmarks/README.md``).
 """
@@ -121,12 +126,17 @@ def worker(args) -> None:
 
 #: (section, rve, ranks, ranks_per_rve, engine, points)
 def configurations(size: dict) -> list[tuple[str, str, int, int, str, int]]:
-    out = [("per_evaluation", "big", 1, 1, "batched", 1), ("per_evaluation", "big", 1, 1, "reference", 1),
-           ("per_evaluation", "big", 2, 2, "reference", 1)]
+    out = [("per_evaluation", "big", ranks, ranks, engine, 1)
+           for ranks in (1, 2) for engine in ("batched", "reference")]
     for r in ("small", "big"):
         p = size["points"][r]
-        out += [("throughput", r, 2, 1, "batched", p), ("throughput", r, 2, 2, "reference", p)]
+        out += [("throughput", r, 2, 1, "batched", p), ("throughput", r, 2, 2, "batched", p)]
     return out
+
+
+def label(config: tuple) -> str:
+    section, r, _, per_rve, engine, _ = config
+    return f"{section}:{r}:{per_rve}:{engine}"
 
 
 def main() -> None:
@@ -136,6 +146,8 @@ def main() -> None:
     parser.add_argument("--per-rve", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--engine", default="batched", help=argparse.SUPPRESS)
     parser.add_argument("--points", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--only", default="", help="run only the configurations whose label "
+                        "(section:rve:ranks_per_rve:engine) starts with one of these comma-separated prefixes")
     args = parser.parse_args()
     if args.worker:
         worker(args)
@@ -145,7 +157,11 @@ def main() -> None:
         "benchmark": "ranks_per_rve", "machine": machine.machine_info(), "quick": args.quick,
         "sizes": size, "per_evaluation": [], "throughput": []})
     with tempfile.TemporaryDirectory() as tmp:
-        for section, r, ranks, per_rve, engine, points in configurations(size):
+        prefixes = [p for p in args.only.split(",") if p]
+        for config in configurations(size):
+            if prefixes and not any(label(config).startswith(p) for p in prefixes):
+                continue
+            section, r, ranks, per_rve, engine, points = config
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--rve", r, "--per-rve", str(per_rve),
                    "--engine", engine, "--points", str(points)] + (["--quick"] if args.quick else [])
             if ranks > 1:
@@ -161,18 +177,19 @@ def main() -> None:
                   f"({row['points_per_second']:.3g} points/s), template {row['build_seconds']:.1f} s, peak RSS "
                   f"{', '.join(f'{m:.0f}' for m in row['peak_rss_mb_per_rank'])} MB", flush=True)
             record.write()
-    per = {(row["ranks_per_rve"], row["engine"]): row for row in record.data["per_evaluation"]}
-    one, group = per[(1, "reference")], per[(2, "reference")]
-    record.data["group_speedup_reference"] = one["evaluation_seconds"] / group["evaluation_seconds"]
-    record.data["group_vs_batched"] = per[(1, "batched")]["evaluation_seconds"] / group["evaluation_seconds"]
+    per = {(row["ranks_per_rve"], row["engine"]): row["evaluation_seconds"] for row in record.data["per_evaluation"]}
+    ratios = {}  # time of one evaluation, 1 rank / group of 2 (a speed-up of the group)
+    for engine in ("batched", "reference"):
+        if (1, engine) in per and (2, engine) in per:
+            ratios[f"group_speedup_{engine}"] = per[(1, engine)] / per[(2, engine)]
+    if (2, "batched") in per and (2, "reference") in per:
+        ratios["group_batched_vs_reference"] = per[(2, "reference")] / per[(2, "batched")]
     for r in ("small", "big"):
         rows = {row["ranks_per_rve"]: row for row in record.data["throughput"] if row["rve"] == r}
-        record.data[f"throughput_ratio_{r}"] = rows[2]["points_per_second"] / rows[1]["points_per_second"]
-    print(f"one evaluation of the big RVE: 2 ranks as a group / 1 rank = "
-          f"{1 / record.data['group_speedup_reference']:.2f} x the time (reference engine), "
-          f"{1 / record.data['group_vs_batched']:.2f} x the batched engine's; throughput of one group of 2 / "
-          f"two groups of 1: small {record.data['throughput_ratio_small']:.2f}, big "
-          f"{record.data['throughput_ratio_big']:.2f}", flush=True)
+        if 1 in rows and 2 in rows:  # points per second, one group of 2 / two groups of 1
+            ratios[f"throughput_ratio_{r}"] = rows[2]["points_per_second"] / rows[1]["points_per_second"]
+    record.data.update(ratios)
+    print("; ".join(f"{k} = {v:.3g}" for k, v in ratios.items()), flush=True)
     record.finish()
 
 

@@ -124,6 +124,11 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
     if material is rve and per_rve > 1:
         material = GroupMaterial(rve, groups.comm)
         material_note += f"; each RVE solved by a group of {per_rve} ranks ({groups.count} groups)"
+        if cfg.parallel.balance and groups.count > 1:
+            balanced = material.balance_between(groups)
+            material_note += ("; evaluations balanced between the groups" if balanced else
+                              "; not balanced between the groups (their RVE partitions differ, or the micro "
+                              "engine is not the batched one)")
     elif material is rve and cfg.parallel.balance and hasattr(rve, "balance_over"):
         rve.balance_over(comm)
     length = nonlocal_length(cfg, rve)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -145,3 +147,41 @@ def xdmf_stamps(path) -> list[tuple[float, list[str]]]:
     assert series.get("Name") == "fields"
     return [(float(g.find("Time").get("Value")), [a.get("Name") for a in g.findall("Attribute")])
             for g in series.findall("Grid")]
+
+
+#: the script of :func:`spawn`: run a case, killing itself after a checkpoint if asked
+SPAWNED_RUN = """
+import json, os, signal, sys
+from mpi4py import MPI
+from fe2 import twoscale
+from fe2.io import checkpoint, config
+case, out, kill_after, restart = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+write = checkpoint.write
+def write_then_die(*args, **kwargs):
+    folder = write(*args, **kwargs)
+    if kill_after and args[4]["k"] >= kill_after and MPI.COMM_WORLD.rank == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return folder
+checkpoint.write = write_then_die
+with open(case) as fh:
+    cfg = config.parse_case(json.load(fh), case)
+twoscale.run(cfg, MPI.COMM_WORLD, output=out, verbose=False, restart=restart)
+"""
+
+
+def spawn(case: dict, out: Path, ranks: int = 1, kill_after: int = 0, restart: bool = False):
+    """Run ``case`` into ``out`` in a new process (``mpirun -n ranks``); killed with SIGKILL
+    after the checkpoint of step ``kill_after`` (0: never). The finished process."""
+    path = out.parent / f"{out.name}.json"
+    path.write_text(json.dumps(case))
+    env = serial_env(PYTHONPATH=str(ROOT), OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    cmd = [sys.executable, "-c", SPAWNED_RUN, str(path), str(out), str(kill_after), "1" if restart else "0"]
+    if ranks > 1:  # (more ranks than cores: oversubscribed, as a test may ask)
+        cmd = ["mpirun", "-n", str(ranks), *(["--oversubscribe"] if ranks > (os.cpu_count() or 1) else []), *cmd]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=out.parent)
+    if kill_after:
+        assert p.returncode != 0, p.stderr
+        assert "Traceback" not in p.stderr, p.stderr
+    else:
+        assert p.returncode == 0, p.stderr
+    return p

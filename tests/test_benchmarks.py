@@ -154,12 +154,12 @@ def test_load_balance_quick_writes_consistent_json(tmp_path):
 def test_ranks_per_rve_quick_writes_consistent_json(tmp_path):
     data = run_quick("ranks_per_rve.py", tmp_path / "rpr.json", OMPI_ALLOW_RUN_AS_ROOT="1",
                      OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    assert data["complete"] and len(data["per_evaluation"]) == 3 and len(data["throughput"]) == 4
+    assert data["complete"] and len(data["per_evaluation"]) == 4 and len(data["throughput"]) == 4
     rows = data["per_evaluation"]
     n = data["sizes"]["big"]
     assert all(r["dofs"] == 3 * (n + 1) ** 3 and r["points"] == 1 for r in rows)  # P1 vector field on the box
     assert [(r["ranks"], r["ranks_per_rve"], r["engine"]) for r in rows] == [
-        (1, 1, "batched"), (1, 1, "reference"), (2, 2, "reference")]
+        (1, 1, "batched"), (1, 1, "reference"), (2, 2, "batched"), (2, 2, "reference")]
     # what the timings stand for: the same plastic micro solve of the same point on every path
     sxx = [r["sigma_xx_first_point"] for r in rows]
     assert sxx[0] > 0 and max(abs(s - sxx[0]) for s in sxx) < 1e-8 * sxx[0]
@@ -167,3 +167,6 @@ def test_ranks_per_rve_quick_writes_consistent_json(tmp_path):
     for r in data["throughput"]:
         assert r["ranks"] == 2 and r["points"] == data["sizes"]["points"][r["rve"]]
         assert r["points_per_second"] > 0 and len(r["peak_rss_mb_per_rank"]) == 2
+    assert [(r["rve"], r["ranks_per_rve"], r["engine"]) for r in data["throughput"]] == [
+        ("small", 1, "batched"), ("small", 2, "batched"), ("big", 1, "batched"), ("big", 2, "batched")]
+    assert all(data[k] > 0 for k in ("group_speedup_batched", "group_speedup_reference", "throughput_ratio_big"))

@@ -279,15 +279,15 @@ def mat_solve(F: PETSc.Mat, rhs: np.ndarray) -> np.ndarray:
 
 
 class PatternSolver:
-    """Direct solves with matrices of one sparsity pattern (one process): the symbolic
-    analysis happens at the first :meth:`factor`, every later one is a numeric
-    factorisation only; :meth:`solve` uses the last one for any number of right-hand
-    sides.
+    """Direct solves with matrices of one sparsity pattern: the symbolic analysis happens at
+    the first :meth:`factor`, every later one is a numeric factorisation only;
+    :meth:`solve` uses the last one for any number of right-hand sides.
 
-    ``indptr``/``indices`` are the CSR pattern ``(n, n)``. The matrix works on
-    :attr:`values` in place (no copy per factorisation). The solver is a
-    :func:`direct_solver` with ``options`` over the Cholesky (``symmetric``) or LU defaults
-    under ``prefix`` (solvers of the same kind may share one), so
+    ``indptr``/``indices`` are the CSR pattern ``(n, n)`` of a matrix on one process; it
+    works on :attr:`values` in place (no copy per factorisation). :meth:`distributed` makes
+    one of a matrix distributed over a communicator, given as coordinate entries. The
+    solver is a :func:`direct_solver` with ``options`` over the Cholesky (``symmetric``) or
+    LU defaults under ``prefix`` (solvers of the same kind may share one), so
     ``pc_factor_mat_solver_type`` etc. select the factoriser.
     """
 
@@ -300,6 +300,46 @@ class PatternSolver:
         self.A = PETSc.Mat().createAIJWithArrays((n, n), (self.indptr, self.indices, self.values),
                                                  comm=PETSc.COMM_SELF)
         self.A.assemble()
+        self.coo = False
+        self._finish(prefix, options, symmetric)
+
+    @classmethod
+    def distributed(cls, comm: MPI.Comm, num_rows: int, rows: np.ndarray, cols: np.ndarray, prefix: str,
+                    options: Mapping[str, Any] | None = None, symmetric: bool = True) -> PatternSolver:
+        """The solver of a square matrix distributed over ``comm`` (collective), ``num_rows``
+        rows on this process (consecutive by rank), whose entries this process contributes
+        at global ``(rows, cols)``: :meth:`factor` takes their values in that order,
+        entries at the same place (on any process) summed. :meth:`solve` takes and returns
+        this process's rows.
+
+        The entries of other processes' rows are sent to their owners (their places once
+        here, their values at every :meth:`factor`), which sum them into the CSR values of
+        their own rows."""
+        self = cls.__new__(cls)
+        self.n, self.comm = num_rows, comm
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(comm.allgather(num_rows))])
+        start, total = offsets[comm.rank], offsets[-1]
+        owner = np.searchsorted(offsets, rows, side="right") - 1
+        #: per rank: the entries of this process that rank's rows receive
+        self._to = [np.flatnonzero(owner == r) for r in range(comm.size)]
+        got = comm.alltoall([(rows[idx], cols[idx]) for idx in self._to])
+        every_r = np.concatenate([g[0] for g in got]) - start
+        every_c = np.concatenate([g[1] for g in got])
+        keys, self._pos = np.unique(every_r * total + every_c, return_inverse=True)
+        r, c = np.divmod(keys, total)
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=num_rows))]).astype(PETSc.IntType)
+        self.indices = c.astype(PETSc.IntType)
+        self.values = np.zeros(keys.size, dtype=PETSc.ScalarType)
+        self.A = A = PETSc.Mat().create(comm=comm)
+        A.setSizes(((num_rows, PETSc.DECIDE), (num_rows, PETSc.DECIDE)))
+        A.setType(PETSc.Mat.Type.AIJ)
+        A.setPreallocationCSR((self.indptr, self.indices))
+        self.coo = True
+        self._finish(prefix, options, symmetric)
+        return self
+
+    def _finish(self, prefix: str, options: Mapping[str, Any] | None, symmetric: bool) -> None:
         self.ksp = direct_solver(self.A, prefix, options, symmetric=symmetric)
         self._b, self._x = self.A.createVecRight(), self.A.createVecLeft()
         self._dense: dict[int, tuple] = {}
@@ -317,25 +357,37 @@ class PatternSolver:
         return int(12 * info.get("nz_used", 0.0))
 
     def factor(self, values: np.ndarray) -> None:
-        """Numeric factorisation of the matrix with CSR ``values`` (``nnz``); raises
-        :class:`~fe2.core.errors.SolverError` if it fails."""
-        self.values[:] = values
+        """Numeric factorisation of the matrix with ``values`` (``nnz``: CSR, or the
+        coordinate entries of :meth:`distributed`); raises
+        :class:`~fe2.core.errors.SolverError` if it fails (collective)."""
+        if self.coo:
+            values = np.asarray(values, dtype=float)
+            got = self.comm.alltoall([values[idx] for idx in self._to])
+            self.values[:] = np.bincount(self._pos, weights=np.concatenate(got), minlength=self.values.size)
+            self.A.setValuesCSR(self.indptr, self.indices, self.values)
+        else:
+            self.values[:] = values
         self.A.assemble()  # marks the values as changed
         self.ksp.setOperators(self.A)
         factorise(self.ksp, "factorisation of the RVE Jacobian")
         self.factorisations += 1
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
-        """``A^-1 rhs`` with the last factorisation, ``rhs`` ``(n,)`` or ``(n, m)``."""
+        """``A^-1 rhs`` with the last factorisation, ``rhs`` ``(n,)`` or ``(n, m)`` (this
+        process's rows; collective)."""
         F = factor_matrix(self.ksp)
-        if rhs.ndim == 1 or rhs.shape[1] == 1:
+        if rhs.ndim == 1 or rhs.shape[1] == 1 or self.coo:
             b, x = self._b, self._x
-            b.array[:] = rhs.reshape(-1)
-            try:
-                F.solve(b, x)
-            except PETSc.Error as err:
-                raise SolverError(f"solve with a stored factorisation failed ({petsc_message(err)})") from None
-            return x.array_r.copy().reshape(rhs.shape)
+            cols = rhs.reshape(self.n, -1)
+            out = np.empty(cols.shape)
+            for j in range(cols.shape[1]):  # (a distributed factor: one column at a time)
+                b.array[:] = cols[:, j]
+                try:
+                    F.solve(b, x)
+                except PETSc.Error as err:
+                    raise SolverError(f"solve with a stored factorisation failed ({petsc_message(err)})") from None
+                out[:, j] = x.array_r
+            return out.reshape(rhs.shape)
         m = rhs.shape[1]
         if m not in self._dense:  # dense blocks kept per width: no PETSc objects per solve
             barr, xarr = np.zeros((self.n, m), order="F"), np.zeros((self.n, m), order="F")

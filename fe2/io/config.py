@@ -362,13 +362,14 @@ class ParallelConfig:
     balance: bool = _f(True, doc="move RVE evaluations between ranks so that every rank gets a similar measured "
                                  "micro cost (the rank owning a plastic or damaged zone would otherwise do most "
                                  "of the work); results are the same either way. Batched engine only; no effect "
-                                 "on one rank")
+                                 "on one rank. With ``ranks_per_rve`` > 1, between the groups")
     ranks_per_rve: int = _f(1, check=positive,
                             doc="MPI ranks that solve each RVE together: the ranks are split into groups of this "
                                 "many consecutive ranks (it must divide the rank count), each group solves the "
                                 "RVEs of its ranks' macro points with the RVE mesh distributed over the group "
-                                "(MUMPS, the reference micro engine); the macro problem stays on all ranks. For "
-                                "RVEs too big for one core; small RVEs are faster as groups of 1 (see the README)")
+                                "(MUMPS, either micro engine; with ``balance``, evaluations move between groups); "
+                                "the macro problem stays on all ranks. For RVEs too big for one core; small RVEs "
+                                "are faster as groups of 1 (see the README)")
 
 
 @dataclass(frozen=True)

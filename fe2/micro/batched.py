@@ -30,6 +30,14 @@ Points that converge drop out of the batch; a point that fails is reported as th
 reference path would (the first failing point in index order raises), or, for
 :class:`fe2.micro.balance.LoadBalancer`, listed with the others' answers intact.
 
+On a template distributed over a group of processes (``[parallel] ranks_per_rve``) every
+process works on its own cells and micro points and their share of the free DOFs
+(:class:`~fe2.micro.operators.CellOperators` exchanges the shared ones); the norms, volume
+averages and dot products are summed over the group, a point's Jacobian is one distributed
+matrix (:meth:`fe2.core.linalg.PatternSolver.distributed`), and every decision (converged,
+elastic, failed, the line search's) is the group's, so the group runs one Newton per point
+in step. Each process's answer is the whole point's.
+
 Every evaluation also estimates what each point cost (:attr:`BatchedEngine.cost`, in
 seconds): its own factorisations and solves, its template solves and its share of the
 vectorised material calls, each priced at this evaluation's measured average. This is the
@@ -42,6 +50,7 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
+from mpi4py import MPI
 
 from fe2.core import linalg
 from fe2.core.errors import SolverError, point_failure
@@ -61,7 +70,8 @@ class _Evaluation:
 
 
 class BatchedEngine:
-    """Batched micro Newton for the template ``cell`` (one process; see the module docstring).
+    """Batched micro Newton for the template ``cell`` (collective on its communicator; see
+    the module docstring).
 
     :attr:`stats` counts ``factorisations`` (numeric, per point), ``template_solves``
     (solves with the elastic factorisation instead) and ``shortcut`` (evaluations
@@ -80,7 +90,9 @@ class BatchedEngine:
         self.cell = cell
         self.op = op = CellOperators(cell, cell.quadrature)
         n, P = cell.size, op.num_points
-        self.chunk = max(1, int(self.MEMORY // (8 * P * n * (n + 2) * 3)))
+        chunk = max(1, int(self.MEMORY // (8 * max(P, 1) * n * (n + 2) * 3)))
+        # (the same on every process of a distributed template: they solve the same points)
+        self.chunk = cell.comm.allreduce(chunk, op=MPI.MIN) if op.parallel else chunk
         # the elastic shortcut needs every law to tell, and the template's tensors to be
         # the laws' virgin tangents (they are unless a phase was given another tensor)
         self.shortcut = all(
@@ -102,10 +114,15 @@ class BatchedEngine:
         self.seconds = 0.0
         # J2, elasticity: positive definite, unless bordered by Lagrange multipliers
         definite = cell.symmetric and cell.kinematics == "small" and not op.border
-        options = {**linalg.rve_solver_options(cell.symmetric, definite, op.nnz, saddle=bool(op.border)),
+        options = {**linalg.rve_solver_options(cell.symmetric, definite, op.nnz, parallel=op.parallel,
+                                               saddle=bool(op.border)),
                    **(cell.petsc_options or {})}
-        self.solver = linalg.PatternSolver(op.indptr, op.indices, linalg.unique_prefix("fe2_rve_point_"),
-                                           options, symmetric=cell.symmetric)
+        prefix = linalg.unique_prefix("fe2_rve_point_")
+        if op.parallel:
+            self.solver = linalg.PatternSolver.distributed(cell.comm, op.num_rows, *op.coo, prefix, options,
+                                                           symmetric=cell.symmetric)
+        else:
+            self.solver = linalg.PatternSolver(op.indptr, op.indices, prefix, options, symmetric=cell.symmetric)
 
     # --- material ------------------------------------------------------------------------
     def _integrate(self, law, g: np.ndarray, st: np.ndarray, drive_args) -> tuple:
@@ -146,7 +163,7 @@ class BatchedEngine:
                     e, de = ph.law.equivalent_of(g[:, idx].reshape(-1, n))
                     eqs[k] = (e, de)
                     e_loc += e.reshape(m, -1) @ weights[idx]
-            ev.e_local = e_loc / c.damage_volume
+            ev.e_local = self.op.sum(e_loc) / c.damage_volume
             shift = drive - ev.e_local
         for k, (ph, idx, st) in enumerate(zip(c.phases, c.phase_points, states)):
             args = (*eqs[k], shift) if k in eqs else None
@@ -176,10 +193,17 @@ class BatchedEngine:
                 el = ph.law.elastic(st.reshape(m * idx.size, st.shape[-1]), new.reshape(m * idx.size, new.shape[-1]))
                 ev.elastic &= el.reshape(m, idx.size).all(axis=1)
         ev.ok &= np.isfinite(ev.flux).all(axis=(1, 2)) & np.isfinite(ev.tang).all(axis=(1, 2, 3))
-        ev.elastic &= ev.ok
+        ev.ok = self._everywhere(ev.ok)
+        ev.elastic = self._everywhere(ev.elastic & ev.ok)
         ev.r, ev.rforces = op.forces(np.where(ev.ok[:, None, None], ev.flux, 0.0))
-        ev.rnorm = np.linalg.norm(ev.r, axis=1)
+        ev.rnorm = op.norms(ev.r)
         return ev
+
+    def _everywhere(self, flags: np.ndarray) -> np.ndarray:
+        """``flags`` true on every process of the template."""
+        if not self.op.parallel:
+            return flags
+        return self.op.sum(flags.astype(np.int64)) == self.cell.comm.size
 
     # --- linear algebra ---------------------------------------------------------------------
     def _template_solve(self, rhs: np.ndarray) -> np.ndarray:
@@ -269,6 +293,8 @@ class BatchedEngine:
         spent = np.array([self._time[0], self._time[1], max(total - self._time[0] - self._time[1], 0.0)])
         np.divide(spent, counts, out=per, where=counts > 0)
         self.cost = work @ per
+        if self.op.parallel:  # the group's decisions (load balancing) need the same costs on all its ranks
+            self.cost = self.op.sum(self.cost) / c.comm.size
         if failures is not None:
             failures.update(failed)
         elif failed:
@@ -283,7 +309,7 @@ class BatchedEngine:
         rtol, max_it, max_cuts = c.rtol, c.max_iterations, c.MAX_CUTS
         ids = np.arange(m) + offset
         x = np.array(W0[:, op.free], dtype=float)
-        r_ref = np.linalg.norm((E - c.reference) @ c.B_residual.T, axis=1)
+        r_ref = op.norms((E - c.reference) @ c.B_residual.T)
         cur = self._material(E, x, states, drive)
         self._work[ids, 2] += 1
         for i in np.flatnonzero(~cur.ok):
@@ -331,7 +357,7 @@ class BatchedEngine:
             dx = sol[:, :, 0]
             if drive is not None:  # J - a c^T: Sherman-Morrison
                 y = sol[:, :, 1]
-                cdx, cy = np.einsum("pi,pi->p", c_vec, dx), np.einsum("pi,pi->p", c_vec, y)
+                cdx, cy = op.sum(np.einsum("pi,pi->p", c_vec, dx)), op.sum(np.einsum("pi,pi->p", c_vec, y))
                 dx = dx + y * (cdx / (1.0 - cy))[:, None]
             for i in upd:
                 if int(ids[i]) in failed:
@@ -386,8 +412,8 @@ class BatchedEngine:
         c, op = self.cell, self.op
         m, n = E.shape
         V, w = c.volume, op.weights
-        sigma = np.einsum("p,mpi->mi", w, cur.flux) / V
-        mean_t = np.einsum("p,mpij->mij", w, cur.tang) / V
+        sigma = op.sum(np.einsum("p,mpi->mi", w, cur.flux)) / V
+        mean_t = op.sum(np.einsum("p,mpij->mij", w, cur.tang)) / V
         Bt = -op.condensed(cur.tang)  # (m, nfree, n): columns -int G v . T e_k
         Lt = -Bt if c.symmetric else op.condensed(cur.tang.transpose(0, 1, 3, 2))
         c.stats["solves"] += m
@@ -397,22 +423,22 @@ class BatchedEngine:
         elastic = cur.elastic | bad
         if drive is None:
             X = self._solve(cur.tang, elastic, Bt, failed, ids)
-            tangent = mean_t + np.einsum("mai,mak->mik", Lt, X) / V
+            tangent = mean_t + op.sum(np.einsum("mai,mak->mik", Lt, X)) / V
             nl = None
             dW = op.to_full(X)[:, : c.nloc]
         else:
             a = op.condensed(cur.dsd)
             cv = op.condensed(cur.deq) / c.damage_volume
-            mv = np.einsum("p,mpi->mi", w, cur.deq) / c.damage_volume
-            sbar = np.einsum("p,mpi->mi", w, cur.dsd) / V
+            mv = op.sum(np.einsum("p,mpi->mi", w, cur.deq)) / c.damage_volume
+            sbar = op.sum(np.einsum("p,mpi->mi", w, cur.dsd)) / V
             rhs = np.concatenate([Bt + a[:, :, None] * mv[:, None, :], -a[:, :, None], a[:, :, None]], axis=2)
             Xa = self._solve(cur.tang, elastic, rhs, failed, ids)
             y, Xa = Xa[:, :, -1], Xa[:, :, :-1]
-            cX = np.einsum("ma,mak->mk", cv, Xa)
-            cy = np.einsum("ma,ma->m", cv, y)
+            cX = op.sum(np.einsum("ma,mak->mk", cv, Xa))
+            cy = op.sum(np.einsum("ma,ma->m", cv, y))
             dW = Xa + y[:, :, None] * (cX / (1.0 - cy)[:, None])[:, None, :]
-            cdW = np.einsum("ma,mak->mk", cv, dW)
-            LdW = np.einsum("mai,mak->mik", Lt, dW) / V
+            cdW = op.sum(np.einsum("ma,mak->mk", cv, dW))
+            LdW = op.sum(np.einsum("mai,mak->mik", Lt, dW)) / V
             tangent = mean_t + LdW[:, :, :n] - sbar[:, :, None] * (cdW[:, None, :n] + mv[:, None, :])
             dsig_de = LdW[:, :, n] + sbar * (1.0 - cdW[:, n:n + 1])
             nl = (dsig_de, cur.e_local.copy(), mv + cdW[:, :n], cdW[:, n].copy())

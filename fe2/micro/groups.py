@@ -9,17 +9,20 @@ partition), and the macro problem stays on the world communicator.
 Every rank keeps its own macro points (their history included: the home of a point does
 not change). :class:`GroupMaterial` is the macro material of a rank: at every evaluation
 the macro gradients of all points of the group are gathered on every member, the group
-solves them one after the other (each micro solve collective on the group: the reference
-engine, :meth:`fe2.micro.nonlinear.NonlinearCellProblem.solve_point`), and every member
-takes back its own rows. A point's micro state (fluctuation, every phase's internal
-variables) is distributed over the group like the RVE mesh; :class:`StateLayout` gathers it
-into one partition-independent layout per point for checkpoints (fluctuation DOFs ordered by
-their coordinates, micro points by original cell and quadrature point) and scatters it back,
-so a checkpoint does not depend on the partition of the groups.
+solves them with the template's micro engine (every solve collective on the group; the
+batched engine iterates all the group's points together, :mod:`fe2.micro.batched`), and
+every member takes back its own rows. With ``balance``, evaluations move between groups by
+measured cost (:meth:`GroupMaterial.balance_between`). A point's micro state (fluctuation,
+every phase's internal variables) is distributed over the group like the RVE mesh;
+:class:`StateLayout` gathers it into one partition-independent layout per point for
+checkpoints (fluctuation DOFs ordered by their coordinates, micro points by original cell
+and quadrature point) and scatters it back, so a checkpoint does not depend on the
+partition of the groups.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -44,10 +47,21 @@ class RankGroups:
         self.world, self.k = world, k
         self.index, self.count = world.rank // k, world.size // k
         self.comm = world.Split(self.index, world.rank) if k > 1 else MPI.COMM_SELF
+        self._peers: MPI.Comm | None = None
+
+    @property
+    def peers(self) -> MPI.Comm:
+        """The ranks with this rank's place in every group (rank ``j`` of each group; the
+        world when ``k = 1``): what moves a point between groups (made on first use;
+        collective on the world then)."""
+        if self._peers is None:
+            self._peers = self.world if self.k == 1 else self.world.Split(self.comm.rank, self.index)
+        return self._peers
 
     def free(self) -> None:
-        if self.comm is not MPI.COMM_SELF:
-            self.comm.Free()
+        for c in (self.comm, self._peers):
+            if c is not None and c not in (MPI.COMM_SELF, self.world):
+                c.Free()
 
 
 def _positions(keys: np.ndarray, comm: MPI.Comm, what: str) -> np.ndarray:
@@ -188,6 +202,26 @@ class GroupMaterial(PointMaterial):
         r = self._run(self.template.evaluate_nonlocal, E, e)
         rows = self._rows
         return NonlocalResponse(*(a[rows] for a in r))
+
+    def balance_between(self, groups: RankGroups) -> bool:
+        """Let the template's batched engine move evaluations between the groups by measured
+        cost (:class:`fe2.micro.balance.LoadBalancer` over :attr:`RankGroups.peers`: rank
+        ``j`` of a group sends its part of a point's state to rank ``j`` of another). That
+        needs every group to have the same partition of the RVE (rank ``j`` of each holds
+        the same DOFs and micro points in the same order), which is checked; returns whether
+        balancing is on, the same on every rank (collective on the world)."""
+        t = self.template
+        if t.linear or t.engine != "batched" or groups.count < 2:
+            return False
+        lay = t.layout
+        digest = hashlib.sha1()
+        for a in (lay.dofs, *(lay.points[k] for k in sorted(lay.points))):
+            digest.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        same = len(set(groups.peers.allgather(digest.hexdigest()))) == 1
+        if groups.world.allreduce(int(same), op=MPI.MIN) != 1:
+            return False
+        t.balance_over(groups.peers)
+        return True
 
     def set_time_increment(self, dt: float) -> None:
         self.template.set_time_increment(dt)

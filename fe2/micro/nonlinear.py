@@ -181,7 +181,8 @@ class NonlinearCellProblem(CellProblem):
     ``engine``: ``"batched"`` (default: all points together, no assembly, see
     :mod:`fe2.micro.batched`) or ``"reference"`` (one point at a time with dolfinx and
     dolfinx_mpc assembly, :meth:`solve_point`: the slow, obviously-correct path the
-    batched engine is tested against; also used for a template on several processes).
+    batched engine is tested against). Both run on a template distributed over several
+    processes, every solve collective on them.
     """
 
     #: halvings of a Newton step before the micro solve is declared failed
@@ -249,9 +250,9 @@ class NonlinearCellProblem(CellProblem):
         self.nloc = self._r.getLocalSize()
         self.stats = {"solves": 0, "newton_iterations": 0, "cuts": 0, "reused": 0}
         self.petsc_options = petsc_options
-        #: ``"batched"`` (:class:`~fe2.micro.batched.BatchedEngine`, on one process) or
-        #: ``"reference"`` (:meth:`solve_point` point by point)
-        self.engine = engine if self.comm.size == 1 else "reference"
+        #: ``"batched"`` (:class:`~fe2.micro.batched.BatchedEngine`) or ``"reference"``
+        #: (:meth:`solve_point` point by point)
+        self.engine = engine
         self._batched: BatchedEngine | None = None
         self._operators: CellOperators | None = None  # the batched engine's, or made for out_of_plane_stress
         #: spreads the batched engine's points over the macro ranks (:meth:`balance_over`)
@@ -315,7 +316,9 @@ class NonlinearCellProblem(CellProblem):
         """Let the batched engine spread the evaluations of the points of all ranks of
         ``comm`` (the macro communicator) by measured cost
         (:class:`~fe2.micro.balance.LoadBalancer`); every later :meth:`evaluate` is then
-        collective on ``comm``. No effect on one rank or with the reference engine."""
+        collective on ``comm``. No effect on one rank or with the reference engine. A
+        template distributed over a group balances with the other groups' templates:
+        ``comm`` joins rank ``j`` of every group (:meth:`fe2.micro.groups.GroupMaterial.balance_between`)."""
         if comm.size > 1 and self.engine == "batched":
             self.balancer = LoadBalancer(comm)
             self.balancer.resize(self.num_points)

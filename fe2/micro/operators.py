@@ -23,6 +23,18 @@ entries included in every set of values) and the residual is projected onto the
 constraint's null space. The gradient operator is tabulated by dolfinx itself (a compiled
 expression of the trial function's gradient at the quadrature points), so any element
 degree and cell type the template supports is covered.
+
+**A template distributed over several processes** (``[parallel] ranks_per_rve``): each
+process holds the operators of its own cells and micro points. Its free DOFs are its owned
+ones; the columns of its ``B`` are its free DOFs followed by the other processes' free DOFs
+its cells touch (its *halo*, :class:`Halo`): :meth:`CellOperators.gradients` first fetches
+their values from their owners, and :meth:`CellOperators.forces` /
+:meth:`CellOperators.condensed` send the contributions to them back to the owners and add
+them there. The Jacobian is given as coordinate entries in the global numbering of the free
+DOFs (each process's owned ones, consecutively by rank; the multipliers of a border after
+rank 0's), summed by PETSc over the processes (:attr:`CellOperators.coo`). Every quantity a
+method returns is then the process's owned part; norms and volume averages are the
+caller's to sum over the processes.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 import ufl
 from dolfinx import fem
+from mpi4py import MPI
 
 from fe2.core.kinematics import measure
 
@@ -40,32 +53,78 @@ if TYPE_CHECKING:
     from fe2.core.quadrature import QuadraturePoints
     from fe2.micro.cell import CellProblem
 
-__all__ = ["CellOperators"]
+__all__ = ["CellOperators", "Halo"]
+
+
+class Halo:
+    """Rows of a distributed array owned by one process and needed by others (collective
+    on ``comm``): each process owns ``num_owned`` consecutive rows of the global numbering
+    (by rank) and needs the rows ``ghosts`` (global numbers, unique, none its own).
+
+    Arrays carry the rows on axis 1 (``(N, rows, ...)``: the points of a batch first)."""
+
+    def __init__(self, comm: MPI.Comm, num_owned: int, ghosts: np.ndarray) -> None:
+        self.comm = comm
+        self.num_owned = num_owned
+        self.ghosts = ghosts = np.asarray(ghosts, dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(comm.allgather(num_owned))])
+        owner = np.searchsorted(offsets, ghosts, side="right") - 1
+        #: per rank: the positions in ``ghosts`` of the rows that rank owns
+        self._recv = [np.flatnonzero(owner == r) for r in range(comm.size)]
+        #: per rank: the local indices of this process's rows that rank needs
+        self._send = comm.alltoall([ghosts[idx] - offsets[r] for r, idx in enumerate(self._recv)])
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """The ghost rows ``(N, ghosts, ...)`` of owned rows ``X`` ``(N, num_owned, ...)``."""
+        parts = self.comm.alltoall([np.ascontiguousarray(X[:, idx]) for idx in self._send])
+        out = np.empty((X.shape[0], self.ghosts.size, *X.shape[2:]))
+        for idx, part in zip(self._recv, parts):
+            out[:, idx] = part
+        return out
+
+    def reverse(self, owned: np.ndarray, ghost: np.ndarray) -> np.ndarray:
+        """``owned`` ``(N, num_owned, ...)`` plus every process's contributions to its rows
+        (``ghost`` ``(N, ghosts, ...)`` on each: contributions to their owners' rows)."""
+        parts = self.comm.alltoall([np.ascontiguousarray(ghost[:, idx]) for idx in self._recv])
+        out = np.array(owned, dtype=float)
+        for idx, part in zip(self._send, parts):
+            out[:, idx] += part  # (a process asks for each row once: no repeated index)
+        return out
 
 
 class CellOperators:
     """Precomputed operators of the cell template ``cell`` at the micro points of
-    ``quadrature`` (one process: the template's communicator must be of size 1).
+    ``quadrature`` (collective on the template's communicator; on several processes each
+    holds its own part, see the module docstring).
 
     Attributes
     ----------
-    nfull, nfree : DOFs before and after the condensation
-    free : (nfree,) the full-space index of each free DOF (the condensed vectors of the
+    nfull : local DOFs before the condensation (owned and ghost)
+    num_owned : owned DOFs before the condensation (the template's condensed vectors)
+    free : (nfree,) the owned index of each owned free DOF (the condensed vectors of the
         template hold the free values there and zeros at slaves and pins)
+    nfree, next : owned free DOFs; columns of ``B`` (owned free DOFs, then the halo's)
     B, B_full : see the module docstring (``scipy.sparse`` CSR)
     weights : (P,) integration weight of each micro point
-    indptr, indices : CSR pattern of the condensed Jacobian ``(nfree, nfree)``, or of the
-        bordered one ``(nfree + border, nfree + border)``
+    indptr, indices : one process: CSR pattern of the condensed Jacobian ``(nfree,
+        nfree)``, or of the bordered one ``(nfree + border, nfree + border)``
+    coo : several processes: global (row, column) of each Jacobian entry this process
+        contributes (:meth:`jacobian_values` gives their values)
+    num_rows, num_global_rows : rows of the (bordered) Jacobian on this process, in all
     border : number of Lagrange multipliers (0 without a border)
     """
 
     def __init__(self, cell: CellProblem, quadrature: QuadraturePoints) -> None:
-        if cell.comm.size != 1:
-            raise ValueError("CellOperators needs a cell template on one process")
-        V, n = cell.V, cell.size
-        bs = V.dofmap.index_map_bs
+        self.comm = comm = cell.comm
+        self.parallel = comm.size > 1
+        # the fluctuation space with the ghosts the periodic masters need (its DOF numbering
+        # extends the template's space V's)
+        V, Vm, n = cell.V, cell.mpc.function_space, cell.size
+        bs = Vm.dofmap.index_map_bs
+        imap = Vm.dofmap.index_map
         self.size = n
-        self.nfull = nfull = (V.dofmap.index_map.size_local + V.dofmap.index_map.num_ghosts) * bs
+        self.num_owned = imap.size_local * bs
+        self.nfull = nfull = (imap.size_local + imap.num_ghosts) * bs
         ncell, nq = quadrature.num_owned_cells, quadrature.num_points_per_cell
         self.num_points = P = ncell * nq
         self.weights = np.asarray(quadrature.volumes, dtype=float)
@@ -84,58 +143,93 @@ class CellOperators:
         self.B_full = sp.csr_matrix((Bl.ravel(), (rows, cols)), shape=(P * n, nfull))
 
         # --- condensation: full DOF -> (free DOF, coefficient) --------------------------
-        self.prolongation = Pm = self._prolongation(cell)
-        self.nfree = Pm.shape[1]
+        border_rows = 0 if cell.border is None else cell.border.G.shape[0]
+        self.prolongation = Pm = self._prolongation(cell, Vm, border_rows)
+        self.next = Pm.shape[1]
         self.B = (self.B_full @ Pm).tocsr()
         self.B.sort_indices()
         self.Bt = self.B.T.tocsr()
         self.B_full_t = self.B_full.T.tocsr()
         self._jacobian_scatter(Pm)
-        self.border = 0
+        self.border = self.border_local = 0
         self._border_values: np.ndarray | None = None
         self._projector: tuple[np.ndarray, np.ndarray] | None = None
         if cell.border is not None:
             self._add_border(cell.border.G[:, self.free])
         self._kernels: dict[bool, tuple | None] = {}
+        #: the owned and ghost DOFs before the condensation (the forces' norm)
+        self.full_halo = None
+        if self.parallel:
+            ghosts = (np.asarray(imap.ghosts, dtype=np.int64)[:, None] * bs + np.arange(bs)).ravel()
+            self.full_halo = Halo(comm, self.num_owned, ghosts)
 
     # ------------------------------------------------------------------------------------
-    def _prolongation(self, cell: CellProblem) -> sp.csr_matrix:
-        """``P`` ``(nfull, nfree)`` with ``w = P x`` (see the module docstring)."""
-        nfull = self.nfull
+    def _prolongation(self, cell: CellProblem, Vm, border_rows: int) -> sp.csr_matrix:
+        """``P`` ``(nfull, next)`` with ``w = P x`` (see the module docstring); numbers the
+        free DOFs and sets up the :attr:`halo`."""
+        comm, nfull, nown = self.comm, self.nfull, self.num_owned
         pinned = np.zeros(nfull, dtype=bool)
         for bc in cell.bcs:
-            idx, num_owned = bc.dof_indices()
+            idx, _ = bc.dof_indices()
             pinned[idx] = True
         mpc = cell.mpc
         slaves = np.asarray(mpc.slaves, dtype=np.int64)
         is_slave = np.zeros(nfull, dtype=bool)
         is_slave[slaves] = True
-        self.free = free = np.flatnonzero(~pinned & ~is_slave)
-        column = np.full(nfull, -1, dtype=np.int64)
-        column[free] = np.arange(free.size)
-        rows, cols, vals = [free], [column[free]], [np.ones(free.size)]
+        self.free = free = np.flatnonzero(~pinned[:nown] & ~is_slave[:nown])
+        self.nfree = nf = free.size
+        # global numbering: each process's free DOFs by rank; a border's multipliers after rank 0's
+        self.num_rows = nf + (border_rows if comm.rank == 0 else 0)
+        self.row_start = start = (comm.exscan(self.num_rows) or 0) if self.parallel else 0
+        self.num_global_rows = comm.allreduce(self.num_rows) if self.parallel else self.num_rows
+        self.multiplier_start = comm.bcast(nf, root=0) if self.parallel else nf
+        # each local DOF: its global free number, -1 pinned, -2 slave (ghosts: as their owner says)
+        code = np.full(nfull, -1, dtype=np.int64)
+        code[:nown][is_slave[:nown]] = -2
+        code[:nown][pinned[:nown]] = -1
+        code[free] = start + np.arange(nf)
+        if self.parallel:
+            f = fem.Function(Vm)
+            f.x.array[:nown] = code[:nown]
+            f.x.scatter_forward()
+            code[nown:] = np.rint(f.x.array[nown:nfull]).astype(np.int64)
+            orphans = np.flatnonzero((code == -2) & ~is_slave)
+            if orphans.size:
+                raise ValueError(f"{orphans.size} ghost DOFs are periodic slaves without their masters on this "
+                                 "process; the condensation needs them")
+        rows, cols, vals = [np.flatnonzero(code >= 0)], [], []
+        cols.append(code[rows[0]])
+        vals.append(np.ones(rows[0].size))
         masters = mpc.masters
         coeffs, offsets = mpc.coefficients()
         for s in slaves:
-            if pinned[s]:
+            if code[s] != -2:  # pinned
                 continue
             m = np.asarray(masters.links(int(s)), dtype=np.int64)
             c = np.asarray(coeffs[offsets[s]:offsets[s + 1]], dtype=float)
-            if is_slave[m].any():
+            if (code[m] == -2).any():
                 raise ValueError("a periodic master is itself a slave; the condensation needs one level")
-            keep = ~pinned[m]
+            keep = code[m] >= 0
             rows.append(np.full(int(keep.sum()), s))
-            cols.append(column[m[keep]])
+            cols.append(code[m[keep]])
             vals.append(c[keep])
-        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(nfull, free.size))
+        glob = np.concatenate(cols)
+        mine = (glob >= start) & (glob < start + nf)
+        #: the other processes' free DOFs this one's cells touch (global numbers, sorted)
+        ghosts = np.unique(glob[~mine])
+        self.halo = Halo(comm, self.num_rows, ghosts) if self.parallel else None
+        #: global number of each column of ``B``
+        self.columns = np.concatenate([start + np.arange(nf), ghosts])
+        local = np.where(mine, glob - start, nf + np.searchsorted(ghosts, glob))
+        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), local)), shape=(nfull, nf + ghosts.size))
 
     def _jacobian_scatter(self, Pm: sp.csr_matrix) -> None:
-        """The CSR pattern of ``K = P^T (sum_e K_e) P`` and the sparse scatter ``S`` with
-        ``K.data = S @ vec(K_e)`` (``vec`` over cells, then rows, then columns of ``K_e``)."""
+        """The pattern of ``K = P^T (sum_e K_e) P`` (CSR on one process, global coordinates
+        on several) and the sparse scatter ``S`` with ``K.data = S @ vec(K_e)`` (``vec``
+        over cells, then rows, then columns of ``K_e``)."""
         ncell, d = self.cell_dofs.shape
-        nfree = self.nfree
-        # each full DOF's (free column, coefficient) list, padded to the longest
+        ncol = self.next
+        # each full DOF's (column, coefficient) list, padded to the longest
         counts = np.diff(Pm.indptr)
         kmax = max(int(counts.max(initial=0)), 1)
         col = np.full((self.nfull, kmax), -1, dtype=np.int64)
@@ -152,19 +246,36 @@ class CellOperators:
         ke = np.broadcast_to((np.arange(ncell)[:, None, None] * d * d + np.arange(d)[None, :, None] * d
                               + np.arange(d)[None, None, :])[:, :, None, :, None], (ncell, d, kmax, d, kmax))
         ok = (m1 >= 0) & (m2 >= 0)
-        key = m1[ok] * nfree + m2[ok]
+        key = m1[ok] * ncol + m2[ok]
         keys, pos = np.unique(key, return_inverse=True)
-        r, c = np.divmod(keys, nfree)
-        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=nfree))]).astype(np.int32)
-        self.indices = c.astype(np.int32)
+        r, c = np.divmod(keys, ncol)
+        if self.parallel:
+            self.coo = (self.columns[r], self.columns[c])
+        else:
+            self.indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=ncol))]).astype(np.int32)
+            self.indices = c.astype(np.int32)
         self.S = sp.csr_matrix((val[ok], (pos.ravel(), ke[ok])), shape=(keys.size, ncell * d * d))
         self.nnz = keys.size
 
     def _add_border(self, G: np.ndarray) -> None:
-        """Extend the Jacobian pattern by the constraint rows ``G`` ``(m, nfree)``: each row
-        of ``K`` gets its nonzero ``G^T`` columns (``nfree + i``) after its own, then the
-        ``m`` rows of ``G``; ``S`` moves to the new positions of ``K``'s entries."""
+        """Extend the Jacobian pattern by the constraint rows ``G`` ``(m, nfree)``.
+
+        One process: each row of ``K`` gets its nonzero ``G^T`` columns (``nfree + i``)
+        after its own, then the ``m`` rows of ``G``; ``S`` moves to the new positions of
+        ``K``'s entries. Several: the entries of ``G`` and ``G^T`` over this process's
+        columns are appended to its coordinates (the multipliers' rows are rank 0's)."""
         m, nfree = G.shape
+        self.border, self.border_local = m, (m if self.comm.rank == 0 else 0)
+        self._projector = (G, np.linalg.inv(self.sum(G @ G.T)))
+        if self.parallel:
+            i, j = np.nonzero(G)
+            rows, cols = self.row_start + j, self.multiplier_start + i
+            self.coo = (np.concatenate([self.coo[0], rows, cols]), np.concatenate([self.coo[1], cols, rows]))
+            extra = 2 * i.size
+            self._border_values = np.concatenate([np.zeros(self.nnz), G[i, j], G[i, j]])
+            self.S = sp.vstack([self.S, sp.csr_matrix((extra, self.S.shape[1]))]).tocsr()
+            self.nnz += extra
+            return
         K = sp.csr_matrix((np.arange(1, self.nnz + 1, dtype=float), self.indices, self.indptr), shape=(nfree, nfree))
         Gs = sp.csr_matrix(G)
         M = sp.bmat([[K, Gs.T], [Gs, None]], format="csr")
@@ -178,18 +289,33 @@ class CellOperators:
         R = sp.csr_matrix((np.ones(self.nnz), (pos_k, np.arange(self.nnz))), shape=(M.nnz, self.nnz))
         self.S = (R @ self.S).tocsr()
         self.indptr, self.indices = M.indptr.astype(np.int32), M.indices.astype(np.int32)
-        self.nnz, self.border, self._border_values = M.nnz, m, values
-        self._projector = (G, np.linalg.inv(G @ G.T))
+        self.nnz, self._border_values = M.nnz, values
+
+    # --- sums over the processes of the template ------------------------------------------
+    def sum(self, a):
+        """``a`` summed over the template's processes (itself on one process)."""
+        return self.comm.allreduce(a, op=MPI.SUM) if self.parallel else a
+
+    def norms(self, r: np.ndarray) -> np.ndarray:
+        """Euclidean norms ``(N,)`` of distributed vectors ``(N, owned rows)``."""
+        return np.sqrt(self.sum(np.einsum("ij,ij->i", r, r))) if self.parallel else np.linalg.norm(r, axis=1)
+
+    def _owned(self, r: np.ndarray) -> np.ndarray:
+        """Contributions ``(N, next, ...)`` to the columns of ``B`` -> the owned free rows
+        ``(N, nfree, ...)`` with the other processes' contributions added."""
+        return r if self.halo is None else self.halo.reverse(r[:, :self.nfree], r[:, self.nfree:])
 
     def pad(self, rhs: np.ndarray) -> np.ndarray:
         """Right-hand sides ``(nfree, k)`` of the bordered system (zero multiplier rows)."""
-        return rhs if not self.border else np.vstack([rhs, np.zeros((self.border, rhs.shape[1]))])
+        return rhs if not self.border_local else np.vstack([rhs, np.zeros((self.border_local, rhs.shape[1]))])
 
     # ------------------------------------------------------------------------------------
     def gradients(self, E: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Micro gradients ``(N, P, n)`` of macro gradients ``E`` ``(N, n)`` and free
         fluctuations ``X`` ``(N, nfree)``."""
         N, n = E.shape
+        if self.halo is not None:  # the halo's values from their owners
+            X = np.concatenate([X, self.halo.forward(X)], axis=1)
         g = (self.B @ X.T).T.reshape(N, self.num_points, n)
         return g + E[:, None, :]
 
@@ -198,11 +324,14 @@ class CellOperators:
         forces ``(N,)`` of micro fluxes ``(N, P, n)``."""
         N = flux.shape[0]
         wf = (flux * self.weights[None, :, None]).reshape(N, -1).T
-        r = (self.Bt @ wf).T
+        r = self._owned((self.Bt @ wf).T)
         if self._projector is not None:  # without the part the multipliers balance
             G, gram_inv = self._projector
-            r = r - (r @ G.T) @ gram_inv @ G
-        return r, np.linalg.norm(self.B_full_t @ wf, axis=0)
+            r = r - self.sum(r @ G.T) @ gram_inv @ G
+        if self.full_halo is None:
+            return r, np.linalg.norm(self.B_full_t @ wf, axis=0)
+        full = (self.B_full_t @ wf).T
+        return r, self.norms(self.full_halo.reverse(full[:, :self.num_owned], full[:, self.num_owned:]))
 
     def condensed(self, field: np.ndarray) -> np.ndarray:
         """``B^T (W field)`` for per-point vectors ``(N, P, n)`` or matrices ``(N, P, n, m)``
@@ -210,10 +339,10 @@ class CellOperators:
         N = field.shape[0]
         wf = field * self.weights[None, :, None] if field.ndim == 3 else field * self.weights[None, :, None, None]
         if field.ndim == 3:
-            return (self.Bt @ wf.reshape(N, -1).T).T
+            return self._owned((self.Bt @ wf.reshape(N, -1).T).T)
         m = field.shape[3]
         out = self.Bt @ wf.reshape(N, -1, m).transpose(1, 0, 2).reshape(-1, N * m)
-        return out.reshape(self.nfree, N, m).transpose(1, 0, 2)
+        return self._owned(out.reshape(self.next, N, m).transpose(1, 0, 2))
 
     def jacobian_values(self, tangent: np.ndarray, symmetric: bool = False) -> np.ndarray:
         """Values ``(N, nnz)`` of the condensed Jacobians ``B^T diag(W T) B`` in the CSR
@@ -304,8 +433,8 @@ class CellOperators:
         return out if self._border_values is None else out + self._border_values
 
     def to_full(self, X: np.ndarray) -> np.ndarray:
-        """Free values ``(N, nfree, ...)`` -> the template's condensed vectors ``(N, nfull, ...)``
-        (zeros at slaves and pins)."""
-        out = np.zeros((X.shape[0], self.nfull, *X.shape[2:]))
+        """Free values ``(N, nfree, ...)`` -> the template's condensed vectors ``(N, num_owned,
+        ...)`` (zeros at slaves and pins)."""
+        out = np.zeros((X.shape[0], self.num_owned, *X.shape[2:]))
         out[:, self.free] = X
         return out

@@ -2,8 +2,8 @@
 
 Under ``mpirun -n 2`` the template is distributed over both ranks (one group) and every
 rank has its own macro points (a different number on each); the group's answers for a
-rank's points equal those of a one-process template evaluating all the points (the batched
-engine) to 1e-10: stresses, consistent tangents, internal variables, plane strain's
+rank's points, with either micro engine, equal those of a one-process template evaluating
+all the points (the batched engine) to 1e-10: stresses, consistent tangents, internal variables, plane strain's
 sigma_zz and the committed state gathered into the partition-independent layout, for J2,
 local damage and driven (gradient-regularized) damage. Serially the group is one rank and
 the same checks hold exactly."""
@@ -49,12 +49,13 @@ def counts(size):
     return [3 - r % 2 for r in range(size)]
 
 
+@pytest.mark.parametrize("engine", ["batched", "reference"])
 @pytest.mark.parametrize("kind, degree", [("j2", 1), ("j2", 2), ("damage", 1), ("driven", 1)])
-def test_group_answers_equal_one_process_for_every_rank_s_points(kind, degree):
+def test_group_answers_equal_one_process_for_every_rank_s_points(kind, degree, engine):
     driven = kind == "driven"
     law = "damage" if driven else kind
-    group = GroupMaterial(template(WORLD, law, degree), WORLD)
-    alone = template(MPI.COMM_SELF, law, degree)
+    group = GroupMaterial(template(WORLD, law, degree, engine), WORLD)
+    alone = template(MPI.COMM_SELF, law, degree, "batched")
     per = counts(WORLD.size)
     start, N = sum(per[:WORLD.rank]), sum(per)
     mine = slice(start, start + per[WORLD.rank])
@@ -105,11 +106,31 @@ def close(a, b, tol):
     return np.abs(a - b).max(initial=0.0) <= tol * np.abs(b).max(initial=0.0)
 
 
-def template(comm, law, degree):
-    """The nonlinear template on ``comm``: the batched engine on one process, else the reference one."""
-    engine = "batched" if comm.size == 1 else "reference"
+def template(comm, law, degree, engine, boundary="periodic"):
+    """The nonlinear template on ``comm`` with micro ``engine``."""
     return NonlinearCellProblem(inclusion(comm, 6 if degree == 1 else 3), phases(law), degree=degree, rtol=1e-12,
-                                engine=engine)
+                                engine=engine, boundary=boundary)
+
+
+@pytest.mark.parametrize("boundary", ["minimal", "linear"])
+def test_group_batched_engine_with_other_micro_boundary_conditions(boundary):
+    """The minimal condition's Lagrange multipliers (rows of rank 0 in the distributed
+    Jacobian) and the linear one's pinned boundary: the group's batched engine equals the
+    one-process answers and the group's reference engine, into plasticity."""
+    batched, reference = (GroupMaterial(template(WORLD, "j2", 1, e, boundary), WORLD) for e in ("batched", "reference"))
+    alone = template(MPI.COMM_SELF, "j2", 1, "batched", boundary)
+    per = counts(WORLD.size)
+    start, N = sum(per[:WORLD.rank]), sum(per)
+    mine = slice(start, start + per[WORLD.rank])
+    for t in (0.008, 0.02):
+        E = t * directions(N)
+        (s1, C1), (s2, C2), (s3, C3) = batched.evaluate(E[mine]), reference.evaluate(E[mine]), alone.evaluate(E)
+        assert rel(s1, s3[mine]) < 1e-10 and rel(C1, C3[mine]) < 1e-10
+        assert rel(s2, s3[mine]) < 1e-10 and rel(C2, C3[mine]) < 1e-10
+        for m in (batched, reference, alone):
+            m.commit()
+    assert batched.template.statistics()["factorisations"] > 0  # plastic: its own Jacobians, distributed
+    assert rel(C1, np.broadcast_to(alone.effective_tensor, C1.shape)) > 1e-2  # (not the elastic tangent)
 
 
 def test_linear_template_on_a_group_gives_one_process_tensor_and_sigma_zz():

@@ -3,7 +3,8 @@ both ranks together (one group of 2) ends where the run with one RVE per rank en
 1e-10: every step's reactions and internal variables, the fields, and the RVE states of the
 final checkpoint (one partition-independent layout: a checkpoint of either can restart the
 other); an RVE snapshot written by the group equals the one-rank snapshot. Serially a group
-of one is the plain run."""
+of one is the plain run, and a spawned run on 4 ranks as two groups of 2 balances its
+evaluations between the groups and ends where the serial run ends."""
 
 import json
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from helpers import J2_TABLE, run_case
+from helpers import J2_TABLE, plastic_plate_case, run_case, spawn
 
 WORLD = MPI.COMM_WORLD
 
@@ -93,3 +94,30 @@ def test_one_group_of_all_ranks_ends_like_one_rve_per_rank(tmp_path, kind):
         assert np.allclose(m1["rve_average_stress"], m2["rve_average_stress"], rtol=1e-9, atol=1e-12)
         assert np.allclose(m2["rve_average_stress"], m2["macro_stress"], rtol=1e-9, atol=1e-12)
     WORLD.barrier()
+
+
+@pytest.mark.skipif(WORLD.size > 1, reason="spawns mpirun -n 4 itself; serial run only")
+def test_two_groups_of_two_balance_between_them_and_end_like_one_rank(tmp_path):
+    """4 ranks (oversubscribed here) as two groups of 2 with ``balance``: the plastic zone at
+    the hole makes one group's points dearer, evaluations move to the other group (every
+    rank j of a group sends its part of a point's state to rank j of the other), and the
+    run ends where the serial run ends: the same reactions and RVE states to 1e-10."""
+    case = plastic_plate_case("two groups of two, balanced")
+    case["loading"] = {"steps": 2}
+    case["output"] = {"format": "none", "checkpoint_every": 2}
+    run_case(case, MPI.COMM_SELF, tmp=tmp_path / "one")
+    spawn(dict(case, parallel={"ranks_per_rve": 2, "balance": True}), tmp_path / "groups", ranks=4)
+    one, groups = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "groups"))
+    assert groups["ranks"] == 4 and groups["status"] == "completed"
+    assert groups["rve_statistics"]["moved"] > 0  # evaluations were balanced between the groups
+    assert groups["rve_statistics"]["factorisations"] > 0  # plastic: the batched engine's distributed Jacobians
+    for a, b in zip(one["steps"], groups["steps"], strict=True):
+        keys = [k for k in a if k.startswith("reaction_")]
+        scale = max(abs(a[k]) for k in keys)
+        assert all(abs(a[k] - b[k]) <= 1e-10 * scale for k in keys), (a, b)
+    s1, s2 = final_checkpoint(str(tmp_path / "one")), final_checkpoint(str(tmp_path / "groups"))
+    assert sorted(s1) == sorted(s2) and "w" in s1
+    for key in s1:
+        x = np.array([s1[key][i] for i in sorted(s1[key])])
+        y = np.array([s2[key][i] for i in sorted(s2[key])])
+        assert np.abs(x - y).max(initial=0.0) <= 1e-9 * max(np.abs(x).max(initial=0.0), 1e-300), key

@@ -3,45 +3,23 @@ last checkpoint ends exactly where an uninterrupted run ends (reactions, displac
 nonlocal field, every RVE's committed state), on the same or another number of ranks; its
 history and XDMF time series go on without duplicated or missing steps.
 
-The runs are separate processes (``mpirun -n 2`` for two ranks) killed by a wrapper that
-sends SIGKILL to itself right after the checkpoint of a given step is written; the final
-checkpoints (written after the last step, keyed by partition-independent ids) are compared.
+The runs are separate processes (``mpirun -n 2`` for two ranks, :func:`helpers.spawn`)
+killed by a wrapper that sends SIGKILL to itself right after the checkpoint of a given step
+is written; the final checkpoints (written after the last step, keyed by
+partition-independent ids) are compared.
 """
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from mpi4py import MPI
 
-from helpers import plastic_plate_case, run_case, xdmf_stamps
+from helpers import plastic_plate_case, run_case, spawn, xdmf_stamps
 
 pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns its own runs (and mpirun); serial run only")
-
-ROOT = Path(__file__).resolve().parents[2]
-
-RUN = """
-import json, os, signal, sys
-from mpi4py import MPI
-from fe2 import twoscale
-from fe2.io import checkpoint, config
-case, out, kill_after, restart = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
-write = checkpoint.write
-def write_then_die(*args, **kwargs):
-    folder = write(*args, **kwargs)
-    if kill_after and args[4]["k"] >= kill_after and MPI.COMM_WORLD.rank == 0:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return folder
-checkpoint.write = write_then_die
-with open(case) as fh:
-    cfg = config.parse_case(json.load(fh), case)
-twoscale.run(cfg, MPI.COMM_WORLD, output=out, verbose=False, restart=restart)
-"""
 
 DAMAGE = {"law": "damage", "E": 1.0, "nu": 0.2, "kappa0": 1e-3, "softening": "exponential", "beta": 100.0}
 
@@ -65,25 +43,6 @@ def damage_case():
         "solver": {"rtol": 1e-11, "atol": 1e-15, "max_iterations": 15},
         "output": {"format": "none", "checkpoint_every": 2},
     }
-
-
-def spawn(case: dict, out: Path, ranks: int = 1, kill_after: int = 0, restart: bool = False):
-    """Run ``case`` into ``out`` in a new process (``mpirun -n ranks``); killed with SIGKILL
-    after the checkpoint of step ``kill_after`` (0: never)."""
-    path = out.parent / f"{out.name}.json"
-    path.write_text(json.dumps(case))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_"))}
-    env.update(PYTHONPATH=str(ROOT), OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    cmd = [sys.executable, "-c", RUN, str(path), str(out), str(kill_after), "1" if restart else "0"]
-    if ranks > 1:
-        cmd = ["mpirun", "-n", str(ranks), *cmd]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=out.parent)
-    if kill_after:
-        assert p.returncode != 0, p.stderr
-        assert "Traceback" not in p.stderr, p.stderr
-    else:
-        assert p.returncode == 0, p.stderr
-    return p
 
 
 def final_state(results: Path) -> dict[str, dict[int, np.ndarray]]:
@@ -234,3 +193,21 @@ def test_strain_cycle_killed_while_unloading_restarts_exactly(tmp_path):
     spawn(case, run, kill_after=3)
     spawn(case, run, ranks=2, restart=True)
     assert_same_end(ref, run, 1e-10)
+
+
+def test_killed_run_restarts_with_another_ranks_per_rve(tmp_path):
+    """A run on 2 ranks with one RVE per rank, killed after step 2, goes on with both ranks
+    solving each RVE together (and the other way round, restarted serially): the states are
+    gathered per point in one layout, so the ends equal an uninterrupted serial run's."""
+    case = plastic_case()
+    ref = tmp_path / "ref"
+    run_case(case, MPI.COMM_SELF, tmp=ref)
+    for first, then, ranks_then in ((1, 2, 2), (2, 1, 1)):
+        out = tmp_path / f"k{first}_to_k{then}"
+        spawn(dict(case, parallel={"ranks_per_rve": first}), out, ranks=2, kill_after=2)
+        assert len(json.loads((out / "summary.json").read_text())["steps"]) == 2
+        spawn(dict(case, parallel={"ranks_per_rve": then}), out, ranks=ranks_then, restart=True)
+        assert_same_end(ref, out, 1e-10)
+        done = json.loads((out / "summary.json").read_text())
+        assert done["status"] == "completed"
+        assert [(r["step"], r["ranks"], r["checkpoint_ranks"]) for r in done["restarts"]] == [(2, ranks_then, 2)]
