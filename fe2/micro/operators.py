@@ -193,26 +193,28 @@ class CellOperators:
             f.x.array[:nown] = code[:nown]
             f.x.scatter_forward()
             code[nown:] = np.rint(f.x.array[nown:nfull]).astype(np.int64)
-            orphans = np.flatnonzero((code == -2) & ~is_slave)
-            if orphans.size:
-                raise ValueError(f"{orphans.size} ghost DOFs are periodic slaves without their masters on this "
+            orphans = comm.allreduce(int(np.count_nonzero((code == -2) & ~is_slave)))
+            if orphans:  # (raised on every process)
+                raise ValueError(f"{orphans} ghost DOFs are periodic slaves without their masters on their "
                                  "process; the condensation needs them")
         rows, cols, vals = [np.flatnonzero(code >= 0)], [], []
         cols.append(code[rows[0]])
         vals.append(np.ones(rows[0].size))
         masters = mpc.masters
         coeffs, offsets = mpc.coefficients()
+        nested = False
         for s in slaves:
             if code[s] != -2:  # pinned
                 continue
             m = np.asarray(masters.links(int(s)), dtype=np.int64)
             c = np.asarray(coeffs[offsets[s]:offsets[s + 1]], dtype=float)
-            if (code[m] == -2).any():
-                raise ValueError("a periodic master is itself a slave; the condensation needs one level")
+            nested |= bool((code[m] == -2).any())
             keep = code[m] >= 0
             rows.append(np.full(int(keep.sum()), s))
             cols.append(code[m[keep]])
             vals.append(c[keep])
+        if (comm.allreduce(int(nested), op=MPI.MAX) if self.parallel else nested):  # (raised on every process)
+            raise ValueError("a periodic master is itself a slave; the condensation needs one level")
         glob = np.concatenate(cols)
         mine = (glob >= start) & (glob < start + nf)
         #: the other processes' free DOFs this one's cells touch (global numbers, sorted)
