@@ -110,7 +110,7 @@ class CellOperators:
         nfree)``, or of the bordered one ``(nfree + border, nfree + border)``
     coo : several processes: global (row, column) of each Jacobian entry this process
         contributes (:meth:`jacobian_values` gives their values)
-    num_rows, num_global_rows : rows of the (bordered) Jacobian on this process, in all
+    num_rows : rows of the (bordered) Jacobian on this process
     border : number of Lagrange multipliers (0 without a border)
     """
 
@@ -181,7 +181,6 @@ class CellOperators:
         # global numbering: each process's free DOFs by rank; a border's multipliers after rank 0's
         self.num_rows = nf + (border_rows if comm.rank == 0 else 0)
         self.row_start = start = (comm.exscan(self.num_rows) or 0) if self.parallel else 0
-        self.num_global_rows = comm.allreduce(self.num_rows) if self.parallel else self.num_rows
         self.multiplier_start = comm.bcast(nf, root=0) if self.parallel else nf
         # each local DOF: its global free number, -1 pinned, -2 slave (ghosts: as their owner says)
         code = np.full(nfull, -1, dtype=np.int64)
