@@ -140,7 +140,8 @@ def test_load_balance_quick_writes_consistent_json(tmp_path):
     assert runs["serial_pair"]["reaction_right_x"] == runs["serial"]["reaction_right_x"]
     assert runs["unbalanced"]["moved"] == 0 < runs["balanced"]["moved"]
     # balancing changes where a point is solved, never its answer (bit-identical whatever
-    # the batch): the two 2-rank runs took the same path, bit for bit. Between 1 and 2 ranks
+    # the batch): the two 2-rank runs took the same path, bit for bit (on the same partition of
+    # the macro mesh: fe2.core.environment.reproducible_partitions). Between 1 and 2 ranks
     # the macro round-off differs but the Newton path is the same: a step's first iterate
     # reuses each point's committed answer, so no point on its yield surface gets its tangent
     # from the sign of round-off

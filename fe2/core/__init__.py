@@ -10,6 +10,8 @@
 - :mod:`~fe2.core.quadrature`: the quadrature points of owned cells (point volumes, averages)
 - :mod:`~fe2.core.meshing`: gmsh sessions
 - :mod:`~fe2.core.paths`: where fe2 may write (checked before any work)
+- :mod:`~fe2.core.environment`: what an installation provides (``fe2 info``); reproducible mesh
+  partitions
 """
 
 #: the public surface is the modules named above

@@ -2,6 +2,9 @@
 on, the MPI library, and the direct solvers PETSc offers, so that a user can see what a
 container or a cluster module gives before a run needs it.
 
+:func:`reproducible_partitions` (called when :mod:`fe2` is imported) makes the graph
+partitioner give the same mesh partition in every run.
+
 Nothing here is collective: :func:`report` looks at this process only (the factorisers are
 tried on ``PETSc.COMM_SELF``), with the size of the communicator passed in.
 """
@@ -10,11 +13,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import platform
 import sys
 from typing import Any
 
-__all__ = ["FACTORISERS", "PACKAGES", "factorisers", "missing", "report", "text"]
+__all__ = ["FACTORISERS", "PACKAGES", "PARTITIONER_THREADS", "factorisers", "missing", "report",
+           "reproducible_partitions", "text"]
 
 #: Python packages: name -> what fe2 needs it for (``None``: required)
 PACKAGES: dict[str, str | None] = {
@@ -31,6 +36,19 @@ FACTORISERS: dict[str, tuple[str, ...]] = {
 #: what the default solver options use (:mod:`fe2.core.linalg`): MUMPS for the macro problem
 #: and distributed cells, CHOLMOD for a cell on one process
 REQUIRED_FACTORISERS = ("mumps", "cholmod")
+#: the environment variable of the number of threads of (PT-)SCOTCH, dolfinx's graph partitioner
+PARTITIONER_THREADS = "SCOTCH_PTHREAD_NUMBER"
+
+
+def reproducible_partitions() -> None:
+    """Let (PT-)SCOTCH partition meshes with one thread, unless ``SCOTCH_PTHREAD_NUMBER`` is
+    set already. With several threads SCOTCH 7 returns a different partition of the same
+    mesh from one call to the next; a different partition sums the same contributions in a
+    different order, so two runs of a case on the same ranks differed in the last digits
+    (and the groups of ``[parallel] ranks_per_rve`` could partition their RVEs differently,
+    which turns load balancing between them off). Read by SCOTCH at each partitioning, so
+    this works as long as it runs before the first mesh is made."""
+    os.environ.setdefault(PARTITIONER_THREADS, "1")
 
 
 def _version(name: str) -> str | None:
