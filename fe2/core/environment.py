@@ -112,6 +112,7 @@ def report(size: int = 1) -> dict[str, Any]:
                   "index": np.dtype(PETSc.IntType).name, "factorisers": factorisers()},
         "mpi": {"library": MPI.Get_library_version().replace("\0", "").strip().splitlines()[0].strip(),
                 "standard": "{}.{}".format(*MPI.Get_version()), "ranks": size},
+        "partitioner_threads": os.environ.get(PARTITIONER_THREADS),
     }
 
 
@@ -137,6 +138,10 @@ def text(info: dict[str, Any]) -> str:
         lines.append(f"  {name:{width}s}  {state}" + (f"  [{why}]" if why and not v else ""))
     if info["dolfinx_features"]:
         lines.append("dolfinx built with: " + ", ".join(k for k, v in info["dolfinx_features"].items() if v))
+    threads = info.get("partitioner_threads")
+    lines.append(f"mesh partitions: {PARTITIONER_THREADS}={threads} " + (
+        "(the same in every run)" if threads == "1" else "(may change from run to run: results differ in the "
+                                                         "last digits; unset it or set 1)"))
     gone = missing(info)
     lines.append("everything fe2 needs is here" if not gone else "MISSING: " + ", ".join(gone))
     return "\n".join(lines)

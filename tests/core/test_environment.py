@@ -39,6 +39,14 @@ def test_info_json_reports_the_stack(capsys):
     assert f["mumps"] == ["lu", "cholesky"] and f["cholmod"] == ["cholesky"]
     assert set(f) <= set(environment.FACTORISERS)
     assert environment.missing(info) == []
+    assert info["partitioner_threads"] == "1"  # set by importing fe2
+
+
+def test_info_says_whether_mesh_partitions_are_reproducible():
+    info = environment.report()
+    assert "\nmesh partitions: SCOTCH_PTHREAD_NUMBER=1 (the same in every run)\n" in environment.text(info)
+    info["partitioner_threads"] = "4"  # a user's setting
+    assert "SCOTCH_PTHREAD_NUMBER=4 (may change from run to run" in environment.text(info)
 
 
 def test_missing_parts_are_named(capsys, monkeypatch):
