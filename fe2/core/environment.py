@@ -46,8 +46,9 @@ def reproducible_partitions() -> None:
     mesh from one call to the next; a different partition sums the same contributions in a
     different order, so two runs of a case on the same ranks differed in the last digits
     (and the groups of ``[parallel] ranks_per_rve`` could partition their RVEs differently,
-    which turns load balancing between them off). Read by SCOTCH at each partitioning, so
-    this works as long as it runs before the first mesh is made."""
+    which turns load balancing between them off). SCOTCH reads the variable when it
+    partitions (setting it after importing dolfinx works), so this must run before the first
+    mesh is made: importing :mod:`fe2` does it."""
     os.environ.setdefault(PARTITIONER_THREADS, "1")
 
 
