@@ -45,9 +45,6 @@ import numpy as np  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 DEFAULT_OUTPUT = HERE / "results" / "fe2_vs_dns.json"
 

@@ -40,9 +40,6 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 DEFAULT_OUTPUT = HERE / "results" / "load_balance.json"
 FULL = {"n": 32, "ny": 8, "h": 0.1, "steps": 5, "u": 0.024}

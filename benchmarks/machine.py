@@ -2,7 +2,8 @@
 machine a figure was measured on (written into every benchmark's JSON).
 
 Import this module first in a benchmark script: it pins the BLAS/OpenMP threads before
-numpy or PETSc (MUMPS) are loaded.
+numpy or PETSc (MUMPS) are loaded, and puts the checkout first on ``sys.path``, so that a
+benchmark measures the checkout's fe2.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def git_head(repo: Path = ROOT) -> str | None:

@@ -45,9 +45,6 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 DEFAULT_OUTPUT = HERE / "results" / "ranks_per_rve.json"
 FULL = {"big": 32, "small": 8, "points": {"big": 2, "small": 16}}
