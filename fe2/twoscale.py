@@ -136,6 +136,11 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
                            quadrature_degree=cfg.macro.quadrature_degree, dirichlet=dirichlet,
                            traction=traction, petsc_options=cfg.solver.petsc_options, nonlocal_length=length,
                            source=cfg.macro.source, source_amplitude=amplitudes.get(cfg.macro.source_amplitude))
+    clash = problem.conflicting_supports()
+    if clash:
+        raise ConfigError(f"{cfg.source}: key 'macro.dirichlet': {'; '.join(clash)}; a node takes one value per "
+                          "component, so prescribe that component on one of the two boundaries only, or the same "
+                          "value on both")
     free = problem.free_rigid_motions()
     if free and problem.scalar:
         raise ConfigError(f"{cfg.source}: key 'macro.dirichlet': no temperature is prescribed on any node (the "

@@ -134,6 +134,10 @@ CATALOGUE = [
     ("supports leave a translation free", [(BOTTOM + "value = 0.0\n", "")], "",
      "key 'macro.dirichlet': the supports leave the body free to move (translation in y), so the macro problem is "
      "singular; prescribe more displacement components"),
+    ("two supports of one corner disagree", [],
+     '\n[[macro.dirichlet]]\nboundary = "top"\ncomponent = "x"\nvalue = 0.01\n',
+     "key 'macro.dirichlet': 'left' and 'top' both prescribe u_x at 1 node (0 and 0.01); a node takes one value per "
+     "component, so prescribe that component on one of the two boundaries only, or the same value on both"),
 ]
 
 

@@ -200,7 +200,9 @@ class MacroMeshConfig:
 
 @dataclass(frozen=True)
 class DirichletConfig:
-    """``[[macro.dirichlet]]``: a prescribed displacement component (or temperature) on a boundary."""
+    """``[[macro.dirichlet]]``: a prescribed displacement component (or temperature) on a boundary.
+    Two entries whose boundaries share nodes (a corner, an edge) must prescribe the same
+    value there in every component they both give (or 0 in both)."""
 
     boundary: str | int = _f(doc="boundary name (generator meshes: left, right, bottom, top, back, front, hole; "
                                  "a gmsh file: its facet physical group names) or facet tag")
@@ -419,7 +421,7 @@ def _describe(tp: Any) -> str:
             return f"a list of lists of {_PLURAL_WORDS[typing.get_args(item)[0]]}"
         return f"a list of {_PLURAL_WORDS.get(item, 'tables' if dataclasses.is_dataclass(item) else str(item))}"
     if origin is dict and typing.get_origin(typing.get_args(tp)[1]) is tuple:
-        return f"a table of {_describe(typing.get_args(tp)[1])[2:]}s"
+        return f"a table, each value {_describe(typing.get_args(tp)[1])}"
     if origin is dict or tp is dict:
         return "a table"
     if dataclasses.is_dataclass(tp):

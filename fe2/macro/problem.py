@@ -267,6 +267,37 @@ class MacroProblem:
         """Copy the displacement (and nonlocal strain) out of the mixed unknown (not collective)."""
         self.formulation.sync()
 
+    def conflicting_supports(self) -> list[str]:
+        """The pairs of Dirichlet conditions that prescribe the same component of the same
+        node (e.g. the corner of two edges) with different values (collective): empty when
+        there are none; otherwise each pair described, e.g. ``"'left' and 'top' both
+        prescribe u_x at 1 node (0 and 0.01 x amplitude 'shear')"``. Two conditions agree when
+        both values are 0, or their values are equal and they follow the same amplitude (or
+        both none). A node can take only one of two different values: PETSc would take
+        the last condition's value and the reactions would count the node for the first."""
+        def law(d):
+            amp = None if d.amplitude is None else (d.amplitude.times, d.amplitude.values)
+            return (0.0, None) if d.value == 0 else (d.value, amp)
+
+        def text(d):
+            return f"{d.value:g}" + ("" if d.amplitude is None or d.value == 0
+                                     else f" x amplitude '{d.amplitude.name}'")
+
+        owned = [bc.dof_indices()[0][: bc.dof_indices()[1]] for bc in self.bcs]
+        pairs = [(i, j) for i in range(len(self.bcs)) for j in range(i + 1, len(self.bcs))
+                 if self.dirichlet[i].component == self.dirichlet[j].component
+                 and law(self.dirichlet[i]) != law(self.dirichlet[j])]
+        shared = np.array([np.intersect1d(owned[i], owned[j]).size for i, j in pairs], dtype=np.int64)
+        self.comm.Allreduce(MPI.IN_PLACE, shared, op=MPI.SUM)
+        out = []
+        for (i, j), n in zip(pairs, shared):
+            if n:
+                a, b = self.dirichlet[i], self.dirichlet[j]
+                what = "the temperature" if a.component is None else f"u_{'xyz'[a.component]}"
+                out.append(f"'{a.name or a.tag}' and '{b.name or b.tag}' both prescribe {what} at {n} "
+                           f"node{'s' if n > 1 else ''} ({text(a)} and {text(b)})")
+        return out
+
     def free_rigid_motions(self) -> list[str]:
         """The rigid-body motions that the Dirichlet conditions leave free (collective): empty
         when the supports fix the body; otherwise each free motion described, e.g.

@@ -7,8 +7,8 @@ import pytest
 from mpi4py import MPI
 
 from fe2.core.tensors import isotropic_stiffness
-from fe2.macro.loads import Dirichlet, Traction
-from fe2.macro.mesh import BOUNDARY_TAGS, rectangle
+from fe2.macro.loads import Amplitude, Dirichlet, Traction
+from fe2.macro.mesh import BOUNDARY_TAGS, box, rectangle
 from fe2.macro.problem import MacroProblem
 from fe2.materials.points import LinearMaterial
 
@@ -37,6 +37,43 @@ def test_free_rigid_motions_are_named(supports, free):
     p = plate(supports)
     assert p.free_rigid_motions() == free
     p.destroy()
+
+
+STEP = Amplitude.from_pairs([(0, 0), (1, 1), (2, 1)], "step")
+SAME_STEP = Amplitude.from_pairs([(0, 0), (1, 1), (2, 1)], "same")
+RAMP = Amplitude.from_pairs([(0, 0), (2, 1)], "ramp")
+
+
+@pytest.mark.parametrize("left,top,clash", [
+    ((0, 0.0, None), (0, 0.0, RAMP), []),  # both 0, whatever their amplitudes
+    ((0, 0.01, STEP), (0, 0.01, SAME_STEP), []),  # the same table under another name
+    ((0, 0.01, None), (1, 0.02, None), []),  # other components
+    ((0, 0.0, None), (0, 0.01, None), ["'left' and 'top' both prescribe u_x at 1 node (0 and 0.01)"]),
+    ((0, 0.01, STEP), (0, 0.01, RAMP),
+     ["'left' and 'top' both prescribe u_x at 1 node (0.01 x amplitude 'step' and 0.01 x amplitude 'ramp')"]),
+    ((1, 0.01, None), (1, -0.01, STEP),
+     ["'left' and 'top' both prescribe u_y at 1 node (0.01 and -0.01 x amplitude 'step')"]),
+])
+def test_supports_that_disagree_at_a_shared_corner_are_named(left, top, clash):
+    """``left`` and ``top`` share the corner (0, 1), a node of P2 too; it is counted once on
+    any number of ranks (the plate is left free: nothing is solved)."""
+    bcs = [Dirichlet(TAG["left"], left[0], left[1], "left", left[2]),
+           Dirichlet(TAG["top"], top[0], top[1], "top", top[2])]
+    p = MacroProblem(rectangle(MPI.COMM_WORLD, 2.0, 1.0, 4, 2), LinearMaterial(isotropic_stiffness(1.0, 0.3, 2)),
+                     degree=2, dirichlet=bcs)
+    assert p.conflicting_supports() == clash
+    p.destroy()
+
+
+def test_a_face_shared_by_two_supports_counts_its_nodes():
+    """In 3D two faces share an edge: a box of 2 x 2 x 2 hexahedra cut into tetrahedra has 3
+    P1 nodes on it, 5 P2 nodes."""
+    for degree, n in ((1, 3), (2, 5)):
+        bcs = [Dirichlet(TAG["left"], 2, 0.0, "left"), Dirichlet(TAG["bottom"], 2, 0.01, "bottom")]
+        p = MacroProblem(box(MPI.COMM_WORLD, 1.0, 1.0, 1.0, 2, 2, 2), LinearMaterial(isotropic_stiffness(1.0, 0.3, 3)),
+                         degree=degree, dirichlet=bcs)
+        assert p.conflicting_supports() == [f"'left' and 'bottom' both prescribe u_z at {n} nodes (0 and 0.01)"]
+        p.destroy()
 
 
 def test_reactions_balance_a_traction_on_a_supported_corner():
