@@ -314,7 +314,7 @@ class BatchedEngine:
         self._work[ids, 2] += 1
         for i in np.flatnonzero(~cur.ok):
             failed[int(ids[i])] = "the micro material failed at the start of the solve (warm start)"
-        tol = rtol * np.maximum(r_ref, cur.rforces)
+        tol = np.maximum(rtol * np.maximum(r_ref, cur.rforces), c.force_floor(E))
         r_prev = np.full(m, np.inf)
         it = np.zeros(m, dtype=int)
         history: list[list[float]] = [[] for _ in range(m)]

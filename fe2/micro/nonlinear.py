@@ -65,6 +65,9 @@ __all__ = ["ENGINES", "NonlinearCellProblem", "NonlocalSensitivity", "PointSolut
 
 #: the micro engines a nonlinear cell problem can use
 ENGINES = ("batched", "reference")
+#: the residual's round-off floor, relative to the internal forces the elastic stress of the
+#: macro gradient would cause (:meth:`NonlinearCellProblem.force_floor`)
+ROUNDOFF = 1e-13
 
 
 class NonlocalSensitivity(NamedTuple):
@@ -95,14 +98,18 @@ class _MicroNewton:
     Convergence: the residual norm below ``rtol`` times the larger of the residual the
     macro gradient alone causes in the elastic cell (``r_ref``) and the norm of the
     internal forces before the periodic condensation (their scale, updated every
-    iteration), or stagnation within 1000 times that tolerance (the round-off floor).
+    iteration), but not below the round-off of forces of the strain's size (``floor``,
+    :meth:`NonlinearCellProblem.force_floor`: a homogeneous cell unloaded to zero stress has
+    neither a reference residual nor internal forces), or stagnation within 1000 times that
+    tolerance.
     Line search: a step is taken if its residual is finite and smaller, or once within
     1000 times the tolerance."""
 
     unknown = "w"
 
-    def __init__(self, cell: NonlinearCellProblem, x0: np.ndarray, states: list[np.ndarray], r_ref: float) -> None:
-        self.cell, self.x, self.states, self.r_ref = cell, x0, states, r_ref
+    def __init__(self, cell: NonlinearCellProblem, x0: np.ndarray, states: list[np.ndarray], r_ref: float,
+                 floor: float) -> None:
+        self.cell, self.x, self.states, self.r_ref, self.floor = cell, x0, states, r_ref, floor
         self.trial: list[np.ndarray] | None = None
         self.tol = self.r_forces = 0.0
         self.r_prev = np.inf
@@ -114,7 +121,7 @@ class _MicroNewton:
         if self.trial is None:
             raise SolverError("the micro material failed at the start of the solve (warm start)")
         r, self.r_forces = c._residual()
-        self.tol = c.rtol * max(self.r_ref, self.r_forces)
+        self.tol = max(c.rtol * max(self.r_ref, self.r_forces), self.floor)
         return r
 
     def converged(self, iteration: int, norm: float) -> bool:
@@ -247,6 +254,7 @@ class NonlinearCellProblem(CellProblem):
                                           petsc_options, symmetric=self.symmetric)
         self._r = dolfinx_mpc.assemble_vector(self._R, self.mpc)
         self._r_plain = dolfinx.fem.petsc.create_vector(self._R)
+        self._force_gram = self._unit_force_gram()
         self.nloc = self._r.getLocalSize()
         self.stats = {"solves": 0, "newton_iterations": 0, "cuts": 0, "reused": 0}
         self.petsc_options = petsc_options
@@ -481,6 +489,33 @@ class NonlinearCellProblem(CellProblem):
         plain.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         return r.norm(), plain.norm()
 
+    def _unit_force_gram(self) -> np.ndarray:
+        """``S^T S`` (``n x n``), ``S`` the internal forces of the phases' elastic stress of
+        each unit macro gradient, assembled without the periodic condensation (collective)."""
+        plain = dolfinx.fem.petsc.create_vector(self._L)
+        S = np.zeros((plain.getLocalSize(), self.size))
+        for k in range(self.size):
+            self.E.value[:] = 0.0
+            self.E.value[k] = 1.0
+            with plain.localForm() as loc:
+                loc.set(0.0)
+            dolfinx.fem.petsc.assemble_vector(plain, self._L)
+            plain.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            S[:, k] = plain.array_r
+        self.E.value[:] = 0.0
+        plain.destroy()
+        return self.comm.allreduce(S.T @ S, op=MPI.SUM)
+
+    def force_floor(self, E: np.ndarray) -> np.ndarray:
+        """The round-off floor of the micro residual at macro gradients ``E`` (``(n,)`` or
+        ``(m, n)`` -> ``(m,)``): :data:`ROUNDOFF` times the norm of the internal forces
+        (uncondensed) that the phases' elastic stress of ``E - reference`` would cause. A
+        state of that strain has forces of this size somewhere in its sums (the stress is
+        ``C (eps - eps_p)``), so its residual cannot be trusted below it, even where the
+        stress itself is zero (not collective)."""
+        d = np.atleast_2d(np.asarray(E, float)) - self.reference
+        return ROUNDOFF * np.sqrt(np.maximum(np.einsum("mi,ij,mj->m", d, self._force_gram, d), 0.0))
+
     def _factorize(self) -> None:
         self.system_matrix(self._J, self.A_t)
         if self.border is not None:
@@ -500,7 +535,7 @@ class NonlinearCellProblem(CellProblem):
         # residual scale: the imbalance the macro gradient alone causes, or the size of the
         # internal forces, whichever is larger
         r_ref = self.norm(self.B_residual @ (np.asarray(E) - self.reference))
-        system = _MicroNewton(self, np.array(x0, dtype=float), states, r_ref)
+        system = _MicroNewton(self, np.array(x0, dtype=float), states, r_ref, float(self.force_floor(E)[0]))
         rep = newton(system, self.max_iterations, max_cuts=self.MAX_CUTS)
         self.stats["cuts"] += rep.cuts
         if not rep.converged:
