@@ -18,15 +18,24 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
-__all__ = ["QuadraturePoints", "default_degree", "geometry_degree"]
+__all__ = ["TENSOR_PRODUCT_CELLS", "QuadraturePoints", "default_degree", "geometry_degree"]
 
 
-def default_degree(degree: int, geometry_degree: int = 1) -> int:
+#: cells whose Lagrange spaces are tensor products (Q_k)
+TENSOR_PRODUCT_CELLS = ("quadrilateral", "hexahedron")
+
+
+def default_degree(degree: int, geometry_degree: int = 1, cell: str = "triangle") -> int:
     """Quadrature degree for a Lagrange field of ``degree`` in a tangent-weighted form:
-    ``max(2 (degree - 1), 1)`` on affine cells (exact for piecewise-constant tangents);
+    ``max(2 (degree - 1), 1)`` on affine simplices (exact for piecewise-constant tangents);
     on curved cells of ``geometry_degree`` g > 1, where the integrand is rational,
     ``2 degree + 2 (g - 1)`` (the effective tensor of a P1 or P2 cell on a quadratic
-    geometry then changes by less than 1e-6 relative with a higher degree)."""
+    geometry then changes by less than 1e-6 relative with a higher degree). On
+    quadrilaterals and hexahedra (``cell``) at least ``2 degree``, full integration: a
+    Q_k gradient has degree k in each coordinate, and fewer points (one per Q1 cell) leave
+    zero-energy hourglass modes in the stiffness."""
+    if cell in TENSOR_PRODUCT_CELLS:
+        return 2 * degree + 2 * (geometry_degree - 1)
     if geometry_degree > 1:
         return 2 * degree + 2 * (geometry_degree - 1)
     return max(2 * (degree - 1), 1)

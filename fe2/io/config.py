@@ -241,7 +241,8 @@ class MacroConfig:
     mesh: MacroMeshConfig = _f(doc="the macro mesh, see ``[macro.mesh]``")
     degree: int = _f(2, doc="Lagrange degree of the macro displacement (or temperature)", check=int_range(1, 2))
     quadrature_degree: int | None = _f(None, doc="macro quadrature degree (default 2*(degree-1), at least 1; "
-                                                 "on curved, second-order cells 2*degree + 2)",
+                                                 "on curved, second-order cells 2*degree + 2; on quadrilaterals and "
+                                                 "hexahedra 2*degree, full integration)",
                                        check=int_range(1, 8))
     dirichlet: tuple[DirichletConfig, ...] = _f((), doc="prescribed displacements (conduction: temperatures), "
                                                         "``[[macro.dirichlet]]``")

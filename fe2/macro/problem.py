@@ -62,7 +62,7 @@ class MacroProblem:
         :meth:`point_labels`
     degree : Lagrange degree of ``u``
     quadrature_degree : default :func:`fe2.core.quadrature.default_degree` (``max(2 * (degree - 1), 1)`` on
-        affine cells, more on curved ones)
+        affine simplices, more on curved ones, ``2 * degree`` on quadrilaterals and hexahedra)
     dirichlet, traction : boundary conditions, each ``value * a(t)`` at pseudo-time ``t``
         (:func:`fe2.macro.loads.scale`: its amplitude, or ``t``; scalar kinematics:
         temperatures, and inward heat fluxes as one-value tractions)
@@ -95,7 +95,8 @@ class MacroProblem:
             raise ValueError("a volumetric heat source needs a scalar (conduction) material")
         if material.size != n:
             raise ValueError(f"material size {material.size} does not match macro strain size {n}")
-        self.quadrature = qp = QuadraturePoints(mesh, default_degree(degree, geometry_degree(mesh))
+        self.quadrature = qp = QuadraturePoints(mesh, default_degree(degree, geometry_degree(mesh),
+                                                                          mesh.topology.cell_name())
                                                 if quadrature_degree is None else quadrature_degree)
         self.quadrature_degree = qp.degree
         self.nonlocal_length = nonlocal_length

@@ -178,8 +178,8 @@ class CellProblem(PointMaterial):
         w, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         C = self.tensor
         self.E = fem.Constant(mesh, np.zeros(n))
-        self.quadrature_degree = q = (default_degree(degree, geometry_degree(mesh)) if quadrature_degree is None
-                                      else quadrature_degree)
+        self.quadrature_degree = q = (default_degree(degree, geometry_degree(mesh), mesh.topology.cell_name())
+                                      if quadrature_degree is None else quadrature_degree)
         dx = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": q})
         self._a = fem.form(ufl.inner(ufl.dot(C, G(w)), G(v)) * dx)
         self._L = fem.form(-ufl.inner(ufl.dot(C, self.E), G(v)) * dx)

@@ -119,3 +119,46 @@ def test_a_mesh_is_partitioned_alike_every_time():
     first = owned_cells()
     same = sum(owned_cells() == first for _ in range(5))
     assert MPI.COMM_WORLD.allreduce(same, op=MPI.MIN) == 5
+
+
+@pytest.mark.parametrize("cell,degree,points", [("quadrilateral", 1, 4), ("quadrilateral", 2, 9),
+                                                ("hexahedron", 1, 8), ("hexahedron", 2, 27)])
+def test_quadrilaterals_and_hexahedra_are_fully_integrated(cell, degree, points):
+    """By default a Q_k cell gets full integration (2 x 2 (x 2) points for Q1): with one point
+    per Q1 cell the stiffness had zero-energy hourglass modes, and a block pulled on
+    rollers moved its nodes by up to twice the pulled displacement although its stresses
+    were right. Now its displacement is the exact affine field (1 and 2 ranks)."""
+    from dolfinx import mesh as dmesh
+
+    from fe2.core.tensors import isotropic_stiffness
+    from fe2.macro.loads import Dirichlet
+    from fe2.macro.problem import MacroProblem
+    from fe2.materials.points import LinearMaterial
+
+    comm, nu, strain = MPI.COMM_WORLD, 0.3, 0.01
+    dim = 2 if cell == "quadrilateral" else 3
+    hi = np.array([2.0, 1.0, 0.5][:dim])
+    n = [4, 2, 2][:dim]
+    cell_type = getattr(dmesh.CellType, cell)
+    m = (dmesh.create_rectangle(comm, [np.zeros(2), hi], n, cell_type=cell_type) if dim == 2
+         else dmesh.create_box(comm, [np.zeros(3), hi], n, cell_type=cell_type))
+    # perturb the inner nodes, so that the cells are not all alike (not parallelograms)
+    x = m.geometry.x
+    inner = np.all((x[:, :dim] > 1e-9) & (x[:, :dim] < hi - 1e-9), axis=1)
+    x[inner, :dim] += 0.07 * np.sin(7.0 * x[inner, :dim] + 1.0)
+    mm = macromesh.MacroMesh(m, macromesh._tag_box_facets(m, np.zeros(dim), hi), macromesh._names(dim), cell)
+    rollers = [Dirichlet(mm.boundaries[face], k, 0.0, face) for k, face in enumerate(["left", "bottom", "back"][:dim])]
+    pull = Dirichlet(mm.boundaries["right"], 0, strain * hi[0], "right")
+    C = isotropic_stiffness(1.0, nu, dim)  # plane strain in 2D
+    p = MacroProblem(mm, LinearMaterial(C), degree=degree, dirichlet=rollers + [pull])
+    assert p.num_points_per_cell == points
+    p.set_load(1.0)
+    assert p.newton(rtol=1e-12, atol=1e-15, max_iterations=3).converged
+    lateral = -nu * strain if dim == 3 else -nu / (1 - nu) * strain
+    V = p.u.function_space
+    xs = V.tabulate_dof_coordinates()[:, :dim]
+    exact = np.concatenate([strain * xs[:, :1], lateral * xs[:, 1:]], axis=1)
+    u = p.u.x.array.reshape(-1, dim)
+    error = comm.allreduce(float(np.abs(u - exact).max()), op=MPI.MAX)
+    assert error < 1e-12
+    p.destroy()
