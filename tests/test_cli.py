@@ -1,5 +1,6 @@
 """The command line: homogenize / run / mesh / config, and one-line errors for bad input."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -401,3 +402,43 @@ def test_progress_estimates_the_time_left_from_the_pseudo_time_done():
     resumed.clock = time.perf_counter() - 600.0
     assert resumed.line(Step(5, 3.0, None, "load", 0.0, 1.0)).endswith("(50 %), 600.0 s, about 10 min left")
     assert resumed.line(Step(6, 4.0, None, "load", 0.0, 1.0)).endswith("(100 %), 600.0 s")
+
+
+
+def test_quiet_run_on_gmsh_files_prints_nothing(tmp_path, capfd):
+    """-q is silent also where gmsh reads a file (here the macro mesh and the RVE mesh),
+    which dolfinx's reader let gmsh announce on the terminal. The macro mesh is made of
+    quadrilaterals; the pulled plate's reaction is the plane-strain closed form."""
+    folder = Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0))
+    msh = folder / "quads.msh"
+    if MPI.COMM_WORLD.rank == 0:
+        from fe2.core.meshing import gmsh_session
+
+        with gmsh_session("quads") as gmsh:
+            gmsh.model.occ.addRectangle(0, 0, 0, 2, 1)
+            gmsh.model.occ.synchronize()
+            for tag, n in ((1, 5), (2, 3), (3, 5), (4, 3)):  # bottom, right, top, left
+                gmsh.model.mesh.setTransfiniteCurve(tag, n)
+            gmsh.model.mesh.setTransfiniteSurface(1)
+            gmsh.model.mesh.setRecombine(2, 1)
+            gmsh.model.addPhysicalGroup(2, [1], 1, name="plate")
+            for tag, name in ((1, "bottom"), (2, "right"), (4, "left")):
+                gmsh.model.addPhysicalGroup(1, [tag], tag, name=name)
+            gmsh.model.mesh.generate(2)
+            gmsh.write(str(msh))
+        case = SMALL_CYCLE.replace('generator = "rectangle"\nstructured = 1', f'file = "{msh}"')
+        case = case.replace('material = "matrix"', 'material = "homogenized"')
+        case = case.replace('[rve.generate]\nkind = "laminate"\ndim = 2\nfractions = [0.5, 0.5]\nh = 0.5',
+                            f'[rve]\nmesh = "{ROOT}/meshes/laminate_2d.msh"')
+        (folder / "case.toml").write_text(case.replace("E = 2.0", "E = 1.0"))  # one material in two layers
+    MPI.COMM_WORLD.barrier()
+    capfd.readouterr()
+    code = main(["run", str(folder / "case.toml"), "-o", str(folder / "out"), "-q"])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert out == "" and err == ""
+    with open(folder / "out" / "history.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    strain = float(rows[0]["displacement_right_x"]) / 2.0  # t = 1: u = 0.01 on a plate 2 long, 1 high
+    assert strain == pytest.approx(0.005, rel=1e-12)
+    assert float(rows[0]["reaction_right_x"]) == pytest.approx(strain / (1 - 0.3**2), rel=1e-10)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dolfinx
 
+from fe2.core.meshing import gmsh_session
+
 __all__ = ["DOLFINX_VERSION", "model_to_mesh", "read_from_msh"]
 
 DOLFINX_VERSION = tuple(int(p) for p in dolfinx.__version__.split(".")[:2])
@@ -26,8 +28,11 @@ def model_to_mesh(model, comm, rank: int, gdim: int):
 
 
 def read_from_msh(filename: str, comm, rank: int = 0, gdim: int = 3):
-    """``(mesh, cell_tags, facet_tags)`` from a gmsh ``.msh`` file (collective)."""
-    out = gmshio.read_from_msh(filename, comm, rank, gdim=gdim)
-    if DOLFINX_VERSION >= (0, 10):  # pragma: no cover
-        return out.mesh, out.cell_tags, out.facet_tags
-    return out
+    """``(mesh, cell_tags, facet_tags)`` from a gmsh ``.msh`` file (collective), read on
+    ``rank`` in a silent gmsh session (dolfinx's own reader lets gmsh print its progress,
+    also under ``fe2 run -q``)."""
+    if comm.rank != rank:
+        return model_to_mesh(None, comm, rank, gdim=gdim)
+    with gmsh_session("read") as gmsh:
+        gmsh.merge(str(filename))
+        return model_to_mesh(gmsh.model, comm, rank, gdim=gdim)
