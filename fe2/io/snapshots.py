@@ -49,6 +49,10 @@ __all__ = ["FOLDER", "Snapshots"]
 
 #: the snapshots' folder in the results folder
 FOLDER = "rve_snapshots"
+#: the layout of ``macro_gradient``, ``macro_stress`` and ``rve_average_stress`` in the
+#: summary, by kinematics (the vectors fe2 computes with)
+NOTATION = {"small": "mandel (xx, yy, [zz, yz, xz,] xy; shear times sqrt 2)",
+            "finite": "F and P row-major (11, 12, [13,] 21, ...)", "scalar": "vectors (x, y[, z])"}
 #: values within this relative distance of the largest count as equal (round-off of the partition)
 TIE = 1e-10
 
@@ -164,7 +168,8 @@ class Snapshots:
             meta = {"name": spec.name, "file": f"{FOLDER}/{name}", "step": step, "time": t,
                     "point": p.point_coordinates()[index].tolist(), "macro_cell": int(cell),
                     "quadrature_point": int(q), "rank": rank, "macro_gradient": E.tolist(),
-                    "macro_stress": p.stresses_at_points()[index].tolist(), "rve_average_stress": average.tolist()}
+                    "macro_stress": p.stresses_at_points()[index].tolist(), "rve_average_stress": average.tolist(),
+                    "notation": NOTATION[p.kinematics]}
             if spec.max is not None:
                 meta[spec.max] = float(fields[spec.max][index])
             return meta

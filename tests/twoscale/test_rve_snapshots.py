@@ -85,6 +85,8 @@ def average(vol, values):
 def macro_tensors(meta, physics, gdim=2):
     """The macro gradient and flux of a snapshot's point as the file's tensors (vectors)."""
     E, S = np.asarray(meta["macro_gradient"]), np.asarray(meta["macro_stress"])
+    words = {"conduction": "vectors", "finite_strain": "F and P row-major"}.get(physics, "mandel")
+    assert meta["notation"].startswith(words)  # the summary says how to read them
     if physics == "conduction":
         return E, -S  # heat_flux = -K grad T
     if physics == "finite_strain":
