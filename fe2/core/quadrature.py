@@ -34,9 +34,7 @@ def default_degree(degree: int, geometry_degree: int = 1, cell: str = "triangle"
     quadrilaterals and hexahedra (``cell``) at least ``2 degree``, full integration: a
     Q_k gradient has degree k in each coordinate, and fewer points (one per Q1 cell) leave
     zero-energy hourglass modes in the stiffness."""
-    if cell in TENSOR_PRODUCT_CELLS:
-        return 2 * degree + 2 * (geometry_degree - 1)
-    if geometry_degree > 1:
+    if cell in TENSOR_PRODUCT_CELLS or geometry_degree > 1:
         return 2 * degree + 2 * (geometry_degree - 1)
     return max(2 * (degree - 1), 1)
 
