@@ -47,6 +47,13 @@ from fe2.solvers.newton import NewtonReport, newton
 __all__ = ["Equilibrium", "MacroProblem"]
 
 
+def owned_dofs(bc: fem.DirichletBC) -> np.ndarray:
+    """The local indices of the dofs a Dirichlet condition prescribes that this rank owns
+    (each prescribed dof once over the ranks)."""
+    dofs, num_owned = bc.dof_indices()
+    return dofs[:num_owned]
+
+
 class MacroProblem:
     """Macro equilibrium with a :class:`~fe2.materials.base.PointMaterial` at the quadrature
     points (collective on ``macro_mesh.mesh.comm``).
@@ -284,7 +291,7 @@ class MacroProblem:
             return f"{d.value:g}" + ("" if d.amplitude is None or d.value == 0
                                      else f" x amplitude '{d.amplitude.name}'")
 
-        owned = [bc.dof_indices()[0][: bc.dof_indices()[1]] for bc in self.bcs]
+        owned = [owned_dofs(bc) for bc in self.bcs]
         pairs = [(i, j) for i in range(len(self.bcs)) for j in range(i + 1, len(self.bcs))
                  if self.dirichlet[i].component == self.dirichlet[j].component
                  and law(self.dirichlet[i]) != law(self.dirichlet[j])]
@@ -587,7 +594,7 @@ class MacroProblem:
         counted = np.zeros(self._one.x.array.size, dtype=bool)
         for d, bc in zip(self.dirichlet, self.bcs):
             self._one.x.array[:] = 0.0
-            dofs = bc.dof_indices()[0][: bc.dof_indices()[1]]
+            dofs = owned_dofs(bc)
             dofs = dofs[~counted[dofs]]  # a DOF of two boundaries (a corner) counts for the first
             counted[dofs] = True
             self._one.x.array[dofs] = 1.0

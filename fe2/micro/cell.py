@@ -271,20 +271,35 @@ class CellProblem(PointMaterial):
         (collective; :attr:`B` holds the ones of the construction)."""
         return self._assemble_unit_rhs()
 
-    def _assemble_unit_rhs(self, form: fem.Form | None = None, unit: fem.Constant | None = None) -> np.ndarray:
+    def _assemble_unit_rhs(self, form: fem.Form | None = None, unit: fem.Constant | None = None,
+                           condensed: bool = True) -> np.ndarray:
         """Condensed right-hand sides of ``form`` for each unit value of the constant
-        ``unit`` (default: the sensitivity forms ``b_k``), as columns ``(nloc, n)``."""
+        ``unit`` (default: the sensitivity forms ``b_k``), as columns ``(nloc, n)``; with
+        ``condensed=False`` assembled without the periodic condensation (owned rows)."""
         form = self._L if form is None else form
         unit = self.E if unit is None else unit
-        b = dolfinx_mpc.assemble_vector(form, self.mpc)
+        b = dolfinx_mpc.assemble_vector(form, self.mpc) if condensed else dolfinx.fem.petsc.create_vector(form)
         B = np.zeros((b.getLocalSize(), self.size))
         for k in range(self.size):
             unit.value[:] = 0.0
             unit.value[k] = 1.0
-            B[:, k] = self._assemble_condensed(form, b)
+            if condensed:
+                B[:, k] = self._assemble_condensed(form, b)
+            else:
+                self._assemble_plain(form, b)
+                B[:, k] = b.array_r
         unit.value[:] = 0.0
         b.destroy()
         return B
+
+    @staticmethod
+    def _assemble_plain(form: fem.Form, b: PETSc.Vec) -> None:
+        """``form`` assembled into ``b`` without the periodic condensation, the ghosts'
+        contributions added to their owners."""
+        with b.localForm() as loc:
+            loc.set(0.0)
+        dolfinx.fem.petsc.assemble_vector(b, form)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
 
     def _assemble_condensed(self, form: fem.Form, b: PETSc.Vec | None = None) -> np.ndarray:
         """One condensed (periodic, corner rows zeroed) vector of ``form`` as an array

@@ -482,28 +482,13 @@ class NonlinearCellProblem(CellProblem):
         dolfinx.fem.petsc.set_bc(r, self.bcs)
         if self.border is not None:
             r.array[:] = self.border.project(r.array_r)
-        plain = self._r_plain
-        with plain.localForm() as loc:
-            loc.set(0.0)
-        dolfinx.fem.petsc.assemble_vector(plain, self._R)
-        plain.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        return r.norm(), plain.norm()
+        self._assemble_plain(self._R, self._r_plain)
+        return r.norm(), self._r_plain.norm()
 
     def _unit_force_gram(self) -> np.ndarray:
         """``S^T S`` (``n x n``), ``S`` the internal forces of the phases' elastic stress of
         each unit macro gradient, assembled without the periodic condensation (collective)."""
-        plain = dolfinx.fem.petsc.create_vector(self._L)
-        S = np.zeros((plain.getLocalSize(), self.size))
-        for k in range(self.size):
-            self.E.value[:] = 0.0
-            self.E.value[k] = 1.0
-            with plain.localForm() as loc:
-                loc.set(0.0)
-            dolfinx.fem.petsc.assemble_vector(plain, self._L)
-            plain.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-            S[:, k] = plain.array_r
-        self.E.value[:] = 0.0
-        plain.destroy()
+        S = self._assemble_unit_rhs(condensed=False)
         return self.comm.allreduce(S.T @ S, op=MPI.SUM)
 
     def force_floor(self, E: np.ndarray) -> np.ndarray:
