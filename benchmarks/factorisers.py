@@ -43,14 +43,14 @@ def jacobians(dim: int, h: float, workdir: Path):
     from mpi4py import MPI
 
     from fe2.materials import LinearElastic
-    from fe2.micro import meshgen
+    from fe2.geometry import generators
     from fe2.micro.cell import Phase
     from fe2.micro.nonlinear import NonlinearCellProblem
     from fe2.micro.operators import CellOperators
-    from fe2.micro.rvemesh import load_rve_mesh
+    from fe2.geometry.rvemesh import load_rve_mesh
 
     path = workdir / f"{'circle' if dim == 2 else 'sphere'}_h{h:g}.msh"
-    meshgen.generate("circle" if dim == 2 else "sphere", path, radius=0.3, h=h)
+    generators.generate("circle" if dim == 2 else "sphere", path, radius=0.3, h=h)
     phases = [Phase("matrix", 1, law=LinearElastic.isotropic(1.0, 0.3, dim)),
               Phase("inclusion", 2, law=LinearElastic.isotropic(10.0, 0.2, dim))]
     cell = NonlinearCellProblem(load_rve_mesh(path, MPI.COMM_SELF), phases, engine="reference")

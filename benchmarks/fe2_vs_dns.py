@@ -7,7 +7,7 @@ top and bottom free. The clamped ends make the macro field far from homogeneous
 (shear plus bending, plastic zones at the corners spreading inwards).
 
 - **FE²** (:func:`fe2.twoscale.run`): the plain square as macro mesh (``macro_n x macro_n``
-  crossed triangles, P2), a nonlinear RVE (:func:`fe2.micro.meshgen.circle_inclusion`, radius
+  crossed triangles, P2), a nonlinear RVE (:func:`fe2.geometry.generators.circle_inclusion`, radius
   0.3, element size ``h``) at every macro quadrature point. It does not depend on ``n``
   (the RVE is scale-free), so it runs once.
 - **DNS** for ``n = 4, 8, 16`` (scale ratio ``eps = 1/n``): gmsh meshes the whole
@@ -128,7 +128,7 @@ def dns_mesh(comm: MPI.Comm, L: float, n: int, h: float):
     from fe2.core.compat import model_to_mesh
     from fe2.core.meshing import gmsh_session
     from fe2.macro.mesh import BOUNDARY_TAGS, MacroMesh
-    from fe2.micro.meshgen import INCLUSION_TAG, MATRIX_TAG
+    from fe2.geometry.generators import INCLUSION_TAG, MATRIX_TAG
 
     a = L / n
     options = {"Mesh.MeshSizeMax": h * a, "Mesh.MeshSizeFromPoints": 0.0}

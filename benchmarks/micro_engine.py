@@ -69,13 +69,13 @@ def strain_directions(gdim: int, N: int, seed: int) -> np.ndarray:
 def run_case(dim: int, h: float, engine: str, args, clock, workdir: Path) -> dict:
     from mpi4py import MPI
 
-    from fe2.micro import meshgen
+    from fe2.geometry import generators
     from fe2.micro.nonlinear import NonlinearCellProblem
-    from fe2.micro.rvemesh import load_rve_mesh
+    from fe2.geometry.rvemesh import load_rve_mesh
 
     path = workdir / f"{'circle' if dim == 2 else 'sphere'}_h{h:g}.msh"
     if not path.exists():
-        meshgen.generate("circle" if dim == 2 else "sphere", path, radius=0.3, h=h)
+        generators.generate("circle" if dim == 2 else "sphere", path, radius=0.3, h=h)
     rve = NonlinearCellProblem(load_rve_mesh(path, MPI.COMM_SELF), phases(dim), rtol=1e-10, engine=engine)
     N = args.batch
     directions = strain_directions(dim, N, args.seed)

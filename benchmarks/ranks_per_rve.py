@@ -82,7 +82,7 @@ def worker(args) -> None:
     from fe2.materials import LinearElastic
     from fe2.materials.plasticity import J2Plasticity
     from fe2.micro.cell import Phase
-    from fe2.micro.groups import GroupMaterial, RankGroups
+    from fe2.parallel.groups import GroupMaterial, RankGroups
     from fe2.micro.nonlinear import NonlinearCellProblem
 
     world = MPI.COMM_WORLD

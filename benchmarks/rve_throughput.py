@@ -159,7 +159,7 @@ def elastic_phases(gdim: int):
     from fe2.core.tensors import isotropic_stiffness
     from fe2.micro.cell import Phase
 
-    # Stiff inclusion in a soft matrix (contrast 10), tags as in fe2.micro.meshgen.
+    # Stiff inclusion in a soft matrix (contrast 10), tags as in fe2.geometry.generators.
     return [Phase("matrix", 1, np.asarray(isotropic_stiffness(10.0, 0.3, gdim))),
             Phase("inclusion", 2, np.asarray(isotropic_stiffness(100.0, 0.25, gdim)))]
 
@@ -400,7 +400,7 @@ def run_case(dim, degree, h, mesh_path, gen_info, args, clock, rng) -> dict:
     """Every measurement of one (dim, degree, h) case (see the module docstring)."""
     from mpi4py import MPI
 
-    from fe2.micro.rvemesh import load_rve_mesh
+    from fe2.geometry.rvemesh import load_rve_mesh
 
     t_load, _, rve_mesh = measure(lambda: load_rve_mesh(mesh_path, MPI.COMM_SELF), args.repeats)
     cp, setup, events = measure_setup(rve_mesh, dim, degree, args, clock)
@@ -497,8 +497,8 @@ def main(argv=None) -> int:
     clock = machine.PetscClock(PETSC_EVENTS)
 
     from fe2.micro.cell import CellProblem
-    from fe2.micro.meshgen import generate
-    from fe2.micro.rvemesh import load_rve_mesh
+    from fe2.geometry.generators import generate
+    from fe2.geometry.rvemesh import load_rve_mesh
 
     cases = QUICK_CASES if args.quick else FULL_CASES
     if args.cases:
@@ -554,8 +554,8 @@ def main(argv=None) -> int:
                 "seed": args.seed, "comm": "MPI.COMM_SELF (serial)", "physics": "elasticity",
                 "phases": {"matrix": {"tag": 1, "E": 10.0, "nu": 0.3},
                            "inclusion": {"tag": 2, "E": 100.0, "nu": 0.25}},
-                "geometry": {"2": "unit square, circle radius 0.25 (fe2.micro.meshgen 'circle')",
-                             "3": "unit cube, sphere radius 0.25 (fe2.micro.meshgen 'sphere')"},
+                "geometry": {"2": "unit square, circle radius 0.25 (fe2.geometry.generators 'circle')",
+                             "3": "unit cube, sphere radius 0.25 (fe2.geometry.generators 'sphere')"},
                 "solver": "fe2.core.linalg.DIRECT_CHOLESKY (preonly + cholesky, MUMPS), default options",
                 "timing": ("time.perf_counter(); best of up to `repeats` runs (construction: "
                            "`construct_repeats`), fewer once `repeat_budget_s` is spent"),

@@ -28,8 +28,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXIT_BUG", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_SOLVER", "build_parser", "homogenize_report", "main",
-           "rve_study_table"]
+__all__ = ["EXIT_BUG", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_SOLVER", "build_parser", "homogenize_report", "main"]
 
 EXIT_INPUT = 2
 EXIT_SOLVER = 3
@@ -40,13 +39,13 @@ EXIT_INTERRUPTED = 5
 
 
 def _add_mesh_parsers(sub: argparse._SubParsersAction) -> None:
-    from fe2.micro import meshgen
+    from fe2.geometry import generators
 
     p = sub.add_parser("mesh", help="generate a periodic RVE mesh (gmsh)",
                        description="Generate a periodic RVE mesh with tagged phases (matrix = 1, inclusions = 2; "
                                    "laminate layers 1, 2, ...). Opposite faces carry matching nodes.")
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
-    for kind, fn in meshgen.GENERATORS.items():
+    for kind, fn in generators.GENERATORS.items():
         doc = inspect.getdoc(fn) or ""
         kp = kinds.add_parser(kind, help=doc.splitlines()[0] if doc else kind, description=doc,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -342,57 +341,6 @@ def _integer_at_least(low: int) -> Any:
     return convert
 
 
-def rve_study_table(report: dict[str, Any]) -> list[str]:
-    """The lines ``fe2 rve-study`` prints for a report of :func:`fe2.micro.study.rve_study`."""
-    bcs = report["boundaries"]
-    gen = report["generator"]
-    first = report["sizes"][0]
-    radius = f", radius {first['radius']:.4g}" if first.get("radius") else ""
-    lines = [f"RVE size study of {report['rve']}: {report['physics']} {report['dimension']}D, random inclusions "
-             f"(volume fraction {gen['volume_fraction']:g}{radius}), {report['realizations']} realizations per "
-             f"size on {report['ranks']} rank{'s' if report['ranks'] > 1 else ''}, {report['wall_time']:.1f} s",
-             f"headline property: {report['headline']['name']} (mean +- standard deviation over the realizations)"]
-    head = f"{'size':>6} {'L/r':>6} {'incl.':>6} {'DOFs':>7}" + "".join(f"{bc:>20}" for bc in bcs)
-    has_gap = report["sizes"][0]["bracketing"]["gap_of_means"] is not None
-    lines.append(head + (f"{'gap':>8}" if has_gap else "") + f"{'bracket':>9}")
-    for e in report["sizes"]:
-        row = (f"{e['multiple']:>6g} {e['edge_over_radius'] or float('nan'):>6.3g} {e['inclusions']:>6d} "
-               f"{int(sum(e['dofs']) / len(e['dofs'])):>7d}")
-        for bc in bcs:
-            b = e["boundary"][bc]
-            row += f"{b['headline_mean']:>11.5g} +- {b['headline_std']:<6.2g}"
-        if has_gap:
-            row += f"{e['bracketing']['gap_of_means']:>8.3g}"
-        br = e["bracketing"]
-        holds = ("holds" if br["holds"] else "FAILS") if br["min_eigenvalue_of_means"] else "-"
-        lines.append(row + f"{holds:>9}")
-    fits = report["fits"]
-    parts = []
-    for bc in bcs:
-        f = fits["variance"][bc]
-        if f is not None:
-            parts.append(f"{bc} {f['variance_exponent_length']:.2f} +- {f['sampling_error_length']:.2g}")
-    if parts:
-        lines.append(f"variance ~ L^alpha (expected about -{report['dimension']}; +- sampling error): "
-                     + ", ".join(parts))
-    if fits["gap"] is not None:
-        lines.append(f"gap ~ L^{fits['gap']['gap_exponent_length']:.2f}")
-    rs = report["representative_size"]
-
-    def when(c: dict[str, Any] | None) -> str:
-        if c is None:
-            return "n/a"
-        if c["size"] is not None:
-            return f"from size {c['size']:g}"
-        extra = c["extrapolated_size"]
-        return "not reached" + (f" (power law: size {extra:.3g})" if extra is not None else "")
-
-    lines.append(f"tolerance {rs['tolerance']:g}: scatter " + ", ".join(f"{bc} {when(c)}" for bc, c in
-                                                                      rs["scatter"].items())
-                 + f"; bracket gap {when(rs['bracket'])}; all: {when(rs['combined'])}")
-    return lines
-
-
 def _cmd_rve_study(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
@@ -400,7 +348,7 @@ def _cmd_rve_study(args: argparse.Namespace) -> int:
     from fe2.core.paths import unwritable
     from fe2.core.physics import BOUNDARY_CONDITIONS, PHYSICS
     from fe2.io import config, factory
-    from fe2.micro import study
+    from fe2.studies import rve_size
 
     sizes = _flag_values("--sizes", args.sizes, _positive_number,
                          "distinct numbers > 0 separated by commas (multiples of the generator's cell size)")
@@ -416,14 +364,14 @@ def _cmd_rve_study(args: argparse.Namespace) -> int:
     rve, source = cfg.rve, cfg.source
     if rve.generate is None:
         raise ConfigError(f"{source}: key 'rve.mesh' = '{rve.mesh}': fe2 rve-study draws random cells from a "
-                          f"generator; give [rve.generate] with kind = {study.RANDOM_KINDS[0]!r} instead of a mesh "
+                          f"generator; give [rve.generate] with kind = {rve_size.RANDOM_KINDS[0]!r} instead of a mesh "
                           "file")
     linear_physics = [name for name, p in PHYSICS.items() if p.kinematics != "finite"]
     if rve.physics not in linear_physics:
         raise ConfigError(f"{source}: key 'rve.physics' = {rve.physics!r}: fe2 rve-study computes linear "
                           f"apparent tensors; allowed: {', '.join(map(repr, linear_physics))}")
     generate = dict(rve.generate)
-    gdim = len(study.generator_parameters(generate, source)["size"])
+    gdim = len(rve_size.generator_parameters(generate, source)["size"])
     phases = factory.phases(rve, gdim, source)
     for ph in phases:
         if ph.law is not None and not ph.law.linear:
@@ -439,7 +387,7 @@ def _cmd_rve_study(args: argparse.Namespace) -> int:
     def say(line: str) -> None:  # progress: to stderr when stdout carries the JSON
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    report = study.rve_study(generate, phases, world, physics=rve.physics, sizes=sizes, realizations=realizations,
+    report = rve_size.rve_study(generate, phases, world, physics=rve.physics, sizes=sizes, realizations=realizations,
                              boundaries=boundaries, tolerance=tolerance, degree=rve.degree,
                              petsc_options=rve.petsc_options, seed=seed,
                              workdir=out / "meshes" if args.keep_meshes else None, source=source,
@@ -450,7 +398,7 @@ def _cmd_rve_study(args: argparse.Namespace) -> int:
         path = out / "rve_study.json"
         path.write_text(json.dumps(report, indent=1) + "\n")
         try:
-            return [path, *study.write_plot(report, out / "rve_study")]
+            return [path, *rve_size.write_plot(report, out / "rve_study")]
         except ImportError:
             print("fe2: matplotlib is not installed: no plot written", file=sys.stderr)
             return [path]
@@ -461,7 +409,7 @@ def _cmd_rve_study(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
-    for line in rve_study_table(report):
+    for line in rve_size.table(report):
         print(line)
     print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
@@ -491,13 +439,13 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from fe2.core.errors import on_root
-    from fe2.micro import meshgen
+    from fe2.geometry import generators
 
-    fn = meshgen.GENERATORS[args.kind]
+    fn = generators.GENERATORS[args.kind]
     params = {name: getattr(args, name) for name, p in inspect.signature(fn).parameters.items()
               if p.kind is inspect.Parameter.KEYWORD_ONLY}
     comm = MPI.COMM_WORLD  # under mpirun, rank 0 writes the one file
-    info = on_root(comm, meshgen.generate, args.kind, args.output, **params)
+    info = on_root(comm, generators.generate, args.kind, args.output, **params)
     if comm.rank == 0:
         print(f"wrote {info.path}: {info.dim}D, {info.num_nodes} nodes, {info.num_cells} cells; "
               f"phases {info.phase_tags}; volume fractions "

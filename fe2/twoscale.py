@@ -5,7 +5,7 @@ Each rank builds **one** RVE template (:class:`fe2.micro.cell.CellProblem` or
 matrix) on ``MPI.COMM_SELF`` and evaluates it, as one batch, at the quadrature points of
 the macro cells it owns; nothing is created per point. With ``[parallel] ranks_per_rve =
 k > 1`` the template is distributed over a group of ``k`` ranks, which evaluates the points
-of all its ranks together (:mod:`fe2.micro.groups`). :func:`run` is the whole
+of all its ranks together (:mod:`fe2.parallel.groups`). :func:`run` is the whole
 simulation: set-up (:func:`setup`), path following (:func:`fe2.solvers.pathfollowing.follow`),
 results on disk after every converged step, progress on rank 0.
 """
@@ -37,7 +37,7 @@ from fe2.macro import loads
 from fe2.macro.problem import MacroProblem
 from fe2.materials.base import PointMaterial
 from fe2.materials.points import LinearMaterial, MaterialPoints
-from fe2.micro.groups import GroupMaterial, RankGroups
+from fe2.parallel.groups import GroupMaterial, RankGroups
 from fe2.solvers import pathfollowing
 from fe2.solvers.pathfollowing import Step
 

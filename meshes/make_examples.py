@@ -6,7 +6,7 @@ Usage::
 
 ``outdir`` defaults to the directory of this script. Each table of ``examples.toml`` names
 a mesh ``<name>.msh`` and gives the generator ``kind`` and its parameters (see
-:func:`fe2.micro.meshgen.generate`).
+:func:`fe2.geometry.generators.generate`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ HERE = Path(__file__).resolve().parent
 
 try:
     from fe2.core.errors import Fe2Error
-    from fe2.micro.meshgen import generate
+    from fe2.geometry.generators import generate
 except ModuleNotFoundError:  # run from a checkout without PYTHONPATH set
     sys.path.insert(0, str(HERE.parent))
     from fe2.core.errors import Fe2Error
-    from fe2.micro.meshgen import generate
+    from fe2.geometry.generators import generate
 
 
 def main(argv: list[str]) -> int:

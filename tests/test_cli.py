@@ -194,7 +194,7 @@ def test_mesh_command_writes_periodic_mesh(tmp_path, capsys):
     code, out, err = run_main(capsys, "mesh", "circle", out_msh, "--radius", "0.2", "--h", "0.1")
     assert code == 0, err
     assert ("volume fractions" in out) == (MPI.COMM_WORLD.rank == 0)  # and prints once
-    from fe2.micro.rvemesh import load_rve_mesh, phase_volumes
+    from fe2.geometry.rvemesh import load_rve_mesh, phase_volumes
 
     vols = phase_volumes(load_rve_mesh(out_msh, MPI.COMM_SELF))
     # an inscribed polygon with edges of at most h = 0.1: pi r^2 (1 - (h/r)^2 / 6) <= area <= pi r^2

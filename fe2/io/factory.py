@@ -14,14 +14,14 @@ from mpi4py import MPI
 from fe2.core import linalg
 from fe2.core.errors import ConfigError, MeshError, collective, on_root
 from fe2.core.physics import PHYSICS
+from fe2.geometry import generators
+from fe2.geometry.rvemesh import load_rve_mesh
 from fe2.io.config import MacroMeshConfig, PhaseConfig, RVEConfig
 from fe2.macro import mesh as macromesh
 from fe2.materials.base import Law
 from fe2.materials.registry import build
-from fe2.micro import meshgen
 from fe2.micro.cell import CellProblem, Phase
 from fe2.micro.nonlinear import NonlinearCellProblem
-from fe2.micro.rvemesh import load_rve_mesh
 
 __all__ = ["cell_problem", "is_linear", "law", "macro_mesh", "phases", "rve_mesh_path"]
 
@@ -41,7 +41,7 @@ def rve_mesh_path(rve: RVEConfig, base_dir: str, comm: MPI.Comm, workdir: Path, 
         kind = params.pop("kind")
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            meshgen.generate(kind, path, **params)
+            generators.generate(kind, path, **params)
         except MeshError as err:
             raise MeshError(f"{source}: key 'rve.generate': {err}") from None
         return path.read_bytes() if comm.size > 1 else None
@@ -84,7 +84,7 @@ def is_linear(phase_list: list[Phase]) -> bool:
 def cell_problem(rve: RVEConfig, base_dir: str, source: str, workdir: Path,
                  comm: MPI.Comm, group: MPI.Comm = MPI.COMM_SELF) -> CellProblem:
     """Build the RVE template of every rank of ``comm`` on its ``group`` (``MPI.COMM_SELF``,
-    or a :class:`fe2.micro.groups.RankGroups` group, over which the RVE mesh is then
+    or a :class:`fe2.parallel.groups.RankGroups` group, over which the RVE mesh is then
     distributed; collective on ``comm``: an error on any rank is raised on all). Linear phases give a
     :class:`~fe2.micro.cell.CellProblem`, any nonlinear law a
     :class:`~fe2.micro.nonlinear.NonlinearCellProblem`. The PETSc options are tried first

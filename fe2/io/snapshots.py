@@ -43,7 +43,7 @@ from fe2.io.config import SnapshotConfig
 from fe2.io.results import FieldWriter
 from fe2.macro.problem import MacroProblem
 from fe2.micro.cell import CellProblem
-from fe2.micro.groups import GroupMaterial
+from fe2.parallel.groups import GroupMaterial
 
 __all__ = ["FOLDER", "Snapshots"]
 

@@ -28,7 +28,7 @@ points at once, without any finite-element assembly:
 
 Points that converge drop out of the batch; a point that fails is reported as the
 reference path would (the first failing point in index order raises), or, for
-:class:`fe2.micro.balance.LoadBalancer`, listed with the others' answers intact.
+:class:`fe2.parallel.balance.LoadBalancer`, listed with the others' answers intact.
 
 On a template distributed over a group of processes (``[parallel] ranks_per_rve``) every
 process works on its own cells and micro points and their share of the free DOFs

@@ -55,7 +55,7 @@ from fe2.materials.base import PointMaterial
 from fe2.micro.boundary import BOUNDARY_CONDITIONS, cell_constraint
 
 if TYPE_CHECKING:
-    from fe2.micro.rvemesh import RVEMesh
+    from fe2.geometry.rvemesh import RVEMesh
 
 __all__ = ["CellProblem", "MicroFields", "Phase", "effective_tensor_from_fields", "virgin_tangent"]
 
@@ -107,7 +107,7 @@ class CellProblem(PointMaterial):
 
     Parameters
     ----------
-    rve_mesh : periodic RVE mesh with cell tags (see :func:`fe2.micro.rvemesh.load_rve_mesh`)
+    rve_mesh : periodic RVE mesh with cell tags (see :func:`fe2.geometry.rvemesh.load_rve_mesh`)
     phases : one :class:`Phase` per physical tag; every tagged cell must be covered
     physics : ``"elasticity"`` (small strain, plane strain in 2D), ``"conduction"``, or
         ``"finite_strain"`` (the linearised problem about ``F = I``; see

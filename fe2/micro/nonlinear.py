@@ -51,15 +51,15 @@ from fe2.core.errors import SolverError, point_failure
 from fe2.core.kinematics import measure
 from fe2.materials.base import NonlocalResponse
 from fe2.materials.state import StateBank
-from fe2.micro.balance import LoadBalancer
 from fe2.micro.batched import BatchedEngine
 from fe2.micro.cell import CellProblem, Phase
-from fe2.micro.groups import StateLayout
 from fe2.micro.operators import CellOperators
+from fe2.parallel.balance import LoadBalancer
+from fe2.parallel.layout import StateLayout
 from fe2.solvers.newton import newton
 
 if TYPE_CHECKING:
-    from fe2.micro.rvemesh import RVEMesh
+    from fe2.geometry.rvemesh import RVEMesh
 
 __all__ = ["ENGINES", "NonlinearCellProblem", "NonlocalSensitivity", "PointSolution"]
 
@@ -304,7 +304,7 @@ class NonlinearCellProblem(CellProblem):
         """The committed state as named arrays ``(N, ...)`` (copies). On one process the
         fluctuation and the micro points are in the partition-independent order of
         :attr:`layout`, so that a checkpoint can be read by a template distributed over a
-        group; on several, each process's own part (:class:`fe2.micro.groups.GroupMaterial`
+        group; on several, each process's own part (:class:`fe2.parallel.groups.GroupMaterial`
         gathers them)."""
         state = self.bank.get_state()
         return self.layout.gather(state, [self.num_points]) if self.comm.size == 1 else state
@@ -323,10 +323,10 @@ class NonlinearCellProblem(CellProblem):
     def balance_over(self, comm: MPI.Comm) -> None:
         """Let the batched engine spread the evaluations of the points of all ranks of
         ``comm`` (the macro communicator) by measured cost
-        (:class:`~fe2.micro.balance.LoadBalancer`); every later :meth:`evaluate` is then
+        (:class:`~fe2.parallel.balance.LoadBalancer`); every later :meth:`evaluate` is then
         collective on ``comm``. No effect on one rank or with the reference engine. A
         template distributed over a group balances with the other groups' templates:
-        ``comm`` joins rank ``j`` of every group (:meth:`fe2.micro.groups.GroupMaterial.balance_between`)."""
+        ``comm`` joins rank ``j`` of every group (:meth:`fe2.parallel.groups.GroupMaterial.balance_between`)."""
         if comm.size > 1 and self.engine == "batched":
             self.balancer = LoadBalancer(comm)
             self.balancer.resize(self.num_points)

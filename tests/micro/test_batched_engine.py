@@ -10,15 +10,15 @@ import scipy.sparse as sp
 from mpi4py import MPI
 
 from fe2.core.errors import SolverError
+from fe2.geometry import generators
+from fe2.geometry.rvemesh import load_rve_mesh
 from fe2.materials import LinearElastic
 from fe2.materials.damage import IsotropicDamage
 from fe2.materials.hyperelasticity import NeoHooke
 from fe2.materials.plasticity import J2Plasticity
-from fe2.micro import meshgen
 from fe2.micro.cell import Phase
 from fe2.micro.nonlinear import NonlinearCellProblem
 from fe2.micro.operators import CellOperators
-from fe2.micro.rvemesh import load_rve_mesh
 from helpers import inclusion_rve, rel
 
 pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="RVE templates live on one process")
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="RVE templates l
 
 @pytest.fixture(scope="module")
 def circle(tmp_path_factory):
-    info = meshgen.circle_inclusion(tmp_path_factory.mktemp("eng") / "c.msh", radius=0.3, h=0.15)
+    info = generators.circle_inclusion(tmp_path_factory.mktemp("eng") / "c.msh", radius=0.3, h=0.15)
     return load_rve_mesh(info.path, MPI.COMM_SELF)
 
 

@@ -10,12 +10,12 @@ from mpi4py import MPI
 
 from fe2.core import tensors as T
 from fe2.core.physics import BOUNDARY_CONDITIONS
+from fe2.geometry.rvemesh import load_rve_mesh
 from fe2.materials import LinearElastic
 from fe2.materials.hyperelasticity import NeoHooke
 from fe2.materials.plasticity import J2Plasticity
 from fe2.micro.cell import CellProblem, Phase, virgin_tangent
 from fe2.micro.nonlinear import NonlinearCellProblem
-from fe2.micro.rvemesh import load_rve_mesh
 from helpers import ROOT, inclusion_rve, rel, rve_fd_tangent, structured_rve
 
 BCS = ("linear", "periodic", "minimal")

@@ -6,9 +6,9 @@ from mpi4py import MPI
 
 from fe2.core import tensors as T
 from fe2.core.errors import MeshError
-from fe2.micro import meshgen
+from fe2.geometry import generators
+from fe2.geometry.rvemesh import load_rve_mesh
 from fe2.micro.cell import CellProblem, Phase, effective_tensor_from_fields
-from fe2.micro.rvemesh import load_rve_mesh
 from helpers import structured_rve
 
 E1, E2, NU = 1.0, 10.0, 0.3
@@ -42,7 +42,7 @@ def test_elastic_laminate_is_exact_structured(gdim, n, normal, degree):
 def test_laminate_gmsh_mesh_is_exact(tmp_path, gdim, degree):
     # unstructured gmsh laminate (layers normal to y), interfaces on element edges/faces
     h = 0.1 if gdim == 2 else 0.25
-    info = meshgen.laminate(tmp_path / "lam.msh", dim=gdim, fractions=(0.4, 0.6), normal=1, h=h)
+    info = generators.laminate(tmp_path / "lam.msh", dim=gdim, fractions=(0.4, 0.6), normal=1, h=h)
     rm = load_rve_mesh(info.path, MPI.COMM_SELF)
     cp = CellProblem(rm, elastic_phases(gdim), degree=degree)
     ref = T.laminate_tensor([p.tensor for p in cp.phases], [0.4, 0.6], 1, gdim)
@@ -64,7 +64,7 @@ def test_conduction_laminate_structured(gdim):
 
 
 def test_homogeneous_unstructured_rve_returns_phase_tensor(tmp_path):
-    info = meshgen.circle_inclusion(tmp_path / "c.msh", radius=0.3, h=0.08)
+    info = generators.circle_inclusion(tmp_path / "c.msh", radius=0.3, h=0.08)
     rm = load_rve_mesh(info.path, MPI.COMM_SELF)
     C = T.isotropic_stiffness(3.0, 0.27, 2)
     for degree in (1, 2):
@@ -77,7 +77,7 @@ def test_homogeneous_unstructured_rve_returns_phase_tensor(tmp_path):
 
 @pytest.fixture(scope="module")
 def circle_rve(tmp_path_factory):
-    info = meshgen.circle_inclusion(tmp_path_factory.mktemp("circ") / "c.msh", radius=0.3, h=0.06)
+    info = generators.circle_inclusion(tmp_path_factory.mktemp("circ") / "c.msh", radius=0.3, h=0.06)
     return load_rve_mesh(info.path, MPI.COMM_SELF)
 
 
@@ -113,7 +113,7 @@ def test_evaluate_batch_equals_the_fields_of_each_point(circle_rve):
 
 
 def test_random_inclusions_within_hashin_shtrikman_bounds(tmp_path):
-    info = meshgen.random_inclusions(tmp_path / "r.msh", volume_fraction=0.3, n=6, seed=4, h=0.04)
+    info = generators.random_inclusions(tmp_path / "r.msh", volume_fraction=0.3, n=6, seed=4, h=0.04)
     rm = load_rve_mesh(info.path, MPI.COMM_SELF)
     (Em, num), (Ei, nui) = (1.0, 0.35), (20.0, 0.2)
     cp = CellProblem(rm, elastic_phases(2, E=(Em, Ei), nu=(num, nui)), degree=2)
@@ -139,7 +139,7 @@ def test_random_inclusions_within_hashin_shtrikman_bounds(tmp_path):
 def test_effective_tensor_converges_under_refinement(tmp_path):
     results = []
     for h in (0.1, 0.05, 0.025):
-        info = meshgen.circle_inclusion(tmp_path / f"c{h}.msh", radius=0.3, h=h)
+        info = generators.circle_inclusion(tmp_path / f"c{h}.msh", radius=0.3, h=h)
         cp = CellProblem(load_rve_mesh(info.path, MPI.COMM_SELF), elastic_phases(2))
         results.append(cp.effective_tensor)
     d1 = np.abs(results[1] - results[0]).max()

@@ -6,19 +6,19 @@ import pytest
 from mpi4py import MPI
 
 from fe2.core.errors import SolverError
+from fe2.geometry import generators
+from fe2.geometry.rvemesh import load_rve_mesh
 from fe2.materials import LinearElastic
 from fe2.materials.hyperelasticity import NeoHooke
 from fe2.materials.plasticity import J2Plasticity
-from fe2.micro import meshgen
 from fe2.micro.cell import CellProblem, Phase
 from fe2.micro.nonlinear import NonlinearCellProblem
-from fe2.micro.rvemesh import load_rve_mesh
 from helpers import rel, rve_fd_tangent, structured_rve
 
 
 @pytest.fixture(scope="module")
 def circle(tmp_path_factory):
-    info = meshgen.circle_inclusion(tmp_path_factory.mktemp("nl") / "c.msh", radius=0.3, h=0.12)
+    info = generators.circle_inclusion(tmp_path_factory.mktemp("nl") / "c.msh", radius=0.3, h=0.12)
     return load_rve_mesh(info.path, MPI.COMM_SELF)
 
 

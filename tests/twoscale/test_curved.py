@@ -10,13 +10,13 @@ from dolfinx import fem
 from mpi4py import MPI
 
 from fe2.core.quadrature import QuadraturePoints, default_degree
+from fe2.geometry import generators
+from fe2.geometry.rvemesh import load_rve_mesh
 from fe2.macro import mesh as macromesh
 from fe2.materials import LinearElastic
 from fe2.materials.plasticity import J2Plasticity
-from fe2.micro import meshgen
 from fe2.micro.cell import CellProblem, Phase
 from fe2.micro.nonlinear import NonlinearCellProblem
-from fe2.micro.rvemesh import load_rve_mesh
 from helpers import FIELDS, J2_TABLE, gathered_field, rel, relmax, serial_and_parallel, xdmf_stamps
 from helpers import run_case as run
 
@@ -25,7 +25,7 @@ from helpers import run_case as run
 def curved_rve(tmp_path_factory):
     path = MPI.COMM_WORLD.bcast(str(tmp_path_factory.mktemp("curved") / "c2.msh"), root=0)
     if MPI.COMM_WORLD.rank == 0:
-        meshgen.circle_inclusion(path, radius=0.3, h=0.15, order=2)
+        generators.circle_inclusion(path, radius=0.3, h=0.15, order=2)
     MPI.COMM_WORLD.barrier()
     return load_rve_mesh(path, MPI.COMM_SELF)
 

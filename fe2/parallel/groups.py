@@ -14,7 +14,7 @@ batched engine iterates all the group's points together, :mod:`fe2.micro.batched
 every member takes back its own rows. With ``balance``, evaluations move between groups by
 measured cost (:meth:`GroupMaterial.balance_between`). A point's micro state (fluctuation,
 every phase's internal variables) is distributed over the group like the RVE mesh;
-:class:`StateLayout` gathers it into one partition-independent layout per point for
+:class:`~fe2.parallel.layout.StateLayout` gathers it into one partition-independent layout per point for
 checkpoints (fluctuation DOFs ordered by their coordinates, micro points by original cell
 and quadrature point) and scatters it back, so a checkpoint does not depend on the
 partition of the groups.
@@ -30,8 +30,9 @@ from mpi4py import MPI
 
 from fe2.core.errors import SolverError, point_failure
 from fe2.materials.base import NonlocalResponse, PointMaterial
+from fe2.parallel.layout import StateLayout
 
-__all__ = ["GroupMaterial", "RankGroups", "StateLayout"]
+__all__ = ["GroupMaterial", "RankGroups"]
 
 
 class RankGroups:
@@ -62,91 +63,6 @@ class RankGroups:
         for c in (self.comm, self._peers):
             if c is not None and c not in (MPI.COMM_SELF, self.world):
                 c.Free()
-
-
-def _positions(keys: np.ndarray, comm: MPI.Comm, what: str) -> np.ndarray:
-    """The position of each local row of integer ``keys`` ``(m, d)`` in the lexicographic
-    order of all processes' rows (collective; every row must be unique)."""
-    parts = comm.allgather(np.ascontiguousarray(keys))
-    every = np.concatenate(parts)
-    order = np.lexsort(every.T[::-1])
-    ranked = every[order]
-    if ranked.shape[0] > 1 and np.any(np.all(ranked[1:] == ranked[:-1], axis=1)):
-        raise SolverError(f"the RVE's {what} have no unique partition-independent order (two share a key)")
-    position = np.empty(every.shape[0], dtype=np.int64)
-    position[order] = np.arange(every.shape[0])
-    start = sum(p.shape[0] for p in parts[:comm.rank])
-    return position[start:start + keys.shape[0]]
-
-
-class StateLayout:
-    """The partition-independent layout of a nonlinear template's per-point state
-    (collective on the template's communicator; see the module docstring).
-
-    The state arrays of :meth:`fe2.micro.nonlinear.NonlinearCellProblem.get_state` are
-    ``(N, ...)``; ``w`` and ``predictor_dwdE`` are distributed along axis 1 as the
-    template's owned fluctuation DOFs, ``state_<phase>`` as its owned micro points of the
-    phase; the others are the same on every process."""
-
-    def __init__(self, cell) -> None:
-        self.comm = comm = cell.comm
-        V = cell.V
-        bs, owned = V.dofmap.index_map_bs, V.dofmap.index_map.size_local
-        if cell.nloc != bs * owned:
-            raise SolverError(f"the RVE's condensed space has {cell.nloc} local rows, not the {bs * owned} owned DOFs")
-        size = np.asarray(cell.box_max, float) - np.asarray(cell.box_min, float)
-        quantum = 1e-9 * float(np.max(size))  # coordinates on a grid far below any mesh size
-        X = V.tabulate_dof_coordinates()[:owned, :cell.gdim]
-        blocks = _positions(np.round((X - cell.box_min) / quantum).astype(np.int64), comm, "fluctuation DOFs")
-        #: canonical position of each local entry of ``w``
-        self.dofs = (blocks[:, None] * bs + np.arange(bs)).ravel()
-        self.num_dofs = comm.allreduce(self.dofs.size)
-        qp = cell.quadrature
-        original = np.asarray(cell.mesh.topology.original_cell_index, dtype=np.int64)[qp.cells]
-        ids = (original[:, None] * qp.num_points_per_cell + np.arange(qp.num_points_per_cell)).ravel()
-        #: per phase key: canonical position of each local micro point of the phase
-        self.points = {key: _positions(ids[idx][:, None], comm, "micro points")
-                       for key, idx in zip(cell._state_keys, cell.phase_points)}
-        self.totals = {key: comm.allreduce(pos.size) for key, pos in self.points.items()}
-
-    def _positions_of(self, key: str) -> tuple[np.ndarray, int] | None:
-        if key in ("w", "predictor_dwdE"):
-            return self.dofs, self.num_dofs
-        if key in self.points:
-            return self.points[key], self.totals[key]
-        return None
-
-    def gather(self, state: Mapping[str, np.ndarray], counts: list[int]) -> dict[str, np.ndarray]:
-        """The rows of this process (``counts[r]`` consecutive rows per process ``r``) of the
-        distributed ``state``, each point whole and in the canonical layout (collective)."""
-        comm = self.comm
-        starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
-        mine = slice(starts[comm.rank], starts[comm.rank + 1])
-        out: dict[str, np.ndarray] = {}
-        for key, arr in state.items():
-            where = self._positions_of(key)
-            if where is None:
-                out[key] = np.array(arr[mine])
-                continue
-            pos, total = where
-            parts = comm.alltoall([(pos, arr[starts[r]:starts[r + 1]]) for r in range(comm.size)])
-            full = np.zeros((counts[comm.rank], total, *arr.shape[2:]))
-            for p, a in parts:
-                full[:, p] = a
-            out[key] = full
-        return out
-
-    def scatter(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The inverse of :meth:`gather`: every process's rows in canonical layout to the
-        distributed state of all rows of the group, in process order (collective)."""
-        comm = self.comm
-        out: dict[str, np.ndarray] = {}
-        for key, arr in state.items():
-            every = comm.allgather(np.asarray(arr))
-            where = self._positions_of(key)
-            full = np.concatenate(every)
-            out[key] = full if where is None else np.ascontiguousarray(full[:, where[0]])
-        return out
 
 
 class GroupMaterial(PointMaterial):
@@ -205,7 +121,7 @@ class GroupMaterial(PointMaterial):
 
     def balance_between(self, groups: RankGroups) -> bool:
         """Let the template's batched engine move evaluations between the groups by measured
-        cost (:class:`fe2.micro.balance.LoadBalancer` over :attr:`RankGroups.peers`: rank
+        cost (:class:`fe2.parallel.balance.LoadBalancer` over :attr:`RankGroups.peers`: rank
         ``j`` of a group sends its part of a point's state to rank ``j`` of another). That
         needs every group to have the same partition of the RVE (rank ``j`` of each holds
         the same DOFs and micro points in the same order), which is checked; returns whether

@@ -1,4 +1,4 @@
-"""Dynamic load balancing of RVE evaluations (fe2.micro.balance): the assignment evens out
+"""Dynamic load balancing of RVE evaluations (fe2.parallel.balance): the assignment evens out
 the loads within one point's cost and moves only what it must; balanced evaluations on 2
 ranks equal every rank evaluating its own points, in answers and in the trial state its
 points keep; a point that fails on another rank is reported by its home rank, and no rank
@@ -9,13 +9,13 @@ import pytest
 from mpi4py import MPI
 
 from fe2.core.errors import Fe2Error, SolverError, collective
+from fe2.geometry import generators
+from fe2.geometry.rvemesh import load_rve_mesh
 from fe2.materials import LinearElastic
 from fe2.materials.plasticity import J2Plasticity
-from fe2.micro import meshgen
-from fe2.micro.balance import assign
 from fe2.micro.cell import Phase
 from fe2.micro.nonlinear import NonlinearCellProblem
-from fe2.micro.rvemesh import load_rve_mesh
+from fe2.parallel.balance import assign
 
 COMM = MPI.COMM_WORLD
 
@@ -76,7 +76,7 @@ def test_engine_prices_each_point_by_its_work(circle):
 def circle(tmp_path_factory):
     path = COMM.bcast(str(tmp_path_factory.mktemp("bal")) if COMM.rank == 0 else None, root=0)
     if COMM.rank == 0:
-        meshgen.circle_inclusion(f"{path}/c.msh", radius=0.3, h=0.15)
+        generators.circle_inclusion(f"{path}/c.msh", radius=0.3, h=0.15)
     COMM.barrier()
     return load_rve_mesh(f"{path}/c.msh", MPI.COMM_SELF)
 

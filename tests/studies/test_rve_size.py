@@ -1,4 +1,4 @@
-"""RVE size study (``fe2 rve-study``, :mod:`fe2.micro.study`): the bracketing linear >=
+"""RVE size study (``fe2 rve-study``, :mod:`fe2.studies.rve_size`): the bracketing linear >=
 periodic >= minimal for every realization and the means, the variance decaying about as
 ``L^-2`` in 2D, the statistics equal numpy's on the stored tensors, the tolerance
 criteria as defined, a realization equal to ``fe2 homogenize`` on its mesh, the same
@@ -15,8 +15,8 @@ from mpi4py import MPI
 
 from fe2.cli import main
 from fe2.core import tensors as T
-from fe2.micro import study
 from fe2.micro.cell import Phase
+from fe2.studies import rve_size
 from helpers import ROOT, serial_env
 
 BCS = ("linear", "periodic", "minimal")
@@ -37,7 +37,7 @@ def phases():
 
 @pytest.fixture(scope="module")
 def report():
-    return study.rve_study(GENERATE, phases(), MPI.COMM_WORLD, sizes=SIZES, realizations=REALIZATIONS, seed=SEED)
+    return rve_size.rve_study(GENERATE, phases(), MPI.COMM_WORLD, sizes=SIZES, realizations=REALIZATIONS, seed=SEED)
 
 
 def loewner_min(A):
@@ -125,21 +125,21 @@ def test_statistics_equal_numpy_on_the_stored_tensors(report):
 
 def test_bracketing_and_power_fit_on_made_up_numbers():
     eye = np.eye(3)
-    b = study.bracketing({"minimal": eye, "linear": 3 * eye, "periodic": 2 * eye})
+    b = rve_size.bracketing({"minimal": eye, "linear": 3 * eye, "periodic": 2 * eye})
     assert b["min_eigenvalue"] == pytest.approx({"linear-periodic": 1.0, "periodic-minimal": 1.0}, abs=1e-15)
     assert b["holds"] and b["gap"] == pytest.approx(1.0, rel=1e-15)  # ||2 I|| / ||2 I||
-    b = study.bracketing({"minimal": eye, "linear": 3 * eye})  # reference: the mean of the two
+    b = rve_size.bracketing({"minimal": eye, "linear": 3 * eye})  # reference: the mean of the two
     assert list(b["min_eigenvalue"]) == ["linear-minimal"] and b["gap"] == pytest.approx(1.0, rel=1e-15)
-    b = study.bracketing({"linear": 2 * eye, "periodic": np.diag([1.0, 3.0, 1.0])})
+    b = rve_size.bracketing({"linear": 2 * eye, "periodic": np.diag([1.0, 3.0, 1.0])})
     assert not b["holds"] and b["min_eigenvalue"]["linear-periodic"] == pytest.approx(-1.0) and b["gap"] is None
-    f = study.power_fit([1.0, 2.0, 4.0, 8.0], [3.0, 0.75, 3 / 16, 3 / 64])
+    f = rve_size.power_fit([1.0, 2.0, 4.0, 8.0], [3.0, 0.75, 3 / 16, 3 / 64])
     assert f["exponent"] == pytest.approx(-2.0, rel=1e-14) and f["log_prefactor"] == pytest.approx(math.log(3.0))
     assert f["stderr"] < 1e-14 and f["points"] == 4
-    assert study.power_fit([1.0, 2.0], [1.0, 0.0]) is None  # one usable point
+    assert rve_size.power_fit([1.0, 2.0], [1.0, 0.0]) is None  # one usable point
 
 
 def synthetic(relative_std, gaps, tol_mean=1.0):
-    """A minimal report for :func:`study.representative_size`: one condition, three sizes."""
+    """A minimal report for :func:`rve_size.representative_size`: one condition, three sizes."""
     sizes = [{"multiple": s, "boundary": {"periodic": {"relative_std": r, "headline_mean": tol_mean}},
               "bracketing": {"gap_of_means": g}} for s, r, g in zip((1.0, 2.0, 4.0), relative_std, gaps)]
     return {"sizes": sizes, "dimension": 2, "unit_volume": 1.0, "boundaries": ["periodic"],
@@ -148,18 +148,18 @@ def synthetic(relative_std, gaps, tol_mean=1.0):
 
 def test_representative_size_is_the_size_from_which_on_the_tolerance_holds(report):
     # a dip below the tolerance that does not last does not count
-    rs = study.representative_size(synthetic([0.03, 0.01, 0.025], [0.1, 0.05, 0.03]), 0.02)
+    rs = rve_size.representative_size(synthetic([0.03, 0.01, 0.025], [0.1, 0.05, 0.03]), 0.02)
     assert rs["scatter"]["periodic"]["size"] is None and rs["bracket"]["size"] is None
-    rs = study.representative_size(synthetic([0.03, 0.01, 0.015], [0.1, 0.015, 0.01]), 0.02)
+    rs = rve_size.representative_size(synthetic([0.03, 0.01, 0.015], [0.1, 0.015, 0.01]), 0.02)
     assert rs["scatter"]["periodic"]["size"] == 2.0 and rs["bracket"]["size"] == 2.0
     assert rs["combined"] == {"size": 2.0, "extrapolated_size": None}
-    rs = study.representative_size(synthetic([0.03, 0.01, 0.015], [0.1, 0.05, 0.01]), 0.02)
+    rs = rve_size.representative_size(synthetic([0.03, 0.01, 0.015], [0.1, 0.05, 0.01]), 0.02)
     assert rs["combined"]["size"] == 4.0  # both criteria
     # on the study: everything holds at 100 %, nothing at 0.1 %; the extrapolated sizes are
     # where the fitted power laws meet the tolerance
-    assert study.representative_size(report, 1.0)["combined"]["size"] == 1.0
+    assert rve_size.representative_size(report, 1.0)["combined"]["size"] == 1.0
     tol = 1e-3
-    rs = study.representative_size(report, tol)
+    rs = rve_size.representative_size(report, tol)
     assert rs["combined"]["size"] is None
     for bc in BCS:
         f = report["fits"]["variance"][bc]
@@ -172,7 +172,7 @@ def test_representative_size_is_the_size_from_which_on_the_tolerance_holds(repor
     s = rs["bracket"]["extrapolated_size"]
     assert math.exp(g["log_prefactor"]) * s ** g["gap_exponent_length"] == pytest.approx(tol, rel=1e-9)
     assert rs["combined"]["extrapolated_size"] == max([s] + [c["extrapolated_size"] for c in rs["scatter"].values()])
-    assert report["representative_size"] == study.representative_size(report, 0.02)
+    assert report["representative_size"] == rve_size.representative_size(report, 0.02)
 
 
 def test_report_is_the_same_on_one_and_on_all_ranks():
@@ -180,8 +180,8 @@ def test_report_is_the_same_on_one_and_on_all_ranks():
     rank computes alone (each realization is solved on one process either way)."""
     world = MPI.COMM_WORLD
     kw = dict(sizes=(1, 2), realizations=3, seed=11, boundaries=("minimal", "linear", "periodic"))
-    spread = study.rve_study(GENERATE, phases(), world, **kw)
-    alone = study.rve_study(GENERATE, phases(), MPI.COMM_SELF, **kw)
+    spread = rve_size.rve_study(GENERATE, phases(), world, **kw)
+    alone = rve_size.rve_study(GENERATE, phases(), MPI.COMM_SELF, **kw)
     assert spread["ranks"] == world.size and alone["ranks"] == 1
     if world.size > 1:
         assert set(spread["sizes"][0]["rank"] + spread["sizes"][1]["rank"]) == set(range(world.size))

@@ -1,4 +1,4 @@
-"""Tests of fe2.micro.meshgen (periodic RVE generators) and fe2.micro.rvemesh (loading, periodicity check).
+"""Tests of fe2.geometry.generators (periodic RVE generators) and fe2.geometry.rvemesh (loading, periodicity check).
 
 Each process writes its meshes under its own pytest ``tmp_path`` and loads them on
 ``MPI.COMM_SELF``, so the file also runs under ``mpirun -n 2 python3 -m pytest``;
@@ -19,8 +19,8 @@ from mpi4py import MPI  # noqa: E402
 
 from fe2.core.errors import MeshError  # noqa: E402
 from fe2.core.meshing import gmsh_session  # noqa: E402
-from fe2.micro import meshgen  # noqa: E402
-from fe2.micro.rvemesh import check_periodic, load_rve_mesh, phase_tags, phase_volumes  # noqa: E402
+from fe2.geometry import generators  # noqa: E402
+from fe2.geometry.rvemesh import check_periodic, load_rve_mesh, phase_tags, phase_volumes  # noqa: E402
 from helpers import ROOT  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def _num_cells(rve) -> int:
 
 def test_circle_inclusion(tmp_path: Path) -> None:
     r = 0.25
-    g = meshgen.circle_inclusion(tmp_path / "c.msh", radius=r, h=0.05)
+    g = generators.circle_inclusion(tmp_path / "c.msh", radius=r, h=0.05)
     assert g.dim == 2 and g.box_min == (0.0, 0.0) and g.box_max == (1.0, 1.0)
     assert g.phase_tags == {"matrix": 1, "inclusion": 2}
     assert g.volume_fractions["inclusion"] == pytest.approx(math.pi * r**2, rel=1e-14)
@@ -69,7 +69,7 @@ def test_circle_inclusion(tmp_path: Path) -> None:
 def test_circle_crossing_boundary(tmp_path: Path, center) -> None:
     """An off-centre circle is completed by its periodic images (edge and corner images)."""
     r = 0.3
-    g = meshgen.circle_inclusion(tmp_path / "c.msh", radius=r, center=center, h=0.05)
+    g = generators.circle_inclusion(tmp_path / "c.msh", radius=r, center=center, h=0.05)
     rve = _load(g.path)
     vol = phase_volumes(rve)
     assert vol[1] + vol[2] == pytest.approx(1.0, abs=1e-12)
@@ -83,7 +83,7 @@ def test_circle_centre_just_inside_an_upper_face(tmp_path: Path, offset) -> None
     taken for a face entity without an image ("the geometry is not periodic"; large random
     cells hit it). Regression."""
     r = 0.2
-    g = meshgen.circle_inclusion(tmp_path / "c.msh", radius=r, center=(0.5, 1.0 - offset), h=0.1)
+    g = generators.circle_inclusion(tmp_path / "c.msh", radius=r, center=(0.5, 1.0 - offset), h=0.1)
     vol = phase_volumes(_load(g.path))  # loads: periodic
     assert vol[1] + vol[2] == pytest.approx(1.0, abs=1e-12)
     assert vol[2] == pytest.approx(math.pi * r**2, rel=0.05)
@@ -92,14 +92,14 @@ def test_circle_centre_just_inside_an_upper_face(tmp_path: Path, offset) -> None
 def test_circle_order2(tmp_path: Path) -> None:
     """Quadratic geometry approximates the disc far better than linear."""
     r = 0.25
-    g = meshgen.circle_inclusion(tmp_path / "c2.msh", radius=r, h=0.1, order=2)
+    g = generators.circle_inclusion(tmp_path / "c2.msh", radius=r, h=0.1, order=2)
     vol = phase_volumes(_load(g.path))
     assert vol[1] + vol[2] == pytest.approx(1.0, abs=1e-12)
     assert vol[2] == pytest.approx(math.pi * r**2, rel=1e-4)
 
 
 def test_random_inclusions(tmp_path: Path) -> None:
-    g = meshgen.random_inclusions(tmp_path / "r.msh", volume_fraction=0.3, n=6, seed=1, h=0.03)
+    g = generators.random_inclusions(tmp_path / "r.msh", volume_fraction=0.3, n=6, seed=1, h=0.03)
     assert g.volume_fractions["inclusion"] == pytest.approx(0.3, rel=1e-14)
     rve = _load(g.path)
     assert phase_tags(rve) == [1, 2]
@@ -109,7 +109,7 @@ def test_random_inclusions(tmp_path: Path) -> None:
 
 
 def test_random_inclusions_non_unit_cell(tmp_path: Path) -> None:
-    g = meshgen.random_inclusions(tmp_path / "r.msh", volume_fraction=0.2, n=4, seed=3, size=(2.0, 1.0), h=0.05)
+    g = generators.random_inclusions(tmp_path / "r.msh", volume_fraction=0.2, n=4, seed=3, size=(2.0, 1.0), h=0.05)
     rve = _load(g.path)
     np.testing.assert_allclose(rve.box_max, [2.0, 1.0], atol=1e-12)
     vol = phase_volumes(rve)
@@ -119,9 +119,9 @@ def test_random_inclusions_non_unit_cell(tmp_path: Path) -> None:
 
 def test_random_inclusions_reproducible(tmp_path: Path) -> None:
     kw = dict(volume_fraction=0.3, n=6, h=0.1)
-    a = meshgen.random_inclusions(tmp_path / "a.msh", seed=7, **kw)
-    b = meshgen.random_inclusions(tmp_path / "b.msh", seed=7, **kw)
-    c = meshgen.random_inclusions(tmp_path / "c.msh", seed=8, **kw)
+    a = generators.random_inclusions(tmp_path / "a.msh", seed=7, **kw)
+    b = generators.random_inclusions(tmp_path / "b.msh", seed=7, **kw)
+    c = generators.random_inclusions(tmp_path / "c.msh", seed=8, **kw)
     xa, xb, xc = _file_nodes(a.path), _file_nodes(b.path), _file_nodes(c.path)
     assert xa.shape == xb.shape and np.array_equal(xa, xb)
     assert xa.shape != xc.shape or not np.allclose(xa, xc)
@@ -129,7 +129,7 @@ def test_random_inclusions_reproducible(tmp_path: Path) -> None:
 
 def test_random_inclusions_placement_failure(tmp_path: Path) -> None:
     with pytest.raises(MeshError, match=r"n=16.*volume_fraction=0\.6"):
-        meshgen.random_inclusions(tmp_path / "r.msh", volume_fraction=0.6, n=16, seed=0)
+        generators.random_inclusions(tmp_path / "r.msh", volume_fraction=0.6, n=16, seed=0)
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,7 @@ def test_random_inclusions_placement_failure(tmp_path: Path) -> None:
     ids=["two-y", "three-x-rect"],
 )
 def test_laminate_2d(tmp_path: Path, fractions, normal, size) -> None:
-    g = meshgen.laminate(tmp_path / "l.msh", fractions=fractions, normal=normal, size=size, h=0.1)
+    g = generators.laminate(tmp_path / "l.msh", fractions=fractions, normal=normal, size=size, h=0.1)
     assert g.phase_tags == {f"phase{i + 1}": i + 1 for i in range(len(fractions))}
     rve = _load(g.path)
     box_volume = float(np.prod(size)) if size else 1.0
@@ -150,7 +150,7 @@ def test_laminate_2d(tmp_path: Path, fractions, normal, size) -> None:
 
 
 def test_laminate_3d(tmp_path: Path) -> None:
-    g = meshgen.laminate(tmp_path / "l3.msh", dim=3, fractions=(0.25, 0.75), normal=2, h=0.25)
+    g = generators.laminate(tmp_path / "l3.msh", dim=3, fractions=(0.25, 0.75), normal=2, h=0.25)
     rve = _load(g.path)
     assert rve.gdim == 3
     vol = phase_volumes(rve)
@@ -161,7 +161,7 @@ def test_laminate_3d(tmp_path: Path) -> None:
 @pytest.mark.parametrize("center", [None, (0.1, 0.1, 0.1)], ids=["centre", "corner"])
 def test_sphere_inclusion(tmp_path: Path, center) -> None:
     r = 0.3
-    g = meshgen.sphere_inclusion(tmp_path / "s.msh", radius=r, center=center, h=0.2)
+    g = generators.sphere_inclusion(tmp_path / "s.msh", radius=r, center=center, h=0.2)
     assert g.dim == 3
     rve = _load(g.path)
     assert rve.gdim == 3 and phase_tags(rve) == [1, 2]
@@ -253,7 +253,7 @@ def test_perturbed_node_reports_file_node_number(tmp_path: Path) -> None:
     """
     import meshio
 
-    src = meshgen.laminate(tmp_path / "l.msh", fractions=(0.5, 0.5), h=0.2).path
+    src = generators.laminate(tmp_path / "l.msh", fractions=(0.5, 0.5), h=0.2).path
     m = meshio.read(src)
     x = m.points
     moved = int(np.flatnonzero((np.abs(x[:, 0] - 1.0) < 1e-12) & (x[:, 1] > 0.1) & (x[:, 1] < 0.4))[0])
@@ -293,7 +293,7 @@ def test_load_errors(tmp_path: Path) -> None:
         g.write(str(untagged))
     with pytest.raises(MeshError, match=f"RVE mesh '{untagged}' has no physical groups on its 2D cells"):
         _load(untagged)
-    ok = meshgen.laminate(tmp_path / "ok.msh", h=0.5).path
+    ok = generators.laminate(tmp_path / "ok.msh", h=0.5).path
     with pytest.raises(MeshError, match="is 2D but gdim=3"):
         load_rve_mesh(ok, MPI.COMM_SELF, gdim=3)
 
@@ -307,7 +307,7 @@ def test_gmsh_already_initialised(tmp_path: Path) -> None:
         gmsh.model.occ.addPoint(0.5, 0.5, 0.0)
         gmsh.model.occ.synchronize()
         gmsh.option.setNumber("Mesh.MeshSizeMax", 0.7)
-        g = meshgen.circle_inclusion(tmp_path / "c.msh", h=0.1)
+        g = generators.circle_inclusion(tmp_path / "c.msh", h=0.1)
         rve = _load(g.path)
         assert gmsh.isInitialized()
         assert gmsh.model.getCurrent() == "outer"
@@ -323,7 +323,7 @@ def test_load_distributed(tmp_path: Path) -> None:
     comm = MPI.COMM_WORLD
     path = None
     if comm.rank == 0:
-        path = meshgen.circle_inclusion(tmp_path / "c.msh", center=(0.1, 0.5), radius=0.3, h=0.1).path
+        path = generators.circle_inclusion(tmp_path / "c.msh", center=(0.1, 0.5), radius=0.3, h=0.1).path
     path = comm.bcast(path, root=0)
     rve = load_rve_mesh(path, comm)
     n_local = _num_cells(rve)
@@ -351,18 +351,18 @@ def test_load_distributed(tmp_path: Path) -> None:
 
 
 def test_generate_dispatch(tmp_path: Path) -> None:
-    g = meshgen.generate("laminate", tmp_path / "l.msh", fractions=[0.4, 0.6], h=0.5)
+    g = generators.generate("laminate", tmp_path / "l.msh", fractions=[0.4, 0.6], h=0.5)
     assert g.volume_fractions == {"phase1": 0.4, "phase2": 0.6}
-    assert set(meshgen.GENERATORS) == {"circle", "random", "laminate", "sphere"}
+    assert set(generators.GENERATORS) == {"circle", "random", "laminate", "sphere"}
 
 
 def test_generate_unknown_kind_and_parameter(tmp_path: Path) -> None:
     kinds = r"unknown mesh kind 'hexagon'; allowed kinds: circle, laminate, random, sphere"
     with pytest.raises(MeshError, match=kinds):
-        meshgen.generate("hexagon", tmp_path / "x.msh")
+        generators.generate("hexagon", tmp_path / "x.msh")
     params = r"unknown parameter 'radiu' for mesh kind 'circle'; allowed parameters: size, radius, center, h"
     with pytest.raises(MeshError, match=params):
-        meshgen.generate("circle", tmp_path / "x.msh", radiu=0.2)
+        generators.generate("circle", tmp_path / "x.msh", radiu=0.2)
 
 
 @pytest.mark.parametrize(
@@ -387,13 +387,13 @@ def test_generate_unknown_kind_and_parameter(tmp_path: Path) -> None:
 )
 def test_invalid_parameters(tmp_path: Path, kind, params, pattern) -> None:
     with pytest.raises(MeshError, match=pattern):
-        meshgen.generate(kind, tmp_path / "x.msh", **params)
+        generators.generate(kind, tmp_path / "x.msh", **params)
     assert not (tmp_path / "x.msh").exists()
 
 
 def test_path_suffix(tmp_path: Path) -> None:
     with pytest.raises(MeshError, match=r"path must end in '\.msh'"):
-        meshgen.circle_inclusion(tmp_path / "c.vtk")
+        generators.circle_inclusion(tmp_path / "c.vtk")
 
 
 # --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""RVEs distributed over a group of ranks (fe2.micro.groups, ``ranks_per_rve``).
+"""RVEs distributed over a group of ranks (fe2.parallel.groups, ``ranks_per_rve``).
 
 Under ``mpirun -n 2`` the template is distributed over both ranks (one group) and every
 rank has its own macro points (a different number on each); the group's answers for a
@@ -17,8 +17,9 @@ from fe2.materials import LinearElastic
 from fe2.materials.damage import IsotropicDamage
 from fe2.materials.plasticity import J2Plasticity
 from fe2.micro.cell import CellProblem, Phase
-from fe2.micro.groups import GroupMaterial, RankGroups, StateLayout
 from fe2.micro.nonlinear import NonlinearCellProblem
+from fe2.parallel.groups import GroupMaterial, RankGroups
+from fe2.parallel.layout import StateLayout
 from helpers import rel, structured_rve
 
 WORLD = MPI.COMM_WORLD

@@ -35,7 +35,8 @@ the rank of each realization do).
 
 The caller passes the generator table and the phases (``fe2 rve-study`` reads them from
 an RVE file; errors name the file as ``source`` and the ``rve.generate`` keys, as
-:func:`fe2.io.factory.rve_mesh_path` does). :func:`write_plot` draws a report.
+:func:`fe2.io.factory.rve_mesh_path` does). :func:`write_plot` draws a report and
+:func:`table` writes it as the lines ``fe2 rve-study`` prints.
 """
 
 from __future__ import annotations
@@ -53,13 +54,13 @@ from mpi4py import MPI
 
 from fe2.core import physics as physics_registry
 from fe2.core.errors import ConfigError, MeshError, collective
-from fe2.micro import meshgen
+from fe2.geometry import generators
+from fe2.geometry.rvemesh import load_rve_mesh
 from fe2.micro.boundary import BOUNDARY_CONDITIONS
 from fe2.micro.cell import CellProblem, Phase
-from fe2.micro.rvemesh import load_rve_mesh
 
 __all__ = ["RANDOM_KINDS", "bracketing", "generator_parameters", "headline", "power_fit", "realization_parameters",
-           "representative_size", "rve_study", "write_plot"]
+           "representative_size", "rve_study", "table", "write_plot"]
 
 #: generator kinds whose cells are random (``[rve.generate] kind``); the others are deterministic
 RANDOM_KINDS = ("random",)
@@ -78,7 +79,7 @@ def realization_parameters(generate: Mapping[str, Any], multiple: float, seed: i
     Parameters
     ----------
     generate : the generator table (``kind`` and the parameters of
-        :func:`fe2.micro.meshgen.random_inclusions`; missing ones take its defaults)
+        :func:`fe2.geometry.generators.random_inclusions`; missing ones take its defaults)
     multiple : size multiple ``s > 0``
     seed : generator seed of this realization
 
@@ -105,7 +106,7 @@ def generator_parameters(generate: Mapping[str, Any], source: str = "rve") -> di
     if kind not in RANDOM_KINDS:
         raise ConfigError(f"{source}: key 'rve.generate.kind' = {kind!r}: the RVE size study draws random cells; "
                           f"allowed: {', '.join(map(repr, RANDOM_KINDS))}")
-    fn = meshgen.GENERATORS[kind]
+    fn = generators.GENERATORS[kind]
     params = {name: p.default for name, p in inspect.signature(fn).parameters.items()
               if p.kind is inspect.Parameter.KEYWORD_ONLY}
     unknown = [k for k in generate if k != "kind" and k not in params]
@@ -121,9 +122,9 @@ def generator_parameters(generate: Mapping[str, Any], source: str = "rve") -> di
     if not isinstance(params["n"], int) or isinstance(params["n"], bool) or params["n"] < 1:
         raise MeshError(f"{source}: key 'rve.generate.n' must be an integer >= 1, got {params['n']!r}")
     vf = params["volume_fraction"]
-    if not (_number(vf) and 0 < vf <= meshgen.MAX_VOLUME_FRACTION):
-        raise MeshError(f"{source}: key 'rve.generate.volume_fraction' must be in (0, {meshgen.MAX_VOLUME_FRACTION}], "
-                        f"got {vf!r}")
+    if not (_number(vf) and 0 < vf <= generators.MAX_VOLUME_FRACTION):
+        raise MeshError(f"{source}: key 'rve.generate.volume_fraction' must be in "
+                        f"(0, {generators.MAX_VOLUME_FRACTION}], got {vf!r}")
     if not isinstance(params["seed"], int) or isinstance(params["seed"], bool) or params["seed"] < 0:
         raise MeshError(f"{source}: key 'rve.generate.seed' must be an integer >= 0, got {params['seed']!r}")
     return params
@@ -283,7 +284,7 @@ def _realization(params: dict[str, Any], phases: Sequence[Phase], physics: str, 
     """Mesh one random cell and solve its cell problems on ``MPI.COMM_SELF``."""
     start = time.perf_counter()
     try:
-        info = meshgen.generate("random", path, **params)
+        info = generators.generate("random", path, **params)
     except MeshError as err:
         raise MeshError(f"{source}: key 'rve.generate' (size multiple {multiple:g}, seed {params['seed']}): "
                         f"{err}") from None
@@ -311,7 +312,7 @@ def rve_study(generate: Mapping[str, Any], phases: Sequence[Phase], comm: MPI.Co
     Parameters
     ----------
     generate : generator table with ``kind`` in :data:`RANDOM_KINDS` and the parameters of
-        :func:`fe2.micro.meshgen.random_inclusions` (the cell of size multiple 1)
+        :func:`fe2.geometry.generators.random_inclusions` (the cell of size multiple 1)
     phases : the phases of the cells (linear: tensors), tags as the generator's
         (matrix 1, inclusion 2)
     comm : the realizations are spread over its ranks (each solved on ``MPI.COMM_SELF``)
@@ -554,3 +555,56 @@ def write_plot(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
         written.append(path)
     plt.close(fig)
     return written
+
+
+def table(report: dict[str, Any]) -> list[str]:
+    """The lines ``fe2 rve-study`` prints for a report of :func:`rve_study`: the sizes with
+    each boundary condition's headline mean and scatter, the bracketing, the fits and the
+    representative size."""
+    bcs = report["boundaries"]
+    gen = report["generator"]
+    first = report["sizes"][0]
+    radius = f", radius {first['radius']:.4g}" if first.get("radius") else ""
+    lines = [f"RVE size study of {report['rve']}: {report['physics']} {report['dimension']}D, random inclusions "
+             f"(volume fraction {gen['volume_fraction']:g}{radius}), {report['realizations']} realizations per "
+             f"size on {report['ranks']} rank{'s' if report['ranks'] > 1 else ''}, {report['wall_time']:.1f} s",
+             f"headline property: {report['headline']['name']} (mean +- standard deviation over the realizations)"]
+    head = f"{'size':>6} {'L/r':>6} {'incl.':>6} {'DOFs':>7}" + "".join(f"{bc:>20}" for bc in bcs)
+    has_gap = report["sizes"][0]["bracketing"]["gap_of_means"] is not None
+    lines.append(head + (f"{'gap':>8}" if has_gap else "") + f"{'bracket':>9}")
+    for e in report["sizes"]:
+        row = (f"{e['multiple']:>6g} {e['edge_over_radius'] or float('nan'):>6.3g} {e['inclusions']:>6d} "
+               f"{int(sum(e['dofs']) / len(e['dofs'])):>7d}")
+        for bc in bcs:
+            b = e["boundary"][bc]
+            row += f"{b['headline_mean']:>11.5g} +- {b['headline_std']:<6.2g}"
+        if has_gap:
+            row += f"{e['bracketing']['gap_of_means']:>8.3g}"
+        br = e["bracketing"]
+        holds = ("holds" if br["holds"] else "FAILS") if br["min_eigenvalue_of_means"] else "-"
+        lines.append(row + f"{holds:>9}")
+    fits = report["fits"]
+    parts = []
+    for bc in bcs:
+        f = fits["variance"][bc]
+        if f is not None:
+            parts.append(f"{bc} {f['variance_exponent_length']:.2f} +- {f['sampling_error_length']:.2g}")
+    if parts:
+        lines.append(f"variance ~ L^alpha (expected about -{report['dimension']}; +- sampling error): "
+                     + ", ".join(parts))
+    if fits["gap"] is not None:
+        lines.append(f"gap ~ L^{fits['gap']['gap_exponent_length']:.2f}")
+    rs = report["representative_size"]
+
+    def when(c: dict[str, Any] | None) -> str:
+        if c is None:
+            return "n/a"
+        if c["size"] is not None:
+            return f"from size {c['size']:g}"
+        extra = c["extrapolated_size"]
+        return "not reached" + (f" (power law: size {extra:.3g})" if extra is not None else "")
+
+    lines.append(f"tolerance {rs['tolerance']:g}: scatter " + ", ".join(f"{bc} {when(c)}" for bc, c in
+                                                                      rs["scatter"].items())
+                 + f"; bracket gap {when(rs['bracket'])}; all: {when(rs['combined'])}")
+    return lines

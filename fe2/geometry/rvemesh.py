@@ -3,7 +3,7 @@
 Any gmsh ``.msh`` file can serve as an RVE if
 
 - its cells (elements of the highest dimension) all belong to exactly one physical group
-  each, the physical tag being the phase tag (:mod:`fe2.micro.meshgen` uses matrix = 1,
+  each, the physical tag being the phase tag (:mod:`fe2.geometry.generators` uses matrix = 1,
   inclusion = 2, laminate phases 1, 2, ...);
 - its nodes on opposite faces of its bounding box match (periodic meshing).
 
