@@ -19,18 +19,17 @@ Relative paths in a file are relative to that file's folder.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from fe2.core.errors import ConfigError
 from fe2.core.physics import BOUNDARY_CONDITIONS, PHYSICS
+from fe2.io.config.binding import Context, build, convert, describe, public_fields, read_toml
 from fe2.materials.registry import DEFAULT_LAW, LAWS
 from fe2.solvers.pathfollowing import CONTROLS, load_factors
 
@@ -399,144 +398,7 @@ class RVEFile:
     base_dir: str = "."
 
 
-# --- generic validation ------------------------------------------------------------------
-#: the largest magnitude of a number in a case file: squares and products of such numbers
-#: stay finite in double precision (1e300 would not)
-MAX_NUMBER = 1e100
-#: the largest magnitude of an integer (tags, counts): a 32-bit signed integer, as dolfinx
-#: stores tags
-MAX_INT = 2**31 - 1
-_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-_PLURAL_WORDS = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if tp in _TYPE_WORDS:
-        return _TYPE_WORDS[tp]
-    if origin in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
-    if origin is tuple:
-        item = typing.get_args(tp)[0]
-        if typing.get_origin(item) is tuple:
-            return f"a list of lists of {_PLURAL_WORDS[typing.get_args(item)[0]]}"
-        return f"a list of {_PLURAL_WORDS.get(item, 'tables' if dataclasses.is_dataclass(item) else str(item))}"
-    if origin is dict and typing.get_origin(typing.get_args(tp)[1]) is tuple:
-        return f"a table, each value {_describe(typing.get_args(tp)[1])}"
-    if origin is dict or tp is dict:
-        return "a table"
-    if dataclasses.is_dataclass(tp):
-        return "a table"
-    return str(tp)
-
-
-class _Ctx:
-    def __init__(self, filename: str):
-        self.filename = filename
-
-    def fail(self, key: str, what: str) -> typing.NoReturn:
-        raise ConfigError(f"{self.filename}: key '{key}' {what}")
-
-
-def _convert(tp: Any, value: Any, key: str, ctx: _Ctx) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        if len(options) == 1:  # X | None: X's own message (e.g. "must be a finite number")
-            return _convert(options[0], value, key, ctx)
-        for a in options:
-            try:
-                return _convert(a, value, key, ctx)
-            except ConfigError:
-                continue
-        ctx.fail(key, f"must be {_describe(tp)}, got {value!r}")
-    if tp is bool:
-        if not isinstance(value, bool):
-            ctx.fail(key, f"must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            ctx.fail(key, f"must be an integer, got {value!r}")
-        if abs(value) > MAX_INT:
-            ctx.fail(key, f"must be an integer of magnitude at most {MAX_INT}, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            ctx.fail(key, f"must be a number, got {value!r}")
-        if not (math.isfinite(value) and abs(value) <= MAX_NUMBER):
-            ctx.fail(key, f"must be a finite number of magnitude at most {MAX_NUMBER:g}, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            ctx.fail(key, f"must be a string, got {value!r}")
-        return value
-    if origin is tuple:
-        (item,) = typing.get_args(tp)[:1]
-        if not isinstance(value, list):
-            ctx.fail(key, f"must be {_describe(tp)}, got {value!r}")
-        return tuple(_convert(item, v, f"{key}[{i}]", ctx) for i, v in enumerate(value))
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            ctx.fail(key, f"must be a table, got {value!r}")
-        args = typing.get_args(tp)
-        if args and args[1] is not Any:
-            return {k: _convert(args[1], v, f"{key}.{k}", ctx) for k, v in value.items()}
-        return dict(value)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            ctx.fail(key, f"must be a table, got {value!r}")
-        return _build(tp, value, key, ctx)
-    raise TypeError(f"unsupported schema type {tp}")  # a bug in the schema, not user input
-
-
-def _public_fields(cls: Any) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
-
-
-def _build(cls: Any, data: dict, prefix: str, ctx: _Ctx) -> Any:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in _public_fields(cls)}
-    for k in data:
-        if k not in fields:
-            where = f"{prefix}.{k}" if prefix else k
-            ctx.fail(where, f"is not a known key (allowed here: {', '.join(sorted(fields))})")
-    kwargs = {}
-    for name, f in fields.items():
-        key = f"{prefix}.{name}" if prefix else name
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                ctx.fail(key, f"is required ({f.metadata.get('doc', '')})")
-            continue
-        value = _convert(hints[name], data[name], key, ctx)
-        check = f.metadata.get("check")
-        if check is not None and value is not None:
-            problem = check(value)
-            if problem:
-                ctx.fail(key, f"{problem}, got {value!r}")
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
-def _read_toml(path: Path) -> dict:
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a folder, not a case file (give a .toml file)")
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (a case file is TOML text)") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-
-
-def _validate_rve(rve: RVEConfig, ctx: _Ctx) -> RVEConfig:
+def _validate_rve(rve: RVEConfig, ctx: Context) -> RVEConfig:
     """Check an ``[rve]`` table; return it with every phase's law named (the physics' default
     where a phase names none)."""
     if (rve.mesh is None) == (rve.generate is None):
@@ -568,7 +430,7 @@ def _validate_rve(rve: RVEConfig, ctx: _Ctx) -> RVEConfig:
     return dataclasses.replace(rve, phases=phases)
 
 
-def _validate_amplitudes(loading: LoadingConfig, ctx: _Ctx) -> None:
+def _validate_amplitudes(loading: LoadingConfig, ctx: Context) -> None:
     for name, table in loading.amplitudes.items():
         key = f"loading.amplitudes.{name}"
         if not table:
@@ -583,7 +445,7 @@ def _validate_amplitudes(loading: LoadingConfig, ctx: _Ctx) -> None:
                                         f"{list(pair)!r}")
 
 
-def _validate_loading(loading: LoadingConfig, ctx: _Ctx) -> None:
+def _validate_loading(loading: LoadingConfig, ctx: Context) -> None:
     _validate_amplitudes(loading, ctx)
     factors = loading.factors
     if factors is not None:
@@ -615,7 +477,7 @@ def _amplitude_keys(macro: MacroConfig) -> list[tuple[str, str]]:
     return out + ([("macro.source_amplitude", macro.source_amplitude)] if macro.source_amplitude is not None else [])
 
 
-def _validate_macro_loads(macro: MacroConfig, mechanical: bool, ctx: _Ctx,
+def _validate_macro_loads(macro: MacroConfig, mechanical: bool, ctx: Context,
                           amplitudes: dict[str, Any] | None = None) -> None:
     """The macro loads fit the physics: displacement components, tractions (mechanics);
     temperatures, heat fluxes and a heat source (conduction); the amplitudes they name exist."""
@@ -641,7 +503,7 @@ def _validate_macro_loads(macro: MacroConfig, mechanical: bool, ctx: _Ctx,
         ctx.fail("macro.traction", "is mechanical; with physics = 'conduction' give heat fluxes as [[macro.flux]]")
 
 
-def _validate_snapshots(cfg: CaseConfig, ctx: _Ctx) -> tuple[SnapshotConfig, ...]:
+def _validate_snapshots(cfg: CaseConfig, ctx: Context) -> tuple[SnapshotConfig, ...]:
     """Check the ``[[output.rve_snapshots]]`` entries; return them with every name given."""
     out, names = [], {}
     for i, snap in enumerate(cfg.output.rve_snapshots):
@@ -675,8 +537,8 @@ def _driven_phases(cfg: CaseConfig) -> list[str]:
 
 def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> CaseConfig:
     """Validate a case table (as read from TOML) into a :class:`CaseConfig`."""
-    ctx = _Ctx(filename)
-    cfg = _build(CaseConfig, data, "", ctx)
+    ctx = Context(filename)
+    cfg = build(CaseConfig, data, "", ctx)
     cfg = dataclasses.replace(cfg, rve=_validate_rve(cfg.rve, ctx))
     mm = cfg.macro.mesh
     if (mm.file is None) == (mm.generator is None):
@@ -720,23 +582,23 @@ def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> C
 
 def parse_rve(data: dict, filename: str = "<memory>", base_dir: str = ".") -> RVEFile:
     """Validate the ``[rve]`` table of a file into an :class:`RVEFile`."""
-    ctx = _Ctx(filename)
+    ctx = Context(filename)
     if "rve" not in data:
         raise ConfigError(f"{filename}: has no [rve] table")
-    rve = _validate_rve(_convert(RVEConfig, data["rve"], "rve", ctx), ctx)
+    rve = _validate_rve(convert(RVEConfig, data["rve"], "rve", ctx), ctx)
     return RVEFile(rve=rve, source=filename, base_dir=base_dir)
 
 
 def load_case(path: str | Path) -> CaseConfig:
     """Read and validate a case file (not collective; every rank may call it)."""
     path = Path(path)
-    return parse_case(_read_toml(path), str(path), str(path.parent))
+    return parse_case(read_toml(path), str(path), str(path.parent))
 
 
 def load_rve(path: str | Path) -> RVEFile:
     """Read and validate the ``[rve]`` table of an RVE or case file."""
     path = Path(path)
-    return parse_rve(_read_toml(path), str(path), str(path.parent))
+    return parse_rve(read_toml(path), str(path), str(path.parent))
 
 
 DEFAULT_CASE = "plate_with_hole.toml"
@@ -776,7 +638,7 @@ def reference_markdown() -> str:
         lines.append("| key | type | default | meaning |")
         lines.append("| --- | --- | --- | --- |")
         nested = []
-        for f in _public_fields(cls):
+        for f in public_fields(cls):
             tp = hints[f.name]
             if dataclasses.is_dataclass(tp):
                 nested.append((tp, f"[{prefix.strip('[]')}.{f.name}]".replace("[.", "[")))
@@ -793,7 +655,7 @@ def reference_markdown() -> str:
                 default = repr(f.default_factory())
             else:
                 default = "required"
-            lines.append(f"| `{f.name}` | {_describe(tp)} | `{default}` | {f.metadata.get('doc', '')} |")
+            lines.append(f"| `{f.name}` | {describe(tp)} | `{default}` | {f.metadata.get('doc', '')} |")
         lines.append("")
         for tp, p in nested:
             table(tp, p)
