@@ -19,16 +19,15 @@ Relative paths in a file are relative to that file's folder.
 from __future__ import annotations
 
 import dataclasses
-import re
 import tomllib
-import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fe2.core.errors import ConfigError
 from fe2.core.physics import PHYSICS
-from fe2.io.config.binding import Context, build, convert, describe, public_fields, read_toml
+from fe2.io.config.binding import Context, build, convert, read_toml
+from fe2.io.config.reference import reference_markdown
 from fe2.io.config.schema import (
     SNAPSHOT_STEPS,
     CaseConfig,
@@ -282,42 +281,3 @@ def default_case() -> CaseConfig:
     """The embedded default case: a quarter plate with a hole in tension, made of a
     circular-inclusion composite."""
     return example_case(DEFAULT_CASE[:-5])
-
-
-def reference_markdown() -> str:
-    """The configuration reference (Markdown), generated from the schema."""
-    lines = []
-
-    def table(cls: Any, prefix: str) -> None:
-        hints = typing.get_type_hints(cls)
-        doc = re.sub(r"^``[^`]*``:\s*", "", cls.__doc__.strip())
-        lines.append(f"#### `{prefix}`\n\n{doc}\n")
-        lines.append("| key | type | default | meaning |")
-        lines.append("| --- | --- | --- | --- |")
-        nested = []
-        for f in public_fields(cls):
-            tp = hints[f.name]
-            if dataclasses.is_dataclass(tp):
-                nested.append((tp, f"[{prefix.strip('[]')}.{f.name}]".replace("[.", "[")))
-                continue
-            if typing.get_origin(tp) is tuple and dataclasses.is_dataclass(typing.get_args(tp)[0]):
-                nested.append((typing.get_args(tp)[0], f"[[{prefix.strip('[]')}.{f.name}]]"))
-                continue
-            if typing.get_origin(tp) is dict and dataclasses.is_dataclass(typing.get_args(tp)[1]):
-                nested.append((typing.get_args(tp)[1], f"[{prefix.strip('[]')}.{f.name}.<name>]"))
-                continue
-            if f.default is not dataclasses.MISSING:
-                default = repr(f.default) if f.default is not None else "-"
-            elif f.default_factory is not dataclasses.MISSING:
-                default = repr(f.default_factory())
-            else:
-                default = "required"
-            lines.append(f"| `{f.name}` | {describe(tp)} | `{default}` | {f.metadata.get('doc', '')} |")
-        lines.append("")
-        for tp, p in nested:
-            table(tp, p)
-
-    for cls, p in ((MacroConfig, "[macro]"), (RVEConfig, "[rve]"), (LoadingConfig, "[loading]"),
-                   (SolverConfig, "[solver]"), (OutputConfig, "[output]"), (ParallelConfig, "[parallel]")):
-        table(cls, p)
-    return "\n".join(lines)
