@@ -17,6 +17,7 @@ import copy
 import numpy as np
 import pytest
 
+from fe2.core.errors import ConfigError
 from fe2.io import config
 from fe2.macro.loads import Amplitude
 from fe2.solvers.pathfollowing import load_factors
@@ -240,7 +241,7 @@ def _case_with(loading=None, **dirichlet):
 ])
 def test_bad_amplitudes_are_named(change, message):
     loading = change.pop("loading", None)
-    with pytest.raises(config.ConfigError) as err:
+    with pytest.raises(ConfigError) as err:
         config.parse_case(_case_with(loading, **change), "case.toml")
     assert message in str(err.value) and "\n" not in str(err.value)
 
@@ -248,6 +249,6 @@ def test_bad_amplitudes_are_named(change, message):
 def test_dissipation_control_refuses_amplitudes():
     case = _case_with({"control": "dissipation"})
     case["rve"]["phases"] = {"a": dict(DAMAGE, tag=1)}
-    with pytest.raises(config.ConfigError, match="needs proportional loads .* 'macro.dirichlet\\[3\\].amplitude' "
-                                                 "names an amplitude; use 'load'"):
+    with pytest.raises(ConfigError, match="needs proportional loads .* 'macro.dirichlet\\[3\\].amplitude' "
+                                          "names an amplitude; use 'load'"):
         config.parse_case(case, "case.toml")
