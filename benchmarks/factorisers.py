@@ -44,7 +44,7 @@ def jacobians(dim: int, h: float, workdir: Path):
 
     from fe2.materials import LinearElastic
     from fe2.geometry import generators
-    from fe2.micro.cell import Phase
+    from fe2.micro.phases import Phase
     from fe2.micro.nonlinear import NonlinearCellProblem
     from fe2.micro.operators import CellOperators
     from fe2.geometry.rvemesh import load_rve_mesh
@@ -54,7 +54,7 @@ def jacobians(dim: int, h: float, workdir: Path):
     phases = [Phase("matrix", 1, law=LinearElastic.isotropic(1.0, 0.3, dim)),
               Phase("inclusion", 2, law=LinearElastic.isotropic(10.0, 0.2, dim))]
     cell = NonlinearCellProblem(load_rve_mesh(path, MPI.COMM_SELF), phases, engine="reference")
-    op = CellOperators(cell, cell.quadrature)
+    op = CellOperators(cell.space, cell.quadrature, cell.kinematics)
     n, P = cell.size, op.num_points
     T = np.empty((1, P, n, n))
     for ph, idx in zip(cell.phases, cell.phase_points):

@@ -53,7 +53,7 @@ EVENTS = COUNTED + ("MatCholFctrNum", "MatLUFactorNum")
 
 def phases(gdim: int):
     from fe2.materials import J2Plasticity, LinearElastic
-    from fe2.micro.cell import Phase
+    from fe2.micro.phases import Phase
 
     return [Phase("matrix", 1, law=J2Plasticity(1.0, 0.3, 0.01, gdim, H_iso=0.1, Q=0.002, b=50.0)),
             Phase("inclusion", 2, law=LinearElastic.isotropic(10.0, 0.2, gdim))]

@@ -81,7 +81,7 @@ def worker(args) -> None:
 
     from fe2.materials import LinearElastic
     from fe2.materials.plasticity import J2Plasticity
-    from fe2.micro.cell import Phase
+    from fe2.micro.phases import Phase
     from fe2.parallel.groups import GroupMaterial, RankGroups
     from fe2.micro.nonlinear import NonlinearCellProblem
 
@@ -112,7 +112,7 @@ def worker(args) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     stats = cell.statistics()
     row = {"rve": args.rve, "n": n, "dofs": cell.num_dofs, "ranks": world.size, "ranks_per_rve": args.per_rve,
-           "engine": cell.engine, "points": world.allreduce(points), "build_seconds": t_build,
+           "engine": cell.engine_name, "points": world.allreduce(points), "build_seconds": t_build,
            "evaluation_seconds": t_eval, "points_per_second": world.allreduce(points) / t_eval,
            "peak_rss_mb_per_rank": world.allgather(peak), "rss_before_template_mb_per_rank": world.allgather(before),
            "newton_iterations_rank0": stats.get("newton_iterations", 0),

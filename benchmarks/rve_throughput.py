@@ -157,7 +157,7 @@ def _timed(fn) -> float:
 
 def elastic_phases(gdim: int):
     from fe2.core.tensors import isotropic_stiffness
-    from fe2.micro.cell import Phase
+    from fe2.micro.phases import Phase
 
     # Stiff inclusion in a soft matrix (contrast 10), tags as in fe2.geometry.generators.
     return [Phase("matrix", 1, np.asarray(isotropic_stiffness(10.0, 0.3, gdim))),

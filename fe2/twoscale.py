@@ -127,8 +127,8 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
         if cfg.parallel.balance and groups.count > 1:
             balanced = material.balance_between(groups)
             material_note += ("; evaluations balanced between the groups" if balanced else
-                              "; not balanced between the groups (a linear RVE, the reference micro engine, or "
-                              "RVE partitions that differ between the groups)")
+                              "; not balanced between the groups (a linear RVE, or RVE partitions that differ "
+                              "between the groups)")
     elif material is rve and cfg.parallel.balance and hasattr(rve, "balance_over"):
         rve.balance_over(comm)
     length = nonlocal_length(cfg, rve)

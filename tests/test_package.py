@@ -12,6 +12,7 @@ import fe2
 from fe2.core.physics import PHYSICS
 from fe2.io import config, factory
 from fe2.materials.registry import LAWS
+from fe2.micro.engines import ENGINES
 from fe2.solvers.pathfollowing import CONTROLS
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(fe2.__path__, "fe2.") if not m.name.endswith("__main__"))
@@ -66,9 +67,10 @@ def test_every_registered_law_builds_and_declares_what_the_registry_says(name, g
 def test_physics_and_control_registries_are_the_configuration_choices():
     def allowed(cls, key):
         check = {f.name: f for f in dataclasses.fields(cls)}[key].metadata["check"]
-        return [v for v in list(PHYSICS) + list(CONTROLS) + ["nonesuch"] if check(v) is None]
+        return [v for v in list(PHYSICS) + list(CONTROLS) + list(ENGINES) + ["nonesuch"] if check(v) is None]
 
     assert allowed(config.RVEConfig, "physics") == list(PHYSICS)
+    assert allowed(config.RVEConfig, "engine") == list(ENGINES)
     assert allowed(config.LoadingConfig, "control") == list(CONTROLS)
     reference = config.reference_markdown()
     for name in list(PHYSICS) + list(CONTROLS) + list(LAWS):

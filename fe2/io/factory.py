@@ -20,8 +20,9 @@ from fe2.io.config import MacroMeshConfig, PhaseConfig, RVEConfig
 from fe2.macro import mesh as macromesh
 from fe2.materials.base import Law
 from fe2.materials.registry import build
-from fe2.micro.cell import CellProblem, Phase
+from fe2.micro.cell import CellProblem
 from fe2.micro.nonlinear import NonlinearCellProblem
+from fe2.micro.phases import Phase
 
 __all__ = ["cell_problem", "is_linear", "law", "macro_mesh", "phases", "rve_mesh_path"]
 
@@ -65,7 +66,7 @@ def law(ph: PhaseConfig, gdim: int) -> Law:
 
 
 def phases(rve: RVEConfig, gdim: int, source: str = "config") -> list[Phase]:
-    """One :class:`~fe2.micro.cell.Phase` per configured phase (law and initial tangent)."""
+    """One :class:`~fe2.micro.phases.Phase` per configured phase (law and initial tangent)."""
     out = []
     for name, ph in rve.phases.items():
         try:

@@ -34,12 +34,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import dolfinx
-import dolfinx.fem.petsc
-import dolfinx_mpc
 import numpy as np
 import ufl
 from dolfinx import fem
@@ -49,45 +45,17 @@ from petsc4py import PETSc
 from fe2.core import linalg
 from fe2.core import physics as physics_registry
 from fe2.core.errors import MeshError, SolverError
-from fe2.core.kinematics import measure, reference_gradient
+from fe2.core.kinematics import measure
 from fe2.core.quadrature import QuadraturePoints, default_degree, geometry_degree
 from fe2.materials.base import PointMaterial
 from fe2.micro.boundary import BOUNDARY_CONDITIONS, cell_constraint
+from fe2.micro.phases import Phase
+from fe2.micro.space import CondensedSpace, MicroGradient
 
 if TYPE_CHECKING:
     from fe2.geometry.rvemesh import RVEMesh
 
-__all__ = ["CellProblem", "MicroFields", "Phase", "effective_tensor_from_fields", "virgin_tangent"]
-
-
-@dataclass(frozen=True)
-class Phase:
-    """A material phase of an RVE: the cells with physical tag ``tag``.
-
-    ``tensor`` is the phase's (initial) tangent in the layout of the macro gradient:
-    Mandel stiffness ``(n, n)`` (small strain), conductivity ``(gdim, gdim)``, or
-    ``dP/dF`` at ``F = I`` ``(gdim^2, gdim^2)`` (finite strain). ``law`` is the
-    constitutive law (:class:`fe2.materials.base.Law`) of a nonlinear RVE; with a law
-    and no tensor, the tensor is the law's tangent in its initial state.
-    """
-
-    name: str
-    tag: int
-    tensor: np.ndarray | None = None
-    law: Any = None
-
-    def __post_init__(self) -> None:
-        if self.tensor is None:
-            if self.law is None:
-                raise ValueError(f"phase {self.name!r} needs a tensor or a law")
-            object.__setattr__(self, "tensor", virgin_tangent(self.law))
-
-
-def virgin_tangent(law: Any) -> np.ndarray:
-    """A law's tangent at the reference gradient (zero strain, ``F = I``) in its virgin
-    state: the phase tensor of a law phase, and the elastic cell's tangent there."""
-    g0 = reference_gradient(law.kinematics, law.gdim)[None, :]
-    return np.array(law.integrate(g0, law.initial_state(1))[1][0])
+__all__ = ["CellProblem", "MicroFields", "effective_tensor_from_fields"]
 
 
 class MicroFields(NamedTuple):
@@ -108,7 +76,7 @@ class CellProblem(PointMaterial):
     Parameters
     ----------
     rve_mesh : periodic RVE mesh with cell tags (see :func:`fe2.geometry.rvemesh.load_rve_mesh`)
-    phases : one :class:`Phase` per physical tag; every tagged cell must be covered
+    phases : one :class:`~fe2.micro.phases.Phase` per physical tag; every tagged cell must be covered
     physics : ``"elasticity"`` (small strain, plane strain in 2D), ``"conduction"``, or
         ``"finite_strain"`` (the linearised problem about ``F = I``; see
         :class:`fe2.micro.nonlinear.NonlinearCellProblem` for the nonlinear one)
@@ -165,12 +133,11 @@ class CellProblem(PointMaterial):
         self.box_min = np.asarray(rve_mesh.box_min, float)
         self.box_max = np.asarray(rve_mesh.box_max, float)
         self.boundary = boundary
-        constraint = cell_constraint(boundary, V, self.box_min, self.box_max)
-        self.mpc, self.bcs = constraint.mpc, constraint.bcs
+        #: the fluctuation space under the boundary condition: assembly, solves (:mod:`fe2.micro.space`)
+        self.space = CondensedSpace(V, cell_constraint(boundary, V, self.box_min, self.box_max))
+        self.mpc, self.bcs = self.space.mpc, self.space.bcs
         #: the Lagrange-multiplier border of a ``"minimal"`` condition (else None)
-        self.border: linalg.Border | None = None
-        if constraint.rows:
-            self.border = linalg.Border(np.array([self._assemble_condensed(f) for f in constraint.rows]), self.comm)
+        self.border: linalg.Border | None = self.space.border
         self._K: PETSc.Mat | None = None
 
         # --- forms --------------------------------------------------------------------
@@ -207,11 +174,13 @@ class CellProblem(PointMaterial):
             linalg.factorise(self.ksp, f"factorisation of the RVE matrix of '{rve_mesh.path}'")
         except SolverError as err:
             raise SolverError(f"{err}; is a phase tensor singular or not positive definite?") from None
-        self.B = self._assemble_unit_rhs()  # (local reduced dofs, n)
+        self.B = self.space.unit_vectors(self._L, self.E)  # (nloc, n)
+        #: owned rows of a condensed vector
+        self.nloc = self.B.shape[0]
         #: B without the part the multipliers balance (the residual of a unit gradient)
         self.B_residual = self.B if self.border is None else self.border.project(self.B)
         W = self.solve_reduced(self.B)
-        self.effective_tensor = self.mean_tensor - self._dot(self.B, W) / self.volume
+        self.effective_tensor = self.mean_tensor - self.space.dot(self.B, W) / self.volume
 
     # ---------------------------------------------------------------------------------
     def _fill_phases(self, source: str) -> None:
@@ -248,124 +217,20 @@ class CellProblem(PointMaterial):
     def assemble_matrix(self, A: PETSc.Mat | None = None) -> PETSc.Mat:
         """The condensed (periodic, corners pinned) matrix of the cell problem, assembled
         into ``A`` or a new matrix (collective); with a :attr:`border`, the bordered one."""
-        self._K = self.system_matrix(self._a, self._K if self.border is not None else A)
+        self._K = self.space.matrix(self._a, self._K if self.border is not None else A)
         if self.border is None:
             return self._K
         return self.border.matrix(self._K, A)
 
-    def system_matrix(self, form: fem.Form, K: PETSc.Mat | None = None) -> PETSc.Mat:
-        """The condensed matrix of the bilinear ``form``, assembled into ``K`` (zeroed
-        first) or a new matrix (collective; without the :attr:`border`)."""
-        if K is None:
-            return dolfinx_mpc.assemble_matrix(form, self.mpc, bcs=self.bcs)
-        K.zeroEntries()
-        dolfinx_mpc.assemble_matrix(form, self.mpc, bcs=self.bcs, A=K)
-        return K
-
-    def norm(self, r: np.ndarray) -> float:
-        """The Euclidean norm of a distributed vector ``(nloc,)`` (collective)."""
-        return float(np.sqrt(self._dot(r, r)))
-
     def unit_rhs(self) -> np.ndarray:
         """The sensitivity right-hand sides ``B = [b_1 ... b_n]`` assembled anew, ``(nloc, n)``
         (collective; :attr:`B` holds the ones of the construction)."""
-        return self._assemble_unit_rhs()
+        return self.space.unit_vectors(self._L, self.E)
 
-    def _assemble_unit_rhs(self, form: fem.Form | None = None, unit: fem.Constant | None = None,
-                           condensed: bool = True) -> np.ndarray:
-        """Condensed right-hand sides of ``form`` for each unit value of the constant
-        ``unit`` (default: the sensitivity forms ``b_k``), as columns ``(nloc, n)``; with
-        ``condensed=False`` assembled without the periodic condensation (owned rows)."""
-        form = self._L if form is None else form
-        unit = self.E if unit is None else unit
-        b = dolfinx_mpc.assemble_vector(form, self.mpc) if condensed else dolfinx.fem.petsc.create_vector(form)
-        B = np.zeros((b.getLocalSize(), self.size))
-        for k in range(self.size):
-            unit.value[:] = 0.0
-            unit.value[k] = 1.0
-            if condensed:
-                B[:, k] = self._assemble_condensed(form, b)
-            else:
-                self._assemble_plain(form, b)
-                B[:, k] = b.array_r
-        unit.value[:] = 0.0
-        b.destroy()
-        return B
-
-    @staticmethod
-    def _assemble_plain(form: fem.Form, b: PETSc.Vec) -> None:
-        """``form`` assembled into ``b`` without the periodic condensation, the ghosts'
-        contributions added to their owners."""
-        with b.localForm() as loc:
-            loc.set(0.0)
-        dolfinx.fem.petsc.assemble_vector(b, form)
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-
-    def _assemble_condensed(self, form: fem.Form, b: PETSc.Vec | None = None) -> np.ndarray:
-        """One condensed (periodic, corner rows zeroed) vector of ``form`` as an array
-        ``(nloc,)``; ``b`` is a work vector to assemble into (a new one if None)."""
-        own = b is None
-        if own:
-            b = dolfinx_mpc.assemble_vector(form, self.mpc)
-        else:
-            with b.localForm() as loc:
-                loc.set(0.0)
-            dolfinx_mpc.assemble_vector(form, self.mpc, b)
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(b, self.bcs)
-        out = b.array_r.copy()
-        if own:
-            b.destroy()
-        return out
-
-    def _dot(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """``X^T Y`` over the distributed (owned) rows: ``(m, nloc) x (nloc, k)``."""
-        return self.comm.allreduce(X.T @ Y, op=MPI.SUM)
-
-    # ---------------------------------------------------------------------------------
-    #: right-hand sides per dense block solve (bounds the memory of a batch)
-    BLOCK = 256
-
-    def solve_reduced(self, rhs: np.ndarray, ksp: PETSc.KSP | None = None) -> np.ndarray:
-        """Solve ``A X = rhs`` with the stored factorisation of :attr:`ksp` (or of ``ksp``,
-        a factorised solver of a matrix of the same layout); with a :attr:`border`, the
-        bordered system with zero constraint values, returning ``X`` only.
-
-        On one process the columns go to the factor as dense blocks of :attr:`BLOCK`
-        right-hand sides (``MatMatSolve``); otherwise one KSP solve per column.
-
-        Parameters
-        ----------
-        rhs : (nloc, m) owned rows of ``m`` right-hand sides in the condensed space
-
-        Returns
-        -------
-        X : (nloc, m) condensed solutions (slave entries zero; see :meth:`fluctuation`)
-        """
-        ksp = self.ksp if ksp is None else ksp
-        nloc, m = rhs.shape
-        if self.border is not None:
-            rhs = self.border.pad(rhs)
-        X = np.empty(rhs.shape)
-        if self.comm.size == 1 and m > 1:
-            F = linalg.factor_matrix(ksp)
-            for j0 in range(0, m, self.BLOCK):
-                j1 = min(m, j0 + self.BLOCK)
-                X[:, j0:j1] = linalg.mat_solve(F, rhs[:, j0:j1])
-            return X[:nloc]
-        A = ksp.getOperators()[0]
-        b = A.createVecRight()
-        x = A.createVecLeft()
-        for j in range(m):
-            b.array[:] = rhs[:, j]
-            ksp.solve(b, x)
-            reason = ksp.getConvergedReason()
-            if reason < 0:
-                raise SolverError(f"RVE linear solve failed (KSP converged reason {reason})")
-            X[:, j] = x.array_r
-        b.destroy()
-        x.destroy()
-        return X[:nloc]
+    def solve_reduced(self, rhs: np.ndarray) -> np.ndarray:
+        """Solve ``A X = rhs`` ``(nloc, m)`` with the stored factorisation of the cell's
+        matrix (:meth:`fe2.micro.space.CondensedSpace.solve`; collective)."""
+        return self.space.solve(rhs, self.ksp)
 
     def evaluate(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Homogenized flux and consistent tangent for a batch of macro gradients.
@@ -384,7 +249,7 @@ class CellProblem(PointMaterial):
         """
         E = np.atleast_2d(np.asarray(E, dtype=float))
         W = self.solve_reduced(self.B @ E.T)  # (nloc, N)
-        sigma = E @ self.mean_tensor.T - self._dot(W, self.B) / self.volume
+        sigma = E @ self.mean_tensor.T - self.space.dot(W, self.B) / self.volume
         tangent = np.broadcast_to(self.effective_tensor, (E.shape[0],) + self.effective_tensor.shape)
         return sigma, tangent
 
@@ -452,31 +317,29 @@ class CellProblem(PointMaterial):
         return [np.flatnonzero(point_tag == ph.tag) for ph in self.phases]
 
     @functools.cached_property
-    def _micro_gradient(self) -> tuple[fem.Constant, fem.Function, fem.Expression]:
-        """A macro gradient constant ``E``, a fluctuation function ``w`` and the compiled
-        micro gradient ``E + G w`` at the micro points."""
-        E = fem.Constant(self.mesh, np.zeros(self.size))
-        w = fem.Function(self.mpc.function_space, name="fluctuation")
-        return E, w, self.quadrature.expression(E + measure(self.kinematics, self.gdim)(w))
+    def _micro_gradient(self) -> MicroGradient:
+        """The compiled micro gradient ``E + G w`` at the micro points (its constant and
+        function are the template's own)."""
+        return self.space.micro_gradient(self.quadrature, self.kinematics, self.size)
 
-    def _snapshot_state(self, E: np.ndarray, point: int | None) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    def _snapshot_state(self, E: np.ndarray, point: int | None, trial: bool = False
+                        ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """The condensed fluctuation ``(nloc,)`` and the phase states (None: virgin) of a
         snapshot: the linear cell solves for ``E``."""
         return self.solve_reduced(self.B @ E[:, None])[:, 0], None
 
-    def snapshot(self, E: np.ndarray, point: int | None = None) -> MicroFields:
+    def snapshot(self, E: np.ndarray, point: int | None = None, trial: bool = False) -> MicroFields:
         """The RVE's micro fields for the macro gradient ``E`` ``(n,)``: the linear cell's
         solution for ``E``; a nonlinear cell's committed fluctuation and internal state of
-        its macro point ``point`` (``E`` is that point's committed macro gradient). The flux
+        its macro point ``point`` (``E`` is that point's committed macro gradient), or with
+        ``trial`` those of its last evaluation (``E`` is that evaluation's). The flux
         is each phase law's at that state (:meth:`fe2.materials.base.Law.flux`), or the
         phase tensor times the gradient (collective on the template's communicator)."""
         E = np.asarray(E, dtype=float).reshape(-1)
-        x, states = self._snapshot_state(E, point)
+        x, states = self._snapshot_state(E, point, trial)
         Ec, w, expr = self._micro_gradient
         Ec.value[:] = E
-        w.x.array[: x.shape[0]] = x
-        w.x.scatter_forward()
-        self.mpc.backsubstitution(w)
+        self.space.set_fluctuation(w, x)
         g = self.quadrature.evaluate(expr, self.size)
         P = g.shape[0]
         flux = np.empty_like(g)
@@ -502,12 +365,8 @@ class CellProblem(PointMaterial):
     def fluctuation(self, E: np.ndarray) -> fem.Function:
         """The periodic fluctuation field for one macro gradient ``E`` (n,)."""
         E = np.asarray(E, dtype=float).reshape(-1)
-        x = self.solve_reduced(self.B @ E[:, None])[:, 0]
-        w = fem.Function(self.mpc.function_space, name="fluctuation")
-        nloc = x.shape[0]
-        w.x.array[:nloc] = x
-        w.x.scatter_forward()
-        self.mpc.backsubstitution(w)
+        w = self.space.function()
+        self.space.set_fluctuation(w, self.solve_reduced(self.B @ E[:, None])[:, 0])
         return w
 
     def averages(self, w: fem.Function, E: np.ndarray) -> tuple[np.ndarray, float]:
@@ -528,8 +387,8 @@ class CellProblem(PointMaterial):
         self.ksp.destroy()
         self.A.destroy()
         if self.border is not None:
-            self.border.destroy()
             self._K.destroy()
+        self.space.destroy()
 
 
 def effective_tensor_from_fields(problem: CellProblem) -> np.ndarray:

@@ -47,11 +47,11 @@ import ufl
 from dolfinx import fem
 from mpi4py import MPI
 
-from fe2.core.kinematics import measure
+from fe2.core.kinematics import gradient_size, measure
 
 if TYPE_CHECKING:
     from fe2.core.quadrature import QuadraturePoints
-    from fe2.micro.cell import CellProblem
+    from fe2.micro.space import CondensedSpace
 
 __all__ = ["CellOperators", "Halo"]
 
@@ -93,7 +93,8 @@ class Halo:
 
 
 class CellOperators:
-    """Precomputed operators of the cell template ``cell`` at the micro points of
+    """Precomputed operators of a cell problem with fluctuation space ``space`` (under its
+    boundary condition) and macro gradients of ``kinematics``, at the micro points of
     ``quadrature`` (collective on the template's communicator; on several processes each
     holds its own part, see the module docstring).
 
@@ -114,12 +115,13 @@ class CellOperators:
     border : number of Lagrange multipliers (0 without a border)
     """
 
-    def __init__(self, cell: CellProblem, quadrature: QuadraturePoints) -> None:
-        self.comm = comm = cell.comm
+    def __init__(self, space: CondensedSpace, quadrature: QuadraturePoints, kinematics: str) -> None:
+        self.comm = comm = space.comm
         self.parallel = comm.size > 1
         # the fluctuation space with the ghosts the periodic masters need (its DOF numbering
         # extends the template's space V's)
-        V, Vm, n = cell.V, cell.mpc.function_space, cell.size
+        gdim = space.mesh.geometry.dim
+        V, Vm, n = space.V, space.mpc.function_space, gradient_size(kinematics, gdim)
         bs = Vm.dofmap.index_map_bs
         imap = Vm.dofmap.index_map
         self.size = n
@@ -130,11 +132,11 @@ class CellOperators:
         self.weights = np.asarray(quadrature.volumes, dtype=float)
 
         # --- local gradient operators: (cells, q, n, dofs per cell), dofs unrolled node-major
-        G = measure(cell.kinematics, cell.gdim)
+        G = measure(kinematics, gdim)
         expr = fem.Expression(G(ufl.TrialFunction(V)), quadrature.points)
         d = V.dofmap.dof_layout.num_dofs * bs
         self.dofs_per_cell = d
-        self.B_local = Bl = expr.eval(cell.mesh, quadrature.cells).reshape(ncell, nq, n, d)
+        self.B_local = Bl = expr.eval(space.mesh, quadrature.cells).reshape(ncell, nq, n, d)
         nodes = V.dofmap.list[:ncell]
         self.cell_dofs = cdofs = (nodes[:, :, None] * bs + np.arange(bs)).reshape(ncell, d)
 
@@ -143,8 +145,8 @@ class CellOperators:
         self.B_full = sp.csr_matrix((Bl.ravel(), (rows, cols)), shape=(P * n, nfull))
 
         # --- condensation: full DOF -> (free DOF, coefficient) --------------------------
-        border_rows = 0 if cell.border is None else cell.border.G.shape[0]
-        self.prolongation = Pm = self._prolongation(cell, Vm, border_rows)
+        border_rows = 0 if space.border is None else space.border.G.shape[0]
+        self.prolongation = Pm = self._prolongation(space, Vm, border_rows)
         self.next = Pm.shape[1]
         self.B = (self.B_full @ Pm).tocsr()
         self.B.sort_indices()
@@ -154,8 +156,8 @@ class CellOperators:
         self.border = self.border_local = 0
         self._border_values: np.ndarray | None = None
         self._projector: tuple[np.ndarray, np.ndarray] | None = None
-        if cell.border is not None:
-            self._add_border(cell.border.G[:, self.free])
+        if space.border is not None:
+            self._add_border(space.border.G[:, self.free])
         self._kernels: dict[bool, tuple | None] = {}
         #: the owned and ghost DOFs before the condensation (the forces' norm)
         self.full_halo = None
@@ -164,15 +166,15 @@ class CellOperators:
             self.full_halo = Halo(comm, self.num_owned, ghosts)
 
     # ------------------------------------------------------------------------------------
-    def _prolongation(self, cell: CellProblem, Vm, border_rows: int) -> sp.csr_matrix:
+    def _prolongation(self, space: CondensedSpace, Vm, border_rows: int) -> sp.csr_matrix:
         """``P`` ``(nfull, next)`` with ``w = P x`` (see the module docstring); numbers the
         free DOFs and sets up the :attr:`halo`."""
         comm, nfull, nown = self.comm, self.nfull, self.num_owned
         pinned = np.zeros(nfull, dtype=bool)
-        for bc in cell.bcs:
+        for bc in space.bcs:
             idx, _ = bc.dof_indices()
             pinned[idx] = True
-        mpc = cell.mpc
+        mpc = space.mpc
         slaves = np.asarray(mpc.slaves, dtype=np.int64)
         is_slave = np.zeros(nfull, dtype=bool)
         is_slave[slaves] = True

@@ -6,12 +6,14 @@ every evaluation, :class:`LoadBalancer` redistributes the points' micro solves s
 every rank gets a similar *measured* cost:
 
 1. each rank knows what each of its points cost at its last evaluation (seconds, as
-   estimated by :attr:`fe2.micro.batched.BatchedEngine.cost`; one unit before the first);
+   the engine estimated them, :attr:`fe2.micro.engines.base.EngineAnswer.cost`; one unit
+   before the first);
    the costs are gathered on every rank and :func:`assign` computes, identically on all
    ranks, which rank evaluates which point (a point moves only from a rank above the mean
    load, the most expensive that fits first, to the rank with the least load);
-2. the points a rank gives away travel as their inputs (macro gradient, starting
-   fluctuation, committed micro state, nonlocal drive) in one ``alltoall``;
+2. the points a rank gives away travel as their inputs (the engine contract's
+   :class:`~fe2.micro.engines.base.PointBatch`: macro gradient, starting fluctuation,
+   committed micro state, nonlocal drive) in one ``alltoall``;
 3. every rank evaluates its kept and received points as one batch;
 4. the answers (stress, tangent, trial fluctuation and state, dW/dE or nonlocal sensitivities,
    measured cost, failures) go back to the points' home ranks in a second ``alltoall``.
@@ -21,18 +23,21 @@ trial state, commits and reverts it and will checkpoint it; a worker rank only c
 A point's answer does not depend on which rank evaluated it or with which other points
 (every point's micro Newton is independent), so results on 1 and 2 ranks agree to
 rounding. A micro solve that fails on a worker is reported by its home rank, for its own
-point, like any other failure (the exchange itself always completes).
+point, like any other failure (the exchange itself always completes). The balancer serves
+any engine through the contract of :mod:`fe2.micro.engines.base`.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from mpi4py import MPI
 
-from fe2.core.errors import point_failure
+if TYPE_CHECKING:
+    from fe2.micro.engines.base import EngineAnswer, MicroEngine, PointBatch
 
 __all__ = ["LoadBalancer", "assign"]
 
@@ -73,25 +78,6 @@ def assign(costs: Sequence[np.ndarray], tolerance: float = 0.02) -> list[np.ndar
     return np.split(dest, starts[1:-1])
 
 
-def _take(items, sel):
-    """``items`` (arrays, lists of arrays, or None) restricted to rows ``sel``."""
-    if items is None:
-        return None
-    if isinstance(items, list):
-        return [a[sel] for a in items]
-    return items[sel]
-
-
-def _join(parts):
-    """Concatenate rows of the parts made by :func:`_take` (all alike)."""
-    first = parts[0]
-    if first is None:
-        return None
-    if isinstance(first, list):
-        return [np.concatenate([p[k] for p in parts]) for k in range(len(first))]
-    return np.concatenate(parts)
-
-
 class LoadBalancer:
     """Distributes the evaluations of an engine's points over the ranks of ``comm``
     by measured cost (collective on ``comm``; see the module docstring).
@@ -110,44 +96,35 @@ class LoadBalancer:
         """Serve ``N`` home points, each priced one unit until it is evaluated."""
         self.cost = np.ones(N)
 
-    def evaluate(self, engine, E: np.ndarray, W0: np.ndarray, states: list[np.ndarray],
-                 e_nl: np.ndarray | None, points: np.ndarray | None = None) -> tuple:
-        """What ``engine.evaluate(E, W0, states, e_nl)`` returns for this rank's points
-        (:meth:`fe2.micro.batched.BatchedEngine.evaluate`), with the work spread over the
-        ranks. ``points``: the home indices of the rows (default: all home points, in order).
-        Raises :class:`~fe2.core.errors.SolverError` (``point`` set: the home index) for the
-        first of these points that failed, wherever it was evaluated (collective)."""
+    def evaluate(self, engine: MicroEngine, batch: PointBatch, points: np.ndarray | None = None) -> EngineAnswer:
+        """What ``engine.evaluate(batch)`` answers for this rank's points
+        (:meth:`fe2.micro.engines.base.MicroEngine.evaluate`), with the work spread over the
+        ranks. ``points``: the home indices of the rows (default: all home points, in
+        order). The failures are the rows of this rank's points that failed, wherever they
+        were evaluated (a rank other than this one is named in the reason); the counters
+        are those of the work this rank did (collective)."""
         comm, rank = self.comm, self.comm.rank
-        N, n = E.shape
+        N = batch.size
         if points is None:
             points = np.arange(N)
         dest = assign(comm.allgather(self.cost[points]), self.tolerance)[rank]
-        inputs = (E, W0, states, e_nl)
         send = []
         for d in range(comm.size):
             sel = np.flatnonzero(dest == d)
-            send.append(None if d == rank or not sel.size else (sel, *(_take(x, sel) for x in inputs)))
+            send.append(None if d == rank or not sel.size else (sel, batch.take(sel)))
         received = comm.alltoall(send)
         keep = np.flatnonzero(dest == rank)
         # one batch: the kept points, then the received ones by source rank
-        parts = [(rank, keep, *(_take(x, keep) for x in inputs))]
+        parts = [(rank, keep, batch.take(keep))]
         parts += [(src, *msg) for src, msg in enumerate(received) if msg is not None]
-        batch = [_join([p[k] for p in parts]) for k in range(2, 6)]
-        failures: dict[int, str] = {}
-        seconds = engine.seconds
-        out = engine.evaluate(*batch, failures=failures)
-        self.stats["seconds"] += engine.seconds - seconds
-        cost = engine.cost
+        out = engine.evaluate(type(batch).join([p[2] for p in parts]))
+        self.stats["seconds"] += out.counters.get("seconds", 0.0)
         # answers back home
         replies: list = [None] * comm.size
         mine = None
         start = 0
-        for src, sel, *_ in parts:
-            rows = slice(start, start + sel.size)
-            ans = (sel, out[0][rows], out[1][rows], out[2][rows], [t[rows] for t in out[3]],
-                   None if out[4] is None else [a[rows] for a in out[4]], None if out[5] is None else out[5][rows],
-                   cost[rows],
-                   {int(sel[b - start]): msg for b, msg in failures.items() if start <= b < start + sel.size})
+        for src, sel, _ in parts:
+            ans = (sel, out.take(slice(start, start + sel.size)))
             if src == rank:
                 mine = ans
             else:
@@ -156,24 +133,11 @@ class LoadBalancer:
             start += sel.size
         back = comm.alltoall(replies)
         # this rank's points in home order
-        sigma, tangent, W = np.empty((N, n)), np.empty((N, n, n)), np.empty_like(W0)
-        trial = [np.empty_like(s) for s in states]
-        nl = None if e_nl is None else [np.empty((N, n)), np.empty(N), np.empty((N, n)), np.empty(N)]
-        dW = None if out[5] is None else np.empty((N, *out[5].shape[1:]))
-        failed: dict[int, tuple[str, int]] = {}
-        for worker, ans in [(rank, mine)] + [(w, a) for w, a in enumerate(back) if a is not None]:
-            sel, s_, t_, w_, st_, nl_, dw_, c_, f_ = ans
-            sigma[sel], tangent[sel], W[sel], self.cost[points[sel]] = s_, t_, w_, c_
-            if dW is not None:
-                dW[sel] = dw_
-            for dst, val in zip(trial, st_):
-                dst[sel] = val
-            if nl is not None:
-                for dst, val in zip(nl, nl_):
-                    dst[sel] = val
-            failed.update({i: (msg, worker) for i, msg in f_.items()})
-        if failed:
-            first = min(failed)
-            msg, worker = failed[first]
-            raise point_failure(int(points[first]), msg + (f" (evaluated on rank {worker})" if worker != rank else ""))
-        return sigma, tangent, W, trial, nl, dW
+        home = type(out).empty(batch, out.flux.shape[1])
+        home.counters = out.counters
+        for worker, (sel, part) in [(rank, mine)] + [(w, a) for w, a in enumerate(back) if a is not None]:
+            if worker != rank:
+                part.failures = {i: f"{msg} (evaluated on rank {worker})" for i, msg in part.failures.items()}
+            home.put(sel, part)
+        self.cost[points] = home.cost
+        return home

@@ -10,7 +10,7 @@ Every rank keeps its own macro points (their history included: the home of a poi
 not change). :class:`GroupMaterial` is the macro material of a rank: at every evaluation
 the macro gradients of all points of the group are gathered on every member, the group
 solves them with the template's micro engine (every solve collective on the group; the
-batched engine iterates all the group's points together, :mod:`fe2.micro.batched`), and
+batched engine iterates all the group's points together, :mod:`fe2.micro.engines.batched`), and
 every member takes back its own rows. With ``balance``, evaluations move between groups by
 measured cost (:meth:`GroupMaterial.balance_between`). A point's micro state (fluctuation,
 every phase's internal variables) is distributed over the group like the RVE mesh;
@@ -120,14 +120,14 @@ class GroupMaterial(PointMaterial):
         return NonlocalResponse(*(a[rows] for a in r))
 
     def balance_between(self, groups: RankGroups) -> bool:
-        """Let the template's batched engine move evaluations between the groups by measured
+        """Let the template's micro engine move evaluations between the groups by measured
         cost (:class:`fe2.parallel.balance.LoadBalancer` over :attr:`RankGroups.peers`: rank
         ``j`` of a group sends its part of a point's state to rank ``j`` of another). That
         needs every group to have the same partition of the RVE (rank ``j`` of each holds
         the same DOFs and micro points in the same order), which is checked; returns whether
         balancing is on, the same on every rank (collective on the world)."""
         t = self.template
-        if t.linear or t.engine != "batched" or groups.count < 2:
+        if t.linear or groups.count < 2:
             return False
         lay = t.layout
         digest = hashlib.sha1()

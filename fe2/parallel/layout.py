@@ -14,11 +14,16 @@ layout.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 from mpi4py import MPI
 
 from fe2.core.errors import SolverError
+
+if TYPE_CHECKING:
+    from fe2.core.quadrature import QuadraturePoints
+    from fe2.micro.space import CondensedSpace
 
 __all__ = ["StateLayout"]
 
@@ -47,25 +52,29 @@ class StateLayout:
     template's owned fluctuation DOFs, ``state_<phase>`` as its owned micro points of the
     phase; the others are the same on every process."""
 
-    def __init__(self, cell) -> None:
-        self.comm = comm = cell.comm
-        V = cell.V
+    def __init__(self, space: CondensedSpace, quadrature: QuadraturePoints, points: Mapping[str, np.ndarray],
+                 box: tuple[np.ndarray, np.ndarray]) -> None:
+        """``space``: the template's fluctuation space; ``quadrature``: its micro points;
+        ``points``: the owned micro points of each state key (a phase's); ``box``: the
+        cell's ``(box_min, box_max)``."""
+        self.comm = comm = space.comm
+        V = space.V
         bs, owned = V.dofmap.index_map_bs, V.dofmap.index_map.size_local
-        if cell.nloc != bs * owned:
-            raise SolverError(f"the RVE's condensed space has {cell.nloc} local rows, not the {bs * owned} owned DOFs")
-        size = np.asarray(cell.box_max, float) - np.asarray(cell.box_min, float)
-        quantum = 1e-9 * float(np.max(size))  # coordinates on a grid far below any mesh size
-        X = V.tabulate_dof_coordinates()[:owned, :cell.gdim]
-        blocks = _positions(np.round((X - cell.box_min) / quantum).astype(np.int64), comm, "fluctuation DOFs")
+        if space.nloc != bs * owned:
+            raise SolverError(f"the RVE's condensed space has {space.nloc} local rows, not the {bs * owned} owned "
+                              "DOFs")
+        box_min, box_max = (np.asarray(b, float) for b in box)
+        quantum = 1e-9 * float(np.max(box_max - box_min))  # coordinates on a grid far below any mesh size
+        X = V.tabulate_dof_coordinates()[:owned, :box_min.size]
+        blocks = _positions(np.round((X - box_min) / quantum).astype(np.int64), comm, "fluctuation DOFs")
         #: canonical position of each local entry of ``w``
         self.dofs = (blocks[:, None] * bs + np.arange(bs)).ravel()
         self.num_dofs = comm.allreduce(self.dofs.size)
-        qp = cell.quadrature
-        original = np.asarray(cell.mesh.topology.original_cell_index, dtype=np.int64)[qp.cells]
+        qp = quadrature
+        original = np.asarray(space.mesh.topology.original_cell_index, dtype=np.int64)[qp.cells]
         ids = (original[:, None] * qp.num_points_per_cell + np.arange(qp.num_points_per_cell)).ravel()
         #: per phase key: canonical position of each local micro point of the phase
-        self.points = {key: _positions(ids[idx][:, None], comm, "micro points")
-                       for key, idx in zip(cell._state_keys, cell.phase_points)}
+        self.points = {key: _positions(ids[idx][:, None], comm, "micro points") for key, idx in points.items()}
         self.totals = {key: comm.allreduce(pos.size) for key, pos in self.points.items()}
 
     def _positions_of(self, key: str) -> tuple[np.ndarray, int] | None:

@@ -57,7 +57,8 @@ from fe2.core.errors import ConfigError, MeshError, collective
 from fe2.geometry import generators
 from fe2.geometry.rvemesh import load_rve_mesh
 from fe2.micro.boundary import BOUNDARY_CONDITIONS
-from fe2.micro.cell import CellProblem, Phase
+from fe2.micro.cell import CellProblem
+from fe2.micro.phases import Phase
 
 __all__ = ["RANDOM_KINDS", "bracketing", "generator_parameters", "headline", "power_fit", "realization_parameters",
            "representative_size", "rve_study", "table", "write_plot"]

@@ -16,9 +16,9 @@ from fe2.materials import LinearElastic
 from fe2.materials.damage import IsotropicDamage
 from fe2.materials.hyperelasticity import NeoHooke
 from fe2.materials.plasticity import J2Plasticity
-from fe2.micro.cell import Phase
 from fe2.micro.nonlinear import NonlinearCellProblem
 from fe2.micro.operators import CellOperators
+from fe2.micro.phases import Phase
 from helpers import inclusion_rve, rel
 
 pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="RVE templates live on one process")
@@ -77,27 +77,28 @@ def assert_same(ref, new, outputs_ref, outputs_new, tol):
 @pytest.mark.parametrize("gdim, degree", [(2, 1), (2, 2), (3, 1)])
 def test_operators_equal_dolfinx_assembly(gdim, degree):
     rve = NonlinearCellProblem(inclusion_rve(gdim, 3), j2(gdim), degree=degree, engine="reference")
-    op = CellOperators(rve, rve.quadrature)
+    op = CellOperators(rve.space, rve.quadrature, rve.kinematics)
+    eng = rve.engine  # the reference engine: dolfinx and dolfinx_mpc assembly
     rng = np.random.default_rng(0)
     n, P = rve.size, op.num_points
     # micro gradients E + B x against dolfinx's evaluation of E + G(w) after backsubstitution
     x, E = rng.standard_normal((1, op.nfree)), rng.standard_normal((1, n))
-    rve.macro_gradient.value[:] = E[0]
-    rve._set_fluctuation(op.to_full(x)[0])
-    assert rel(op.gradients(E, x)[0], rve.quadrature.evaluate(rve._grad_expr, n)) < 1e-13
+    eng.macro_gradient.value[:] = E[0]
+    eng._set_fluctuation(op.to_full(x)[0])
+    assert rel(op.gradients(E, x)[0], rve.quadrature.evaluate(eng._grad_expr, n)) < 1e-13
     # residual and internal-force norm against dolfinx_mpc's assembly of random fluxes
     flux = rng.standard_normal((P, n))
     T = rng.standard_normal((P, n, n))
-    rve.flux_q.x.array.reshape(-1, n)[rve._qdofs] = flux
-    rve.tangent_q.x.array.reshape(-1, n * n)[rve._qdofs] = T.reshape(-1, n * n)
-    rnorm, rforces = rve._residual()
+    eng.flux_q.x.array.reshape(-1, n)[eng._qdofs] = flux
+    eng.tangent_q.x.array.reshape(-1, n * n)[eng._qdofs] = T.reshape(-1, n * n)
+    rnorm, rforces = eng._residual()
     r, f = op.forces(flux[None])
-    assert rel(op.to_full(r)[0], rve._r.array_r) < 1e-13
+    assert rel(op.to_full(r)[0], eng._r.array_r) < 1e-13
     assert f[0] == pytest.approx(rforces, rel=1e-13)
     # Jacobian values (any, also non-symmetric, tangent) against the assembled matrix
-    rve.A_t.zeroEntries()
-    dolfinx_mpc.assemble_matrix(rve._J, rve.mpc, bcs=rve.bcs, A=rve.A_t)
-    ip, ind, val = rve.A_t.getValuesCSR()
+    eng.A.zeroEntries()
+    dolfinx_mpc.assemble_matrix(eng._J, rve.mpc, bcs=rve.bcs, A=eng.A)
+    ip, ind, val = eng.A.getValuesCSR()
     A = sp.csr_matrix((val, ind, ip)).toarray()[np.ix_(op.free, op.free)]
     K = sp.csr_matrix((op.jacobian_values(T[None])[0], op.indices, op.indptr), shape=(op.nfree,) * 2).toarray()
     assert rel(K, A) < 1e-13
@@ -119,7 +120,7 @@ def test_operators_equal_dolfinx_assembly(gdim, degree):
     assert op._kernel(False) is None and rel(op.jacobian_values(T[None]), per_cell) == 0.0
     # the slave and pinned rows the condensation removes hold nothing in dolfinx_mpc either
     others = np.setdiff1d(np.arange(rve.nloc), op.free)
-    assert np.abs(rve._r.array_r[others]).max() == 0.0
+    assert np.abs(eng._r.array_r[others]).max() == 0.0
 
 
 @pytest.mark.parametrize("gdim", [2, 3])
@@ -197,16 +198,15 @@ def test_a_points_answer_does_not_depend_on_its_batch(circle):
     scale = np.where(np.arange(12) % 3 == 0, 0.002, 0.02)[:, None]  # every third point elastic
     cell.evaluate(scale * D)
     cell.commit()
-    E, c = 1.3 * scale * D, cell.bank.committed
-    W0 = c["w"] + np.einsum("mak,mk->ma", c["predictor_dwdE"], E - c["predictor_E"])
-    engine = cell._batched
-    states = [c[key] for key in cell._state_keys]
-    together = engine.evaluate(E, W0, states, None)
-    assert engine.stats["shortcut"] >= 4 and engine.stats["factorisations"] > 0
+    E = 1.3 * scale * D
+    batch = cell.point_batch(np.arange(12), E)  # started from the first-order prediction
+    engine = cell.engine
+    together = engine.evaluate(batch)
+    assert together.counters["shortcut"] >= 4 and together.counters["factorisations"] > 0
     for sel in ([0], [3], [1, 2], [0, 3, 6, 9], list(range(5))):
-        alone = engine.evaluate(E[sel], W0[sel], [s[sel] for s in states], None)
-        for j in (0, 1, 2, 5):  # stress, tangent, fluctuation, dW/dE
-            assert np.array_equal(alone[j], together[j][sel]), (sel, j)
+        alone = engine.evaluate(batch.take(np.array(sel)))
+        for name in ("flux", "tangent", "fluctuation", "sensitivity"):
+            assert np.array_equal(getattr(alone, name), getattr(together, name)[sel]), (sel, name)
 
 
 def test_elastic_shortcut_is_exact_and_taken_only_where_it_applies(circle):
@@ -247,7 +247,7 @@ def test_failures_are_reported_like_the_reference(circle):
     E2[:2] = E[:2]  # points 0 and 1 are converged at once, 2 and 3 need more than one iteration
     errors = []
     for rve in (ref, new):
-        rve.max_iterations = 1
+        rve.set_rules(max_iterations=1)
         with pytest.raises(SolverError, match=r"RVE at macro point 2: micro Newton did not converge in 1 iter") as e:
             rve.evaluate(E2)
         errors.append(e.value)

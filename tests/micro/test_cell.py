@@ -8,7 +8,8 @@ from fe2.core import tensors as T
 from fe2.core.errors import MeshError
 from fe2.geometry import generators
 from fe2.geometry.rvemesh import load_rve_mesh
-from fe2.micro.cell import CellProblem, Phase, effective_tensor_from_fields
+from fe2.micro.cell import CellProblem, effective_tensor_from_fields
+from fe2.micro.phases import Phase
 from helpers import structured_rve
 
 E1, E2, NU = 1.0, 10.0, 0.3

@@ -15,7 +15,7 @@ from mpi4py import MPI
 
 from fe2.cli import main
 from fe2.core import tensors as T
-from fe2.micro.cell import Phase
+from fe2.micro.phases import Phase
 from fe2.studies import rve_size
 from helpers import ROOT, serial_env
 

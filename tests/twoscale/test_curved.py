@@ -15,8 +15,9 @@ from fe2.geometry.rvemesh import load_rve_mesh
 from fe2.macro import mesh as macromesh
 from fe2.materials import LinearElastic
 from fe2.materials.plasticity import J2Plasticity
-from fe2.micro.cell import CellProblem, Phase
+from fe2.micro.cell import CellProblem
 from fe2.micro.nonlinear import NonlinearCellProblem
+from fe2.micro.phases import Phase
 from helpers import FIELDS, J2_TABLE, gathered_field, rel, relmax, serial_and_parallel, xdmf_stamps
 from helpers import run_case as run
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from fe2.core.physics import BOUNDARY_CONDITIONS, PHYSICS
 from fe2.materials.registry import LAWS
+from fe2.micro.engines import ENGINES
 from fe2.solvers.pathfollowing import CONTROLS
 
 __all__ = ["CaseConfig", "DirichletConfig", "FluxConfig", "LoadingConfig", "MacroConfig", "MacroMeshConfig",
@@ -143,7 +144,7 @@ class RVEConfig:
     engine: str = _f("batched", doc="micro engine of nonlinear RVEs: ``batched`` (all macro points of a rank "
                                     "iterate together, no assembly per point) or ``reference`` (one point at a "
                                     "time with dolfinx assembly: the slow reference path, for diagnosis)",
-                     check=one_of("batched", "reference"))
+                     check=one_of(*ENGINES))
 
 
 @dataclass(frozen=True)
@@ -347,8 +348,8 @@ class ParallelConfig:
 
     balance: bool = _f(True, doc="move RVE evaluations between ranks so that every rank gets a similar measured "
                                  "micro cost (the rank owning a plastic or damaged zone would otherwise do most "
-                                 "of the work); results are the same either way. Batched engine only; no effect "
-                                 "on one rank. With ``ranks_per_rve`` > 1, between the groups")
+                                 "of the work); results are the same either way. Any micro engine; no effect on "
+                                 "one rank. With ``ranks_per_rve`` > 1, between the groups")
     ranks_per_rve: int = _f(1, check=positive,
                             doc="MPI ranks that solve each RVE together: the ranks are split into groups of this "
                                 "many consecutive ranks (it must divide the rank count), each group solves the "

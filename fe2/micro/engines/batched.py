@@ -1,12 +1,12 @@
 """The batched micro engine: all macro points of a rank iterate their cell problems together.
 
 :class:`BatchedEngine` solves exactly the micro problem of
-:meth:`fe2.micro.nonlinear.NonlinearCellProblem.solve_point` (the *reference path*: same
-Newton, same convergence test, same line search, same sensitivities) for many macro
+:class:`fe2.micro.engines.reference.ReferenceEngine` (the *reference path*: same
+Newton by the same rules, :mod:`fe2.micro.rules`, same sensitivities) for many macro
 points at once, without any finite-element assembly:
 
 - micro gradients, residuals, internal-force norms and the values of the condensed
-  Jacobians come from the operators the template precomputes once
+  Jacobians come from the operators precomputed once per template
   (:class:`fe2.micro.operators.CellOperators`: ``g = E + B x``, ``r = B^T (W flux)``,
   ``K = S vec(K_e)``), for all active points in one vectorised expression each;
 - every phase law is called once per iteration for all micro points of all active points;
@@ -22,13 +22,13 @@ points at once, without any finite-element assembly:
   factorisations, exactly as on the reference path;
 - **first-order predictor**: each point's micro Newton starts from its last solution
   moved along the sensitivity ``dW/dE`` computed there for the consistent tangent,
-  ``W0 = W + dW/dE (E - E_last)`` (kept in the state bank; :attr:`BatchedEngine.warm_trial`).
+  ``W0 = W + dW/dE (E - E_last)`` (kept in the template's state bank as the predictor;
+  :meth:`BatchedEngine.start`, :attr:`BatchedEngine.warm_trial`).
   A point that stays elastic then starts at its exact solution, and a later macro Newton
   iterate needs one micro iteration or none.
 
-Points that converge drop out of the batch; a point that fails is reported as the
-reference path would (the first failing point in index order raises), or, for
-:class:`fe2.parallel.balance.LoadBalancer`, listed with the others' answers intact.
+Points that converge drop out of the batch; a point that fails is listed in the answer's
+failures with the reason the reference path would give, the others' answers intact.
 
 On a template distributed over a group of processes (``[parallel] ranks_per_rve``) every
 process works on its own cells and micro points and their share of the free DOFs
@@ -38,9 +38,9 @@ matrix (:meth:`fe2.core.linalg.PatternSolver.distributed`), and every decision (
 elastic, failed, the line search's) is the group's, so the group runs one Newton per point
 in step. Each process's answer is the whole point's.
 
-Every evaluation also estimates what each point cost (:attr:`BatchedEngine.cost`, in
-seconds): its own factorisations and solves, its template solves and its share of the
-vectorised material calls, each priced at this evaluation's measured average. This is the
+Every evaluation also estimates what each point cost (the answer's ``cost``, in seconds):
+its own factorisations and solves, its template solves and its share of the vectorised
+material calls, each priced at this evaluation's measured average. This is the
 measured cost by which the balancer distributes points over ranks.
 """
 
@@ -53,12 +53,12 @@ import numpy as np
 from mpi4py import MPI
 
 from fe2.core import linalg
-from fe2.core.errors import SolverError, point_failure
-from fe2.micro.cell import virgin_tangent
-from fe2.micro.operators import CellOperators
+from fe2.core.errors import SolverError
+from fe2.micro.engines.base import EngineAnswer, MicroEngine, NonlocalAnswer, PointBatch, Predictor
+from fe2.micro.phases import virgin_tangent
 
 if TYPE_CHECKING:
-    from fe2.micro.nonlinear import NonlinearCellProblem
+    from fe2.micro.problem import MicroProblem
 
 __all__ = ["BatchedEngine"]
 
@@ -69,14 +69,17 @@ class _Evaluation:
     __slots__ = ("dsd", "e_local", "elastic", "deq", "flux", "ok", "r", "rforces", "rnorm", "tang", "trial")
 
 
-class BatchedEngine:
-    """Batched micro Newton for the template ``cell`` (collective on its communicator; see
-    the module docstring).
+class BatchedEngine(MicroEngine):
+    """Batched micro Newton for the micro ``problem`` of a template (collective on its
+    communicator; see the module docstring).
 
-    :attr:`stats` counts ``factorisations`` (numeric, per point), ``template_solves``
-    (solves with the elastic factorisation instead) and ``shortcut`` (evaluations
-    answered without any factorisation).
+    Besides the common counters it counts ``factorisations`` (numeric, per point),
+    ``template_solves`` (solves with the elastic factorisation instead) and ``shortcut``
+    (evaluations answered without any factorisation).
     """
+
+    name = "batched"
+    counters = (*MicroEngine.counters, "factorisations", "template_solves", "shortcut")
 
     #: bytes of per-point micro arrays (fluxes, tangents) a batch may hold
     MEMORY = 64e6
@@ -86,43 +89,48 @@ class BatchedEngine:
     #: balancer decides by measured time)
     TEMPLATE_GROUP = 16
 
-    def __init__(self, cell: NonlinearCellProblem) -> None:
-        self.cell = cell
-        self.op = op = CellOperators(cell, cell.quadrature)
-        n, P = cell.size, op.num_points
+    def __init__(self, problem: MicroProblem) -> None:
+        super().__init__(problem)
+        p = problem
+        self.op = op = p.operators
+        n, P = p.size, op.num_points
         chunk = max(1, int(self.MEMORY // (8 * max(P, 1) * n * (n + 2) * 3)))
         # (the same on every process of a distributed template: they solve the same points)
-        self.chunk = cell.comm.allreduce(chunk, op=MPI.MIN) if op.parallel else chunk
+        self.chunk = p.comm.allreduce(chunk, op=MPI.MIN) if op.parallel else chunk
         # the elastic shortcut needs every law to tell, and the template's tensors to be
         # the laws' virgin tangents (they are unless a phase was given another tensor)
         self.shortcut = all(
             ph.law.elastic(ph.law.initial_state(1), ph.law.initial_state(1)) is not None
             and np.allclose(ph.tensor, virgin_tangent(ph.law), rtol=1e-13, atol=0.0)
-            for ph in cell.phases)
+            for ph in p.phases)
         #: start each micro Newton from a first-order prediction of the solution, from the
         #: point's last trial fluctuation and its sensitivity ``dW/dE`` (the solution of the
-        #: previous macro iteration, or the committed one after a commit or revert; see
-        #: :meth:`NonlinearCellProblem._evaluate_points`) instead of the committed
-        #: fluctuation: fewer iterations, the same solution where it is unique. Not with
-        #: softening (driven damage) laws, whose cell problem may have several solutions:
-        #: there the committed start of the reference path is kept.
-        self.warm_trial = not any(ph.law.driven for ph in cell.phases)
-        self.stats = {"factorisations": 0, "template_solves": 0, "shortcut": 0}
-        #: estimated seconds each point of the last :meth:`evaluate` took (module docstring)
-        self.cost = np.zeros(0)
-        #: seconds spent in :meth:`evaluate` so far
-        self.seconds = 0.0
+        #: previous macro iteration, or the committed one after a commit or revert:
+        #: :meth:`start`) instead of the committed fluctuation: fewer iterations, the same
+        #: solution where it is unique. Not with softening (driven damage) laws, whose cell
+        #: problem may have several solutions: there the committed start of the reference
+        #: path is kept.
+        self.warm_trial = not p.nonlocal_form
         # J2, elasticity: positive definite, unless bordered by Lagrange multipliers
-        definite = cell.symmetric and cell.kinematics == "small" and not op.border
-        options = {**linalg.rve_solver_options(cell.symmetric, definite, op.nnz, parallel=op.parallel,
+        definite = p.symmetric and p.kinematics == "small" and not op.border
+        options = {**linalg.rve_solver_options(p.symmetric, definite, op.nnz, parallel=op.parallel,
                                                saddle=bool(op.border)),
-                   **(cell.petsc_options or {})}
+                   **(p.petsc_options or {})}
         prefix = linalg.unique_prefix("fe2_rve_point_")
         if op.parallel:
-            self.solver = linalg.PatternSolver.distributed(cell.comm, op.num_rows, *op.coo, prefix, options,
-                                                           symmetric=cell.symmetric)
+            self.solver = linalg.PatternSolver.distributed(p.comm, op.num_rows, *op.coo, prefix, options,
+                                                           symmetric=p.symmetric)
         else:
-            self.solver = linalg.PatternSolver(op.indptr, op.indices, prefix, options, symmetric=cell.symmetric)
+            self.solver = linalg.PatternSolver(op.indptr, op.indices, prefix, options, symmetric=p.symmetric)
+
+    def start(self, gradient: np.ndarray, rows: np.ndarray, committed: np.ndarray, predictor: Predictor
+              ) -> np.ndarray:
+        """The first-order prediction ``W + dW/dE (E - E_last)`` from the last evaluation
+        (:attr:`warm_trial`), else the committed fluctuations."""
+        if not self.warm_trial:
+            return committed[rows]
+        return predictor.fluctuation[rows] + np.einsum("mak,mk->ma", predictor.sensitivity[rows],
+                                                       gradient - predictor.gradient[rows])
 
     # --- material ------------------------------------------------------------------------
     def _integrate(self, law, g: np.ndarray, st: np.ndarray, drive_args) -> tuple:
@@ -142,9 +150,9 @@ class BatchedEngine:
     def _material(self, E: np.ndarray, X: np.ndarray, states: list[np.ndarray], drive: np.ndarray | None
                   ) -> _Evaluation:
         """Integrate every phase at fluctuations ``X`` ``(m, nfree)`` of macro gradients
-        ``E`` ``(m, n)`` from committed ``states`` (per phase ``(m, Pk, s)``), as
-        :meth:`NonlinearCellProblem._material` does for one point, and form the residuals."""
-        c, op = self.cell, self.op
+        ``E`` ``(m, n)`` from committed ``states`` (per phase ``(m, Pk, s)``), as the
+        reference engine does for one point, and form the residuals."""
+        p, op = self.problem, self.op
         m, n = E.shape
         P = op.num_points
         g = op.gradients(E, X)
@@ -158,14 +166,14 @@ class BatchedEngine:
         if drive is not None:
             ev.dsd, ev.deq = np.zeros((m, P, n)), np.zeros((m, P, n))
             e_loc = np.zeros(m)
-            for k, (ph, idx) in enumerate(zip(c.phases, c.phase_points)):
-                if c._driven[k]:
+            for k, (ph, idx, driven) in enumerate(zip(p.phases, p.phase_points, p.driven)):
+                if driven:
                     e, de = ph.law.equivalent_of(g[:, idx].reshape(-1, n))
                     eqs[k] = (e, de)
                     e_loc += e.reshape(m, -1) @ weights[idx]
-            ev.e_local = self.op.sum(e_loc) / c.damage_volume
+            ev.e_local = self.op.sum(e_loc) / p.damage_volume
             shift = drive - ev.e_local
-        for k, (ph, idx, st) in enumerate(zip(c.phases, c.phase_points, states)):
+        for k, (ph, idx, st) in enumerate(zip(p.phases, p.phase_points, states)):
             args = (*eqs[k], shift) if k in eqs else None
             try:
                 f, t, new, ds, de = self._integrate(ph.law, g[:, idx], st, args)
@@ -203,25 +211,25 @@ class BatchedEngine:
         """``flags`` true on every process of the template."""
         if not self.op.parallel:
             return flags
-        return self.op.sum(flags.astype(np.int64)) == self.cell.comm.size
+        return self.op.sum(flags.astype(np.int64)) == self.problem.comm.size
 
     # --- linear algebra ---------------------------------------------------------------------
     def _template_solve(self, rhs: np.ndarray) -> np.ndarray:
         """Solve with the elastic template's factorisation: rhs ``(m, nfree, k)``."""
-        op, c = self.op, self.cell
+        op = self.op
         m, _, k = rhs.shape
         G = self.TEMPLATE_GROUP
         out = np.empty_like(rhs)
-        full = np.zeros((c.nloc, G * k))
+        full = np.zeros((self.problem.nloc, G * k))
         t0 = time.perf_counter()
         for a in range(0, m, G):  # always G points per solve (zero-padded): see TEMPLATE_GROUP
             g = min(G, m - a)
             full[:, g * k:] = 0.0
             full[op.free, : g * k] = rhs[a:a + g].transpose(1, 0, 2).reshape(op.nfree, g * k)
-            X = c.solve_reduced(full)[op.free, : g * k]
+            X = self.problem.elastic_solve(full)[op.free, : g * k]
             out[a:a + g] = X.reshape(op.nfree, g, k).transpose(1, 0, 2)
         self._time[1] += time.perf_counter() - t0
-        self.stats["template_solves"] += m
+        self._count["template_solves"] += m
         return out
 
     def _solve(self, tang: np.ndarray, elastic: np.ndarray, rhs: np.ndarray, failed: dict[int, str],
@@ -237,7 +245,7 @@ class BatchedEngine:
             self._work[ids[elastic], 1] += 1
         own = np.flatnonzero(~elastic)
         if own.size:
-            values = self.op.jacobian_values(tang[own], symmetric=self.cell.symmetric)
+            values = self.op.jacobian_values(tang[own], symmetric=self.problem.symmetric)
             t0 = time.perf_counter()
             for j, i in enumerate(own):
                 try:
@@ -245,76 +253,54 @@ class BatchedEngine:
                     out[i] = self.solver.solve(self.op.pad(rhs[i]))[:self.op.nfree]
                 except SolverError as err:
                     failed.setdefault(int(ids[i]), str(err))
-                self.stats["factorisations"] += 1
+                self._count["factorisations"] += 1
             self._time[0] += time.perf_counter() - t0
             self._work[ids[own], 0] += 1
         return out
 
     # --- the batched Newton ---------------------------------------------------------------------
-    def evaluate(self, E: np.ndarray, W0: np.ndarray, states: list[np.ndarray], e_nl: np.ndarray | None,
-                 failures: dict[int, str] | None = None) -> tuple[np.ndarray, ...]:
-        """Fluxes, tangents, converged fluctuations ``(N, nloc)``, trial states per phase,
-        (with ``e_nl``) the nonlocal sensitivities or else ``None``, and (without ``e_nl``)
-        the sensitivities of the fluctuations ``dW/dE`` ``(N, nloc, n)`` or else ``None``, of
-        points with macro gradients ``E`` ``(N, n)``, starting fluctuations ``W0`` and
-        committed ``states``. Raises
-        :class:`~fe2.core.errors.SolverError` for the first point (in index order) that fails,
-        with ``point`` set; or, given a dict ``failures``, records every failed point there
-        (index: reason) and returns the answers of the others (a failed point's are
-        meaningless). Sets :attr:`cost`."""
+    def evaluate(self, batch: PointBatch) -> EngineAnswer:
+        """The answers of the points of ``batch`` (:meth:`MicroEngine.evaluate
+        <fe2.micro.engines.base.MicroEngine.evaluate>`), in chunks of :attr:`chunk` points."""
         t_start = time.perf_counter()
+        E, W0, states, e_nl = batch
         N, n = E.shape
-        c = self.cell
+        self._count = dict.fromkeys(self.counters, 0)
         self._work = np.zeros((N, 3))  # per point: own factorisations, template solves, material calls
         self._time = [0.0, 0.0]  # seconds in own factorisations + solves, in template solves
-        failed: dict[int, str] = {}
-        sigma, tangent = np.empty((N, n)), np.empty((N, n, n))
-        W = np.zeros((N, c.nloc))
-        trial = [np.empty_like(s) for s in states]
-        nl = (np.empty((N, n)), np.empty(N), np.empty((N, n)), np.empty(N)) if e_nl is not None else None
-        dW = np.empty((N, c.nloc, n)) if e_nl is None else None
+        ans = EngineAnswer.empty(batch, n)
         for a in range(0, N, self.chunk):
             b = min(N, a + self.chunk)
-            out = self._chunk(E[a:b], W0[a:b], [s[a:b] for s in states], None if e_nl is None else e_nl[a:b], a,
-                              failed)
-            sigma[a:b], tangent[a:b], W[a:b] = out[0], out[1], out[2]
-            for t, s in zip(trial, out[3]):
-                t[a:b] = s
-            if nl is not None:
-                for arr, val in zip(nl, out[4]):
-                    arr[a:b] = val
-            if dW is not None:
-                dW[a:b] = out[5]
+            self._chunk(batch.take(slice(a, b)), a, ans)
         total = time.perf_counter() - t_start
-        self.seconds += total
+        self._count["seconds"] = total
         work = self._work
         per = np.zeros(3)
         counts = work.sum(axis=0)
         spent = np.array([self._time[0], self._time[1], max(total - self._time[0] - self._time[1], 0.0)])
         np.divide(spent, counts, out=per, where=counts > 0)
-        self.cost = work @ per
+        ans.cost = work @ per
         if self.op.parallel:  # the group's decisions (load balancing) need the same costs on all its ranks
-            self.cost = self.op.sum(self.cost) / c.comm.size
-        if failures is not None:
-            failures.update(failed)
-        elif failed:
-            first = min(failed)
-            raise point_failure(first, failed[first])
-        return sigma, tangent, W, trial, nl, dW
+            ans.cost = self.op.sum(ans.cost) / self.problem.comm.size
+        ans.counters = self._count
+        return ans
 
-    def _chunk(self, E, W0, states, drive, offset, failed):
-        """:meth:`evaluate` of points ``offset..offset+m-1``; failures go into ``failed``."""
-        c, op = self.cell, self.op
+    def _chunk(self, batch: PointBatch, offset: int, ans: EngineAnswer) -> None:
+        """:meth:`evaluate` of the points ``offset..offset+m-1`` of ``ans`` (``batch``: their inputs)."""
+        p, op = self.problem, self.op
+        rules = p.rules
+        E, W0, states, drive = batch
         m, n = E.shape
-        rtol, max_it, max_cuts = c.rtol, c.max_iterations, c.MAX_CUTS
+        max_it, max_cuts = rules.max_iterations, rules.max_cuts
+        failed = ans.failures
         ids = np.arange(m) + offset
         x = np.array(W0[:, op.free], dtype=float)
-        r_ref = op.norms((E - c.reference) @ c.B_residual.T)
+        r_ref = op.norms((E - p.reference) @ p.unit_residual.T)
         cur = self._material(E, x, states, drive)
         self._work[ids, 2] += 1
         for i in np.flatnonzero(~cur.ok):
-            failed[int(ids[i])] = "the micro material failed at the start of the solve (warm start)"
-        tol = np.maximum(rtol * np.maximum(r_ref, cur.rforces), c.force_floor(E))
+            failed[int(ids[i])] = rules.material_failed_at_start()
+        tol = rules.tolerance(r_ref, cur.rforces, p.floor(E))
         r_prev = np.full(m, np.inf)
         it = np.zeros(m, dtype=int)
         history: list[list[float]] = [[] for _ in range(m)]
@@ -328,20 +314,15 @@ class BatchedEngine:
                 rn = cur.rnorm[idx]
                 for i, v in zip(idx, rn):
                     history[i].append(float(v))
-                stag = (it[idx] > 0) & (rn > 0.5 * r_prev[idx]) & (rn <= 1e3 * tol[idx])
-                tol[idx] = np.where(it[idx] > 0, np.maximum(tol[idx], rtol * cur.rforces[idx]), tol[idx])
+                conv, tol[idx] = rules.converged(it[idx], rn, r_prev[idx], tol[idx], cur.rforces[idx])
                 r_prev[idx] = rn
-                conv = stag | (rn <= tol[idx])
                 done[idx[conv]] = True
                 active[idx[conv]] = False
                 for i in idx[~conv & ~np.isfinite(rn)]:
-                    failed.setdefault(int(ids[i]), "micro Newton residual is not finite")
+                    failed.setdefault(int(ids[i]), rules.not_finite())
                     active[i] = False
                 for i in idx[~conv & np.isfinite(rn) & (it[idx] == max_it)]:
-                    h = history[i]
-                    failed.setdefault(int(ids[i]), (
-                        f"micro Newton did not converge in {it[i]} iterations (residual {h[-1]:.3e}, "
-                        f"tolerance {tol[i]:.3e}, residuals {' '.join(f'{v:.2e}' for v in h)})"))
+                    failed.setdefault(int(ids[i]), rules.no_convergence(int(it[i]), tol[i], history[i]))
                     active[i] = False
             upd = np.flatnonzero(active)
             if not upd.size:
@@ -350,7 +331,7 @@ class BatchedEngine:
             rhs = -cur.r[upd][:, :, None]
             if drive is not None:
                 a_vec = op.condensed(cur.dsd[upd])
-                c_vec = op.condensed(cur.deq[upd]) / c.damage_volume
+                c_vec = op.condensed(cur.deq[upd]) / p.damage_volume
                 rhs = np.concatenate([rhs, a_vec[:, :, None]], axis=2)
             factored[upd[~cur.elastic[upd]]] = True
             sol = self._solve(cur.tang[upd], cur.elastic[upd], rhs, failed, ids[upd])
@@ -375,24 +356,23 @@ class BatchedEngine:
                 ev = self._material(E[pts], xt, [s[pts] for s in states], None if drive is None else drive[pts])
                 self._work[ids[pts], 2] += 1
                 rn = np.where(ev.ok, ev.rnorm, np.inf)
-                acc = np.isfinite(rn) & ((rn < r_old[pending]) | (r_old[pending] <= 1e3 * tol_old[pending]))
+                acc = rules.accept(r_old[pending], rn, tol_old[pending])
                 self._store(cur, ev, pts[acc], np.flatnonzero(acc))
                 x[pts[acc]] = xt[acc]
                 it[pts[acc]] += 1
                 rej = pending[~acc]
                 cuts[rej] += 1
-                c.stats["cuts"] += rej.size
+                self._count["cuts"] += rej.size
                 for j in rej[cuts[rej] > max_cuts]:
                     i = upd[j]
-                    failed.setdefault(int(ids[i]), f"micro Newton line search failed at iteration {it[i] + 1} "
-                                                   f"(residual {r_old[j]:.3e}, {max_cuts} step halvings)")
+                    failed.setdefault(int(ids[i]), rules.line_search_failed(int(it[i]) + 1, r_old[j]))
                     active[i] = False
                 rej = rej[cuts[rej] <= max_cuts]
                 alpha[rej] *= 0.5
                 pending = rej
             check = np.zeros(m, dtype=bool)
             check[upd] = True
-        return self._answer(E, x, cur, it, drive, ids, factored, failed)
+        self._answer(E, x, cur, it, drive, ids, factored, ans)
 
     @staticmethod
     def _store(cur: _Evaluation, ev: _Evaluation, dst: np.ndarray, src: np.ndarray) -> None:
@@ -404,32 +384,33 @@ class BatchedEngine:
         if hasattr(ev, "dsd"):
             cur.dsd[dst], cur.deq[dst], cur.e_local[dst] = ev.dsd[src], ev.deq[src], ev.e_local[src]
 
-    def _answer(self, E, x, cur, it, drive, ids, factored, failed):
+    def _answer(self, E, x, cur, it, drive, ids, factored, ans: EngineAnswer) -> None:
         """Fluxes, consistent tangents (sensitivities with the converged Jacobian) and the
-        states of the converged points, as :meth:`NonlinearCellProblem.solve_point`
-        (points already in ``failed`` get meaningless answers at the cost of a template
-        solve; a failed factorisation is added to ``failed``)."""
-        c, op = self.cell, self.op
+        states of the converged points ``ids`` into ``ans``, as the reference engine gives
+        them (points already failed get meaningless answers at the cost of a template
+        solve; a failed factorisation is added to the failures)."""
+        p, op = self.problem, self.op
+        failed = ans.failures
         m, n = E.shape
-        V, w = c.volume, op.weights
+        V, w = p.volume, op.weights
         sigma = op.sum(np.einsum("p,mpi->mi", w, cur.flux)) / V
         mean_t = op.sum(np.einsum("p,mpij->mij", w, cur.tang)) / V
         Bt = -op.condensed(cur.tang)  # (m, nfree, n): columns -int G v . T e_k
-        Lt = -Bt if c.symmetric else op.condensed(cur.tang.transpose(0, 1, 3, 2))
-        c.stats["solves"] += m
-        c.stats["newton_iterations"] += int(it.sum())
+        Lt = -Bt if p.symmetric else op.condensed(cur.tang.transpose(0, 1, 3, 2))
+        self._count["solves"] += m
+        self._count["newton_iterations"] += int(it.sum())
         bad = np.isin(ids, list(failed))
-        self.stats["shortcut"] += int((cur.elastic & ~factored & ~bad).sum())
+        self._count["shortcut"] += int((cur.elastic & ~factored & ~bad).sum())
         elastic = cur.elastic | bad
         if drive is None:
             X = self._solve(cur.tang, elastic, Bt, failed, ids)
             tangent = mean_t + op.sum(np.einsum("mai,mak->mik", Lt, X)) / V
             nl = None
-            dW = op.to_full(X)[:, : c.nloc]
+            dW = op.to_full(X)[:, : p.nloc]
         else:
             a = op.condensed(cur.dsd)
-            cv = op.condensed(cur.deq) / c.damage_volume
-            mv = op.sum(np.einsum("p,mpi->mi", w, cur.deq)) / c.damage_volume
+            cv = op.condensed(cur.deq) / p.damage_volume
+            mv = op.sum(np.einsum("p,mpi->mi", w, cur.deq)) / p.damage_volume
             sbar = op.sum(np.einsum("p,mpi->mi", w, cur.dsd)) / V
             rhs = np.concatenate([Bt + a[:, :, None] * mv[:, None, :], -a[:, :, None], a[:, :, None]], axis=2)
             Xa = self._solve(cur.tang, elastic, rhs, failed, ids)
@@ -441,11 +422,17 @@ class BatchedEngine:
             LdW = op.sum(np.einsum("mai,mak->mik", Lt, dW)) / V
             tangent = mean_t + LdW[:, :, :n] - sbar[:, :, None] * (cdW[:, None, :n] + mv[:, None, :])
             dsig_de = LdW[:, :, n] + sbar * (1.0 - cdW[:, n:n + 1])
-            nl = (dsig_de, cur.e_local.copy(), mv + cdW[:, :n], cdW[:, n].copy())
+            nl = NonlocalAnswer(dsig_de, cur.e_local.copy(), mv + cdW[:, :n], cdW[:, n].copy())
             dW = None
-        # the micro fields of the last point (NonlinearCellProblem.micro_fields)
-        c._grads, c._flux, c._tang = op.gradients(E[-1:], x[-1:])[0], cur.flux[-1].copy(), cur.tang[-1].copy()
-        return sigma, tangent, op.to_full(x)[:, : c.nloc], cur.trial, nl, dW
+        rows = slice(int(ids[0]), int(ids[-1]) + 1)
+        ans.flux[rows], ans.tangent[rows], ans.fluctuation[rows] = sigma, tangent, op.to_full(x)[:, : p.nloc]
+        for dst, src in zip(ans.states, cur.trial):
+            dst[rows] = src
+        if dW is not None:
+            ans.sensitivity[rows] = dW
+        if nl is not None:
+            for dst, src in zip(ans.nonlocal_, nl):
+                dst[rows] = src
 
     def destroy(self) -> None:
         self.solver.destroy()
