@@ -13,6 +13,7 @@ from fe2.geometry import generators
 from fe2.geometry.rvemesh import load_rve_mesh
 from fe2.materials import LinearElastic
 from fe2.materials.plasticity import J2Plasticity
+from fe2.micro.engines import ENGINES
 from fe2.micro.nonlinear import NonlinearCellProblem
 from fe2.micro.phases import Phase
 from fe2.parallel.balance import assign
@@ -97,8 +98,10 @@ def strains(rank):
 
 
 @pytest.mark.skipif(COMM.size != 2, reason="balancing needs 2 ranks (run under mpirun -n 2)")
-def test_balanced_evaluations_equal_each_rank_on_its_own(circle):
-    own, bal = j2_cell(circle), j2_cell(circle)
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_balanced_evaluations_equal_each_rank_on_its_own(circle, engine):
+    """The balancer serves every engine through the engine contract."""
+    own, bal = j2_cell(circle, engine=engine), j2_cell(circle, engine=engine)
     bal.balance_over(COMM)
     E = strains(COMM.rank)
     partly = 0.7 * E
@@ -124,9 +127,10 @@ def test_balanced_evaluations_equal_each_rank_on_its_own(circle):
 
 
 @pytest.mark.skipif(COMM.size != 2, reason="balancing needs 2 ranks (run under mpirun -n 2)")
-def test_a_point_failing_on_another_rank_is_reported_by_its_home_rank(circle):
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_a_point_failing_on_another_rank_is_reported_by_its_home_rank(circle, engine):
     # the plastic point needs more than 2 micro iterations; it is evaluated on rank 1
-    cell = j2_cell(circle, max_iterations=2)
+    cell = j2_cell(circle, max_iterations=2, engine=engine)
     cell.balance_over(COMM)
     E = strains(COMM.rank)
     mine = None
