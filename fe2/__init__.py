@@ -6,8 +6,13 @@ Subpackages, one concept each (see README.md, "Layout"):
   the physics registry, quadrature points, gmsh sessions
 - :mod:`fe2.materials`  the law and point-material interfaces, the state bank, the law
   registry, the laws, one-law and phase-wise point materials
-- :mod:`fe2.micro`      RVE meshes (generators, loading), micro boundary conditions, the
-  linear and the nonlinear cell problem
+- :mod:`fe2.geometry`   RVE geometry: periodic mesh generators, reading RVE meshes, periodicity
+- :mod:`fe2.micro`      the cell problems: micro boundary conditions, the condensed fluctuation
+  space, the linear and the nonlinear cell problem, the description of the micro problem,
+  the micro Newton's rules and the micro engines (``micro/engines/``)
+- :mod:`fe2.parallel`   load balancing, rank groups (``ranks_per_rve``), the
+  partition-independent state layout
+- :mod:`fe2.studies`    studies on the cell problems: the RVE size study
 - :mod:`fe2.macro`      macro meshes, loads, formulations (local, gradient), the macro problem
 - :mod:`fe2.solvers`    the Newton driver, path following (one class per control)
 - :mod:`fe2.io`         configuration, the factory, the results folder, example cases

@@ -75,3 +75,56 @@ def test_physics_and_control_registries_are_the_configuration_choices():
     reference = config.reference_markdown()
     for name in list(PHYSICS) + list(CONTROLS) + list(LAWS):
         assert f"``{name}``" in reference
+
+
+def _fe2_imports() -> dict[str, set[str]]:
+    """Every fe2 module and the fe2 modules it imports anywhere (top level, in functions and
+    under ``TYPE_CHECKING`` alike), read from the source. The root package ``fe2`` (which
+    every module's import runs first anyway; ``fe2 info`` reads its version) is left out."""
+    import ast
+    from pathlib import Path
+
+    root = Path(fe2.__file__).parent
+    names = dict.fromkeys(MODULES)
+    graph: dict[str, set[str]] = {}
+    for name in names:
+        rel = name.split(".")[1:]
+        path = root.joinpath(*rel, "__init__.py") if (root.joinpath(*rel)).is_dir() else root.joinpath(*rel[:-1],
+                                                                                                       rel[-1] + ".py")
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+                found |= {f"{node.module}.{a.name}" for a in node.names}  # `from package import module`
+        graph[name] = {m for m in found if m in names and m != name}
+    return graph
+
+
+def test_no_import_circle_inside_fe2():
+    graph = _fe2_imports()
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+
+    def visit(m: str, trail: list[str]) -> None:
+        state[m] = 1
+        for d in sorted(graph[m]):
+            assert state.get(d) != 1, "import circle: " + " -> ".join(trail[trail.index(d):] + [d])
+            if d not in state:
+                visit(d, trail + [d])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+
+
+def test_the_engines_know_the_description_not_the_templates():
+    """The micro engines import nothing of the template modules (they get the immutable
+    :class:`fe2.micro.problem.MicroProblem`), and the parallel layer reaches the engines
+    through their contract only."""
+    graph = _fe2_imports()
+    templates = {"fe2.micro.nonlinear", "fe2.micro.cell"}
+    for m in (m for m in graph if m.startswith("fe2.micro.engines")):
+        assert not graph[m] & templates, (m, graph[m] & templates)
+    assert graph["fe2.parallel.balance"] <= {"fe2.micro.engines.base"}
