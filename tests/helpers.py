@@ -185,3 +185,38 @@ def spawn(case: dict, out: Path, ranks: int = 1, kill_after: int = 0, restart: b
     else:
         assert p.returncode == 0, p.stderr
     return p
+
+
+def quadratic_constants(residuals):
+    """``e_{k+1} / e_k^2`` of the relative residuals ``e`` after the first update, where
+    round-off does not yet dominate: bounded for quadratic convergence (for linear
+    convergence at rate ``c`` it is ``c / e_k``, which grows without bound)."""
+    e = np.asarray(residuals) / residuals[0]
+    return [e[k + 1] / e[k] ** 2 for k in range(1, len(e) - 1) if e[k + 1] > 1e-13]
+
+
+#: the thermal cases' inclusion conductivity and matrix laws
+K_INCLUSION = 10.0
+NONLINEAR_CONDUCTION = {"law": "nonlinear_conduction", "k": 1.0, "grad_ref": 0.5}
+LINEAR_CONDUCTION = {"law": "conduction", "k": 1.0}
+PLATE = {"generator": "plate_with_hole", "h": 0.3, "h_hole": 0.15, "radius": 0.3}
+
+
+def thermal_case(matrix, mesh=PLATE, dirichlet=({"boundary": "hole", "value": 0.0},),
+                 flux=({"boundary": "top", "value": 2.0},), source=1.0, material="rve", steps=2, degree=2,
+                 rve_generate=None, output="none"):
+    macro = {"degree": degree, "material": material, "mesh": dict(mesh), "dirichlet": list(dirichlet),
+             "flux": list(flux)}
+    if source is not None:
+        macro["source"] = source
+    """A thermal FE² case on a plate with a hole (or ``mesh``) with a ``matrix`` law around
+    a conducting inclusion; a fresh copy, which tests edit."""
+    return json.loads(json.dumps({  # a deep copy: tests edit it
+        "title": "thermal test", "macro": macro, "loading": {"steps": steps},
+        "rve": {"physics": "conduction", "rtol": 1e-12,
+                "generate": rve_generate or {"kind": "circle", "radius": 0.3, "h": 0.2},
+                "phases": {"matrix": dict(matrix, tag=1), "inclusion": {"law": "conduction", "tag": 2,
+                                                                         "k": K_INCLUSION}}},
+        "solver": {"rtol": 1e-11, "atol": 1e-14, "max_iterations": 12},
+        "output": {"format": output},
+    }))

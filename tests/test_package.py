@@ -128,3 +128,16 @@ def test_the_engines_know_the_description_not_the_templates():
     for m in (m for m in graph if m.startswith("fe2.micro.engines")):
         assert not graph[m] & templates, (m, graph[m] & templates)
     assert graph["fe2.parallel.balance"] <= {"fe2.micro.engines.base"}
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in tests/helpers.py (and fixtures in conftest.py)."""
+    import ast
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    for path in sorted(tests.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0].startswith("test_") for n in names), (path.name, names)

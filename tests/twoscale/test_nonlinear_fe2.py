@@ -10,7 +10,7 @@ from mpi4py import MPI
 from fe2 import twoscale
 from fe2.core.errors import SolverError
 from fe2.materials.base import PointMaterial
-from helpers import gathered_field, relmax, serial_and_parallel
+from helpers import gathered_field, quadratic_constants, relmax, serial_and_parallel
 from helpers import run_case as run
 
 J2 = {"law": "j2", "E": 1.0, "nu": 0.3, "sigma_y": 0.01, "H_iso": 0.2, "Q": 0.005, "b": 50.0, "H_kin": 0.1}
@@ -53,14 +53,6 @@ def test_homogeneous_rve_reproduces_single_scale(tmp_path, physics, law):
     if physics == "elasticity":  # really plastic: the reaction-displacement curve bends
         r = [s["reaction_right_x"] for s in single.summary["steps"]]
         assert r[2] - r[1] < 0.8 * r[0]
-
-
-def quadratic_constants(residuals):
-    """``e_{k+1} / e_k^2`` of the relative residuals ``e`` after the first update, where
-    round-off does not yet dominate: bounded for quadratic convergence (for linear
-    convergence at rate ``c`` it is ``c / e_k``, which grows without bound)."""
-    e = np.asarray(residuals) / residuals[0]
-    return [e[k + 1] / e[k] ** 2 for k in range(1, len(e) - 1) if e[k + 1] > 1e-13]
 
 
 def test_macro_newton_converges_quadratically_on_plastic_fe2(tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from helpers import plastic_plate_case, run_case, spawn, xdmf_stamps
+from helpers import NONLINEAR_CONDUCTION, plastic_plate_case, run_case, spawn, thermal_case, xdmf_stamps
 
 pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns its own runs (and mpirun); serial run only")
 
@@ -136,9 +136,7 @@ def test_gradient_damage_under_dissipation_control_restarts_exactly(tmp_path):
 
 
 def test_thermal_run_killed_and_restarted_ends_like_an_uninterrupted_one(tmp_path):
-    from test_thermal_fe2 import NONLINEAR, thermal_case
-
-    case = thermal_case(NONLINEAR, steps=3, output="xdmf")
+    case = thermal_case(NONLINEAR_CONDUCTION, steps=3, output="xdmf")
     ref = tmp_path / "ref"
     run_case(case, MPI.COMM_SELF, tmp=ref)
     run = tmp_path / "run"

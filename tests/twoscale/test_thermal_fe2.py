@@ -7,36 +7,13 @@ import json
 import numpy as np
 import pytest
 from mpi4py import MPI
-from test_nonlinear_fe2 import quadratic_constants
 
 from fe2.core.errors import ConfigError
 from fe2.io import config
-from helpers import gathered_field, relmax, serial_and_parallel
+from helpers import K_INCLUSION, gathered_field, quadratic_constants, relmax, serial_and_parallel, thermal_case
+from helpers import LINEAR_CONDUCTION as LINEAR
+from helpers import NONLINEAR_CONDUCTION as NONLINEAR
 from helpers import run_case as run
-
-K_INCLUSION = 10.0
-NONLINEAR = {"law": "nonlinear_conduction", "k": 1.0, "grad_ref": 0.5}
-LINEAR = {"law": "conduction", "k": 1.0}
-PLATE = {"generator": "plate_with_hole", "h": 0.3, "h_hole": 0.15, "radius": 0.3}
-
-
-def thermal_case(matrix, mesh=PLATE, dirichlet=({"boundary": "hole", "value": 0.0},),
-                 flux=({"boundary": "top", "value": 2.0},), source=1.0, material="rve", steps=2, degree=2,
-                 rve_generate=None, output="none"):
-    macro = {"degree": degree, "material": material, "mesh": dict(mesh), "dirichlet": list(dirichlet),
-             "flux": list(flux)}
-    if source is not None:
-        macro["source"] = source
-    return json.loads(json.dumps({  # a deep copy: tests edit it
-        "title": "thermal test", "macro": macro, "loading": {"steps": steps},
-        "rve": {"physics": "conduction", "rtol": 1e-12,
-                "generate": rve_generate or {"kind": "circle", "radius": 0.3, "h": 0.2},
-                "phases": {"matrix": dict(matrix, tag=1), "inclusion": {"law": "conduction", "tag": 2,
-                                                                         "k": K_INCLUSION}}},
-        "solver": {"rtol": 1e-11, "atol": 1e-14, "max_iterations": 12},
-        "output": {"format": output},
-    }))
-
 
 #: layers normal to x: under a macro gradient along x each layer has a uniform gradient
 LAMINATE_X = {"kind": "laminate", "fractions": [0.5, 0.5], "normal": 0, "h": 0.25}
