@@ -17,7 +17,7 @@ law's internal variables), what checkpoints and load balancing move around.
 
 Both micro engines are measured in the same run, one after the other on the same RVE,
 points and load levels (``--engine`` picks one): ``reference`` (the per-point path with
-dolfinx assembly) and ``batched`` (:mod:`fe2.micro.batched`), which also reports the
+dolfinx assembly) and ``batched`` (:mod:`fe2.micro.engines.batched`), which also reports the
 evaluations its exact elastic shortcut answered. Each level records the norm of the
 homogenized stresses, so the JSON shows that both engines computed the same numbers.
 

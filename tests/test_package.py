@@ -141,3 +141,26 @@ def test_no_test_module_imports_another():
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.split(".")[0].startswith("test_") for n in names), (path.name, names)
+
+
+def test_the_readme_layout_table_matches_the_tree():
+    """Every module of fe2 is in README.md's layout table, and every file the table names exists."""
+    import re
+    from pathlib import Path
+
+    root = Path(fe2.__file__).parent.parent
+    text = (root / "README.md").read_text()
+    table = text[text.index("## Layout"):text.index("## Configuration reference")]
+    named, package = set(), None
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[1].startswith("`"):
+            continue
+        package = cells[0].strip("`") or package
+        named |= {package + name for name in re.findall(r"`([\w./]+)`", cells[1])}
+    tree = {str(p.relative_to(root)) for p in (root / "fe2").rglob("*.py")
+            if p.name not in ("__init__.py", "__main__.py")}
+    tree |= {str(p.relative_to(root)) + "/" for p in (root / "fe2").rglob("*") if p.is_dir()
+             and p.name == "cases"}
+    assert not tree - named, f"modules missing from README.md's layout table: {sorted(tree - named)}"
+    assert all((root / n).exists() for n in named), [n for n in named if not (root / n).exists()]
