@@ -33,7 +33,7 @@ from fe2.io import checkpoint, factory, results
 from fe2.io.config import CaseConfig
 from fe2.io.results import ResultsWriter
 from fe2.io.snapshots import Snapshots
-from fe2.macro import loads
+from fe2.macro import loads, supports
 from fe2.macro.problem import MacroProblem
 from fe2.materials.base import PointMaterial
 from fe2.materials.points import LinearMaterial, MaterialPoints
@@ -136,12 +136,12 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
                            quadrature_degree=cfg.macro.quadrature_degree, dirichlet=dirichlet,
                            traction=traction, petsc_options=cfg.solver.petsc_options, nonlocal_length=length,
                            source=cfg.macro.source, source_amplitude=amplitudes.get(cfg.macro.source_amplitude))
-    clash = problem.conflicting_supports()
+    clash = supports.conflicting_supports(problem)
     if clash:
         raise ConfigError(f"{cfg.source}: key 'macro.dirichlet': {'; '.join(clash)}; a node takes one value per "
                           "component, so prescribe that component on one of the two boundaries only, or the same "
                           "value on both")
-    free = problem.free_rigid_motions()
+    free = supports.free_rigid_motions(problem)
     if free and problem.scalar:
         raise ConfigError(f"{cfg.source}: key 'macro.dirichlet': no temperature is prescribed on any node (the "
                           "boundaries named have no facets), so the macro problem is singular")
