@@ -15,6 +15,10 @@ unknown ``(u, e)``) adds its own terms. Newton iterations are
 :func:`fe2.solvers.newton.newton` on the :class:`Equilibrium` system.
 All methods are collective on ``mesh.comm`` unless said otherwise.
 
+The checks of the supports are :mod:`fe2.macro.supports`; what a run reports about the
+state (reactions, boundary means, integrals, cell averages) is
+:class:`fe2.macro.observables.Observables`.
+
 For a scalar material (``kinematics == "scalar"``: steady heat conduction) ``u`` is the
 temperature ``T``, ``eps(v) = grad v``, ``sigma = K grad T`` is the negative heat flux,
 ``t_b`` the heat flux into the body through boundary ``b`` and a volumetric heat source
@@ -41,7 +45,6 @@ from fe2.core.quadrature import QuadraturePoints, default_degree, geometry_degre
 from fe2.macro.formulations import GradientFormulation, LocalFormulation
 from fe2.macro.loads import Amplitude, Dirichlet, Traction, scale
 from fe2.macro.mesh import MacroMesh
-from fe2.macro.supports import owned_dofs
 from fe2.materials.base import PointMaterial
 from fe2.solvers.newton import NewtonReport, newton
 
@@ -117,7 +120,9 @@ class MacroProblem:
         G = measure(self.kinematics, gdim)
         reference = ufl.as_vector(reference_gradient(self.kinematics, gdim).tolist())
         self._strain_expr = qp.expression(G(u_expr) if self.kinematics == "small" else reference + G(u_expr))
-        self._qdofs = qp.dofs(Qs)  # (cells x points)
+        #: ``(N_owned,)`` the dof of each owned point in the quadrature spaces (block size
+        #: ``n`` in ``strain`` and ``sigma``, ``n * n`` in ``tangent``)
+        self.point_dofs = qp.dofs(Qs)
         self.num_owned_cells = qp.num_owned_cells
         self.num_points_per_cell = qp.num_points_per_cell
         self.num_owned_points = qp.num_points
@@ -147,7 +152,8 @@ class MacroProblem:
             self.bcs.append(fem.dirichletbc(c, dofs, space))
             self._bc_values.append((c, d.value, d.amplitude))
         self.traction = list(traction)
-        ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
+        #: the boundary measure, the facet tags its subdomains
+        self.ds = ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
         dx = qp.dx
 
         # --- forms ------------------------------------------------------------------------
@@ -155,7 +161,7 @@ class MacroProblem:
         own = form.residual(G)
         if own is not None:
             F += own
-        self._tractions = []
+        self._tractions = []  # (constant, value at load factor 1, amplitude), as _bc_values
         width = 1 if scalar else gdim  # values per surface load
         for t in self.traction:
             if len(t.value) != width:
@@ -163,8 +169,11 @@ class MacroProblem:
                                  f"components, expected {width}")
             value = np.asarray(t.value, float)
             tc = fem.Constant(mesh, 0.0 if scalar else np.zeros(gdim))
-            self._tractions.append((tc, value[0] if scalar else value, t.tag, t.amplitude))
+            self._tractions.append((tc, value[0] if scalar else value, t.amplitude))
             F -= ufl.inner(tc, v) * ds(t.tag)
+        #: the traction (inward heat flux) of each of :attr:`traction` at the current load
+        #: (:meth:`set_load`), a Constant
+        self.traction_values = [tc for tc, _, _ in self._tractions]
         #: the volumetric heat source (scalar kinematics), scaled by :attr:`load`
         self.source = source
         if source is not None:
@@ -175,30 +184,19 @@ class MacroProblem:
         if own is not None:
             J = J + own
         self._J = fem.form(J)
-        self._Fint = fem.form(ufl.inner(self.sigma, G(v)) * dx)
+        #: the internal forces ``int sigma . eps(v) dx`` (compiled form)
+        self.F_int = fem.form(ufl.inner(self.sigma, G(v)) * dx)
         # load pattern, for path following: w = the prescribed displacements at load 1 on the
         # Dirichlet dofs (0 elsewhere), f_hat = the tractions at load 1, and K^T w
         self._w = fem.Function(self.V)
         self._Kt_w = fem.form(ufl.action(ufl.adjoint(J), self._w))
-        ext = [ufl.inner(tc, v) * ds(tag) for tc, _, tag, _ in self._tractions]
+        ext = [ufl.inner(tc, v) * ds(t.tag) for tc, t in zip(self.traction_values, self.traction)]
         if source is not None:
             ext.append(self.load * source * v * dx)
-        self._F_ext = fem.form(sum(ext[1:], ext[0])) if ext else None
+        #: the external forces at the current load, tractions and source (compiled form; None
+        #: without either)
+        self.F_ext = fem.form(sum(ext[1:], ext[0])) if ext else None
         self._pattern: tuple[PETSc.Vec, PETSc.Vec] | None = None
-        self._one = fem.Function(self.V)
-        self._traction_forms = [(fem.form((tc if scalar else tc[i]) * ds(tag)), tag, i)
-                                for tc, _, tag, _ in self._tractions for i in range(width)]
-        self._source_form = fem.form(self.load * source * dx) if source is not None else None
-        # mean displacement (temperature) of the loaded boundaries, for the history
-        self._means: dict[str, tuple[Any, float]] = {}
-        for tag, name, comps in ([(d.tag, d.name, [d.component]) for d in self.dirichlet]
-                                 + [(t.tag, t.name, list(range(width))) for t in self.traction]):
-            area = self.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * ds(tag))), op=MPI.SUM)
-            for c in comps:
-                key = f"temperature_{name or tag}" if scalar else f"displacement_{name or tag}_{'xyz'[c]}"
-                if key not in self._means and area > 0:
-                    self._means[key] = (fem.form((self.u if scalar else self.u[c]) * ds(tag)), area)
-
         self.A = dolfinx.fem.petsc.create_matrix(self._J)
         self.b = dolfinx.fem.petsc.create_vector(self._F)
         self.dx_vec = dolfinx.fem.petsc.create_vector(self._F)
@@ -225,7 +223,7 @@ class MacroProblem:
         step's work to :attr:`work` (collective)."""
         self.material.commit()
         self.u_committed[:] = self.x.x.array
-        f = dolfinx.fem.petsc.assemble_vector(self._Fint)
+        f = dolfinx.fem.petsc.assemble_vector(self.F_int)
         f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         du = self.x.x.petsc_vec.copy()
         du.axpy(-1.0, self._u_prev)
@@ -285,7 +283,7 @@ class MacroProblem:
         self.load.value = scale(self.source_amplitude, t)
         for c, value, amp in self._bc_values:
             c.value = scale(amp, t) * value
-        for tc, value, _, amp in self._tractions:
+        for tc, value, amp in self._tractions:
             tc.value = scale(amp, t) * value
 
     def strains_at_points(self) -> np.ndarray:
@@ -295,7 +293,7 @@ class MacroProblem:
     def stresses_at_points(self) -> np.ndarray:
         """The material's fluxes (stresses) at the owned quadrature points of the last
         evaluation, ``(N_owned, n)`` (after a converged step: that step's; not collective)."""
-        return self.sigma.x.array.reshape(-1, self.size)[self._qdofs]
+        return self.sigma.x.array.reshape(-1, self.size)[self.point_dofs]
 
     def point_coordinates(self) -> np.ndarray:
         """Coordinates of the owned quadrature points, ``(N_owned, gdim)``, in
@@ -325,9 +323,9 @@ class MacroProblem:
         t_mat = time.perf_counter() - t0
         self.formulation.scatter()
         n = self.size
-        self.strain.x.array.reshape(-1, n)[self._qdofs] = E
-        self.sigma.x.array.reshape(-1, n)[self._qdofs] = sig
-        self.tangent.x.array.reshape(-1, n * n)[self._qdofs] = np.asarray(C).reshape(-1, n * n)
+        self.strain.x.array.reshape(-1, n)[self.point_dofs] = E
+        self.sigma.x.array.reshape(-1, n)[self.point_dofs] = sig
+        self.tangent.x.array.reshape(-1, n * n)[self.point_dofs] = np.asarray(C).reshape(-1, n * n)
         for f in (self.strain, self.sigma, self.tangent):
             f.x.scatter_forward()
         if report is not None:
@@ -393,8 +391,8 @@ class MacroProblem:
             f_hat = w.duplicate()
             with f_hat.localForm() as loc:
                 loc.set(0.0)
-            if self._F_ext is not None:
-                dolfinx.fem.petsc.assemble_vector(f_hat, self._F_ext)
+            if self.F_ext is not None:
+                dolfinx.fem.petsc.assemble_vector(f_hat, self.F_ext)
                 f_hat.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
             self.set_load(load)
             self._pattern = (w, f_hat)
@@ -426,7 +424,7 @@ class MacroProblem:
         w, f_hat = self._load_pattern()
         if committed:
             return self._f_prev.dot(w) - f_hat.dot(self._u_prev)
-        f = dolfinx.fem.petsc.assemble_vector(self._Fint)
+        f = dolfinx.fem.petsc.assemble_vector(self.F_int)
         f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         G = f.dot(w) - f_hat.dot(self.x.x.petsc_vec)
         f.destroy()
@@ -459,56 +457,6 @@ class MacroProblem:
                 log(f"    material failure: {err}")
         return rep
 
-    # -------------------------------------------------------------------------------------
-    def reactions(self) -> dict[str, float]:
-        """The reaction on each Dirichlet boundary in its component: the resultant of the
-        internal minus the applied forces on its prescribed dofs (a dof that is prescribed
-        and carries a traction too, e.g. the corner of a loaded edge and a supported one,
-        takes part of its load straight from the support; a DOF prescribed on two boundaries,
-        e.g. their common corner, counts for the first of them listed); and the resultant of
-        the applied tractions (collective). The reactions and the tractions balance.
-
-        Keys: ``reaction_<boundary>_<x|y|z>`` and ``force_<boundary>_<x|y|z>``. For a
-        scalar field (conduction) ``heat_in_<boundary>``: the heat flowing into the body
-        through the boundary, at a prescribed temperature (the reaction) or as the applied
-        flux (both add up on a boundary that has both), and ``heat_source`` (the integral
-        of the source); at equilibrium they sum to zero."""
-        out = {}
-        fint = dolfinx.fem.petsc.assemble_vector(self._Fint)
-        fint.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        if self._F_ext is not None:
-            fext = dolfinx.fem.petsc.assemble_vector(self._F_ext)
-            fext.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-            fint.axpy(-1.0, fext)
-            fext.destroy()
-        counted = np.zeros(self._one.x.array.size, dtype=bool)
-        for d, bc in zip(self.dirichlet, self.bcs):
-            self._one.x.array[:] = 0.0
-            dofs = owned_dofs(bc)
-            dofs = dofs[~counted[dofs]]  # a DOF of two boundaries (a corner) counts for the first
-            counted[dofs] = True
-            self._one.x.array[dofs] = 1.0
-            # the reaction force on the body; for heat, the heat the boundary supplies
-            key = f"heat_in_{d.name or d.tag}" if self.scalar else f"reaction_{d.name or d.tag}_{'xyz'[d.component]}"
-            out[key] = out.get(key, 0.0) + fint.dot(self._one.x.petsc_vec)
-        fint.destroy()
-        for form, tag, i in self._traction_forms:
-            name = next((t.name for t in self.traction if t.tag == tag and t.name), str(tag))
-            key = f"heat_in_{name}" if self.scalar else f"force_{name}_{'xyz'[i]}"
-            out[key] = out.get(key, 0.0) + self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
-        if self._source_form is not None:
-            out["heat_source"] = self.comm.allreduce(fem.assemble_scalar(self._source_form), op=MPI.SUM)
-        return out
-
-    def boundary_means(self) -> dict[str, float]:
-        """The mean displacement component of every boundary with a prescribed displacement
-        (its prescribed components) or a traction (all components), as
-        ``displacement_<boundary>_<x|y|z>``; for a scalar field the mean temperature,
-        ``temperature_<boundary>`` (collective). With :meth:`reactions` they are the
-        force–displacement curves of the boundaries."""
-        return {key: self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM) / area
-                for key, (form, area) in self._means.items()}
-
     def set_time_increment(self, dt: float) -> None:
         """Pseudo-time increment of the next load step, for rate-dependent materials."""
         self.material.set_time_increment(dt)
@@ -517,37 +465,6 @@ class MacroProblem:
         """The material's committed scalar internal variables at the owned points,
         ``{name: (N_owned,)}`` (empty for materials without any; not collective)."""
         return self.material.internal_fields()
-
-    def integral(self, values: np.ndarray) -> float:
-        """Integral over the body of a per-point scalar ``(N_owned,)`` (collective)."""
-        return self.comm.allreduce(float(self.point_volumes @ np.asarray(values)), op=MPI.SUM)
-
-    def dissipated_energy(self, fields: dict[str, np.ndarray] | None = None) -> float:
-        """Energy dissipated in the body so far (committed state): the integral of the
-        material's ``dissipation`` density; 0 for materials that do not track it (collective).
-        ``fields``: :meth:`internal_fields` if the caller has them already."""
-        D = (self.internal_fields() if fields is None else fields).get("dissipation")
-        return self.integral(np.zeros(self.num_owned_points) if D is None else D)
-
-    def out_of_plane_stress(self) -> np.ndarray | None:
-        """Plane strain: the cell averages ``(cells,)`` of the material's out-of-plane stress
-        (``sigma_zz``; finite strain ``P_33``) at the committed state; None in 3D, for
-        conduction, or when the material cannot say (not collective; the answer is the same
-        on every rank)."""
-        if self.gdim != 2 or self.scalar:
-            return None
-        zz = self.material.out_of_plane_stress(self.strains_at_points())
-        return None if zz is None else self.cell_average_scalars(zz)
-
-    def cell_average_scalars(self, values: np.ndarray) -> np.ndarray:
-        """Quadrature-weighted cell averages of a per-point scalar ``(N_owned,)`` -> ``(cells,)``."""
-        return self.quadrature.cell_average(values)
-
-    def cell_averages(self, f: fem.Function) -> np.ndarray:
-        """Quadrature-weighted cell averages of a quadrature function on owned cells,
-        ``(num_owned_cells, n)`` (affine cells; not collective)."""
-        n = self.size
-        return self.quadrature.cell_average(f.x.array.reshape(-1, n)[self._qdofs])
 
     def destroy(self) -> None:
         for obj in (self.ksp, self.A, self.b, self.dx_vec, self._u_prev, self._f_prev,
