@@ -17,7 +17,9 @@ All methods are collective on ``mesh.comm`` unless said otherwise.
 
 The checks of the supports are :mod:`fe2.macro.supports`; what a run reports about the
 state (reactions, boundary means, integrals, cell averages) is
-:class:`fe2.macro.observables.Observables`.
+:class:`fe2.macro.observables.Observables`; the load pattern that dissipation-based path
+following reads is :class:`fe2.macro.pattern.LoadPattern`. Each takes the problem; the
+problem knows none of them.
 
 For a scalar material (``kinematics == "scalar"``: steady heat conduction) ``u`` is the
 temperature ``T``, ``eps(v) = grad v``, ``sigma = K grad T`` is the negative heat flux,
@@ -183,21 +185,18 @@ class MacroProblem:
         own = form.jacobian(G)
         if own is not None:
             J = J + own
-        self._J = fem.form(J)
+        #: the Jacobian (compiled form), and its UFL form for the forms derived from it (the
+        #: load pattern's ``K^T w``, :mod:`fe2.macro.pattern`)
+        self.J, self.J_ufl = fem.form(J), J
         #: the internal forces ``int sigma . eps(v) dx`` (compiled form)
         self.F_int = fem.form(ufl.inner(self.sigma, G(v)) * dx)
-        # load pattern, for path following: w = the prescribed displacements at load 1 on the
-        # Dirichlet dofs (0 elsewhere), f_hat = the tractions at load 1, and K^T w
-        self._w = fem.Function(self.V)
-        self._Kt_w = fem.form(ufl.action(ufl.adjoint(J), self._w))
         ext = [ufl.inner(tc, v) * ds(t.tag) for tc, t in zip(self.traction_values, self.traction)]
         if source is not None:
             ext.append(self.load * source * v * dx)
         #: the external forces at the current load, tractions and source (compiled form; None
         #: without either)
         self.F_ext = fem.form(sum(ext[1:], ext[0])) if ext else None
-        self._pattern: tuple[PETSc.Vec, PETSc.Vec] | None = None
-        self.A = dolfinx.fem.petsc.create_matrix(self._J)
+        self.A = dolfinx.fem.petsc.create_matrix(self.J)
         self.b = dolfinx.fem.petsc.create_vector(self._F)
         self.dx_vec = dolfinx.fem.petsc.create_vector(self._F)
         self.ksp = linalg.direct_solver(self.A, linalg.unique_prefix("fe2_macro_"), petsc_options,
@@ -206,9 +205,12 @@ class MacroProblem:
         #: work done on the body by the external forces up to the last committed step
         #: (trapezoidal in the steps; reactions of prescribed displacements included)
         self.work = 0.0
-        self._u_prev = self.x.x.petsc_vec.copy()
-        self._f_prev = self._u_prev.duplicate()
-        self._f_prev.set(0.0)
+        #: the solution and the internal forces (``F_int`` assembled) at the last committed
+        #: step, as PETSc vectors (:attr:`u_committed` is the solution's local array): the
+        #: work of the next step starts from them
+        self.x_committed = self.x.x.petsc_vec.copy()
+        self.f_int_committed = self.x_committed.duplicate()
+        self.f_int_committed.set(0.0)
         cell_index = mesh.topology.index_map(mesh.topology.dim).local_to_global(qp.cells)
         self._labels = np.stack([np.repeat(cell_index, self.num_points_per_cell),
                                  np.tile(np.arange(self.num_points_per_cell), self.num_owned_cells)], axis=1)
@@ -226,20 +228,20 @@ class MacroProblem:
         f = dolfinx.fem.petsc.assemble_vector(self.F_int)
         f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         du = self.x.x.petsc_vec.copy()
-        du.axpy(-1.0, self._u_prev)
+        du.axpy(-1.0, self.x_committed)
         # trapezoidal rule: the internal forces balance the external ones (reactions included)
-        self.work += 0.5 * (f.dot(du) + self._f_prev.dot(du))
-        self._u_prev.destroy()
-        self._f_prev.destroy()
+        self.work += 0.5 * (f.dot(du) + self.f_int_committed.dot(du))
+        self.x_committed.destroy()
+        self.f_int_committed.destroy()
         du.destroy()
-        self._u_prev, self._f_prev = self.x.x.petsc_vec.copy(), f
+        self.x_committed, self.f_int_committed = self.x.x.petsc_vec.copy(), f
 
     def checkpoint_fields(self) -> dict[str, np.ndarray]:
         """The macro state a restart needs besides the material's, as local arrays laid out
         like ``x.x.array`` (not collective): ``x`` (the committed solution) and ``f_prev``
         (the internal forces there, for the work of the next step)."""
-        self._f_prev.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-        with self._f_prev.localForm() as f:
+        self.f_int_committed.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+        with self.f_int_committed.localForm() as f:
             f_prev = f.array_r.copy()
         return {"x": self.u_committed.copy(), "f_prev": f_prev}
 
@@ -250,9 +252,9 @@ class MacroProblem:
         self.x.x.array[:] = fields["x"]
         self.u_committed[:] = fields["x"]
         self._sync()
-        with self._u_prev.localForm() as loc:
+        with self.x_committed.localForm() as loc:
             loc.array[:] = fields["x"]
-        with self._f_prev.localForm() as loc:
+        with self.f_int_committed.localForm() as loc:
             loc.array[:] = fields["f_prev"]
         self.work = work
         self.set_load(load)
@@ -266,14 +268,6 @@ class MacroProblem:
     def _sync(self) -> None:
         """Copy the displacement (and nonlocal strain) out of the mixed unknown (not collective)."""
         self.formulation.sync()
-
-    # -------------------------------------------------------------------------------------
-    @property
-    def proportional(self) -> bool:
-        """All loads are scaled by one factor, the pseudo-time (no load has an amplitude):
-        what the load pattern of the dissipation control assumes."""
-        return self.source_amplitude is None and all(
-            a is None for *_, a in self._bc_values + self._tractions)
 
     def set_load(self, t: float) -> None:
         """The loads at pseudo-time ``t``: each Dirichlet value, traction and the source
@@ -339,7 +333,7 @@ class MacroProblem:
         with b.localForm() as loc:
             loc.set(0.0)
         dolfinx.fem.petsc.assemble_vector(b, self._F)
-        dolfinx.fem.petsc.apply_lifting(b, [self._J], bcs=[self.bcs], x0=[self.x.x.petsc_vec], alpha=-1.0)
+        dolfinx.fem.petsc.apply_lifting(b, [self.J], bcs=[self.bcs], x0=[self.x.x.petsc_vec], alpha=-1.0)
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         dolfinx.fem.petsc.set_bc(b, self.bcs, self.x.x.petsc_vec, -1.0)
         return b.norm()
@@ -348,7 +342,7 @@ class MacroProblem:
         """Assemble the consistent tangent (Dirichlet rows and columns replaced by the
         identity) into :attr:`A`; it is factorised at the next :meth:`solve` (collective)."""
         self.A.zeroEntries()
-        dolfinx.fem.petsc.assemble_matrix(self.A, self._J, bcs=self.bcs)
+        dolfinx.fem.petsc.assemble_matrix(self.A, self.J, bcs=self.bcs)
         self.A.assemble()
         self.ksp.setOperators(self.A)
 
@@ -373,72 +367,6 @@ class MacroProblem:
             self.x.x.petsc_vec.axpy(alpha, dx)
             self.x.x.scatter_forward()
         self._sync()
-
-    # --- the load pattern, for path following ---------------------------------------------
-    def _load_pattern(self) -> tuple[PETSc.Vec, PETSc.Vec]:
-        """``(w, f_hat)``: the prescribed displacements at load factor 1 on the Dirichlet
-        dofs (0 elsewhere) and the external force vector of the tractions at load factor 1
-        (proportional loads only)."""
-        if not self.proportional:
-            raise ValueError("the load pattern needs proportional loads (no amplitudes)")
-        if self._pattern is None:
-            load = self.time
-            self.set_load(1.0)
-            w = self._w.x.petsc_vec
-            w.set(0.0)
-            dolfinx.fem.petsc.set_bc(w, self.bcs)
-            self._w.x.scatter_forward()
-            f_hat = w.duplicate()
-            with f_hat.localForm() as loc:
-                loc.set(0.0)
-            if self.F_ext is not None:
-                dolfinx.fem.petsc.assemble_vector(f_hat, self.F_ext)
-                f_hat.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-            self.set_load(load)
-            self._pattern = (w, f_hat)
-        return self._pattern
-
-    def load_derivative(self, out: PETSc.Vec) -> None:
-        """``out = d(residual)/d(load factor)`` at fixed ``x`` and tangent, for the residual
-        of :meth:`assemble_residual`: ``K_fD w - f_hat`` on free rows, ``-w`` on Dirichlet
-        rows (collective)."""
-        _, f_hat = self._load_pattern()
-        load = self.time
-        self.set_load(1.0)
-        with out.localForm() as loc:  # ghosts included: they are summed into their owners
-            loc.set(0.0)
-        dolfinx.fem.petsc.apply_lifting(out, [self._J], bcs=[self.bcs], alpha=-1.0)
-        out.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        out.axpy(-1.0, f_hat)
-        dolfinx.fem.petsc.set_bc(out, self.bcs, alpha=-1.0)
-        self.set_load(load)
-
-    def conjugate_force(self, committed: bool = False) -> float:
-        """``G = w . f_int(x) - f_hat . x``: the reactions' resultant along the prescribed
-        displacement pattern minus the tractions' work-conjugate displacement. With it the
-        external work rate is ``G' d(load) + ...`` and, for a material that unloads
-        secantly (damage), the energy dissipated between two equilibrium states is
-        ``(G0 (lam - lam0) - lam0 (G - G0)) / 2`` (see :mod:`fe2.solvers.pathfollowing`); collective.
-        ``committed``: at the last committed state, from the internal forces :meth:`commit`
-        assembled (no assembly)."""
-        w, f_hat = self._load_pattern()
-        if committed:
-            return self._f_prev.dot(w) - f_hat.dot(self._u_prev)
-        f = dolfinx.fem.petsc.assemble_vector(self.F_int)
-        f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        G = f.dot(w) - f_hat.dot(self.x.x.petsc_vec)
-        f.destroy()
-        return G
-
-    def conjugate_force_gradient(self, out: PETSc.Vec) -> None:
-        """``out = dG/dx = K^T w - f_hat`` with the current (unconstrained) consistent
-        tangent ``K`` (collective)."""
-        _, f_hat = self._load_pattern()
-        with out.localForm() as loc:
-            loc.set(0.0)
-        dolfinx.fem.petsc.assemble_vector(out, self._Kt_w)
-        out.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        out.axpy(-1.0, f_hat)
 
     def newton(self, rtol: float = 1e-10, atol: float = 1e-12, max_iterations: int = 20,
                log: Callable[[str], None] | None = None, stop: Callable[[], None] | None = None) -> NewtonReport:
@@ -467,8 +395,7 @@ class MacroProblem:
         return self.material.internal_fields()
 
     def destroy(self) -> None:
-        for obj in (self.ksp, self.A, self.b, self.dx_vec, self._u_prev, self._f_prev,
-                    *(self._pattern[1:] if self._pattern else ())):
+        for obj in (self.ksp, self.A, self.b, self.dx_vec, self.x_committed, self.f_int_committed):
             obj.destroy()
 
 

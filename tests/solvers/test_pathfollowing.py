@@ -29,6 +29,7 @@ from fe2.io import config
 from fe2.macro.loads import Dirichlet
 from fe2.macro.mesh import BOUNDARY_TAGS, rectangle
 from fe2.macro.observables import Observables
+from fe2.macro.pattern import LoadPattern
 from fe2.macro.problem import MacroProblem
 from fe2.materials import LinearElastic
 from fe2.materials.damage import IsotropicDamage
@@ -70,13 +71,13 @@ def weak_strain(problem, observables):
 
 def follow(comm, loading=LOADING, beta=BETA):
     problem, h = bar_problem(comm, beta)
-    observables = Observables(problem)
+    observables, pattern = Observables(problem), LoadPattern(problem)
     rows = []
     for step in pathfollowing.follow(problem, loading, SOLVER):
         rows.append({"lam": step.load_factor, "force": observables.reactions()["reaction_right_x"],
                      "eps": weak_strain(problem, observables),
                      "control": step.control, "dD": step.dissipation, "work": problem.work,
-                     "D": observables.dissipated_energy(), "G": problem.conjugate_force(),
+                     "D": observables.dissipated_energy(), "G": pattern.conjugate_force(),
                      "iterations": step.report.iterations, "residuals": step.report.residuals})
     return problem, h, rows
 
