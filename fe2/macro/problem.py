@@ -80,7 +80,11 @@ class MacroProblem:
         nonlocal form
 
     The unknown is :attr:`x` (``u``, or the mixed ``(u, e)``); :attr:`u` is always the
-    displacement (a copy kept in step with ``x`` in the gradient case).
+    displacement (a copy kept in step with ``x`` in the gradient case). What the
+    observables (:mod:`fe2.macro.observables`) and the load pattern
+    (:mod:`fe2.macro.pattern`) build on is public: the forms ``F_int``, ``F_ext`` and ``J``
+    (``J_ufl``), the boundary measure ``ds``, ``traction_values``, ``point_dofs`` and the
+    committed ``x_committed`` and ``f_int_committed``.
     """
 
     def __init__(self, macro_mesh: MacroMesh, material: PointMaterial, degree: int = 2,
