@@ -161,14 +161,16 @@ def drive(problem, targets, rtol: float, log: Log, min_step: float = 1e-4, max_i
     """Load steps to the ``targets`` with the cut-back rule of :func:`fe2.twoscale.run`
     (:func:`fe2.solvers.pathfollowing.follow` under load control)."""
     from fe2.io import config
+    from fe2.macro.observables import Observables
     from fe2.solvers import pathfollowing
 
+    observables = Observables(problem)
     loading = config.LoadingConfig(factors=tuple(targets), min_step=min_step, growth=growth, easy_iterations=easy)
     solver = config.SolverConfig(rtol=rtol, atol=1e-14, max_iterations=max_iterations)
     rows = []
     for step in pathfollowing.follow(problem, loading, solver):
         row = {"load_factor": step.load_factor, "newton_iterations": step.report.iterations,
-               "time_step_s": step.wall, **problem.reactions()}
+               "time_step_s": step.wall, **observables.reactions()}
         rows.append(row)
         log.detail(f"    DNS load {step.load_factor:.4g}: {step.report.iterations} Newton iterations, "
                    f"{row['time_step_s']:.1f} s")

@@ -38,6 +38,7 @@ from mpi4py import MPI  # noqa: E402
 sys.path.insert(0, str(machine.ROOT))
 from fe2 import twoscale  # noqa: E402
 from fe2.io import config  # noqa: E402
+from fe2.macro.observables import Observables  # noqa: E402
 
 DEFAULT_OUTPUT = machine.ROOT / "benchmarks" / "results" / "mesh_objectivity.json"
 LENGTH, HEIGHT, U_END, L_NONLOCAL = 10.0, 1.0, 0.05, 0.25
@@ -70,8 +71,9 @@ def band_widths(problem, comm) -> tuple[float, float]:
     wmax = comm.allreduce(float(omega.max(initial=0.0)), op=MPI.MAX)
     if wmax <= 0:
         return 0.0, 0.0
-    half = problem.integral(omega >= 0.5 * wmax)
-    return half / HEIGHT, problem.integral(omega) / (wmax * HEIGHT)
+    observables = Observables(problem)
+    half = observables.integral(omega >= 0.5 * wmax)
+    return half / HEIGHT, observables.integral(omega) / (wmax * HEIGHT)
 
 
 def main(argv=None) -> int:

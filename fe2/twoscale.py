@@ -33,7 +33,8 @@ from fe2.io import checkpoint, factory, results
 from fe2.io.config import CaseConfig
 from fe2.io.results import ResultsWriter
 from fe2.io.snapshots import Snapshots
-from fe2.macro import loads
+from fe2.macro import loads, supports
+from fe2.macro.observables import Observables
 from fe2.macro.problem import MacroProblem
 from fe2.materials.base import PointMaterial
 from fe2.materials.points import LinearMaterial, MaterialPoints
@@ -136,12 +137,12 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
                            quadrature_degree=cfg.macro.quadrature_degree, dirichlet=dirichlet,
                            traction=traction, petsc_options=cfg.solver.petsc_options, nonlocal_length=length,
                            source=cfg.macro.source, source_amplitude=amplitudes.get(cfg.macro.source_amplitude))
-    clash = problem.conflicting_supports()
+    clash = supports.conflicting_supports(problem)
     if clash:
         raise ConfigError(f"{cfg.source}: key 'macro.dirichlet': {'; '.join(clash)}; a node takes one value per "
                           "component, so prescribe that component on one of the two boundaries only, or the same "
                           "value on both")
-    free = problem.free_rigid_motions()
+    free = supports.free_rigid_motions(problem)
     if free and problem.scalar:
         raise ConfigError(f"{cfg.source}: key 'macro.dirichlet': no temperature is prescribed on any node (the "
                           "boundaries named have no facets), so the macro problem is singular")
@@ -207,24 +208,24 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def _record(step: Step, problem: MacroProblem, writer: ResultsWriter, say: Callable[[str], None],
-            progress: Progress) -> dict[str, Any]:
+def _record(step: Step, problem: MacroProblem, observables: Observables, writer: ResultsWriter,
+            say: Callable[[str], None], progress: Progress) -> dict[str, Any]:
     """Write one converged step to the results folder and the log (one line); its history row."""
     rep = step.report
-    reac = problem.reactions()
-    means = problem.boundary_means()
+    reac = observables.reactions()
+    means = observables.boundary_means()
     internal = problem.internal_fields()
     energy = {} if problem.scalar else {"external_work": problem.work}
     if "dissipation" in internal:
-        energy["dissipated_energy"] = problem.dissipated_energy(internal)
+        energy["dissipated_energy"] = observables.dissipated_energy(internal)
     row = {"step": step.number, "load_factor": step.load_factor, "control": step.control,
            "newton_iterations": rep.iterations, **reac, **means, **energy,
            "residuals": rep.residuals, "time_rve_s": rep.time_material,
            "time_macro_s": rep.time_macro, "time_step_s": step.wall}
     writer.history(row)
-    writer.fields(step.load_factor, problem.u, problem.cell_averages(problem.strain),
-                  problem.cell_averages(problem.sigma), out_of_plane=problem.out_of_plane_stress(),
-                  scalars={name: problem.cell_average_scalars(v) for name, v in internal.items()},
+    writer.fields(step.load_factor, problem.u, observables.cell_averages(problem.strain),
+                  observables.cell_averages(problem.sigma), out_of_plane=observables.out_of_plane_stress(),
+                  scalars={name: observables.cell_average_scalars(v) for name, v in internal.items()},
                   nodal=problem.formulation.output_fields() or None)
     say(f"  step {step.number} [{progress.line(step)}]: {rep.iterations} iteration{'s' if rep.iterations != 1 else ''}"
         f", {step.wall:.2f} s (RVE {rep.time_material:.2f} s)"
@@ -362,6 +363,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
     with StopRequest(comm, max_wall, start=t_start) as stop:
         with tempfile.TemporaryDirectory(prefix="fe2-stage-") as stage:
             problem, summary = setup(cfg, comm, outdir, say, workdir=Path(stage))
+            observables = Observables(problem)
             resume, saved = None, 0
             if folder is not None:
                 ck, resume = _resume(cfg, comm, problem, folder, summary, say)
@@ -383,7 +385,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
             for step in pathfollowing.follow(problem, cfg.loading, cfg.solver, log=say if verbose and newton else None,
                                              resume=resume, stop=stop, say=say):
                 total_rve_points += step.material_points
-                row = _record(step, problem, writer, say, progress)
+                row = _record(step, problem, observables, writer, say, progress)
                 summary["steps"].append(row)
                 shots = snapshots.write(step.number, step.load_factor)
                 if shots:

@@ -15,6 +15,12 @@ unknown ``(u, e)``) adds its own terms. Newton iterations are
 :func:`fe2.solvers.newton.newton` on the :class:`Equilibrium` system.
 All methods are collective on ``mesh.comm`` unless said otherwise.
 
+The checks of the supports are :mod:`fe2.macro.supports`; what a run reports about the
+state (reactions, boundary means, integrals, cell averages) is
+:class:`fe2.macro.observables.Observables`; the load pattern that dissipation-based path
+following reads is :class:`fe2.macro.pattern.LoadPattern`. Each takes the problem; the
+problem knows none of them.
+
 For a scalar material (``kinematics == "scalar"``: steady heat conduction) ``u`` is the
 temperature ``T``, ``eps(v) = grad v``, ``sigma = K grad T`` is the negative heat flux,
 ``t_b`` the heat flux into the body through boundary ``b`` and a volumetric heat source
@@ -47,13 +53,6 @@ from fe2.solvers.newton import NewtonReport, newton
 __all__ = ["Equilibrium", "MacroProblem"]
 
 
-def owned_dofs(bc: fem.DirichletBC) -> np.ndarray:
-    """The local indices of the dofs a Dirichlet condition prescribes that this rank owns
-    (each prescribed dof once over the ranks)."""
-    dofs, num_owned = bc.dof_indices()
-    return dofs[:num_owned]
-
-
 class MacroProblem:
     """Macro equilibrium with a :class:`~fe2.materials.base.PointMaterial` at the quadrature
     points (collective on ``macro_mesh.mesh.comm``).
@@ -81,7 +80,11 @@ class MacroProblem:
         nonlocal form
 
     The unknown is :attr:`x` (``u``, or the mixed ``(u, e)``); :attr:`u` is always the
-    displacement (a copy kept in step with ``x`` in the gradient case).
+    displacement (a copy kept in step with ``x`` in the gradient case). What the
+    observables (:mod:`fe2.macro.observables`) and the load pattern
+    (:mod:`fe2.macro.pattern`) build on is public: the forms ``F_int``, ``F_ext`` and ``J``
+    (``J_ufl``), the boundary measure ``ds``, ``traction_values``, ``point_dofs`` and the
+    committed ``x_committed`` and ``f_int_committed``.
     """
 
     def __init__(self, macro_mesh: MacroMesh, material: PointMaterial, degree: int = 2,
@@ -123,7 +126,9 @@ class MacroProblem:
         G = measure(self.kinematics, gdim)
         reference = ufl.as_vector(reference_gradient(self.kinematics, gdim).tolist())
         self._strain_expr = qp.expression(G(u_expr) if self.kinematics == "small" else reference + G(u_expr))
-        self._qdofs = qp.dofs(Qs)  # (cells x points)
+        #: ``(N_owned,)`` the dof of each owned point in the quadrature spaces (block size
+        #: ``n`` in ``strain`` and ``sigma``, ``n * n`` in ``tangent``)
+        self.point_dofs = qp.dofs(Qs)
         self.num_owned_cells = qp.num_owned_cells
         self.num_points_per_cell = qp.num_points_per_cell
         self.num_owned_points = qp.num_points
@@ -153,7 +158,8 @@ class MacroProblem:
             self.bcs.append(fem.dirichletbc(c, dofs, space))
             self._bc_values.append((c, d.value, d.amplitude))
         self.traction = list(traction)
-        ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
+        #: the boundary measure, the facet tags its subdomains
+        self.ds = ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
         dx = qp.dx
 
         # --- forms ------------------------------------------------------------------------
@@ -161,7 +167,7 @@ class MacroProblem:
         own = form.residual(G)
         if own is not None:
             F += own
-        self._tractions = []
+        self._tractions = []  # (constant, value at load factor 1, amplitude), as _bc_values
         width = 1 if scalar else gdim  # values per surface load
         for t in self.traction:
             if len(t.value) != width:
@@ -169,8 +175,11 @@ class MacroProblem:
                                  f"components, expected {width}")
             value = np.asarray(t.value, float)
             tc = fem.Constant(mesh, 0.0 if scalar else np.zeros(gdim))
-            self._tractions.append((tc, value[0] if scalar else value, t.tag, t.amplitude))
+            self._tractions.append((tc, value[0] if scalar else value, t.amplitude))
             F -= ufl.inner(tc, v) * ds(t.tag)
+        #: the traction (inward heat flux) of each of :attr:`traction` at the current load
+        #: (:meth:`set_load`), a Constant
+        self.traction_values = [tc for tc, _, _ in self._tractions]
         #: the volumetric heat source (scalar kinematics), scaled by :attr:`load`
         self.source = source
         if source is not None:
@@ -180,32 +189,18 @@ class MacroProblem:
         own = form.jacobian(G)
         if own is not None:
             J = J + own
-        self._J = fem.form(J)
-        self._Fint = fem.form(ufl.inner(self.sigma, G(v)) * dx)
-        # load pattern, for path following: w = the prescribed displacements at load 1 on the
-        # Dirichlet dofs (0 elsewhere), f_hat = the tractions at load 1, and K^T w
-        self._w = fem.Function(self.V)
-        self._Kt_w = fem.form(ufl.action(ufl.adjoint(J), self._w))
-        ext = [ufl.inner(tc, v) * ds(tag) for tc, _, tag, _ in self._tractions]
+        #: the Jacobian (compiled form), and its UFL form for the forms derived from it (the
+        #: load pattern's ``K^T w``, :mod:`fe2.macro.pattern`)
+        self.J, self.J_ufl = fem.form(J), J
+        #: the internal forces ``int sigma . eps(v) dx`` (compiled form)
+        self.F_int = fem.form(ufl.inner(self.sigma, G(v)) * dx)
+        ext = [ufl.inner(tc, v) * ds(t.tag) for tc, t in zip(self.traction_values, self.traction)]
         if source is not None:
             ext.append(self.load * source * v * dx)
-        self._F_ext = fem.form(sum(ext[1:], ext[0])) if ext else None
-        self._pattern: tuple[PETSc.Vec, PETSc.Vec] | None = None
-        self._one = fem.Function(self.V)
-        self._traction_forms = [(fem.form((tc if scalar else tc[i]) * ds(tag)), tag, i)
-                                for tc, _, tag, _ in self._tractions for i in range(width)]
-        self._source_form = fem.form(self.load * source * dx) if source is not None else None
-        # mean displacement (temperature) of the loaded boundaries, for the history
-        self._means: dict[str, tuple[Any, float]] = {}
-        for tag, name, comps in ([(d.tag, d.name, [d.component]) for d in self.dirichlet]
-                                 + [(t.tag, t.name, list(range(width))) for t in self.traction]):
-            area = self.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * ds(tag))), op=MPI.SUM)
-            for c in comps:
-                key = f"temperature_{name or tag}" if scalar else f"displacement_{name or tag}_{'xyz'[c]}"
-                if key not in self._means and area > 0:
-                    self._means[key] = (fem.form((self.u if scalar else self.u[c]) * ds(tag)), area)
-
-        self.A = dolfinx.fem.petsc.create_matrix(self._J)
+        #: the external forces at the current load, tractions and source (compiled form; None
+        #: without either)
+        self.F_ext = fem.form(sum(ext[1:], ext[0])) if ext else None
+        self.A = dolfinx.fem.petsc.create_matrix(self.J)
         self.b = dolfinx.fem.petsc.create_vector(self._F)
         self.dx_vec = dolfinx.fem.petsc.create_vector(self._F)
         self.ksp = linalg.direct_solver(self.A, linalg.unique_prefix("fe2_macro_"), petsc_options,
@@ -214,9 +209,12 @@ class MacroProblem:
         #: work done on the body by the external forces up to the last committed step
         #: (trapezoidal in the steps; reactions of prescribed displacements included)
         self.work = 0.0
-        self._u_prev = self.x.x.petsc_vec.copy()
-        self._f_prev = self._u_prev.duplicate()
-        self._f_prev.set(0.0)
+        #: the solution and the internal forces (``F_int`` assembled) at the last committed
+        #: step, as PETSc vectors (:attr:`u_committed` is the solution's local array): the
+        #: work of the next step starts from them
+        self.x_committed = self.x.x.petsc_vec.copy()
+        self.f_int_committed = self.x_committed.duplicate()
+        self.f_int_committed.set(0.0)
         cell_index = mesh.topology.index_map(mesh.topology.dim).local_to_global(qp.cells)
         self._labels = np.stack([np.repeat(cell_index, self.num_points_per_cell),
                                  np.tile(np.arange(self.num_points_per_cell), self.num_owned_cells)], axis=1)
@@ -231,23 +229,23 @@ class MacroProblem:
         step's work to :attr:`work` (collective)."""
         self.material.commit()
         self.u_committed[:] = self.x.x.array
-        f = dolfinx.fem.petsc.assemble_vector(self._Fint)
+        f = dolfinx.fem.petsc.assemble_vector(self.F_int)
         f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         du = self.x.x.petsc_vec.copy()
-        du.axpy(-1.0, self._u_prev)
+        du.axpy(-1.0, self.x_committed)
         # trapezoidal rule: the internal forces balance the external ones (reactions included)
-        self.work += 0.5 * (f.dot(du) + self._f_prev.dot(du))
-        self._u_prev.destroy()
-        self._f_prev.destroy()
+        self.work += 0.5 * (f.dot(du) + self.f_int_committed.dot(du))
+        self.x_committed.destroy()
+        self.f_int_committed.destroy()
         du.destroy()
-        self._u_prev, self._f_prev = self.x.x.petsc_vec.copy(), f
+        self.x_committed, self.f_int_committed = self.x.x.petsc_vec.copy(), f
 
     def checkpoint_fields(self) -> dict[str, np.ndarray]:
         """The macro state a restart needs besides the material's, as local arrays laid out
         like ``x.x.array`` (not collective): ``x`` (the committed solution) and ``f_prev``
         (the internal forces there, for the work of the next step)."""
-        self._f_prev.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-        with self._f_prev.localForm() as f:
+        self.f_int_committed.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+        with self.f_int_committed.localForm() as f:
             f_prev = f.array_r.copy()
         return {"x": self.u_committed.copy(), "f_prev": f_prev}
 
@@ -258,9 +256,9 @@ class MacroProblem:
         self.x.x.array[:] = fields["x"]
         self.u_committed[:] = fields["x"]
         self._sync()
-        with self._u_prev.localForm() as loc:
+        with self.x_committed.localForm() as loc:
             loc.array[:] = fields["x"]
-        with self._f_prev.localForm() as loc:
+        with self.f_int_committed.localForm() as loc:
             loc.array[:] = fields["f_prev"]
         self.work = work
         self.set_load(load)
@@ -275,118 +273,6 @@ class MacroProblem:
         """Copy the displacement (and nonlocal strain) out of the mixed unknown (not collective)."""
         self.formulation.sync()
 
-    def conflicting_supports(self) -> list[str]:
-        """The pairs of Dirichlet conditions that prescribe the same component of the same
-        node (e.g. the corner of two edges) with different values (collective): empty when
-        there are none; otherwise each pair described, e.g. ``"'left' and 'top' both
-        prescribe u_x at 1 node (0 and 0.01 x amplitude 'shear')"``. Two conditions agree when
-        both values are 0, or their values are equal and they follow the same amplitude (or
-        both none). A node can take only one of two different values: PETSc would take
-        the last condition's value and the reactions would count the node for the first."""
-        def law(d):
-            amp = None if d.amplitude is None else (d.amplitude.times, d.amplitude.values)
-            return (0.0, None) if d.value == 0 else (d.value, amp)
-
-        def text(d):
-            return f"{d.value:g}" + ("" if d.amplitude is None or d.value == 0
-                                     else f" x amplitude '{d.amplitude.name}'")
-
-        owned = [owned_dofs(bc) for bc in self.bcs]
-        pairs = [(i, j) for i in range(len(self.bcs)) for j in range(i + 1, len(self.bcs))
-                 if self.dirichlet[i].component == self.dirichlet[j].component
-                 and law(self.dirichlet[i]) != law(self.dirichlet[j])]
-        shared = np.array([np.intersect1d(owned[i], owned[j]).size for i, j in pairs], dtype=np.int64)
-        self.comm.Allreduce(MPI.IN_PLACE, shared, op=MPI.SUM)
-        out = []
-        for (i, j), n in zip(pairs, shared):
-            if n:
-                a, b = self.dirichlet[i], self.dirichlet[j]
-                what = "the temperature" if a.component is None else f"u_{'xyz'[a.component]}"
-                out.append(f"'{a.name or a.tag}' and '{b.name or b.tag}' both prescribe {what} at {n} "
-                           f"node{'s' if n > 1 else ''} ({text(a)} and {text(b)})")
-        return out
-
-    def free_rigid_motions(self) -> list[str]:
-        """The rigid-body motions that the Dirichlet conditions leave free (collective): empty
-        when the supports fix the body; otherwise each free motion described, e.g.
-        ``"translation in y"`` or ``"rotation about (0, 0)"`` (the macro system would be
-        singular). A motion is free when it vanishes at every prescribed dof. For a scalar
-        field (temperature) the one such motion is a uniform temperature, free when no
-        temperature is prescribed anywhere."""
-        if self.scalar:
-            prescribed = sum(bc.dof_indices()[1] for bc in self.bcs)
-            return [] if self.comm.allreduce(prescribed, op=MPI.SUM) else ["a uniform temperature"]
-        Wu = self.u.function_space
-        mesh, gdim = self.mesh, self.gdim
-        x = mesh.geometry.x[:, :gdim]
-        lo, hi = np.full(gdim, np.inf), np.full(gdim, -np.inf)
-        if x.size:
-            lo, hi = x.min(axis=0), x.max(axis=0)
-        self.comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)
-        self.comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
-        centre, size = 0.5 * (lo + hi), float(np.max(hi - lo)) or 1.0
-        # unit translations, then rotations about the centre scaled to unit size
-        axes = [(i, j) for i, j in ((0, 1),) if gdim == 2] or [(1, 2), (2, 0), (0, 1)]
-        modes = [np.eye(gdim)[k] for k in range(gdim)] + list(axes)
-        fdim = mesh.topology.dim - 1
-        tags = self.macro_mesh.facet_tags
-        owned = Wu.dofmap.index_map.size_local * Wu.dofmap.bs
-        rows = []
-        f = fem.Function(Wu)
-        for d in self.dirichlet:
-            dofs = fem.locate_dofs_topological(Wu.sub(d.component), fdim, tags.indices[tags.values == d.tag])
-            dofs = dofs[dofs < owned]
-            cols = []
-            for m in modes:
-                if isinstance(m, tuple):  # rotation in the (i, j) plane: u_i = -(x_j - c_j), u_j = x_i - c_i
-                    i, j = m
-
-                    def rot(p, i=i, j=j):
-                        u = np.zeros((gdim, p.shape[1]))
-                        u[i] = -(p[j] - centre[j]) / size
-                        u[j] = (p[i] - centre[i]) / size
-                        return u
-                    f.interpolate(rot)
-                else:
-                    f.interpolate(lambda p, m=m: np.tile(m[:, None], (1, p.shape[1])))
-                cols.append(f.x.array[dofs])
-            rows.append(np.stack(cols, axis=1))
-        R = np.concatenate(rows) if rows else np.zeros((0, len(modes)))
-        M = np.ascontiguousarray(R.T @ R)
-        self.comm.Allreduce(MPI.IN_PLACE, M, op=MPI.SUM)
-        w, vecs = np.linalg.eigh(M)
-        null = vecs[:, w <= 1e-10 * max(np.trace(M), 1e-300)]
-        if null.shape[1] == 0:
-            return []
-        names = [f"translation in {'xyz'[k]}" for k in range(gdim)]
-        names += ([f"rotation about ({centre[0]:.6g}, {centre[1]:.6g})"] if gdim == 2
-                  else [f"rotation about the {'xyz'[k]} axis" for k in range(3)])
-        found = [k for k in range(len(modes)) if np.linalg.norm(null[k]) > 1 - 1e-8]
-        out = [names[k] for k in found]
-        # the rest of the free motions: the null space without the named ones
-        rest = null - np.eye(len(modes))[:, found] @ null[found]
-        u, sv, _ = np.linalg.svd(rest, full_matrices=False)
-        for v in u[:, sv > 1e-8].T:
-            t, r = v[:gdim], v[gdim:]
-            if np.linalg.norm(r) < 1e-8:
-                out.append("translation along (" + ", ".join(f"{c:.3g}" for c in t / np.linalg.norm(t)) + ")")
-            elif gdim == 2:  # a rotation about the point p where its displacement vanishes
-                p = centre + size * np.array([-t[1], t[0]]) / r[0]
-                p[np.abs(p) < 1e-9 * size] = 0.0  # round-off
-                out.append(f"rotation about ({p[0]:.6g}, {p[1]:.6g})")
-            else:
-                out.append("rotation about an axis along (" + ", ".join(f"{c:.3g}" for c in r / np.linalg.norm(r))
-                           + ")")
-        return out
-
-    # -------------------------------------------------------------------------------------
-    @property
-    def proportional(self) -> bool:
-        """All loads are scaled by one factor, the pseudo-time (no load has an amplitude):
-        what the load pattern of the dissipation control assumes."""
-        return self.source_amplitude is None and all(
-            a is None for *_, a in self._bc_values + self._tractions)
-
     def set_load(self, t: float) -> None:
         """The loads at pseudo-time ``t``: each Dirichlet value, traction and the source
         times its factor :func:`fe2.macro.loads.scale` (``t`` itself for a load without an
@@ -395,7 +281,7 @@ class MacroProblem:
         self.load.value = scale(self.source_amplitude, t)
         for c, value, amp in self._bc_values:
             c.value = scale(amp, t) * value
-        for tc, value, _, amp in self._tractions:
+        for tc, value, amp in self._tractions:
             tc.value = scale(amp, t) * value
 
     def strains_at_points(self) -> np.ndarray:
@@ -405,7 +291,7 @@ class MacroProblem:
     def stresses_at_points(self) -> np.ndarray:
         """The material's fluxes (stresses) at the owned quadrature points of the last
         evaluation, ``(N_owned, n)`` (after a converged step: that step's; not collective)."""
-        return self.sigma.x.array.reshape(-1, self.size)[self._qdofs]
+        return self.sigma.x.array.reshape(-1, self.size)[self.point_dofs]
 
     def point_coordinates(self) -> np.ndarray:
         """Coordinates of the owned quadrature points, ``(N_owned, gdim)``, in
@@ -435,9 +321,9 @@ class MacroProblem:
         t_mat = time.perf_counter() - t0
         self.formulation.scatter()
         n = self.size
-        self.strain.x.array.reshape(-1, n)[self._qdofs] = E
-        self.sigma.x.array.reshape(-1, n)[self._qdofs] = sig
-        self.tangent.x.array.reshape(-1, n * n)[self._qdofs] = np.asarray(C).reshape(-1, n * n)
+        self.strain.x.array.reshape(-1, n)[self.point_dofs] = E
+        self.sigma.x.array.reshape(-1, n)[self.point_dofs] = sig
+        self.tangent.x.array.reshape(-1, n * n)[self.point_dofs] = np.asarray(C).reshape(-1, n * n)
         for f in (self.strain, self.sigma, self.tangent):
             f.x.scatter_forward()
         if report is not None:
@@ -451,7 +337,7 @@ class MacroProblem:
         with b.localForm() as loc:
             loc.set(0.0)
         dolfinx.fem.petsc.assemble_vector(b, self._F)
-        dolfinx.fem.petsc.apply_lifting(b, [self._J], bcs=[self.bcs], x0=[self.x.x.petsc_vec], alpha=-1.0)
+        dolfinx.fem.petsc.apply_lifting(b, [self.J], bcs=[self.bcs], x0=[self.x.x.petsc_vec], alpha=-1.0)
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         dolfinx.fem.petsc.set_bc(b, self.bcs, self.x.x.petsc_vec, -1.0)
         return b.norm()
@@ -460,7 +346,7 @@ class MacroProblem:
         """Assemble the consistent tangent (Dirichlet rows and columns replaced by the
         identity) into :attr:`A`; it is factorised at the next :meth:`solve` (collective)."""
         self.A.zeroEntries()
-        dolfinx.fem.petsc.assemble_matrix(self.A, self._J, bcs=self.bcs)
+        dolfinx.fem.petsc.assemble_matrix(self.A, self.J, bcs=self.bcs)
         self.A.assemble()
         self.ksp.setOperators(self.A)
 
@@ -486,72 +372,6 @@ class MacroProblem:
             self.x.x.scatter_forward()
         self._sync()
 
-    # --- the load pattern, for path following ---------------------------------------------
-    def _load_pattern(self) -> tuple[PETSc.Vec, PETSc.Vec]:
-        """``(w, f_hat)``: the prescribed displacements at load factor 1 on the Dirichlet
-        dofs (0 elsewhere) and the external force vector of the tractions at load factor 1
-        (proportional loads only)."""
-        if not self.proportional:
-            raise ValueError("the load pattern needs proportional loads (no amplitudes)")
-        if self._pattern is None:
-            load = self.time
-            self.set_load(1.0)
-            w = self._w.x.petsc_vec
-            w.set(0.0)
-            dolfinx.fem.petsc.set_bc(w, self.bcs)
-            self._w.x.scatter_forward()
-            f_hat = w.duplicate()
-            with f_hat.localForm() as loc:
-                loc.set(0.0)
-            if self._F_ext is not None:
-                dolfinx.fem.petsc.assemble_vector(f_hat, self._F_ext)
-                f_hat.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-            self.set_load(load)
-            self._pattern = (w, f_hat)
-        return self._pattern
-
-    def load_derivative(self, out: PETSc.Vec) -> None:
-        """``out = d(residual)/d(load factor)`` at fixed ``x`` and tangent, for the residual
-        of :meth:`assemble_residual`: ``K_fD w - f_hat`` on free rows, ``-w`` on Dirichlet
-        rows (collective)."""
-        _, f_hat = self._load_pattern()
-        load = self.time
-        self.set_load(1.0)
-        with out.localForm() as loc:  # ghosts included: they are summed into their owners
-            loc.set(0.0)
-        dolfinx.fem.petsc.apply_lifting(out, [self._J], bcs=[self.bcs], alpha=-1.0)
-        out.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        out.axpy(-1.0, f_hat)
-        dolfinx.fem.petsc.set_bc(out, self.bcs, alpha=-1.0)
-        self.set_load(load)
-
-    def conjugate_force(self, committed: bool = False) -> float:
-        """``G = w . f_int(x) - f_hat . x``: the reactions' resultant along the prescribed
-        displacement pattern minus the tractions' work-conjugate displacement. With it the
-        external work rate is ``G' d(load) + ...`` and, for a material that unloads
-        secantly (damage), the energy dissipated between two equilibrium states is
-        ``(G0 (lam - lam0) - lam0 (G - G0)) / 2`` (see :mod:`fe2.solvers.pathfollowing`); collective.
-        ``committed``: at the last committed state, from the internal forces :meth:`commit`
-        assembled (no assembly)."""
-        w, f_hat = self._load_pattern()
-        if committed:
-            return self._f_prev.dot(w) - f_hat.dot(self._u_prev)
-        f = dolfinx.fem.petsc.assemble_vector(self._Fint)
-        f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        G = f.dot(w) - f_hat.dot(self.x.x.petsc_vec)
-        f.destroy()
-        return G
-
-    def conjugate_force_gradient(self, out: PETSc.Vec) -> None:
-        """``out = dG/dx = K^T w - f_hat`` with the current (unconstrained) consistent
-        tangent ``K`` (collective)."""
-        _, f_hat = self._load_pattern()
-        with out.localForm() as loc:
-            loc.set(0.0)
-        dolfinx.fem.petsc.assemble_vector(out, self._Kt_w)
-        out.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        out.axpy(-1.0, f_hat)
-
     def newton(self, rtol: float = 1e-10, atol: float = 1e-12, max_iterations: int = 20,
                log: Callable[[str], None] | None = None, stop: Callable[[], None] | None = None) -> NewtonReport:
         """Newton iterations for the current load (collective), on the :class:`Equilibrium`
@@ -569,56 +389,6 @@ class MacroProblem:
                 log(f"    material failure: {err}")
         return rep
 
-    # -------------------------------------------------------------------------------------
-    def reactions(self) -> dict[str, float]:
-        """The reaction on each Dirichlet boundary in its component: the resultant of the
-        internal minus the applied forces on its prescribed dofs (a dof that is prescribed
-        and carries a traction too, e.g. the corner of a loaded edge and a supported one,
-        takes part of its load straight from the support; a DOF prescribed on two boundaries,
-        e.g. their common corner, counts for the first of them listed); and the resultant of
-        the applied tractions (collective). The reactions and the tractions balance.
-
-        Keys: ``reaction_<boundary>_<x|y|z>`` and ``force_<boundary>_<x|y|z>``. For a
-        scalar field (conduction) ``heat_in_<boundary>``: the heat flowing into the body
-        through the boundary, at a prescribed temperature (the reaction) or as the applied
-        flux (both add up on a boundary that has both), and ``heat_source`` (the integral
-        of the source); at equilibrium they sum to zero."""
-        out = {}
-        fint = dolfinx.fem.petsc.assemble_vector(self._Fint)
-        fint.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        if self._F_ext is not None:
-            fext = dolfinx.fem.petsc.assemble_vector(self._F_ext)
-            fext.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-            fint.axpy(-1.0, fext)
-            fext.destroy()
-        counted = np.zeros(self._one.x.array.size, dtype=bool)
-        for d, bc in zip(self.dirichlet, self.bcs):
-            self._one.x.array[:] = 0.0
-            dofs = owned_dofs(bc)
-            dofs = dofs[~counted[dofs]]  # a DOF of two boundaries (a corner) counts for the first
-            counted[dofs] = True
-            self._one.x.array[dofs] = 1.0
-            # the reaction force on the body; for heat, the heat the boundary supplies
-            key = f"heat_in_{d.name or d.tag}" if self.scalar else f"reaction_{d.name or d.tag}_{'xyz'[d.component]}"
-            out[key] = out.get(key, 0.0) + fint.dot(self._one.x.petsc_vec)
-        fint.destroy()
-        for form, tag, i in self._traction_forms:
-            name = next((t.name for t in self.traction if t.tag == tag and t.name), str(tag))
-            key = f"heat_in_{name}" if self.scalar else f"force_{name}_{'xyz'[i]}"
-            out[key] = out.get(key, 0.0) + self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
-        if self._source_form is not None:
-            out["heat_source"] = self.comm.allreduce(fem.assemble_scalar(self._source_form), op=MPI.SUM)
-        return out
-
-    def boundary_means(self) -> dict[str, float]:
-        """The mean displacement component of every boundary with a prescribed displacement
-        (its prescribed components) or a traction (all components), as
-        ``displacement_<boundary>_<x|y|z>``; for a scalar field the mean temperature,
-        ``temperature_<boundary>`` (collective). With :meth:`reactions` they are the
-        force–displacement curves of the boundaries."""
-        return {key: self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM) / area
-                for key, (form, area) in self._means.items()}
-
     def set_time_increment(self, dt: float) -> None:
         """Pseudo-time increment of the next load step, for rate-dependent materials."""
         self.material.set_time_increment(dt)
@@ -628,40 +398,8 @@ class MacroProblem:
         ``{name: (N_owned,)}`` (empty for materials without any; not collective)."""
         return self.material.internal_fields()
 
-    def integral(self, values: np.ndarray) -> float:
-        """Integral over the body of a per-point scalar ``(N_owned,)`` (collective)."""
-        return self.comm.allreduce(float(self.point_volumes @ np.asarray(values)), op=MPI.SUM)
-
-    def dissipated_energy(self, fields: dict[str, np.ndarray] | None = None) -> float:
-        """Energy dissipated in the body so far (committed state): the integral of the
-        material's ``dissipation`` density; 0 for materials that do not track it (collective).
-        ``fields``: :meth:`internal_fields` if the caller has them already."""
-        D = (self.internal_fields() if fields is None else fields).get("dissipation")
-        return self.integral(np.zeros(self.num_owned_points) if D is None else D)
-
-    def out_of_plane_stress(self) -> np.ndarray | None:
-        """Plane strain: the cell averages ``(cells,)`` of the material's out-of-plane stress
-        (``sigma_zz``; finite strain ``P_33``) at the committed state; None in 3D, for
-        conduction, or when the material cannot say (not collective; the answer is the same
-        on every rank)."""
-        if self.gdim != 2 or self.scalar:
-            return None
-        zz = self.material.out_of_plane_stress(self.strains_at_points())
-        return None if zz is None else self.cell_average_scalars(zz)
-
-    def cell_average_scalars(self, values: np.ndarray) -> np.ndarray:
-        """Quadrature-weighted cell averages of a per-point scalar ``(N_owned,)`` -> ``(cells,)``."""
-        return self.quadrature.cell_average(values)
-
-    def cell_averages(self, f: fem.Function) -> np.ndarray:
-        """Quadrature-weighted cell averages of a quadrature function on owned cells,
-        ``(num_owned_cells, n)`` (affine cells; not collective)."""
-        n = self.size
-        return self.quadrature.cell_average(f.x.array.reshape(-1, n)[self._qdofs])
-
     def destroy(self) -> None:
-        for obj in (self.ksp, self.A, self.b, self.dx_vec, self._u_prev, self._f_prev,
-                    *(self._pattern[1:] if self._pattern else ())):
+        for obj in (self.ksp, self.A, self.b, self.dx_vec, self.x_committed, self.f_int_committed):
             obj.destroy()
 
 

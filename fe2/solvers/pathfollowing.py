@@ -23,7 +23,7 @@ The controls are registered in :data:`CONTROLS` (``[loading] control``), one cla
 
         Delta D = (G0 (lam1 - lam0) - lam0 (G1 - G0)) / 2,
 
-    with ``G = w . f_int(x) - f_hat . x`` (:meth:`~fe2.macro.problem.MacroProblem.conjugate_force`:
+    with ``G = w . f_int(x) - f_hat . x`` (:meth:`~fe2.macro.pattern.LoadPattern.conjugate_force`:
     ``w`` the prescribed displacements and ``f_hat`` the tractions at load factor 1), the
     difference between the work done (trapezoidal, as ``MacroProblem.work`` counts it) and
     the change of the stored energy ``lam G / 2``. The constraint ``Delta D = dtau`` is
@@ -48,7 +48,8 @@ The controls are registered in :data:`CONTROLS` (``[loading] control``), one cla
     Intermediate ``factors`` are not visited once dissipation control has started.
 
 All functions are collective on the problem's communicator. The module imports no
-PETSc or dolfinx, so that configuration validation can read :data:`CONTROLS`.
+PETSc or dolfinx, so that configuration validation can read :data:`CONTROLS`
+(:func:`follow` imports :mod:`fe2.macro.pattern` when it runs).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from fe2.core.errors import SolverError
 from fe2.solvers.newton import NewtonReport, newton
 
 if TYPE_CHECKING:
+    from fe2.macro.pattern import LoadPattern
     from fe2.macro.problem import MacroProblem
 
 __all__ = ["BorderedSystem", "CONTROLS", "ControlSpec", "DissipationControl", "FALLBACK_FAILURES", "LoadControl",
@@ -123,13 +125,13 @@ class BorderedSystem:
     the first residual or the residual of the predicted load increment at fixed ``x``,
     whichever is larger) and the constraint error below ``rtol dtau``. Each update is two
     solves with one factorisation (the Jacobian's border ``dG/dx = K^T w - f_hat`` from the
-    consistent tangent)."""
+    consistent tangent). ``pattern`` is the load pattern of ``problem``."""
 
     unknown = "x"
 
-    def __init__(self, problem: MacroProblem, lam0: float, G0: float, lam: float, dtau: float, rtol: float,
-                 atol: float, report: NewtonReport) -> None:
-        self.problem, self.lam0, self.G0, self.lam, self.dtau = problem, lam0, G0, lam, dtau
+    def __init__(self, problem: MacroProblem, pattern: LoadPattern, lam0: float, G0: float, lam: float,
+                 dtau: float, rtol: float, atol: float, report: NewtonReport) -> None:
+        self.problem, self.pattern, self.lam0, self.G0, self.lam, self.dtau = problem, pattern, lam0, G0, lam, dtau
         self.rtol, self.atol, self.report = rtol, atol, report
         self.d1, self.d2, self.aux = (problem.b.duplicate() for _ in range(3))
         self.r_ref: float | None = None
@@ -144,8 +146,8 @@ class BorderedSystem:
         p = self.problem
         t0 = time.perf_counter()
         r = p.assemble_residual()
-        self.g = dissipation_increment(self.G0, self.lam0, p.conjugate_force(), self.lam) - self.dtau
-        p.load_derivative(self.d2)  # d(residual)/d(lam), solved in place in solve_update
+        self.g = dissipation_increment(self.G0, self.lam0, self.pattern.conjugate_force(), self.lam) - self.dtau
+        self.pattern.load_derivative(self.d2)  # d(residual)/d(lam), solved in place in solve_update
         if self.r_ref is None:
             self.r_ref = max(r, abs(self.lam - self.lam0) * self.d2.norm())
         self.report.time_macro += time.perf_counter() - t0
@@ -166,7 +168,7 @@ class BorderedSystem:
         p.assemble_jacobian()
         p.solve(p.b, d1)
         p.solve(d2.copy(aux), d2)
-        p.conjugate_force_gradient(aux)  # dG/dx
+        self.pattern.conjugate_force_gradient(aux)  # dG/dx
         cd1, cd2 = aux.dot(d1), aux.dot(d2)
         # x + dx with dx = -d1 - dlam d2 satisfies linearized equilibrium; the linearized
         # constraint g - lam0/2 dG/dx . dx + G0/2 dlam = 0 gives dlam
@@ -194,16 +196,16 @@ class BorderedSystem:
         return f"  dissipation error {self.g:+.3e}  load factor {self.lam:.8g}"
 
 
-def dissipation_newton(problem: MacroProblem, lam0: float, G0: float, lam: float, dtau: float,
-                       rtol: float, atol: float, max_iterations: int,
+def dissipation_newton(problem: MacroProblem, pattern: LoadPattern, lam0: float, G0: float, lam: float,
+                       dtau: float, rtol: float, atol: float, max_iterations: int,
                        log: Callable[[str], None] | None = None,
                        stop: Callable[[], None] | None = None) -> tuple[NewtonReport, float]:
     """Newton on the :class:`BorderedSystem` from the current ``x`` (a predictor) and load
-    factor ``lam``. Returns the report and the load factor reached; a material failure or
-    a singular constraint ends it with ``report.failure`` set. ``stop``: see
-    :func:`~fe2.solvers.newton.newton`."""
+    factor ``lam``, ``pattern`` the load pattern of ``problem``. Returns the report and the
+    load factor reached; a material failure or a singular constraint ends it with
+    ``report.failure`` set. ``stop``: see :func:`~fe2.solvers.newton.newton`."""
     rep = NewtonReport()
-    system = BorderedSystem(problem, lam0, G0, lam, dtau, rtol, atol, rep)
+    system = BorderedSystem(problem, pattern, lam0, G0, lam, dtau, rtol, atol, rep)
     try:
         newton(system, max_iterations, log=log, report=rep, stop=stop)
     except SolverError as err:  # a material (RVE) failure or a singular system: raised on all ranks
@@ -235,6 +237,8 @@ class _Path:
     points: int = 0  #: material evaluations since the last converged step (all ranks, failed attempts too)
     #: asked before every step and Newton update whether to go on (raises to stop), or None
     stop: Callable[..., None] | None = None
+    #: the problem's load pattern (controls that track dissipation only)
+    pattern: LoadPattern | None = None
 
     def attempt(self, msg: str) -> None:
         """Announce an attempt at a step: shown with the Newton iterations it introduces."""
@@ -400,7 +404,7 @@ class DissipationControl:
               f"(predicted load factor {lam + dlam_pred:.6g})")
         problem.add_to_solution(ratio, problem.u_committed - p.x_prev)
         problem.set_time_increment(abs(dlam_pred))
-        rep, lam_try = dissipation_newton(problem, lam, p.G, lam + dlam_pred, self.dtau, p.solver.rtol,
+        rep, lam_try = dissipation_newton(problem, p.pattern, lam, p.G, lam + dlam_pred, self.dtau, p.solver.rtol,
                                           p.solver.atol, p.solver.max_iterations, p.log, p.stop)
         p.points += problem.comm.allreduce(rep.material_points)
         if rep.converged and lam_try > p.lam_end + p.tol:
@@ -517,15 +521,19 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
     the problem left in the unfinished step (:meth:`MacroProblem.revert` takes it back to
     the last yielded step).
     """
+    from fe2.macro.pattern import LoadPattern, proportional  # dolfinx: see the module docstring
+
     name = loading.control
     if name not in CONTROLS:
         raise ValueError(f"unknown control {name!r} (one of {', '.join(CONTROLS)})")
-    if CONTROLS[name].proportional and not problem.proportional:
+    if CONTROLS[name].proportional and not proportional(problem):
         raise ValueError(f"control {name!r} needs proportional loads (no amplitudes)")
     path = _Path(problem, loading, solver, say or log or (lambda msg: None), log, load_factors(loading), stop=stop)
     control = CONTROLS[name].make(path)
+    if control.tracks_dissipation:
+        path.pattern = LoadPattern(problem)
     if resume is None:
-        path.G = problem.conjugate_force() if control.tracks_dissipation else 0.0
+        path.G = path.pattern.conjugate_force() if control.tracks_dissipation else 0.0
         path.x_prev = problem.u_committed.copy()
     else:
         state, path.x_prev = resume[0], np.array(resume[1], dtype=float)
@@ -543,7 +551,7 @@ def follow(problem: MacroProblem, loading, solver, log: Callable[[str], None] | 
         work0 = problem.work
         path.x_prev, path.lam_prev = problem.u_committed.copy(), path.lam
         problem.commit()
-        G_new = problem.conjugate_force(committed=True) if control.tracks_dissipation else 0.0
+        G_new = path.pattern.conjugate_force(committed=True) if control.tracks_dissipation else 0.0
         dD = dissipation_increment(path.G, path.lam, G_new, attempt.load_factor)
         path.G, path.lam, path.k = G_new, attempt.load_factor, path.k + 1
         control.converged(attempt, dD, problem.work - work0)

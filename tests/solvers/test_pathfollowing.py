@@ -28,6 +28,8 @@ from fe2.core.errors import SolverError
 from fe2.io import config
 from fe2.macro.loads import Dirichlet
 from fe2.macro.mesh import BOUNDARY_TAGS, rectangle
+from fe2.macro.observables import Observables
+from fe2.macro.pattern import LoadPattern
 from fe2.macro.problem import MacroProblem
 from fe2.materials import LinearElastic
 from fe2.materials.damage import IsotropicDamage
@@ -60,21 +62,22 @@ LOADING = config.LoadingConfig(steps=10, min_step=1e-6, control="dissipation")
 SOLVER = config.SolverConfig(rtol=1e-10, atol=1e-14, max_iterations=15)
 
 
-def weak_strain(problem):
+def weak_strain(problem, observables):
     """The axial strain of the weak column (the same in all its cells)."""
-    eps = problem.cell_averages(problem.strain)[:, 0]
+    eps = observables.cell_averages(problem.strain)[:, 0]
     weak = problem.material.cell_tag == 2
     return problem.comm.allreduce(float(eps[weak].max()) if weak.any() else -np.inf, op=MPI.MAX)
 
 
 def follow(comm, loading=LOADING, beta=BETA):
     problem, h = bar_problem(comm, beta)
+    observables, pattern = Observables(problem), LoadPattern(problem)
     rows = []
     for step in pathfollowing.follow(problem, loading, SOLVER):
-        rows.append({"lam": step.load_factor, "force": problem.reactions()["reaction_right_x"],
-                     "eps": weak_strain(problem),
+        rows.append({"lam": step.load_factor, "force": observables.reactions()["reaction_right_x"],
+                     "eps": weak_strain(problem, observables),
                      "control": step.control, "dD": step.dissipation, "work": problem.work,
-                     "D": problem.dissipated_energy(), "G": problem.conjugate_force(),
+                     "D": observables.dissipated_energy(), "G": pattern.conjugate_force(),
                      "iterations": step.report.iterations, "residuals": step.report.residuals})
     return problem, h, rows
 
