@@ -64,6 +64,15 @@ class PointSolution(NamedTuple):
     #: (nloc, n) dw/dE, the sensitivity of the fluctuation (without a nonlocal drive)
     sensitivity: np.ndarray | None = None
 
+    def answer(self) -> EngineAnswer:
+        """The point's answer as one row of an engine's answer."""
+        def one(a):
+            return None if a is None else np.asarray(a)[None]
+
+        return EngineAnswer(one(self.flux), one(self.tangent), one(self.fluctuation), [s[None] for s in self.states],
+                            one(self.sensitivity),
+                            None if self.nonlocal_ is None else NonlocalAnswer(*map(one, self.nonlocal_)))
+
 
 class _MicroNewton:
     """The micro cell problem of one point as a :class:`~fe2.solvers.newton.NewtonSystem`,
@@ -191,14 +200,7 @@ class ReferenceEngine(MicroEngine):
             finally:
                 self._drive = None
                 ans.cost[i] = time.perf_counter() - t0
-            ans.flux[i], ans.tangent[i], ans.fluctuation[i] = sol.flux, sol.tangent, sol.fluctuation
-            for dst, src in zip(ans.states, sol.states):
-                dst[i] = src
-            if ans.sensitivity is not None:
-                ans.sensitivity[i] = sol.sensitivity
-            if ans.nonlocal_ is not None:
-                for dst, src in zip(ans.nonlocal_, sol.nonlocal_):
-                    dst[i] = src
+            ans.put(np.array([i]), sol.answer())
             counts["newton_iterations"] += sol.iterations
         counts["seconds"] = time.perf_counter() - t_start
         ans.counters = counts
