@@ -150,7 +150,8 @@ class NonlinearCellProblem(CellProblem):
 
     def set_rules(self, **changes: Any) -> None:
         """Change rules of the micro Newton (e.g. ``max_iterations=1``): a new description
-        of the micro problem, and a new engine at the next evaluation (not collective)."""
+        of the micro problem, and a new engine at the next evaluation (collective on the
+        template's communicator: the old engine is destroyed)."""
         self.problem = self.problem.with_rules(**changes)
         if self._engine is not None:
             self._engine.destroy()
