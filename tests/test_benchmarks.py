@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from mpi4py import MPI
@@ -10,6 +11,13 @@ from mpi4py import MPI
 from helpers import ROOT, serial_env
 
 pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="spawns a serial process; serial run only")
+
+#: mpirun as root, for the benchmarks that spawn ``mpirun -n 2`` themselves
+AS_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+#: every benchmark's quick run, the longest first: its output file and extra environment
+QUICK = {"ranks_per_rve.py": ("rpr.json", AS_ROOT), "mesh_objectivity.py": ("mo.json", {}),
+         "rve_throughput.py": ("bench.json", {}), "load_balance.py": ("lb.json", AS_ROOT),
+         "micro_engine.py": ("me.json", {}), "fe2_vs_dns.py": ("dns.json", {}), "factorisers.py": ("f.json", {})}
 
 
 def run_quick(script: str, out, **env: str) -> dict:
@@ -21,8 +29,22 @@ def run_quick(script: str, out, **env: str) -> dict:
     return json.loads(out.read_text())
 
 
-def test_rve_throughput_quick_writes_consistent_json(tmp_path):
-    data = run_quick("rve_throughput.py", tmp_path / "bench.json")
+@pytest.fixture(scope="module")
+def quick(request, tmp_path_factory):
+    """``quick(script) -> (JSON, output file)`` of the quick runs of the selected tests'
+    benchmarks: all started at the module's first test, two at a time (a serial test run
+    leaves the second core idle otherwise), each waited for by its test."""
+    folder = tmp_path_factory.mktemp("benchmarks")
+    selected = " ".join(item.name for item in request.session.items)
+    pool = ThreadPoolExecutor(max_workers=2)
+    runs = {script: pool.submit(run_quick, script, folder / name, **env)
+            for script, (name, env) in QUICK.items() if script.removesuffix(".py") in selected}
+    yield lambda script: (runs[script].result(), folder / QUICK[script][0])
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def test_rve_throughput_quick_writes_consistent_json(quick):
+    data, _ = quick("rve_throughput.py")
     assert data["complete"] and len(data["cases"]) == 4
     for case in data["cases"]:
         assert case["dofs"] > 0
@@ -35,8 +57,8 @@ def test_rve_throughput_quick_writes_consistent_json(tmp_path):
         assert case["full_resolve_numeric_factorisations"] == 1  # a re-solve re-factorises once
 
 
-def test_fe2_vs_dns_quick_writes_consistent_json(tmp_path):
-    data = run_quick("fe2_vs_dns.py", tmp_path / "dns.json")
+def test_fe2_vs_dns_quick_writes_consistent_json(quick):
+    data, _ = quick("fe2_vs_dns.py")
     rows = data["table"]
     assert data["complete"] and [r["n"] for r in rows] == [2, 4]
     for row in rows:
@@ -49,8 +71,8 @@ def test_fe2_vs_dns_quick_writes_consistent_json(tmp_path):
     assert fine["displacement_error_rel"] < 0.03
 
 
-def test_mesh_objectivity_quick_writes_json_and_plot(tmp_path):
-    data = run_quick("mesh_objectivity.py", tmp_path / "mo.json")
+def test_mesh_objectivity_quick_writes_json_and_plot(quick):
+    data, out = quick("mesh_objectivity.py")
     assert data["complete"] and len(data["runs"]) == 4
     runs = {(r["variant"], r["n"]): r for r in data["runs"]}
     for r in data["runs"]:
@@ -67,11 +89,11 @@ def test_mesh_objectivity_quick_writes_json_and_plot(tmp_path):
     assert abs(grad9["dissipated_energy"] / grad5["dissipated_energy"] - 1) < 0.05
     assert abs(grad9["peak_force"] / grad5["peak_force"] - 1) < 0.06
     assert grad9["band_width_equivalent"] > 3 * local9["band_width_equivalent"]
-    assert (tmp_path / "mo.png").stat().st_size > 10_000
+    assert out.with_suffix(".png").stat().st_size > 10_000
 
 
-def test_micro_engine_quick_writes_consistent_json(tmp_path):
-    data = run_quick("micro_engine.py", tmp_path / "me.json")
+def test_micro_engine_quick_writes_consistent_json(quick):
+    data, _ = quick("micro_engine.py")
     assert data["complete"]
     assert [(c["dim"], c["engine"]) for c in data["cases"]] == [(2, "reference"), (2, "batched"),
                                                                 (3, "reference"), (3, "batched")]
@@ -114,8 +136,8 @@ def test_micro_engine_quick_writes_consistent_json(tmp_path):
             assert b["stress_norm"] == pytest.approx(a["stress_norm"], rel=1e-10)
 
 
-def test_factorisers_quick_writes_consistent_json(tmp_path):
-    data = run_quick("factorisers.py", tmp_path / "f.json")
+def test_factorisers_quick_writes_consistent_json(quick):
+    data, _ = quick("factorisers.py")
     assert data["complete"] and [c["dim"] for c in data["cases"]] == [2, 3]
     for case in data["cases"]:
         for kind, solvers in (("symmetric", ["cholmod", "mumps", "petsc"]),
@@ -129,11 +151,10 @@ def test_factorisers_quick_writes_consistent_json(tmp_path):
         assert 0 < case["free_dofs"] < case["dofs"] and case["nnz"] > case["free_dofs"]
 
 
-def test_load_balance_quick_writes_consistent_json(tmp_path):
+def test_load_balance_quick_writes_consistent_json(quick):
     # spawns mpirun -n 2 itself: the same case on 1 rank, 2 ranks unbalanced, 2 balanced,
     # and two serial runs at once
-    data = run_quick("load_balance.py", tmp_path / "lb.json", OMPI_ALLOW_RUN_AS_ROOT="1",
-                     OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    data, _ = quick("load_balance.py")
     runs = data["runs"]
     assert data["complete"] and list(runs) == ["serial", "unbalanced", "balanced", "serial_pair"]
     assert [len(r["rve_seconds_per_rank"]) for r in runs.values()] == [1, 2, 2, 1]
@@ -152,9 +173,8 @@ def test_load_balance_quick_writes_consistent_json(tmp_path):
         assert runs[name]["efficiency"] > 0 and runs[name]["rve_efficiency"] > 0
 
 
-def test_ranks_per_rve_quick_writes_consistent_json(tmp_path):
-    data = run_quick("ranks_per_rve.py", tmp_path / "rpr.json", OMPI_ALLOW_RUN_AS_ROOT="1",
-                     OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+def test_ranks_per_rve_quick_writes_consistent_json(quick):
+    data, _ = quick("ranks_per_rve.py")
     assert data["complete"] and len(data["per_evaluation"]) == 4 and len(data["throughput"]) == 4
     rows = data["per_evaluation"]
     n = data["sizes"]["big"]
