@@ -16,6 +16,14 @@ if MPI.COMM_WORLD.size > 1:
     os.environ.setdefault("PY_COLORS", "0")
 
 
+def pytest_collection_finish(session):
+    """Everything alive once the test modules are imported (modules, their constants, the
+    collected tests) lives to the end: frozen, the garbage collection after each test does
+    not walk it again (a full collection of it took about 40 ms, after every test)."""
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _collective_cleanup():
     yield
