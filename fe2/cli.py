@@ -487,6 +487,20 @@ def _all_failed(comm, seconds: float | None = None) -> bool:
     return True
 
 
+#: seconds between a message and the abort after it, for mpirun to pass the message on (an
+#: abort that follows at once can end the job before mpirun has forwarded the rank's stderr)
+ABORT_DELAY = 0.5
+
+
+def _abort(comm, code: int) -> None:
+    """End every rank of ``comm`` with exit status ``code`` (``MPI_Abort``), after
+    :data:`ABORT_DELAY`."""
+    import time
+
+    time.sleep(ABORT_DELAY)
+    comm.Abort(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fe2`` console script; returns the exit status.
 
@@ -536,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(line, file=sys.stderr, flush=True)
             return code
         print(line.replace("fe2: error: ", f"fe2: error: [rank {world.rank}] ", 1), file=sys.stderr, flush=True)
-        world.Abort(code)
+        _abort(world, code)
     except Exception:
         # a bug: on several ranks the others would wait forever in their next collective
         # call, so print the traceback and end every rank
@@ -545,6 +559,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fe2: internal error on rank {world.rank}; ending all ranks", file=sys.stderr)
         traceback.print_exc()
         sys.stderr.flush()
-        world.Abort(EXIT_BUG)
+        _abort(world, EXIT_BUG)
     parser.error(f"unknown command {args.command}")
     return EXIT_INPUT
