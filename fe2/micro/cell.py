@@ -176,7 +176,7 @@ class CellProblem(PointMaterial):
             raise SolverError(f"{err}; is a phase tensor singular or not positive definite?") from None
         self.B = self.space.unit_vectors(self._L, self.E)  # (nloc, n)
         #: owned rows of a condensed vector
-        self.nloc = self.B.shape[0]
+        self.nloc = self.space.nloc
         #: B without the part the multipliers balance (the residual of a unit gradient)
         self.B_residual = self.B if self.border is None else self.border.project(self.B)
         W = self.solve_reduced(self.B)

@@ -48,7 +48,7 @@ from fe2.core.errors import SolverError, point_failure
 from fe2.materials.base import NonlocalResponse
 from fe2.materials.state import StateBank
 from fe2.micro.cell import CellProblem
-from fe2.micro.engines import ENGINES, make_engine
+from fe2.micro.engines import engine_class
 from fe2.micro.engines.base import MicroEngine, PointBatch, Predictor
 from fe2.micro.phases import Phase
 from fe2.micro.problem import MicroProblem
@@ -98,8 +98,7 @@ class NonlinearCellProblem(CellProblem):
                  degree: int = 1, petsc_options: Mapping[str, Any] | None = None,
                  source: str = "phases", rtol: float = 1e-10, max_iterations: int = 25,
                  quadrature_degree: int | None = None, engine: str = "batched", boundary: str = "periodic") -> None:
-        if engine not in ENGINES:
-            raise ValueError(f"unknown micro engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        engine_type = engine_class(engine)
         spec = physics_registry.get(physics)
         for ph in phases:
             if ph.law is None:
@@ -123,13 +122,12 @@ class NonlinearCellProblem(CellProblem):
             force_gram=self._unit_force_gram(), elastic_solver=self.ksp,
             rules=NewtonRules(rtol=rtol, max_iterations=max_iterations), petsc_options=petsc_options)
         self.nonlocal_form = self.problem.nonlocal_form
-        self.symmetric = self.problem.symmetric
-        self.petsc_options = petsc_options
         #: the name of the micro engine (:data:`fe2.micro.engines.ENGINES`)
         self.engine_name = engine
+        self._engine_type = engine_type
         self._engine: MicroEngine | None = None
         #: the work done on this rank so far (:meth:`statistics`)
-        self.stats: dict[str, float] = {"reused": 0, **dict.fromkeys(ENGINES[engine].counters, 0)}
+        self.stats: dict[str, float] = {"reused": 0, **dict.fromkeys(engine_type.counters, 0)}
         #: spreads the engine's points over the macro ranks (:meth:`balance_over`)
         self.balancer: LoadBalancer | None = None
         self._state_keys = [f"state_{ph.name}" for ph in self.phases]
@@ -140,7 +138,7 @@ class NonlinearCellProblem(CellProblem):
     def engine(self) -> MicroEngine:
         """The micro engine (made on first use: collective on the template's communicator then)."""
         if self._engine is None:
-            self._engine = make_engine(self.engine_name, self.problem)
+            self._engine = self._engine_type(self.problem)
         return self._engine
 
     @property
@@ -415,7 +413,7 @@ class NonlinearCellProblem(CellProblem):
     def _snapshot_state(self, E: np.ndarray, point: int | None, trial: bool = False
                         ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """Macro point ``point``'s committed (or ``trial``) fluctuation and phase states."""
-        if point is None or not -self.num_points <= point < self.num_points:
+        if point is None or not 0 <= point < self.num_points:
             raise ValueError(f"a nonlinear cell's snapshot needs the index of one of its {self.num_points} macro "
                              f"points, got {point!r}")
         state = self.bank.trial if trial else self.bank.committed

@@ -12,8 +12,10 @@ phases' elastic stress), the elastic cell's factorisation, the micro Newton's ru
 made on first use, the precomputed operators of the batched engine
 (:class:`~fe2.micro.operators.CellOperators`).
 
-The description is frozen: an engine reads it and never writes into it, nor into the
-template. Changing a rule makes a new description (:meth:`MicroProblem.with_rules`).
+The description is frozen (its arrays are read-only copies): an engine reads it and never
+writes into it, nor into the template. Changing a rule makes a new description
+(:meth:`MicroProblem.with_rules`). The one thing made later is the batched engine's
+operators, on first use, shared with the template's plane-strain ``sigma_zz`` average.
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ from fe2.micro.rules import NewtonRules
 from fe2.micro.space import CondensedSpace
 
 __all__ = ["MicroProblem"]
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only copy of ``a``."""
+    out = np.array(a)
+    out.setflags(write=False)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +80,12 @@ class MicroProblem:
     rules: NewtonRules
     #: overrides of the micro solvers' PETSc options (None: the defaults)
     petsc_options: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # read-only copies: neither the template nor an engine can change them under the other
+        for name in ("reference", "unit_residual", "force_gram"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+        object.__setattr__(self, "phase_points", tuple(_frozen(idx) for idx in self.phase_points))
 
     # --- derived -------------------------------------------------------------------------
     @property

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from fe2.micro.engines import ENGINES
 from helpers import J2_TABLE, plastic_plate_case, run_case, spawn
 
 WORLD = MPI.COMM_WORLD
@@ -97,12 +98,15 @@ def test_one_group_of_all_ranks_ends_like_one_rve_per_rank(tmp_path, kind):
 
 
 @pytest.mark.skipif(WORLD.size > 1, reason="spawns mpirun -n 4 itself; serial run only")
-def test_two_groups_of_two_balance_between_them_and_end_like_one_rank(tmp_path):
-    """4 ranks (oversubscribed here) as two groups of 2 with ``balance``: the plastic zone at
-    the hole makes one group's points dearer, evaluations move to the other group (every
-    rank j of a group sends its part of a point's state to rank j of the other), and the
-    run ends where the serial run ends: the same reactions and RVE states to 1e-10."""
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_two_groups_of_two_balance_between_them_and_end_like_one_rank(tmp_path, engine):
+    """4 ranks (oversubscribed here) as two groups of 2 with ``balance``, with each engine:
+    the plastic zone at the hole makes one group's points dearer, evaluations move to the
+    other group (every rank j of a group sends its part of a point's state to rank j of the
+    other; both ranks of a group decide alike, from the group's costs), and the run ends
+    where the serial run ends: the same reactions and RVE states to 1e-10."""
     case = plastic_plate_case("two groups of two, balanced")
+    case["rve"]["engine"] = engine
     case["loading"] = {"steps": 2}
     case["output"] = {"format": "none", "checkpoint_every": 2}
     run_case(case, MPI.COMM_SELF, tmp=tmp_path / "one")
@@ -110,7 +114,7 @@ def test_two_groups_of_two_balance_between_them_and_end_like_one_rank(tmp_path):
     one, groups = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "groups"))
     assert groups["ranks"] == 4 and groups["status"] == "completed"
     assert groups["rve_statistics"]["moved"] > 0  # evaluations were balanced between the groups
-    assert groups["rve_statistics"]["factorisations"] > 0  # plastic: the batched engine's distributed Jacobians
+    assert groups["rve_statistics"]["factorisations"] > 0  # plastic: distributed Jacobians of the points
     for a, b in zip(one["steps"], groups["steps"], strict=True):
         keys = [k for k in a if k.startswith("reaction_")]
         scale = max(abs(a[k]) for k in keys)

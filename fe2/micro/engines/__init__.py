@@ -18,23 +18,18 @@ A new engine is a subclass of :class:`~fe2.micro.engines.base.MicroEngine` and o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fe2.micro.engines.base import MicroEngine
 from fe2.micro.engines.batched import BatchedEngine
 from fe2.micro.engines.reference import ReferenceEngine
 
-if TYPE_CHECKING:
-    from fe2.micro.problem import MicroProblem
-
-__all__ = ["ENGINES", "make_engine"]
+__all__ = ["ENGINES", "engine_class"]
 
 #: the micro engines by name (``[rve] engine``); the first is the default
 ENGINES: dict[str, type[MicroEngine]] = {cls.name: cls for cls in (BatchedEngine, ReferenceEngine)}
 
 
-def make_engine(name: str, problem: MicroProblem) -> MicroEngine:
-    """The engine ``name`` for the micro ``problem`` (collective on its communicator)."""
+def engine_class(name: str) -> type[MicroEngine]:
+    """The engine called ``name``; a ``ValueError`` naming the registered ones otherwise."""
     if name not in ENGINES:
         raise ValueError(f"unknown micro engine {name!r}; choose one of {', '.join(ENGINES)}")
-    return ENGINES[name](problem)
+    return ENGINES[name]

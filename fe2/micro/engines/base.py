@@ -99,7 +99,10 @@ class EngineAnswer:
     sensitivity: np.ndarray | None = None
     nonlocal_: NonlocalAnswer | None = None  #: with a drive
     failures: dict[int, str] = field(default_factory=dict)  #: row -> reason
-    cost: np.ndarray | None = None  #: (m,) estimated seconds each point took (load balancing)
+    #: (m,) estimated seconds each point took, by which the load balancer distributes points;
+    #: every engine sets it, the same on every process of the template's communicator (the
+    #: processes of a group must take the same balancing decisions)
+    cost: np.ndarray | None = None
     #: the engine's counters of this evaluation (:attr:`MicroEngine.counters`)
     counters: dict[str, float] = field(default_factory=dict)
 

@@ -424,15 +424,7 @@ class BatchedEngine(MicroEngine):
             dsig_de = LdW[:, :, n] + sbar * (1.0 - cdW[:, n:n + 1])
             nl = NonlocalAnswer(dsig_de, cur.e_local.copy(), mv + cdW[:, :n], cdW[:, n].copy())
             dW = None
-        rows = slice(int(ids[0]), int(ids[-1]) + 1)
-        ans.flux[rows], ans.tangent[rows], ans.fluctuation[rows] = sigma, tangent, op.to_full(x)[:, : p.nloc]
-        for dst, src in zip(ans.states, cur.trial):
-            dst[rows] = src
-        if dW is not None:
-            ans.sensitivity[rows] = dW
-        if nl is not None:
-            for dst, src in zip(ans.nonlocal_, nl):
-                dst[rows] = src
+        ans.put(ids, EngineAnswer(sigma, tangent, op.to_full(x)[:, : p.nloc], cur.trial, dW, nl))
 
     def destroy(self) -> None:
         self.solver.destroy()

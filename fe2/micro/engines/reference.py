@@ -201,8 +201,10 @@ class ReferenceEngine(MicroEngine):
                 self._drive = None
                 ans.cost[i] = time.perf_counter() - t0
             ans.put(np.array([i]), sol.answer())
-            counts["newton_iterations"] += sol.iterations
         counts["seconds"] = time.perf_counter() - t_start
+        comm = self.problem.comm
+        if comm.size > 1:  # the group's decisions (load balancing) need the same costs on all its ranks
+            ans.cost = comm.allreduce(ans.cost) / comm.size
         ans.counters = counts
         return ans
 
@@ -225,10 +227,7 @@ class ReferenceEngine(MicroEngine):
         rep = newton(system, p.rules.max_iterations, max_cuts=p.rules.max_cuts)
         self._count["cuts"] += rep.cuts
         if not rep.converged:
-            if rep.failure.startswith("no convergence"):
-                raise SolverError(p.rules.no_convergence(rep.iterations, system.tol, rep.residuals))
-            raise SolverError(f"micro Newton {rep.failure}")
-        self._count["solves"] += 1
+            raise SolverError(self._failure(rep, system.tol))
         self._factorize()  # the converged Jacobian, for the sensitivities
         it = rep.iterations
         # dSigma_i/dE_k = <T>_ik + <e_i . T G(dw_k)>,  A dw_k = b_k = -int G(v) . T e_k
@@ -238,11 +237,23 @@ class ReferenceEngine(MicroEngine):
         mean_t = p.comm.allreduce(np.einsum("p,pij->ij", w, self._tang)) / p.volume
         Lt = -Bt if p.symmetric else space.unit_vectors(self._Lt_left, self.unit)
         sigma = p.comm.allreduce(w @ self._flux) / p.volume
+        self._count["solves"] += 1
+        self._count["newton_iterations"] += it
         if drive is None:
             Xt = space.solve(Bt, self.ksp)
             return PointSolution(sigma, mean_t + space.dot(Lt, Xt) / p.volume, system.x, system.trial, it, None, Xt)
         tangent, extra = self._nonlocal_sensitivities(Bt, Lt, mean_t)
         return PointSolution(sigma, tangent, system.x, system.trial, it, extra)
+
+    def _failure(self, rep, tol: float) -> str:
+        """What a micro Newton that did not converge says, by the rules (the Newton driver's
+        report: the residuals of the accepted iterates and why it stopped)."""
+        rules = self.problem.rules
+        if not np.isfinite(rep.residuals[-1]):
+            return rules.not_finite()
+        if rep.failure.startswith("line search"):
+            return rules.line_search_failed(rep.iterations + 1, rep.residuals[-1])
+        return rules.no_convergence(rep.iterations, tol, rep.residuals)
 
     def _nonlocal_sensitivities(self, Bt: np.ndarray, Lt: np.ndarray, mean_t: np.ndarray
                                 ) -> tuple[np.ndarray, NonlocalAnswer]:
