@@ -82,17 +82,14 @@ def _fe2_imports() -> dict[str, set[str]]:
     under ``TYPE_CHECKING`` alike), read from the source. The root package ``fe2`` (which
     every module's import runs first anyway; ``fe2 info`` reads its version) is left out."""
     import ast
+    import importlib.util
     from pathlib import Path
 
-    root = Path(fe2.__file__).parent
-    names = dict.fromkeys(MODULES)
+    names = set(MODULES)
     graph: dict[str, set[str]] = {}
     for name in names:
-        rel = name.split(".")[1:]
-        path = root.joinpath(*rel, "__init__.py") if (root.joinpath(*rel)).is_dir() else root.joinpath(*rel[:-1],
-                                                                                                       rel[-1] + ".py")
         found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(Path(importlib.util.find_spec(name).origin).read_text())):
             if isinstance(node, ast.Import):
                 found |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module:

@@ -100,8 +100,8 @@ class EngineAnswer:
     nonlocal_: NonlocalAnswer | None = None  #: with a drive
     failures: dict[int, str] = field(default_factory=dict)  #: row -> reason
     #: (m,) estimated seconds each point took, by which the load balancer distributes points;
-    #: every engine sets it, the same on every process of the template's communicator (the
-    #: processes of a group must take the same balancing decisions)
+    #: every engine sets it, the same on every process of the template's communicator
+    #: (:meth:`MicroEngine.group_mean`)
     cost: np.ndarray | None = None
     #: the engine's counters of this evaluation (:attr:`MicroEngine.counters`)
     counters: dict[str, float] = field(default_factory=dict)
@@ -163,6 +163,13 @@ class MicroEngine(abc.ABC):
         ``committed`` ``(N, nloc)`` and the predictors of all ``N`` points (not collective).
         This default starts from the committed fluctuation."""
         return committed[rows]
+
+    def group_mean(self, cost: np.ndarray) -> np.ndarray:
+        """Point costs ``(m,)`` averaged over the processes of the template's communicator,
+        as :attr:`EngineAnswer.cost` must be (collective): a group's ranks measure their own
+        clocks but must take the same balancing decisions."""
+        comm = self.problem.comm
+        return cost if comm.size == 1 else comm.allreduce(cost) / comm.size
 
     @abc.abstractmethod
     def evaluate(self, batch: PointBatch) -> EngineAnswer:

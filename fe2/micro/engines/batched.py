@@ -279,9 +279,7 @@ class BatchedEngine(MicroEngine):
         counts = work.sum(axis=0)
         spent = np.array([self._time[0], self._time[1], max(total - self._time[0] - self._time[1], 0.0)])
         np.divide(spent, counts, out=per, where=counts > 0)
-        ans.cost = work @ per
-        if self.op.parallel:  # the group's decisions (load balancing) need the same costs on all its ranks
-            ans.cost = self.op.sum(ans.cost) / self.problem.comm.size
+        ans.cost = self.group_mean(work @ per)
         ans.counters = self._count
         return ans
 

@@ -30,7 +30,7 @@ processes, every solve collective on them.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import dolfinx
 import dolfinx.fem.petsc
@@ -49,29 +49,7 @@ from fe2.solvers.newton import newton
 if TYPE_CHECKING:
     from fe2.micro.problem import MicroProblem
 
-__all__ = ["PointSolution", "ReferenceEngine"]
-
-
-class PointSolution(NamedTuple):
-    """What :meth:`ReferenceEngine.solve_point` returns for one macro point."""
-
-    flux: np.ndarray  #: (n,) homogenized flux
-    tangent: np.ndarray  #: (n, n) consistent homogenized tangent
-    fluctuation: np.ndarray  #: (nloc,) converged condensed fluctuation
-    states: list[np.ndarray]  #: trial internal state of each phase, (points of the phase, state size)
-    iterations: int  #: micro Newton iterations
-    nonlocal_: tuple[np.ndarray, float, np.ndarray, float] | None  #: with a nonlocal drive, else None
-    #: (nloc, n) dw/dE, the sensitivity of the fluctuation (without a nonlocal drive)
-    sensitivity: np.ndarray | None = None
-
-    def answer(self) -> EngineAnswer:
-        """The point's answer as one row of an engine's answer."""
-        def one(a):
-            return None if a is None else np.asarray(a)[None]
-
-        return EngineAnswer(one(self.flux), one(self.tangent), one(self.fluctuation), [s[None] for s in self.states],
-                            one(self.sensitivity),
-                            None if self.nonlocal_ is None else NonlocalAnswer(*map(one, self.nonlocal_)))
+__all__ = ["ReferenceEngine"]
 
 
 class _MicroNewton:
@@ -200,20 +178,19 @@ class ReferenceEngine(MicroEngine):
             finally:
                 self._drive = None
                 ans.cost[i] = time.perf_counter() - t0
-            ans.put(np.array([i]), sol.answer())
+            ans.put(np.array([i]), sol)
         counts["seconds"] = time.perf_counter() - t_start
-        comm = self.problem.comm
-        if comm.size > 1:  # the group's decisions (load balancing) need the same costs on all its ranks
-            ans.cost = comm.allreduce(ans.cost) / comm.size
+        ans.cost = self.group_mean(ans.cost)
         ans.counters = counts
         return ans
 
     # --- one point ------------------------------------------------------------------------
     def solve_point(self, E: np.ndarray, x0: np.ndarray, states: list[np.ndarray], drive: float | None = None
-                    ) -> PointSolution:
+                    ) -> EngineAnswer:
         """Newton for one macro gradient ``E`` ``(n,)`` from fluctuation ``x0`` (condensed)
         and the committed ``states`` of the phases; with ``drive``, the damage phases are
-        driven by that nonlocal equivalent strain. Raises
+        driven by that nonlocal equivalent strain. The answer is one row (no cost, no
+        counters: :meth:`evaluate` keeps those). Raises
         :class:`~fe2.core.errors.SolverError` (message with iteration and residuals) if it
         does not converge."""
         p = self.problem
@@ -239,11 +216,14 @@ class ReferenceEngine(MicroEngine):
         sigma = p.comm.allreduce(w @ self._flux) / p.volume
         self._count["solves"] += 1
         self._count["newton_iterations"] += it
+        states = [s[None] for s in system.trial]
         if drive is None:
             Xt = space.solve(Bt, self.ksp)
-            return PointSolution(sigma, mean_t + space.dot(Lt, Xt) / p.volume, system.x, system.trial, it, None, Xt)
+            tangent = mean_t + space.dot(Lt, Xt) / p.volume
+            return EngineAnswer(sigma[None], tangent[None], system.x[None], states, sensitivity=Xt[None])
         tangent, extra = self._nonlocal_sensitivities(Bt, Lt, mean_t)
-        return PointSolution(sigma, tangent, system.x, system.trial, it, extra)
+        return EngineAnswer(sigma[None], tangent[None], system.x[None], states,
+                            nonlocal_=NonlocalAnswer(*(np.asarray(a)[None] for a in extra)))
 
     def _failure(self, rep, tol: float) -> str:
         """What a micro Newton that did not converge says, by the rules (the Newton driver's
