@@ -49,7 +49,12 @@ def choose_material(cfg: CaseConfig, rve, comm: MPI.Comm) -> tuple[PointMaterial
     """The macro material of a case and a one-line description of it."""
     name = cfg.macro.material
     if name == "rve":
-        return rve, f"FE2: an RVE solve at every macro quadrature point ({type(rve).__name__})"
+        scheme = getattr(rve, "scheme", None)
+        how = {"monolithic": "; monolithic: one micro Newton step per macro iterate",
+               "nested": "; nested: every RVE solved to convergence at every macro iterate"}.get(scheme, "")
+        if scheme == "nested" and cfg.solver.scheme == "monolithic":
+            how += " (the RVE's damage is driven by the nonlocal strain)"
+        return rve, f"FE2: an RVE solve at every macro quadrature point ({type(rve).__name__}){how}"
     if name == "homogenized":
         if not rve.linear:
             raise ConfigError(f"{cfg.source}: key 'macro.material' = 'homogenized' needs linear phases; "
@@ -103,7 +108,8 @@ def setup(cfg: CaseConfig, comm: MPI.Comm, outdir: Path, say: Callable[[str], No
         raise ConfigError(f"{cfg.source}: key 'parallel.ranks_per_rve' = {per_rve} must divide the number of MPI "
                           f"ranks ({comm.size}); run with a multiple of {per_rve} ranks")
     groups = RankGroups(comm, per_rve)
-    rve = factory.cell_problem(cfg.rve, cfg.base_dir, cfg.source, workdir, comm, groups.comm)
+    rve = factory.cell_problem(cfg.rve, cfg.base_dir, cfg.source, workdir, comm, groups.comm,
+                               scheme=cfg.solver.scheme if cfg.macro.material == "rve" else "nested")
     t_rve_setup = time.perf_counter() - t0
     Ceff = rve.effective_tensor
     mesh_path = str(rve.rve_mesh.path) if cfg.rve.mesh is not None else str(outdir / "rve.msh")

@@ -102,12 +102,12 @@ def test_micro_engine_quick_writes_consistent_json(quick):
         matrix, inclusion = shapes["state_matrix"], shapes["state_inclusion"]
         assert matrix[0] + inclusion[0] == case["micro_points"] and matrix[1] == 13 and inclusion[1] == 0
         # the history of a macro point, in float64: its fluctuation, the predictor (dw/dE: n
-        # fluctuations, and E), the last answer (stress, tangent) with its input (E, drive, kind)
-        # and 13 J2 variables per matrix point
+        # fluctuations, and E), the last answer (stress, tangent, micro residual, settled) with its
+        # input (E, drive, kind) and 13 J2 variables per matrix point
         n = 3 if case["dim"] == 2 else 6
         assert shapes["predictor_dwdE"] == [shapes["w"][0], n] and shapes["predictor_E"] == [n]
-        assert shapes["answer"] == [n + n * n] and shapes["answer_input"] == [n + 2]
-        assert case["state_bytes_per_point"] == 8 * (shapes["w"][0] * (1 + n) + n + (n + n * n) + (n + 2)
+        assert shapes["answer"] == [n + n * n + 2] and shapes["answer_input"] == [n + 2]
+        assert case["state_bytes_per_point"] == 8 * (shapes["w"][0] * (1 + n) + n + (n + n * n + 2) + (n + 2)
                                                      + 13 * matrix[0])
         elastic, *plastic = case["levels"]
         assert elastic["plastic_points"] == 0

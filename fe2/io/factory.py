@@ -83,7 +83,7 @@ def is_linear(phase_list: list[Phase]) -> bool:
 
 
 def cell_problem(rve: RVEConfig, base_dir: str, source: str, workdir: Path,
-                 comm: MPI.Comm, group: MPI.Comm = MPI.COMM_SELF) -> CellProblem:
+                 comm: MPI.Comm, group: MPI.Comm = MPI.COMM_SELF, scheme: str = "nested") -> CellProblem:
     """Build the RVE template of every rank of ``comm`` on its ``group`` (``MPI.COMM_SELF``,
     or a :class:`fe2.parallel.groups.RankGroups` group, over which the RVE mesh is then
     distributed; collective on ``comm``: an error on any rank is raised on all). Linear phases give a
@@ -102,7 +102,7 @@ def cell_problem(rve: RVEConfig, base_dir: str, source: str, workdir: Path,
         return NonlinearCellProblem(rm, ph, physics=rve.physics, degree=rve.degree,
                                     petsc_options=rve.petsc_options, source=source, rtol=rve.rtol,
                                     max_iterations=rve.max_iterations, engine=rve.engine,
-                                    boundary=rve.boundary)
+                                    boundary=rve.boundary, scheme=scheme)
 
     return collective(comm, build)
 

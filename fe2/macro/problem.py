@@ -330,6 +330,11 @@ class MacroProblem:
             report.material_points += self.num_owned_points
             report.time_material += self.comm.allreduce(t_mat, op=MPI.MAX)
 
+    def unsettled_points(self) -> int:
+        """Material points of all ranks whose own equations are not yet solved at the last
+        evaluation (:meth:`fe2.materials.base.PointMaterial.unsettled_points`; collective)."""
+        return self.comm.allreduce(self.material.unsettled_points(), op=MPI.SUM)
+
     def assemble_residual(self) -> float:
         """Assemble the residual into :attr:`b` (Dirichlet rows: ``x - load * value``, so
         that one Newton update lands on the boundary values) and return its norm (collective)."""
@@ -381,7 +386,10 @@ class MacroProblem:
         :func:`~fe2.solvers.newton.newton` (what it raises propagates)."""
         rep = NewtonReport()
         try:
-            newton(Equilibrium(self, rtol, atol, rep), max_iterations, log=log, report=rep, stop=stop)
+            system = Equilibrium(self, rtol, atol, rep)
+            newton(system, max_iterations, log=log, report=rep, stop=stop)
+            if not rep.converged and system.unsettled:
+                rep.failure += f" ({system.unsettled} RVE cell problems not yet converged)"
         except SolverError as err:  # a material (RVE) failure: raised on all ranks
             rep.converged = False
             rep.failure = str(err)
@@ -407,13 +415,17 @@ class Equilibrium:
     """The macro equilibrium of a :class:`MacroProblem` at its current load as a
     :class:`~fe2.solvers.newton.NewtonSystem` (collective): converged when the residual
     norm is below ``max(rtol * first residual, atol)`` after at least one update, or below
-    ``atol``; every full Newton step is taken. Times the macro-side work into ``report``."""
+    ``atol``, and every material point's own equations are solved (monolithic FE²:
+    :meth:`MacroProblem.unsettled_points`); every full Newton step is taken. Times the
+    macro-side work into ``report``."""
 
     unknown = "u"
 
     def __init__(self, problem: MacroProblem, rtol: float, atol: float, report: NewtonReport) -> None:
         self.problem, self.rtol, self.atol, self.report = problem, rtol, atol, report
         self.r0: float | None = None
+        #: material points whose own equations are not yet solved (monolithic FE²)
+        self.unsettled = 0
 
     def _assemble(self) -> float:
         t0 = time.perf_counter()
@@ -421,13 +433,20 @@ class Equilibrium:
         self.report.time_macro += time.perf_counter() - t0
         return r
 
+    #: rounds of :meth:`step` that solve the unsettled cell problems on at an equilibrium
+    SETTLE_ROUNDS = 3
+
     def residual(self) -> float:
         self.problem.update_material(self.report)
+        self.unsettled = self.problem.unsettled_points()
         self.r0 = r = self._assemble()
         return r
 
-    def converged(self, iteration: int, norm: float) -> bool:
+    def _equilibrium(self, iteration: int, norm: float) -> bool:
         return norm <= max(self.rtol * self.r0, self.atol) and iteration > 0 or norm <= self.atol
+
+    def converged(self, iteration: int, norm: float) -> bool:
+        return self._equilibrium(iteration, norm) and not self.unsettled
 
     def solve_update(self) -> float:
         p = self.problem
@@ -438,13 +457,25 @@ class Equilibrium:
         return p.dx_vec.norm()
 
     def step(self, alpha: float) -> float:
+        """The update, the material there and the residual. Monolithic FE²: where the macro
+        residual is already in equilibrium but some cell problems are not yet solved, those
+        take further micro Newton steps at the same macro state (the others keep their
+        answers), up to :attr:`SETTLE_ROUNDS` times, rather than a whole macro iteration."""
         p = self.problem
         p.add_to_solution(-alpha, p.dx_vec)
         p.update_material(self.report)
-        return self._assemble()
+        self.unsettled = p.unsettled_points()
+        r = self._assemble()
+        for _ in range(self.SETTLE_ROUNDS):
+            if not (self.unsettled and self._equilibrium(1, r)):
+                break
+            p.update_material(self.report)
+            self.unsettled = p.unsettled_points()
+            r = self._assemble()
+        return r
 
     def accept(self, norm: float, new_norm: float) -> bool:
         return True
 
     def status(self) -> str:
-        return ""
+        return f"  ({self.unsettled} RVEs unsettled)" if self.unsettled else ""

@@ -134,15 +134,6 @@ class Law:
         ``None``: the law has no such component (3D, conduction) or cannot say (the default)."""
         return None
 
-    def elastic(self, state: np.ndarray, trial: np.ndarray) -> np.ndarray | None:
-        """``(N,)`` True where the step from the committed ``state`` to ``trial`` (what
-        :meth:`integrate` returned) stayed elastic: the tangent is the law's initial
-        (virgin) tangent and the flux changes linearly with it for as long as the step stays
-        elastic (no yield, no damage growth, no damage at all). The micro engine then solves
-        with the elastic cell's stored factorisation (an exact shortcut). ``None``: the law
-        cannot say (no shortcut), the default."""
-        return None
-
     def fields(self, state: np.ndarray) -> dict[str, np.ndarray]:
         """The :attr:`output_fields` of states ``(..., state_size)`` by output name,
         each ``(...)`` (e.g. ``damage``, ``dissipation``, ``equivalent_plastic_strain``)."""
@@ -190,6 +181,13 @@ class PointMaterial:
         """Committed scalar internal variables per point, ``{name: (N,)}``; the name
         ``dissipation`` is the dissipated energy per unit volume."""
         return {}
+
+    def unsettled_points(self) -> int:
+        """Points whose own equations are not yet solved at the last evaluation (an RVE's
+        cell problem under the monolithic scheme, :mod:`fe2.micro.problem`): the macro
+        Newton iterates until there are none on any rank. 0 for materials that solve them
+        in every evaluation (not collective)."""
+        return 0
 
     def statistics(self) -> dict[str, float]:
         """Counters of the work done so far on this process (e.g. micro solves,

@@ -47,10 +47,6 @@ class LinearConduction(Law):
         N = g.shape[0]
         return LawResult(g @ self.K.T, np.broadcast_to(self.K, (N,) + self.K.shape), np.zeros((N, 0)))
 
-    def elastic(self, state: np.ndarray, trial: np.ndarray) -> np.ndarray:
-        """Always linear: the cell's stored factorisation is exact."""
-        return np.ones(np.atleast_2d(trial).shape[0], dtype=bool)
-
 
 class NonlinearConduction(Law):
     """Isotropic conduction whose conductivity grows with the temperature gradient::

@@ -293,12 +293,6 @@ class IsotropicDamage(Law):
         omega = np.atleast_2d(state)[:, self.state_layout["omega"]][:, 0]
         return (1.0 - omega) * (self._embed(grad) @ self.C3[2])
 
-    def elastic(self, state: np.ndarray, trial: np.ndarray) -> np.ndarray:
-        """Undamaged and not loading (``kappa`` unchanged, ``omega == 0``): the tangent is
-        the virgin elastic stiffness."""
-        k, w = self.state_layout["kappa"], self.state_layout["omega"]
-        return (trial[:, k][:, 0] == state[:, k][:, 0]) & (trial[:, w][:, 0] == 0.0)
-
     def fracture_energy_density(self) -> float:
         """Energy per unit volume dissipated in uniaxial tension to full damage (closed form;
         ignores ``max_damage``): ``1/2 E kappa0 kappa_u`` (linear) or

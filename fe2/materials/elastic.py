@@ -45,7 +45,3 @@ class LinearElastic(Law):
         grad = np.atleast_2d(grad)
         N = grad.shape[0]
         return LawResult(grad @ self.C.T, np.broadcast_to(self.C, (N,) + self.C.shape), np.zeros((N, 0)))
-
-    def elastic(self, state: np.ndarray, trial: np.ndarray) -> np.ndarray:
-        """Always elastic."""
-        return np.ones(np.atleast_2d(trial).shape[0], dtype=bool)

@@ -219,12 +219,6 @@ class J2Plasticity(Law):
                           + (2.0 * G * theta_bar)[:, None, None] * (nc[:, :, None] * nc[:, None, :]))
         return LawResult(sigma, C_alg, trial)
 
-    def elastic(self, state: np.ndarray, trial: np.ndarray) -> np.ndarray:
-        """No plastic flow in the step (``p`` unchanged): the tangent is the elastic one,
-        whatever the committed plastic strain and back stress."""
-        p = self.state_layout["p"]
-        return trial[:, p][:, 0] == state[:, p][:, 0]
-
     def out_of_plane_stress(self, grad: np.ndarray, state: np.ndarray) -> np.ndarray | None:
         """Plane strain: ``sigma_zz = [C (eps - eps_p)]_zz`` with ``eps_zz = 0`` and the
         state's 3D plastic strain."""

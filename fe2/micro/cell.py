@@ -179,7 +179,8 @@ class CellProblem(PointMaterial):
         self.nloc = self.space.nloc
         #: B without the part the multipliers balance (the residual of a unit gradient)
         self.B_residual = self.B if self.border is None else self.border.project(self.B)
-        W = self.solve_reduced(self.B)
+        #: the fluctuations of the unit macro gradients ``(nloc, n)`` (the sensitivities ``dw/dE``)
+        self.unit_fluctuations = W = self.solve_reduced(self.B)
         self.effective_tensor = self.mean_tensor - self.space.dot(self.B, W) / self.volume
 
     # ---------------------------------------------------------------------------------

@@ -97,7 +97,8 @@ class NonlinearCellProblem(CellProblem):
     def __init__(self, rve_mesh: RVEMesh, phases: Sequence[Phase], physics: str = "elasticity",
                  degree: int = 1, petsc_options: Mapping[str, Any] | None = None,
                  source: str = "phases", rtol: float = 1e-10, max_iterations: int = 25,
-                 quadrature_degree: int | None = None, engine: str = "batched", boundary: str = "periodic") -> None:
+                 quadrature_degree: int | None = None, engine: str = "batched", boundary: str = "periodic",
+                 scheme: str = "nested") -> None:
         engine_type = engine_class(engine)
         spec = physics_registry.get(physics)
         for ph in phases:
@@ -120,7 +121,9 @@ class NonlinearCellProblem(CellProblem):
             phases=self.phases, phase_points=tuple(self.phase_points), volume=self.volume,
             damage_volume=damage_volume, reference=self.reference, unit_residual=self.B_residual,
             force_gram=self._unit_force_gram(), elastic_solver=self.ksp,
-            rules=NewtonRules(rtol=rtol, max_iterations=max_iterations), petsc_options=petsc_options)
+            rules=NewtonRules(rtol=rtol, max_iterations=max_iterations),
+            elastic_tangent=self.effective_tensor, elastic_sensitivity=self.unit_fluctuations,
+            petsc_options=petsc_options, scheme="nested" if any(driven) else scheme)
         self.nonlocal_form = self.problem.nonlocal_form
         #: the name of the micro engine (:data:`fe2.micro.engines.ENGINES`)
         self.engine_name = engine
@@ -175,7 +178,9 @@ class NonlinearCellProblem(CellProblem):
         # yet, 1 local, 2 driven): asked again for the same input from the same committed
         # state, a point answers without a solve (:meth:`_to_solve`)
         self.bank.allocate("answer_input", np.zeros(self.size + 2), N)
-        self.bank.allocate("answer", np.zeros(self._answer_size), N)
+        virgin = np.zeros(self._answer_size)
+        virgin[-1] = 1.0  # no residual yet, nothing to settle
+        self.bank.allocate("answer", virgin, N)
         for ph, idx, key in zip(self.phases, self.phase_points, self._state_keys):
             virgin = np.broadcast_to(ph.law.initial_state(1)[0], (idx.size, ph.law.state_size))
             self.bank.allocate(key, virgin, N)
@@ -202,6 +207,12 @@ class NonlinearCellProblem(CellProblem):
 
     def set_local_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Restore a committed state in this process's own layout (the bank's arrays)."""
+        state = dict(state)
+        answer = state.get("answer")
+        if answer is not None and answer.shape[1:] == (self._answer_size - 2,):
+            # a checkpoint of fe2 before the monolithic scheme: its answers were converged
+            pad = np.broadcast_to([0.0, 1.0], (answer.shape[0], 2))
+            state["answer"] = np.concatenate([answer, pad], axis=1)
         self.bank.set_state(state)
         self.num_points = self.bank.committed["w"].shape[0]
         if self.balancer is not None:
@@ -327,9 +338,39 @@ class NonlinearCellProblem(CellProblem):
 
     @property
     def _answer_size(self) -> int:
-        """Floats of a stored answer: flux, tangent and (nonlocal form) the sensitivities."""
+        """Floats of a stored answer: flux, tangent, (nonlocal form) the sensitivities, and
+        the micro residual relative to its tolerance (:attr:`EngineAnswer.residual
+        <fe2.micro.engines.base.EngineAnswer.residual>`, under the monolithic scheme; 0: no
+        residual yet in the load step) and whether it is settled (:attr:`settled`)."""
         n = self.size
-        return n + n * n + (2 * n + 2 if self.nonlocal_form else 0)
+        return n + n * n + (2 * n + 2 if self.nonlocal_form else 0) + 2
+
+    @property
+    def scheme(self) -> str:
+        """How the micro Newton is coupled to the macro one (:attr:`fe2.micro.problem.MicroProblem.scheme`;
+        an RVE with a nonlocally driven damage phase is always nested)."""
+        return self.problem.scheme
+
+    @property
+    def settled(self) -> np.ndarray:
+        """``(N,)`` whether each point's cell problem is solved at its last answer: always
+        under the nested scheme; under the monolithic one, once its micro residual is within
+        its tolerance (or stagnates within the rules' slack of it over the evaluations of a
+        load step: :meth:`fe2.micro.rules.NewtonRules.settled`)."""
+        return self.bank.trial["answer"][:, -1] == 1.0
+
+    def unsettled_points(self) -> int:
+        """Points whose cell problem is not yet solved at their last answer (:attr:`settled`):
+        the macro Newton iterates until there are none (not collective)."""
+        return int(np.count_nonzero(~self.settled))
+
+    def commit(self) -> None:
+        self.bank.trial["answer"][:, -2] = 0.0  # the next step has no earlier residual
+        super().commit()
+
+    def revert(self) -> None:
+        super().revert()
+        self.bank.trial["answer"][:, -2] = 0.0
 
     def _to_solve(self, E: np.ndarray, e_nl: np.ndarray | None) -> np.ndarray:
         """Indices of the points that need a micro solve: all but those whose last answer
@@ -341,7 +382,7 @@ class NonlinearCellProblem(CellProblem):
         if any(ph.law.rate_dependent for ph in self.phases):
             return np.arange(E.shape[0])
         last, n = self.bank.trial["answer_input"], E.shape[1]
-        same = np.all(last[:, :n] == E, axis=1)
+        same = np.all(last[:, :n] == E, axis=1) & self.settled
         same &= last[:, n + 1] == 1.0 if e_nl is None else (last[:, n + 1] == 2.0) & (last[:, n] == e_nl)
         return np.flatnonzero(~same)
 
@@ -360,6 +401,7 @@ class NonlinearCellProblem(CellProblem):
         trial["answer_input"][todo, n + 1] = 1.0 if e_nl is None else 2.0
         ans = trial["answer"]
         out = [ans[:, :n].copy(), ans[:, n:n + n * n].reshape(N, n, n).copy()]
+        # (the last two floats: the micro residual and whether it is settled)
         if e_nl is not None:
             k = n + n * n
             out += [ans[:, k:k + n].copy(), ans[:, k + n].copy(), ans[:, k + n + 1:k + 2 * n + 1].copy(),
@@ -402,6 +444,12 @@ class NonlinearCellProblem(CellProblem):
         if ans.failures:
             first = min(ans.failures)
             raise point_failure(int(todo[first]), ans.failures[first])
+        answers = trial["answer"]
+        if self.problem.monolithic:
+            answers[todo, -1] = self.rules.settled(ans.residual, answers[todo, -2])
+            answers[todo, -2] = ans.residual
+        else:  # (converged: the residual's round-off is of no further use)
+            answers[todo, -2:] = 0.0, 1.0
         self._store(todo, ans.flux, ans.tangent, ans.nonlocal_)
         trial["w"][todo] = ans.fluctuation
         if ans.sensitivity is not None:

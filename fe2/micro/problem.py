@@ -7,10 +7,27 @@ fluctuation space under its boundary condition (what is condensed, and how,
 :class:`~fe2.micro.space.CondensedSpace`), the micro points, the phases with their laws and
 the micro points of each, the cell volume, the scales of the residual (the residual of a
 unit macro gradient in the elastic cell, the Gram matrix of the internal forces of the
-phases' elastic stress), the elastic cell's factorisation, the micro Newton's rules
-(:class:`~fe2.micro.rules.NewtonRules`) and the PETSc options of the micro solvers; and,
-made on first use, the precomputed operators of the batched engine
+phases' elastic stress), the elastic cell's factorisation, homogenized tensor and unit
+fluctuations (the whole answer of a point whose micro tangents are all the phases' virgin
+ones), the micro Newton's rules (:class:`~fe2.micro.rules.NewtonRules`), how the micro
+Newton is coupled to the macro one (:attr:`MicroProblem.scheme`) and the PETSc options of
+the micro solvers; and, made on first use, the precomputed operators of the batched engine
 (:class:`~fe2.micro.operators.CellOperators`).
+
+**The coupling scheme.** ``"nested"``: every evaluation solves each point's cell problem to
+convergence and then its sensitivities (the consistent tangent) with the converged
+Jacobian: a point that needs one micro Newton update pays two factorisations. ``"monolithic"``
+(Lange, Hütter & Kiefer, CMAME 2021): the micro and macro Newton iterations are one Newton
+iteration on the coupled equations. An evaluation linearises each point's cell problem
+at its current fluctuation ``w`` once: with one factorisation of the Jacobian ``K`` it
+solves for the Newton correction ``dw = -K^-1 r`` of the micro residual ``r`` and the
+sensitivities ``dw/dE``, and answers the flux condensed to first order,
+``Sigma + dSigma/dw . dw`` (the micro residual moved into the macro right-hand side), the
+consistent tangent at ``w``, and the corrected fluctuation ``w + dw``, from which the next
+evaluation starts along ``dw/dE``. The answers are those of the nested scheme once the macro
+Newton has converged both the macro residual and every point's micro residual (the
+template reports the points whose micro residual is still above its tolerance,
+:meth:`fe2.micro.nonlinear.NonlinearCellProblem.unsettled_points`).
 
 The description is frozen (its arrays are read-only copies): an engine reads it and never
 writes into it, nor into the template. Changing a rule makes a new description
@@ -32,7 +49,7 @@ from petsc4py import PETSc
 from fe2.core.quadrature import QuadraturePoints
 from fe2.micro.operators import CellOperators
 from fe2.micro.phases import Phase
-from fe2.micro.rules import NewtonRules
+from fe2.micro.rules import SCHEMES, NewtonRules
 from fe2.micro.space import CondensedSpace
 
 __all__ = ["MicroProblem"]
@@ -78,12 +95,26 @@ class MicroProblem:
     #: the elastic cell's factorised solver (the template's)
     elastic_solver: PETSc.KSP
     rules: NewtonRules
+    #: the elastic cell's homogenized tensor ``(n, n)`` (the phases' virgin tangents)
+    elastic_tangent: np.ndarray
+    #: the elastic cell's sensitivities ``dw/dE`` ``(nloc, n)``: its unit fluctuations
+    elastic_sensitivity: np.ndarray
     #: overrides of the micro solvers' PETSc options (None: the defaults)
     petsc_options: Mapping[str, Any] | None = None
+    #: how the micro and macro Newton iterations are coupled (:data:`fe2.micro.rules.SCHEMES`):
+    #: ``"nested"`` (every evaluation solves the cell problem to convergence) or
+    #: ``"monolithic"`` (one micro Newton step per evaluation, the micro residual condensed
+    #: into the answer; the macro Newton converges both)
+    scheme: str = "nested"
 
     def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"unknown coupling scheme {self.scheme!r}; known: {', '.join(SCHEMES)}")
+        if self.monolithic and self.nonlocal_form:
+            raise ValueError("the monolithic scheme needs an RVE without nonlocally driven damage phases "
+                             "(their cell problem can have several solutions: nested only)")
         # read-only copies: neither the template nor an engine can change them under the other
-        for name in ("reference", "unit_residual", "force_gram"):
+        for name in ("reference", "unit_residual", "force_gram", "elastic_tangent", "elastic_sensitivity"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(self, "phase_points", tuple(_frozen(idx) for idx in self.phase_points))
 
@@ -121,6 +152,11 @@ class MicroProblem:
     def symmetric(self) -> bool:
         """Every phase's tangent is symmetric (so are the micro Jacobians: Cholesky)."""
         return all(ph.law.symmetric_tangent for ph in self.phases)
+
+    @property
+    def monolithic(self) -> bool:
+        """One micro Newton step per evaluation (:attr:`scheme`)."""
+        return self.scheme == "monolithic"
 
     @property
     def rate_dependent(self) -> bool:

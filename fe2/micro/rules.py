@@ -33,7 +33,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ROUNDOFF", "NewtonRules"]
+__all__ = ["ROUNDOFF", "SCHEMES", "NewtonRules"]
+
+#: how the micro Newton is coupled to the macro one (:attr:`fe2.micro.problem.MicroProblem.scheme`)
+SCHEMES = ("monolithic", "nested")
 
 #: the residual's round-off floor, relative to the internal forces the elastic stress of the
 #: macro gradient would cause (:meth:`NewtonRules.floor`)
@@ -75,6 +78,13 @@ class NewtonRules:
         stagnated = later & (norm > self.stagnation * r_prev) & (norm <= self.slack * tol)
         tol = np.where(later, np.maximum(tol, self.rtol * r_forces), tol)
         return stagnated | (norm <= tol), tol
+
+    def settled(self, ratio: Any, previous: Any) -> Any:
+        """Monolithic scheme: whether points whose micro residuals are ``ratio`` times their
+        tolerances are solved, ``previous`` the ratio of their last evaluation in the load
+        step (0: none): within the tolerance, or stagnated within the slack."""
+        ratio, previous = np.asarray(ratio), np.asarray(previous)
+        return (ratio <= 1.0) | ((ratio <= self.slack) & (previous > 0) & (ratio > self.stagnation * previous))
 
     def accept(self, norm: Any, new_norm: Any, tol: Any) -> Any:
         """The line search: whether a step from residual ``norm`` to ``new_norm`` is taken."""

@@ -151,6 +151,9 @@ class GroupMaterial(PointMaterial):
         rows = self._rows
         return {k: v[rows] for k, v in self.template.internal_fields().items()}
 
+    def unsettled_points(self) -> int:
+        return 0 if self.linear else int(np.count_nonzero(~self.template.settled[self._rows]))
+
     def statistics(self) -> dict[str, float]:
         """The template's counters on the group's first rank only: every member counts the
         group's solves, which are the group's work once."""

@@ -159,8 +159,9 @@ class BorderedSystem:
         return self._assemble()
 
     def converged(self, iteration: int, norm: float) -> bool:
+        settled = self.problem.unsettled_points() == 0  # (collective: on every iteration)
         equilibrium = norm <= max(self.rtol * self.r_ref, self.atol) and iteration > 0 or norm <= self.atol
-        return equilibrium and abs(self.g) <= max(self.rtol * self.dtau, self.g_floor)
+        return equilibrium and settled and abs(self.g) <= max(self.rtol * self.dtau, self.g_floor)
 
     def solve_update(self) -> float:
         p, d1, d2, aux = self.problem, self.d1, self.d2, self.aux

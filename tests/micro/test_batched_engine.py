@@ -260,3 +260,45 @@ def test_failures_are_reported_like_the_reference(circle):
 def test_unknown_engine_is_refused(circle):
     with pytest.raises(ValueError, match="unknown micro engine 'fast'; choose one of batched, reference"):
         NonlinearCellProblem(circle, j2(2), engine="fast")
+
+
+def test_elastic_points_cost_no_solve_and_answer_the_elastic_cell(circle):
+    """A point whose micro tangents are all the virgin ones at convergence takes the elastic
+    cell's homogenized tensor and unit fluctuations: no solve of its own. Started from its
+    exact first-order prediction it needs no solve at all."""
+    cell = NonlinearCellProblem(circle, j2(2), rtol=1e-12)
+    D = 0.002 * directions(2, 4)
+    _, C = cell.evaluate(D)  # from the zero start: one Newton update with the elastic factorisation
+    stats = dict(cell.statistics())
+    assert stats["factorisations"] == 0 and stats["template_solves"] == 4
+    assert np.array_equal(C, np.broadcast_to(cell.effective_tensor, C.shape))
+    assert np.array_equal(cell.bank.trial["predictor_dwdE"],
+                          np.broadcast_to(cell.unit_fluctuations, cell.bank.trial["predictor_dwdE"].shape))
+    _, C = cell.evaluate(1.5 * D)  # the prediction is exact: converged at the start
+    after = cell.statistics()
+    assert after["template_solves"] == stats["template_solves"] and after["factorisations"] == 0
+    assert after["shortcut"] == 8 and np.array_equal(C, np.broadcast_to(cell.effective_tensor, C.shape))
+
+
+def test_a_point_just_past_yield_gets_its_plastic_tangent(circle):
+    """Elastic is decided from the tangent, not from the state: strained a few ulp past its
+    yield surface, a plastic point's plastic multiplier vanishes against its accumulated
+    plastic strain (``p + dp == p``) while its tangent is the plastic one. A homogeneous RVE
+    must then answer the law's plastic tangent, like the reference engine."""
+    law = J2Plasticity(1.0, 0.3, 0.01, 2, H_iso=0.05, Q=0.01, b=30.0, H_kin=0.02)
+    phases = [Phase("a", 1, law=law), Phase("b", 2, law=law)]
+    ref, new = pair(circle, phases, rtol=1e-12)
+    E = np.array([[0.02, -0.01, 0.012]])
+    for rve in (ref, new):
+        rve.evaluate(E)
+        rve.commit()
+    state = new.bank.committed["state_a"][0, :1]
+    for k in range(1, 200):  # the smallest further strain that yields in floating point
+        Ek = E * (1.0 + k * np.finfo(float).eps)
+        _, C_law, trial = law.integrate(Ek, state)
+        if not np.array_equal(C_law[0], law.C3[np.ix_([0, 1, 5], [0, 1, 5])]):
+            break
+    assert trial[0, 12] == state[0, 12]  # p did not change in floating point, the tangent did
+    out_ref, out_new = ref.evaluate(Ek), new.evaluate(Ek)
+    assert rel(out_new[1][0], C_law[0]) < 1e-10 and rel(out_ref[1][0], C_law[0]) < 1e-10
+    assert abs(out_new[1][0, 2, 2] - new.effective_tensor[2, 2]) > 0.1 * new.effective_tensor[2, 2]

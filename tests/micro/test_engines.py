@@ -172,3 +172,36 @@ def test_an_unknown_engine_is_refused_naming_the_registered_ones():
     with pytest.raises(ValueError, match="unknown micro engine 'fast'; choose one of " + ", ".join(ENGINES)):
         NonlinearCellProblem(inclusion_rve(2, 2), [Phase("m", 1, law=j2(2)), Phase("i", 2, law=j2(2))],
                              engine="fast")
+
+
+@pytest.mark.parametrize("comm", COMMS, ids=COMM_IDS)
+@pytest.mark.parametrize("kind", ["j2", "neo_hooke"])
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_monolithic_evaluations_are_newton_steps_to_the_nested_answer(engine, kind, comm):
+    """Under the monolithic scheme an evaluation is one micro Newton step, taken by the
+    macro Newton: asked again for the same macro gradient, each point goes on from the
+    corrected fluctuation, its residual falls quadratically, and once settled its flux,
+    tangent and fluctuation are the nested scheme's; every engine's steps are the
+    reference engine's."""
+    nested = heterogeneous(kind, comm, engine, rtol=1e-12)
+    mono = heterogeneous(kind, comm, engine, rtol=1e-12, scheme="monolithic")
+    ref = heterogeneous(kind, comm, "reference", rtol=1e-12, scheme="monolithic")
+    E0, E1, _ = path(kind)
+    for E in (E0, E1):
+        expected = nested.evaluate(E)
+        ratios = []
+        for _ in range(10):
+            got, want = mono.evaluate(E), ref.evaluate(E)
+            assert rel(got[0], want[0]) < 1e-10 and rel(got[1], want[1]) < 1e-9
+            ratios.append(mono.bank.trial["answer"][:, -2].copy())
+            if mono.unsettled_points() == 0:
+                break
+        assert mono.unsettled_points() == ref.unsettled_points() == 0
+        assert 2 <= len(ratios) <= 6  # (a fresh gradient needs at least one correction)
+        r = np.array(ratios)  # |r| / tolerance per evaluation and point (a settled point keeps its answer)
+        assert np.all((r[1:] < r[:-1]) | (r[:-1] <= 1.0)) and r[-1].max() <= 1.0
+        assert rel(got[0], expected[0]) < 1e-10 and rel(got[1], expected[1]) < 1e-8
+        w = nested.bank.trial["w"]
+        assert np.abs(mono.bank.trial["w"] - w).max() < 1e-8 * np.abs(w).max()
+        for rve in (nested, mono, ref):
+            rve.commit()

@@ -55,15 +55,28 @@ def test_homogeneous_rve_reproduces_single_scale(tmp_path, physics, law):
         assert r[2] - r[1] < 0.8 * r[0]
 
 
-def test_macro_newton_converges_quadratically_on_plastic_fe2(tmp_path):
+#: the bound of e_{k+1} / e_k^2 of the macro residuals. The monolithic scheme's is larger: its
+#: macro residual does not see the error of the micro fluctuations, which the coupled Newton
+#: reduces together with the macro one (linear convergence at rate c would give c / e_k there,
+#: 1e4 and more at these residuals)
+QUADRATIC = {"nested": 10.0, "monolithic": 30.0}
+
+
+@pytest.mark.parametrize("scheme", ["nested", "monolithic"])
+def test_macro_newton_converges_quadratically_on_plastic_fe2(tmp_path, scheme):
     phases = {"matrix": dict(J2, tag=1), "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}
-    res = run(case_data(phases, ux=0.03, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.2}), tmp=tmp_path)
+    data = case_data(phases, ux=0.03, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.2})
+    data["solver"]["scheme"] = scheme
+    res = run(data, tmp=tmp_path)
     steps = res.summary["steps"]
     assert res.summary["status"] == "completed" and steps[-1]["load_factor"] == 1.0
     constants = [c for s in steps for c in quadratic_constants(s["residuals"])]
     assert len(constants) >= 3, "too few iterations in the asymptotic range"
-    assert max(constants) < 10.0, constants  # e_{k+1} <= C e_k^2
+    assert max(constants) < QUADRATIC[scheme], constants  # e_{k+1} <= C e_k^2
     assert max(s["newton_iterations"] for s in steps) <= 6
+    stats = res.summary["rve_statistics"]
+    if scheme == "monolithic":  # the factorisation floor: at most one per point evaluation
+        assert 0 < stats["factorisations"] <= stats["solves"]
 
 
 class FailsOnLargeIncrements(PointMaterial):
@@ -164,11 +177,13 @@ def test_finite_strain_fe2_one_and_two_ranks_agree(tmp_path):
     assert_same_displacement_and_reactions(*serial_and_parallel(data, tmp_path))
 
 
-def test_batched_engine_equals_the_reference_path_on_1_and_2_ranks(tmp_path):
+@pytest.mark.parametrize("scheme", ["nested", "monolithic"])
+def test_batched_engine_equals_the_reference_path_on_1_and_2_ranks(tmp_path, scheme):
     # a plastic composite plate: every macro point runs the batched micro Newton, or the
     # reference path (``rve.engine = "reference"``); both on one rank and on all ranks
     phases = {"matrix": dict(J2, tag=1), "inclusion": {"law": "elastic", "tag": 2, "E": 10.0, "nu": 0.2}}
     data = case_data(phases, ux=0.03, rve_generate={"kind": "circle", "radius": 0.3, "h": 0.2})
+    data["solver"]["scheme"] = scheme
     ref_data = json.loads(json.dumps(data))
     ref_data["rve"]["engine"] = "reference"
     base = MPI.COMM_WORLD.bcast(str(tmp_path), root=0)
@@ -178,12 +193,19 @@ def test_batched_engine_equals_the_reference_path_on_1_and_2_ranks(tmp_path):
     # every evaluation the macro problem asked for is a micro solve, or (a load step's first
     # iterate, at the committed strain) the point's last answer
     assert stats["solves"] + stats["reused"] == new_s.summary["rve_evaluations"] > 0
-    assert stats["reused"] == (len(new_s.summary["steps"]) - 1) * new_s.summary["macro"]["quadrature_points"]
+    first_iterates = (len(new_s.summary["steps"]) - 1) * new_s.summary["macro"]["quadrature_points"]
     assert 0 < stats["shortcut"] < stats["solves"]  # the first step starts elastic
     ref_stats = ref.summary["rve_statistics"]
     assert "shortcut" not in ref_stats  # the reference engine has no elastic shortcut: it factorises
-    # at every micro Newton update and once more at the converged state, for the tangent
-    assert ref_stats["factorisations"] == ref_stats["newton_iterations"] + ref_stats["solves"] > 0
+    if scheme == "nested":
+        assert stats["reused"] == first_iterates
+        # at every micro Newton update and once more at the converged state, for the tangent
+        assert ref_stats["factorisations"] == ref_stats["newton_iterations"] + ref_stats["solves"] > 0
+    else:  # (and the points already settled when the others take further micro steps at an equilibrium)
+        assert stats["reused"] >= first_iterates
+        # once per evaluation: the tangent and the Newton correction from one factorisation
+        assert ref_stats["factorisations"] == ref_stats["solves"] > 0
+        assert stats["factorisations"] < stats["solves"]  # the elastic points need none
     for other in (new_s, new_p):
         assert len(other.summary["steps"]) == len(ref.summary["steps"])
         for a, b in zip(ref.summary["steps"], other.summary["steps"]):

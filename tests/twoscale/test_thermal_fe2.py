@@ -96,14 +96,19 @@ def test_nonlinear_laminate_fe2_closed_form(tmp_path):
     assert np.abs(T - g * x[:, 0]).max() < 1e-9 * g * L
 
 
-def test_nonlinear_thermal_fe2_quadratic_and_balanced(tmp_path):
-    res = run(thermal_case(NONLINEAR), tmp=tmp_path)
+@pytest.mark.parametrize("scheme", ["nested", "monolithic"])
+def test_nonlinear_thermal_fe2_quadratic_and_balanced(tmp_path, scheme):
+    data = thermal_case(NONLINEAR)
+    data.setdefault("solver", {})["scheme"] = scheme
+    res = run(data, tmp=tmp_path)
     steps = res.summary["steps"]
     assert res.summary["status"] == "completed" and steps[-1]["load_factor"] == 1.0
     constants = [c for s in steps for c in quadratic_constants(s["residuals"])]
     assert len(constants) >= 3, "too few iterations in the asymptotic range"
     assert max(constants) < 10.0, constants
-    assert max(s["newton_iterations"] for s in steps) <= 7
+    # the monolithic scheme takes more macro iterations where its micro problems start far
+    # from their solutions (a large first step), each with one factorisation per point
+    assert max(s["newton_iterations"] for s in steps) <= {"nested": 7, "monolithic": 9}[scheme]
     assert min(s["newton_iterations"] for s in steps) >= 3  # really nonlinear
     for s in steps:  # the heat through the hole balances the flux and the source
         total = s["heat_in_hole"] + s["heat_in_top"] + s["heat_source"]

@@ -16,6 +16,7 @@ from typing import Any
 from fe2.core.physics import BOUNDARY_CONDITIONS, PHYSICS
 from fe2.materials.registry import LAWS
 from fe2.micro.engines import ENGINES
+from fe2.micro.rules import SCHEMES
 from fe2.solvers.pathfollowing import CONTROLS
 
 __all__ = ["CaseConfig", "DirichletConfig", "FluxConfig", "LoadingConfig", "MacroConfig", "MacroMeshConfig",
@@ -300,6 +301,13 @@ class SolverConfig:
     atol: float = _f(1e-12, doc="... or below atol", check=positive)
     max_iterations: int = _f(20, doc="Newton iterations per load step before the step fails", check=positive)
     petsc_options: dict[str, Any] = _f({}, doc="PETSc options of the macro linear solver (default: MUMPS LU)")
+    scheme: str = _f("monolithic", doc="how the RVEs' Newton iterations are coupled to the macro Newton (FE² "
+                                       "with nonlinear RVEs): ``monolithic`` (one micro Newton step per macro "
+                                       "iterate, the micro residual condensed into the macro one: one "
+                                       "factorisation per RVE and iterate) or ``nested`` (every macro iterate "
+                                       "solves each RVE to convergence: the classical scheme, the reference). "
+                                       "The converged results are the same. RVEs with nonlocally driven damage "
+                                       "are always nested", check=one_of(*SCHEMES))
 
 
 #: the names of the steps of an ``[[output.rve_snapshots]]`` entry besides a list of numbers

@@ -89,7 +89,12 @@ class NonlocalAnswer(NamedTuple):
 
 @dataclass
 class EngineAnswer:
-    """The output of one evaluation of ``m`` points (rows, in the batch's order)."""
+    """The output of one evaluation of ``m`` points (rows, in the batch's order).
+
+    Under the monolithic scheme (:attr:`fe2.micro.problem.MicroProblem.scheme`) the flux is
+    condensed to first order in the micro residual, the tangent is the consistent one at the
+    state evaluated (the states are that state's), and the fluctuation is the evaluated
+    one plus its Newton correction (:mod:`fe2.micro.problem`)."""
 
     flux: np.ndarray  #: (m, n) homogenized fluxes
     tangent: np.ndarray  #: (m, n, n) consistent homogenized tangents
@@ -105,6 +110,10 @@ class EngineAnswer:
     cost: np.ndarray | None = None
     #: the engine's counters of this evaluation (:attr:`MicroEngine.counters`)
     counters: dict[str, float] = field(default_factory=dict)
+    #: (m,) the micro residual norm at the answered state relative to its tolerance
+    #: (:mod:`fe2.micro.rules`): at most 1, or a stagnated residual, for a converged point;
+    #: any value under the monolithic scheme (:attr:`fe2.micro.problem.MicroProblem.scheme`)
+    residual: np.ndarray | None = None
 
     @staticmethod
     def empty(batch: PointBatch, n: int) -> EngineAnswer:
@@ -115,7 +124,7 @@ class EngineAnswer:
             np.empty((m, n)), np.empty((m, n, n)), np.empty((m, nloc)), [np.empty_like(s) for s in batch.states],
             None if drive else np.empty((m, nloc, n)),
             NonlocalAnswer(np.empty((m, n)), np.empty(m), np.empty((m, n)), np.empty(m)) if drive else None,
-            {}, np.zeros(m), {})
+            {}, np.zeros(m), {}, np.zeros(m))
 
     def take(self, rows: slice) -> EngineAnswer:
         """The answers of the consecutive rows ``rows`` (failures renumbered from 0; no counters)."""
@@ -125,7 +134,8 @@ class EngineAnswer:
             None if self.sensitivity is None else self.sensitivity[rows],
             None if self.nonlocal_ is None else NonlocalAnswer(*(a[rows] for a in self.nonlocal_)),
             {i - start: msg for i, msg in self.failures.items() if start <= i < stop},
-            None if self.cost is None else self.cost[rows], {})
+            None if self.cost is None else self.cost[rows], {},
+            None if self.residual is None else self.residual[rows])
 
     def put(self, rows: np.ndarray, part: EngineAnswer) -> None:
         """Write the answers ``part`` into rows ``rows`` (its failures too)."""
@@ -139,6 +149,8 @@ class EngineAnswer:
                 dst[rows] = src
         if self.cost is not None and part.cost is not None:
             self.cost[rows] = part.cost
+        if self.residual is not None and part.residual is not None:
+            self.residual[rows] = part.residual
         self.failures.update({int(rows[i]): msg for i, msg in part.failures.items()})
 
 
@@ -153,6 +165,10 @@ class MicroEngine(abc.ABC):
     #: (line-search halvings) and ``seconds``
     counters: ClassVar[tuple[str, ...]] = ("solves", "newton_iterations", "cuts", "seconds")
 
+    #: under the nested scheme, start each micro Newton from the first-order prediction
+    #: (:meth:`start`) rather than from the committed fluctuation
+    warm_trial: bool = False
+
     def __init__(self, problem: MicroProblem) -> None:
         self.problem = problem
 
@@ -160,9 +176,14 @@ class MicroEngine(abc.ABC):
               ) -> np.ndarray:
         """The starting fluctuations ``(m, nloc)`` of the template's points ``rows`` ``(m,)``
         for macro gradients ``gradient`` ``(m, n)``, from the committed fluctuations
-        ``committed`` ``(N, nloc)`` and the predictors of all ``N`` points (not collective).
-        This default starts from the committed fluctuation."""
-        return committed[rows]
+        ``committed`` ``(N, nloc)`` and the predictors of all ``N`` points (not collective):
+        the first-order prediction ``W + dW/dE (E - E_last)`` from the last evaluation under
+        the monolithic scheme (the coupled Newton's update of the fluctuation) or with
+        :attr:`warm_trial`, else the committed fluctuation."""
+        if not (self.problem.monolithic or self.warm_trial):
+            return committed[rows]
+        return predictor.fluctuation[rows] + np.einsum("mak,mk->ma", predictor.sensitivity[rows],
+                                                       gradient - predictor.gradient[rows])
 
     def group_mean(self, cost: np.ndarray) -> np.ndarray:
         """Point costs ``(m,)`` averaged over the processes of the template's communicator,

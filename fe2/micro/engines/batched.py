@@ -12,20 +12,29 @@ points at once, without any finite-element assembly:
 - every phase law is called once per iteration for all micro points of all active points;
 - what is left per point is one numeric factorisation of its Jacobian (sharing one
   symbolic analysis, :class:`fe2.core.linalg.PatternSolver`) and the solves with it;
-- **exact elastic shortcut**: a point whose micro points are all elastic at the current
-  iterate (:meth:`fe2.materials.base.Law.elastic`: no yield, no damage growth, no damage)
-  has exactly the elastic cell's Jacobian, so it is solved with the template's stored
-  factorisation instead of a new one, and if it converges elastic its consistent tangent
-  is the template's effective tensor's sensitivity solve. For a point that stays elastic
-  this is the whole evaluation: two vectorised law calls and triangular solves, no
-  factorisation. A point that yields at its next iterate simply continues with its own
-  factorisations, exactly as on the reference path;
+- **exact elastic shortcut**: a point whose micro tangents at the current iterate are all
+  the phases' virgin ones (compared exactly: elasticity is decided from the tangent itself,
+  so a point strained a few ulp past its yield surface, whose plastic multiplier vanishes
+  against its accumulated plastic strain, keeps its plastic tangent) has exactly the
+  elastic cell's Jacobian, so it is solved with the template's stored factorisation
+  instead of a new one; and if it is elastic at convergence its consistent tangent is the
+  elastic cell's homogenized tensor and its sensitivities the elastic cell's unit
+  fluctuations (:attr:`fe2.micro.problem.MicroProblem.elastic_tangent`,
+  :attr:`~fe2.micro.problem.MicroProblem.elastic_sensitivity`): no solve at all. A point
+  that yields at its next iterate simply continues with its own factorisations, exactly as
+  on the reference path;
 - **first-order predictor**: each point's micro Newton starts from its last solution
   moved along the sensitivity ``dW/dE`` computed there for the consistent tangent,
   ``W0 = W + dW/dE (E - E_last)`` (kept in the template's state bank as the predictor;
-  :meth:`BatchedEngine.start`, :attr:`BatchedEngine.warm_trial`).
-  A point that stays elastic then starts at its exact solution, and a later macro Newton
-  iterate needs one micro iteration or none.
+  :meth:`~fe2.micro.engines.base.MicroEngine.start`, :attr:`BatchedEngine.warm_trial`).
+  A point that stays elastic then starts at its exact solution and costs two vectorised
+  law calls, and a later macro Newton iterate needs one micro iteration or none;
+- **the monolithic scheme** (:attr:`fe2.micro.problem.MicroProblem.scheme`): no micro
+  iteration at all. Each point is linearised once at its start: one factorisation gives
+  its tangent and the Newton correction of its micro residual, the flux is condensed to
+  first order in it, and the macro Newton takes the step (:mod:`fe2.micro.problem`). An
+  elastic point's correction is a solve with the template's factorisation, and none if its
+  residual is already within its tolerance.
 
 Points that converge drop out of the batch; a point that fails is listed in the answer's
 failures with the reason the reference path would give, the others' answers intact.
@@ -54,13 +63,18 @@ from mpi4py import MPI
 
 from fe2.core import linalg
 from fe2.core.errors import SolverError
-from fe2.micro.engines.base import EngineAnswer, MicroEngine, NonlocalAnswer, PointBatch, Predictor
+from fe2.micro.engines.base import EngineAnswer, MicroEngine, NonlocalAnswer, PointBatch
 from fe2.micro.phases import virgin_tangent
 
 if TYPE_CHECKING:
     from fe2.micro.problem import MicroProblem
 
 __all__ = ["BatchedEngine"]
+
+
+def _ratio(norm: np.ndarray, tol: np.ndarray) -> np.ndarray:
+    """Residual norms relative to their tolerances (a zero residual within a zero tolerance: 0)."""
+    return np.divide(norm, tol, out=np.where(norm > 0, np.inf, 0.0), where=tol > 0)
 
 
 class _Evaluation:
@@ -97,12 +111,12 @@ class BatchedEngine(MicroEngine):
         chunk = max(1, int(self.MEMORY // (8 * max(P, 1) * n * (n + 2) * 3)))
         # (the same on every process of a distributed template: they solve the same points)
         self.chunk = p.comm.allreduce(chunk, op=MPI.MIN) if op.parallel else chunk
-        # the elastic shortcut needs every law to tell, and the template's tensors to be
-        # the laws' virgin tangents (they are unless a phase was given another tensor)
-        self.shortcut = all(
-            ph.law.elastic(ph.law.initial_state(1), ph.law.initial_state(1)) is not None
-            and np.allclose(ph.tensor, virgin_tangent(ph.law), rtol=1e-13, atol=0.0)
-            for ph in p.phases)
+        #: each phase law's virgin tangent: a point whose micro tangents all equal them has
+        #: the elastic cell's Jacobian
+        self.virgin = [virgin_tangent(ph.law) for ph in p.phases]
+        # the elastic shortcut needs the template's tensors to be the laws' virgin tangents
+        # (they are unless a phase was given another tensor)
+        self.shortcut = all(np.allclose(ph.tensor, v, rtol=1e-13, atol=0.0) for ph, v in zip(p.phases, self.virgin))
         #: start each micro Newton from a first-order prediction of the solution, from the
         #: point's last trial fluctuation and its sensitivity ``dW/dE`` (the solution of the
         #: previous macro iteration, or the committed one after a commit or revert:
@@ -122,15 +136,6 @@ class BatchedEngine(MicroEngine):
                                                            symmetric=p.symmetric)
         else:
             self.solver = linalg.PatternSolver(op.indptr, op.indices, prefix, options, symmetric=p.symmetric)
-
-    def start(self, gradient: np.ndarray, rows: np.ndarray, committed: np.ndarray, predictor: Predictor
-              ) -> np.ndarray:
-        """The first-order prediction ``W + dW/dE (E - E_last)`` from the last evaluation
-        (:attr:`warm_trial`), else the committed fluctuations."""
-        if not self.warm_trial:
-            return committed[rows]
-        return predictor.fluctuation[rows] + np.einsum("mak,mk->ma", predictor.sensitivity[rows],
-                                                       gradient - predictor.gradient[rows])
 
     # --- material ------------------------------------------------------------------------
     def _integrate(self, law, g: np.ndarray, st: np.ndarray, drive_args) -> tuple:
@@ -197,9 +202,8 @@ class BatchedEngine(MicroEngine):
             if ds is not None:
                 ev.dsd[:, idx], ev.deq[:, idx] = ds, de
             ev.trial.append(new)
-            if self.shortcut:
-                el = ph.law.elastic(st.reshape(m * idx.size, st.shape[-1]), new.reshape(m * idx.size, new.shape[-1]))
-                ev.elastic &= el.reshape(m, idx.size).all(axis=1)
+            if self.shortcut and not ph.law.linear:  # (a linear law's tangent is its virgin one)
+                ev.elastic &= (t == self.virgin[k]).all(axis=(1, 2, 3))
         ev.ok &= np.isfinite(ev.flux).all(axis=(1, 2)) & np.isfinite(ev.tang).all(axis=(1, 2, 3))
         ev.ok = self._everywhere(ev.ok)
         ev.elastic = self._everywhere(ev.elastic & ev.ok)
@@ -299,6 +303,10 @@ class BatchedEngine(MicroEngine):
         for i in np.flatnonzero(~cur.ok):
             failed[int(ids[i])] = rules.material_failed_at_start()
         tol = rules.tolerance(r_ref, cur.rforces, p.floor(E))
+        if p.monolithic:  # one Newton step, taken by the macro Newton: the answer at the start
+            self._answer(E, x, cur, np.zeros(m, dtype=int), drive, ids, np.zeros(m, dtype=bool), ans,
+                         _ratio(cur.rnorm, tol))
+            return
         r_prev = np.full(m, np.inf)
         it = np.zeros(m, dtype=int)
         history: list[list[float]] = [[] for _ in range(m)]
@@ -370,7 +378,7 @@ class BatchedEngine(MicroEngine):
                 pending = rej
             check = np.zeros(m, dtype=bool)
             check[upd] = True
-        self._answer(E, x, cur, it, drive, ids, factored, ans)
+        self._answer(E, x, cur, it, drive, ids, factored, ans, _ratio(cur.rnorm, tol))
 
     @staticmethod
     def _store(cur: _Evaluation, ev: _Evaluation, dst: np.ndarray, src: np.ndarray) -> None:
@@ -382,15 +390,24 @@ class BatchedEngine(MicroEngine):
         if hasattr(ev, "dsd"):
             cur.dsd[dst], cur.deq[dst], cur.e_local[dst] = ev.dsd[src], ev.deq[src], ev.e_local[src]
 
-    def _answer(self, E, x, cur, it, drive, ids, factored, ans: EngineAnswer) -> None:
-        """Fluxes, consistent tangents (sensitivities with the converged Jacobian) and the
-        states of the converged points ``ids`` into ``ans``, as the reference engine gives
-        them (points already failed get meaningless answers at the cost of a template
-        solve; a failed factorisation is added to the failures)."""
+    def _answer(self, E, x, cur, it, drive, ids, factored, ans: EngineAnswer, ratio: np.ndarray) -> None:
+        """Fluxes, consistent tangents (sensitivities with the Jacobian at ``x``) and the
+        states of the points ``ids`` at fluctuations ``x`` into ``ans``, as the reference
+        engine gives them; ``ratio``: their residual norms relative to their tolerances.
+
+        A point whose micro tangents are all the phases' virgin ones (``cur.elastic``) has
+        the elastic cell's Jacobian, so its tangent is the elastic cell's homogenized tensor
+        and its sensitivities the elastic cell's unit fluctuations: no solve. Under the
+        monolithic scheme the same factorisation also gives the Newton correction of the
+        micro residual (:mod:`fe2.micro.problem`); an elastic point's is solved with the
+        template's factorisation, unless its residual is already within its tolerance.
+        Points already failed get meaningless answers; a failed factorisation is added to
+        the failures."""
         p, op = self.problem, self.op
         failed = ans.failures
         m, n = E.shape
         V, w = p.volume, op.weights
+        mono = p.monolithic
         sigma = op.sum(np.einsum("p,mpi->mi", w, cur.flux)) / V
         mean_t = op.sum(np.einsum("p,mpij->mij", w, cur.tang)) / V
         Bt = -op.condensed(cur.tang)  # (m, nfree, n): columns -int G v . T e_k
@@ -398,20 +415,36 @@ class BatchedEngine(MicroEngine):
         self._count["solves"] += m
         self._count["newton_iterations"] += int(it.sum())
         bad = np.isin(ids, list(failed))
-        self._count["shortcut"] += int((cur.elastic & ~factored & ~bad).sum())
-        elastic = cur.elastic | bad
+        free = cur.elastic & ~bad
+        self._count["shortcut"] += int((free & ~factored).sum())
+        own = ~free & ~bad  # points that need their own factorisation
+        dx = np.zeros((m, op.nfree))  # the monolithic scheme's Newton corrections
         if drive is None:
-            X = self._solve(cur.tang, elastic, Bt, failed, ids)
+            rhs = np.concatenate([Bt, -cur.r[:, :, None]], axis=2) if mono else Bt
+            X = np.zeros((m, op.nfree, rhs.shape[2]))
+            if own.any():
+                X[own] = self._solve(cur.tang[own], np.zeros(int(own.sum()), dtype=bool), rhs[own], failed, ids[own])
+            # (all columns are summed over the group: every process has the same decisions)
+            corr = free & (ratio > 1.0) if mono else np.zeros(m, dtype=bool)
+            if corr.any():
+                X[corr, :, n] = self._template_solve(-cur.r[corr][:, :, None])[:, :, 0]
+                self._work[ids[corr], 1] += 1
+            if mono:
+                dx, X = X[:, :, n], X[:, :, :n]
+                self._count["newton_iterations"] += int((own | corr).sum())
             tangent = mean_t + op.sum(np.einsum("mai,mak->mik", Lt, X)) / V
-            nl = None
             dW = op.to_full(X)[:, : p.nloc]
+            easy = free | bad
+            tangent[easy] = p.elastic_tangent
+            dW[easy] = p.elastic_sensitivity
+            nl = None
         else:
             a = op.condensed(cur.dsd)
             cv = op.condensed(cur.deq) / p.damage_volume
             mv = op.sum(np.einsum("p,mpi->mi", w, cur.deq)) / p.damage_volume
             sbar = op.sum(np.einsum("p,mpi->mi", w, cur.dsd)) / V
             rhs = np.concatenate([Bt + a[:, :, None] * mv[:, None, :], -a[:, :, None], a[:, :, None]], axis=2)
-            Xa = self._solve(cur.tang, elastic, rhs, failed, ids)
+            Xa = self._solve(cur.tang, free | bad, rhs, failed, ids)
             y, Xa = Xa[:, :, -1], Xa[:, :, :-1]
             cX = op.sum(np.einsum("ma,mak->mk", cv, Xa))
             cy = op.sum(np.einsum("ma,ma->m", cv, y))
@@ -422,7 +455,11 @@ class BatchedEngine(MicroEngine):
             dsig_de = LdW[:, :, n] + sbar * (1.0 - cdW[:, n:n + 1])
             nl = NonlocalAnswer(dsig_de, cur.e_local.copy(), mv + cdW[:, :n], cdW[:, n].copy())
             dW = None
-        ans.put(ids, EngineAnswer(sigma, tangent, op.to_full(x)[:, : p.nloc], cur.trial, dW, nl))
+        if mono:  # the flux to first order in the correction, and the corrected fluctuation
+            sigma = sigma + op.sum(np.einsum("mai,ma->mi", Lt, dx)) / V
+        part = EngineAnswer(sigma, tangent, op.to_full(x + dx)[:, : p.nloc], cur.trial, dW, nl)
+        part.residual = ratio
+        ans.put(ids, part)
 
     def destroy(self) -> None:
         self.solver.destroy()

@@ -194,19 +194,24 @@ class ReferenceEngine(MicroEngine):
         :class:`~fe2.core.errors.SolverError` (message with iteration and residuals) if it
         does not converge."""
         p = self.problem
-        space = p.space
+        space, n = p.space, p.size
         self._drive = drive
         self.macro_gradient.value[:] = E
         # residual scale: the imbalance the macro gradient alone causes, or the size of the
         # internal forces, whichever is larger
         r_ref = space.norm(p.unit_residual @ (np.asarray(E) - p.reference))
         system = _MicroNewton(self, np.array(x0, dtype=float), states, r_ref, float(p.floor(E)[0]))
-        rep = newton(system, p.rules.max_iterations, max_cuts=p.rules.max_cuts)
-        self._count["cuts"] += rep.cuts
-        if not rep.converged:
-            raise SolverError(self._failure(rep, system.tol))
-        self._factorize()  # the converged Jacobian, for the sensitivities
-        it = rep.iterations
+        if p.monolithic:  # one Newton step, taken by the macro Newton: linearise at the start
+            norm = system.residual()
+            it = 0
+        else:
+            rep = newton(system, p.rules.max_iterations, max_cuts=p.rules.max_cuts)
+            self._count["cuts"] += rep.cuts
+            if not rep.converged:
+                raise SolverError(self._failure(rep, system.tol))
+            norm, it = rep.residuals[-1], rep.iterations
+        ratio = norm / system.tol if system.tol > 0 else (np.inf if norm > 0 else 0.0)
+        self._factorize()  # the Jacobian there, for the sensitivities (and the monolithic correction)
         # dSigma_i/dE_k = <T>_ik + <e_i . T G(dw_k)>,  A dw_k = b_k = -int G(v) . T e_k
         Bt = space.unit_vectors(self._Lt, self.unit)
         # volume averages over the micro points of every process of the template
@@ -218,12 +223,21 @@ class ReferenceEngine(MicroEngine):
         self._count["newton_iterations"] += it
         states = [s[None] for s in system.trial]
         if drive is None:
-            Xt = space.solve(Bt, self.ksp)
+            x = system.x
+            if p.monolithic:  # with the Newton correction dx = -K^-1 r and the flux to first order in it
+                X = space.solve(np.column_stack([Bt, -self._r.array_r]), self.ksp)
+                Xt, dx = X[:, :n], X[:, n]
+                sigma = sigma + space.dot(Lt, dx[:, None])[:, 0] / p.volume
+                x = x + dx
+                self._count["newton_iterations"] += 1
+            else:
+                Xt = space.solve(Bt, self.ksp)
             tangent = mean_t + space.dot(Lt, Xt) / p.volume
-            return EngineAnswer(sigma[None], tangent[None], system.x[None], states, sensitivity=Xt[None])
+            return EngineAnswer(sigma[None], tangent[None], x[None], states, sensitivity=Xt[None],
+                                residual=np.array([ratio]))
         tangent, extra = self._nonlocal_sensitivities(Bt, Lt, mean_t)
         return EngineAnswer(sigma[None], tangent[None], system.x[None], states,
-                            nonlocal_=NonlocalAnswer(*(np.asarray(a)[None] for a in extra)))
+                            nonlocal_=NonlocalAnswer(*(np.asarray(a)[None] for a in extra)), residual=np.array([ratio]))
 
     def _failure(self, rep, tol: float) -> str:
         """What a micro Newton that did not converge says, by the rules (the Newton driver's
