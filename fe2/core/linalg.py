@@ -288,7 +288,10 @@ class PatternSolver:
     one of a matrix distributed over a communicator, given as coordinate entries. The
     solver is a :func:`direct_solver` with ``options`` over the Cholesky (``symmetric``) or
     LU defaults under ``prefix`` (solvers of the same kind may share one), so
-    ``pc_factor_mat_solver_type`` etc. select the factoriser.
+    ``pc_factor_mat_solver_type`` etc. select the factoriser. A Cholesky factorisation that
+    fails (a Jacobian that is not positive definite after all) is retried with MUMPS's LU
+    with numerical pivoting (counted in :attr:`fallbacks`); if that fails too, the error
+    says what both did.
     """
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, prefix: str,
@@ -341,9 +344,15 @@ class PatternSolver:
 
     def _finish(self, prefix: str, options: Mapping[str, Any] | None, symmetric: bool) -> None:
         self.ksp = direct_solver(self.A, prefix, options, symmetric=symmetric)
+        self._prefix = prefix
+        #: the solver of the last factorisation: :attr:`ksp`, or the pivoting LU it fell back to
+        self._active = self.ksp
+        self._pivoting: PETSc.KSP | None = None
         self._b, self._x = self.A.createVecRight(), self.A.createVecLeft()
         self._dense: dict[int, tuple] = {}
         self.factorisations = 0
+        #: factorisations that a Cholesky factoriser could not do and MUMPS's LU with pivoting did
+        self.fallbacks = 0
 
     @property
     def solver_type(self) -> str:
@@ -353,7 +362,7 @@ class PatternSolver:
     def factor_bytes(self) -> int:
         """Memory of the current factorisation as PETSc reports it (entries x 12 bytes; 0
         if the factoriser does not say)."""
-        info = factor_matrix(self.ksp).getInfo()
+        info = factor_matrix(self._active).getInfo()
         return int(12 * info.get("nz_used", 0.0))
 
     def factor(self, values: np.ndarray) -> None:
@@ -369,13 +378,43 @@ class PatternSolver:
             self.values[:] = values
         self.A.assemble()  # marks the values as changed
         self.ksp.setOperators(self.A)
-        factorise(self.ksp, "factorisation of the RVE Jacobian")
+        self._active = self.ksp
         self.factorisations += 1
+        try:
+            factorise(self.ksp, "factorisation of the RVE Jacobian")
+        except SolverError as err:
+            pc = self.ksp.getPC()
+            if pc.getType() != "cholesky":
+                raise
+            pc.reset()  # (a failed factor is kept otherwise)
+            self.ksp.setOperators(self.A)
+            self.ksp.setFromOptions()
+            self._active = self._pivoting_lu(err)
+            self.fallbacks += 1
+
+    def _pivoting_lu(self, first: SolverError) -> PETSc.KSP:
+        """A Cholesky factorisation that failed (a Jacobian that is not positive definite,
+        e.g. near the limit load of a perfectly plastic material, or singular in round-off)
+        tried again with MUMPS's LU with numerical pivoting: that solver, factorised, or a
+        :class:`~fe2.core.errors.SolverError` that says what both did (collective)."""
+        if self._pivoting is None:
+            self._pivoting = direct_solver(self.A, f"{self._prefix}pivoting_", DIRECT_LU, symmetric=False)
+        ksp = self._pivoting
+        ksp.setOperators(self.A)
+        try:
+            factorise(ksp, "LU")
+        except SolverError as second:
+            ksp.getPC().reset()
+            ksp.setOperators(self.A)
+            ksp.setFromOptions()
+            raise SolverError(f"{first}; retried with MUMPS's LU with pivoting, which failed too "
+                              f"({str(second).removeprefix('LU failed (').removesuffix(')')})") from None
+        return ksp
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         """``A^-1 rhs`` with the last factorisation, ``rhs`` ``(n,)`` or ``(n, m)`` (this
         process's rows; collective)."""
-        F = factor_matrix(self.ksp)
+        F = factor_matrix(self._active)
         if rhs.ndim == 1 or rhs.shape[1] == 1 or self.coo:
             b, x = self._b, self._x
             cols = rhs.reshape(self.n, -1)
@@ -402,5 +441,7 @@ class PatternSolver:
         return xarr.copy()
 
     def destroy(self) -> None:
-        for obj in (self.ksp, self.A, self._b, self._x, *(d[k] for d in self._dense.values() for k in (0, 1))):
-            obj.destroy()
+        for obj in (self.ksp, self._pivoting, self.A, self._b, self._x,
+                    *(d[k] for d in self._dense.values() for k in (0, 1))):
+            if obj is not None:
+                obj.destroy()

@@ -50,9 +50,36 @@ def test_pattern_solver_reports_a_failed_factorisation():
     ps = linalg.PatternSolver(indptr, indices, linalg.unique_prefix("test_pattern_"),
                               {"pc_factor_mat_solver_type": "cholmod"}, symmetric=True)
     values = np.zeros(indices.size)
-    values[np.searchsorted(indices[indptr[0]:indptr[1]], 0)] = -1.0  # not positive definite
-    with pytest.raises(SolverError, match="factorisation of the RVE Jacobian failed"):
+    values[np.searchsorted(indices[indptr[0]:indptr[1]], 0)] = -1.0  # singular: no factoriser can
+    with pytest.raises(SolverError, match=r"factorisation of the RVE Jacobian failed \(.*\); retried with "
+                                          r"MUMPS's LU with pivoting, which failed too \(.*INFOG\(1\) = -10"):
         ps.factor(values)
+    assert ps.fallbacks == 0
+    ps.destroy()
+
+
+@pytest.mark.parametrize("solver", ["cholmod", "mumps"])
+def test_a_cholesky_that_fails_is_retried_with_pivoting_lu(solver):
+    """A symmetric Jacobian that is not positive definite (near a limit load, or in round-off)
+    can meet a zero pivot where a Cholesky factoriser does not pivot; the pivoting LU solves
+    it, and the next factorisation of a definite matrix is Cholesky's again."""
+    n = 12
+    indptr, indices = laplacian_pattern(n)
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    ps = linalg.PatternSolver(indptr, indices, linalg.unique_prefix("test_pattern_"),
+                              {"pc_factor_mat_solver_type": solver}, symmetric=True)
+    b = np.random.default_rng(1).standard_normal((n, 3))
+    for first in (2.5, 0.0, 2.5):  # definite; a zero first pivot (indefinite, nonsingular); definite
+        A = 2.5 * np.eye(n) - np.eye(n, k=1) - np.eye(n, k=-1)
+        A[0, 0] = first
+        ps.factor(A[rows, indices])
+        assert np.abs(ps.solve(b) - np.linalg.solve(A, b)).max() < 1e-12
+        assert np.abs(ps.solve(b[:, 0]) - np.linalg.solve(A, b[:, 0])).max() < 1e-12
+    assert ps.factorisations == 3
+    # CHOLMOD's LDL^T does not pivot; MUMPS's symmetric LDL^T does (2 x 2 pivots)
+    assert ps.fallbacks == (1 if solver == "cholmod" else 0)
+    assert ps.solver_type == solver
+    ps.destroy()
 
 
 def test_rve_solver_defaults_follow_the_measurement():

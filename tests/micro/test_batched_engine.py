@@ -302,3 +302,19 @@ def test_a_point_just_past_yield_gets_its_plastic_tangent(circle):
     out_ref, out_new = ref.evaluate(Ek), new.evaluate(Ek)
     assert rel(out_new[1][0], C_law[0]) < 1e-10 and rel(out_ref[1][0], C_law[0]) < 1e-10
     assert abs(out_new[1][0, 2, 2] - new.effective_tensor[2, 2]) > 0.1 * new.effective_tensor[2, 2]
+
+
+def test_a_singular_micro_jacobian_fails_naming_both_factorisers(circle, monkeypatch):
+    """A micro Jacobian no factoriser can do (here: the matrix phase without stiffness) fails
+    the point with what CHOLMOD and then MUMPS's pivoting LU said."""
+    cell = NonlinearCellProblem(circle, j2(2), rtol=1e-12)
+    integrate = J2Plasticity.integrate
+
+    def limp(self, grad, state):
+        flux, tangent, trial = integrate(self, grad, state)
+        return flux, np.zeros_like(tangent), trial
+
+    monkeypatch.setattr(J2Plasticity, "integrate", limp)
+    with pytest.raises(SolverError, match=r"RVE at macro point 0: factorisation of the RVE Jacobian failed \(.*\); "
+                                          r"retried with MUMPS's LU with pivoting, which failed too \(.*INFOG"):
+        cell.evaluate(0.02 * directions(2, 2))

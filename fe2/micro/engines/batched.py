@@ -88,12 +88,14 @@ class BatchedEngine(MicroEngine):
     communicator; see the module docstring).
 
     Besides the common counters it counts ``factorisations`` (numeric, per point),
-    ``template_solves`` (solves with the elastic factorisation instead) and ``shortcut``
-    (evaluations answered without any factorisation).
+    ``template_solves`` (solves with the elastic factorisation instead), ``shortcut``
+    (evaluations answered without any factorisation) and ``lu_fallbacks`` (Cholesky
+    factorisations that failed and were done by a pivoting LU instead,
+    :class:`fe2.core.linalg.PatternSolver`).
     """
 
     name = "batched"
-    counters = (*MicroEngine.counters, "factorisations", "template_solves", "shortcut")
+    counters = (*MicroEngine.counters, "factorisations", "template_solves", "shortcut", "lu_fallbacks")
 
     #: bytes of per-point micro arrays (fluxes, tangents) a batch may hold
     MEMORY = 64e6
@@ -260,6 +262,7 @@ class BatchedEngine(MicroEngine):
                 self._count["factorisations"] += 1
             self._time[0] += time.perf_counter() - t0
             self._work[ids[own], 0] += 1
+            self._count["lu_fallbacks"] = self.solver.fallbacks - self._fallbacks0
         return out
 
     # --- the batched Newton ---------------------------------------------------------------------
@@ -270,6 +273,7 @@ class BatchedEngine(MicroEngine):
         E, W0, states, e_nl = batch
         N, n = E.shape
         self._count = dict.fromkeys(self.counters, 0)
+        self._fallbacks0 = self.solver.fallbacks
         self._work = np.zeros((N, 3))  # per point: own factorisations, template solves, material calls
         self._time = [0.0, 0.0]  # seconds in own factorisations + solves, in template solves
         ans = EngineAnswer.empty(batch, n)
