@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fe2 import kernels
 from fe2.core.errors import SolverError
 from fe2.core.tensors import (
     DEVIATORIC3,
@@ -48,6 +49,7 @@ from fe2.core.tensors import (
     lame,
     strain_size,
 )
+from fe2.kernels.j2 import return_mapping
 from fe2.materials.base import Law, LawResult
 
 __all__ = ["J2Plasticity"]
@@ -152,7 +154,31 @@ class J2Plasticity(Law):
             f"R(p_n) up to {R_n.max():.3e})")
 
     def integrate_3d(self, eps: np.ndarray, state: np.ndarray, components: np.ndarray | None = None) -> LawResult:
-        """Return mapping in 3D Mandel notation.
+        """Return mapping in 3D Mandel notation: the compiled kernel
+        (:func:`fe2.kernels.j2.return_mapping`) if :func:`fe2.kernels.enabled`, else (and
+        where its local Newton fails, to raise the same error) :meth:`integrate_3d_numpy`."""
+        if not kernels.enabled():
+            return self.integrate_3d_numpy(eps, state, components)
+        state = np.ascontiguousarray(np.atleast_2d(state), dtype=float)
+        N = state.shape[0]
+        c = np.arange(6) if components is None else np.asarray(components)
+        eps = np.ascontiguousarray(eps, dtype=float).reshape(N, -1)
+        if eps.shape != (N, c.size) or state.shape != (N, self.state_size):
+            raise ValueError(f"J2Plasticity: expected strain (N, {c.size}) and state (N, 13), "
+                             f"got {eps.shape} and {state.shape}")
+        cc = np.ix_(c, c)
+        sigma, C_alg, trial = np.empty((N, c.size)), np.empty((N, c.size, c.size)), np.empty((N, self.state_size))
+        failed = return_mapping(eps, state, c.astype(np.int64), np.ascontiguousarray(self.C3[cc]),
+                                np.ascontiguousarray(DEVIATORIC3[cc]), self.K, self.G, self.sigma_y, self.H_iso,
+                                self.Q, self.b, self.H_kin, self.newton_rtol, self.newton_maxiter,
+                                sigma, C_alg, trial)
+        if failed:
+            return self.integrate_3d_numpy(eps, state, components)
+        return LawResult(sigma, C_alg, trial)
+
+    def integrate_3d_numpy(self, eps: np.ndarray, state: np.ndarray, components: np.ndarray | None = None
+                           ) -> LawResult:
+        """Return mapping in 3D Mandel notation, in numpy: the reference of the compiled kernel.
 
         Parameters
         ----------
