@@ -48,6 +48,7 @@ from dolfinx import fem
 from mpi4py import MPI
 
 from fe2.core.kinematics import gradient_size, measure
+from fe2.kernels.jacobian import jacobian_values as kernel_values
 
 if TYPE_CHECKING:
     from fe2.core.quadrature import QuadraturePoints
@@ -159,6 +160,7 @@ class CellOperators:
         if space.border is not None:
             self._add_border(space.border.G[:, self.free])
         self._kernels: dict[bool, tuple | None] = {}
+        self._scatter: tuple | None = None  # (the compiled kernel's arrays, made on first use)
         #: the owned and ghost DOFs before the condensation (the forces' norm)
         self.full_halo = None
         if self.parallel:
@@ -383,6 +385,19 @@ class CellOperators:
         if self._border_values is not None:
             out += self._border_values
         return out
+
+    def jacobian_values_into(self, tangent: np.ndarray, symmetric: bool, out: np.ndarray) -> None:
+        """The values of one point's condensed Jacobian (as :meth:`jacobian_values` gives
+        them, its numpy reference) for micro tangents ``(P, n, n)``, written into ``out``
+        ``(nnz,)`` (e.g. the factoriser's own value array) by the compiled kernel
+        :func:`fe2.kernels.jacobian.jacobian_values`."""
+        if self._scatter is None:
+            S = self.S.tocoo()
+            base = np.zeros(self.nnz) if self._border_values is None else np.asarray(self._border_values, float)
+            self._scatter = (np.ascontiguousarray(self.B_local), np.ascontiguousarray(self.weights, dtype=float),
+                             S.row.astype(np.int64), S.col.astype(np.int64), S.data.astype(float), base)
+        B, w, dst, src, coef, base = self._scatter
+        kernel_values(B, w, np.ascontiguousarray(tangent), dst, src, coef, base, symmetric, out)
 
     #: memory the per-cell kernels of :meth:`jacobian_values` may take (bytes)
     KERNEL_BYTES = 32e6

@@ -49,3 +49,28 @@ def test_j2_kernel_failure_raises_the_numpy_error():
     eps = np.array([[0.05, -0.02, 0.03], [1e-5, 0.0, 0.0]])
     with pytest.raises(SolverError, match=r"J2 return mapping did not converge at 1 points in 1 iterations"):
         law.integrate(eps, law.initial_state(2))
+
+
+@pytest.mark.parametrize("boundary", ["periodic", "minimal", "linear"])
+@pytest.mark.parametrize("gdim, degree", [(2, 1), (2, 2), (3, 1)])
+def test_jacobian_kernel_equals_numpy(gdim, degree, boundary):
+    """The compiled values of a condensed micro Jacobian (periodic slaves scattered onto their
+    masters, a Lagrange border's constant entries) equal the numpy operators', for any
+    tangent and, with symmetric tangents, from the upper triangles alone."""
+    from fe2.materials import LinearElastic
+    from fe2.micro.nonlinear import NonlinearCellProblem
+    from fe2.micro.phases import Phase
+    from helpers import inclusion_rve
+
+    law = J2Plasticity(1.0, 0.3, 0.01, gdim, H_iso=0.05)
+    rve = NonlinearCellProblem(inclusion_rve(gdim, 3), [Phase("m", 1, law=law),
+                                                        Phase("i", 2, law=LinearElastic.isotropic(5.0, 0.2, gdim))],
+                               degree=degree, boundary=boundary)
+    op = rve.problem.operators
+    rng = np.random.default_rng(3)
+    T = rng.standard_normal((op.num_points, rve.size, rve.size))
+    for tangent, symmetric in ((T, False), (T + T.transpose(0, 2, 1), True)):
+        out = np.full(op.nnz, np.nan)
+        op.jacobian_values_into(tangent, symmetric, out)
+        want = op.jacobian_values(tangent[None], symmetric=symmetric)[0]
+        assert rel(out, want) < 1e-12

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from mpi4py import MPI
 
+from fe2 import kernels
 from fe2.core import linalg
 from fe2.core.errors import SolverError
 from fe2.micro.engines.base import EngineAnswer, MicroEngine, NonlocalAnswer, PointBatch
@@ -251,12 +252,23 @@ class BatchedEngine(MicroEngine):
             self._work[ids[elastic], 1] += 1
         own = np.flatnonzero(~elastic)
         if own.size:
-            values = self.op.jacobian_values(tang[own], symmetric=self.problem.symmetric)
+            op, symmetric = self.op, self.problem.symmetric
             t0 = time.perf_counter()
+            compiled = kernels.enabled()
+            if not compiled:  # the numpy reference: all points' values at once
+                values = op.jacobian_values(tang[own], symmetric=symmetric)
+            elif op.parallel:
+                buffer = np.empty(op.nnz)
             for j, i in enumerate(own):
+                if compiled:  # straight into the factoriser's matrix on one process
+                    target = buffer if op.parallel else self.solver.values
+                    op.jacobian_values_into(tang[i], symmetric, target)
+                    row = buffer if op.parallel else None
+                else:
+                    row = values[j]
                 try:
-                    self.solver.factor(values[j])
-                    out[i] = self.solver.solve(self.op.pad(rhs[i]))[:self.op.nfree]
+                    self.solver.factor(row)
+                    out[i] = self.solver.solve(op.pad(rhs[i]))[:op.nfree]
                 except SolverError as err:
                     failed.setdefault(int(ids[i]), str(err))
                 self._count["factorisations"] += 1
