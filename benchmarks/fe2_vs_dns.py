@@ -160,7 +160,7 @@ def crossover(ns, ratios) -> dict:
         return out
     for (n0, r0), (n1, r1) in zip(pairs, pairs[1:]):
         l0, l1 = np.log(r0), np.log(r1)
-        if (l0 - 0.0) * (l1 - 0.0) <= 0.0 and l0 != l1:
+        if l0 * l1 <= 0.0 and l0 != l1:
             out["crossings"] += 1
             if out["bracket"] is None:
                 n = float(np.exp(np.log(n0) + l0 / (l0 - l1) * (np.log(n1) - np.log(n0))))
