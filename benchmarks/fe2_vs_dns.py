@@ -9,20 +9,26 @@ top and bottom free. The clamped ends make the macro field far from homogeneous
 - **FE²** (:func:`fe2.twoscale.run`): the plain square as macro mesh (``macro_n x macro_n``
   crossed triangles, P2), a nonlinear RVE (:func:`fe2.geometry.generators.circle_inclusion`, radius
   0.3, element size ``h``) at every macro quadrature point. It does not depend on ``n``
-  (the RVE is scale-free), so it runs once.
-- **DNS** for ``n = 4, 8, 16`` (scale ratio ``eps = 1/n``): gmsh meshes the whole
+  (the RVE is scale-free), so it runs once per coupling scheme (``--schemes``: the
+  monolithic scheme, fe2's default, and the nested one, the reference; the first listed
+  is the one compared with the DNS).
+- **DNS** for ``n = 4, 8, 16, 24, 32`` (scale ratio ``eps = 1/n``): gmsh meshes the whole
   specimen with all ``n^2`` inclusions, element size ``h L / n`` (the RVE's relative
   resolution), and :class:`fe2.macro.problem.MacroProblem` solves it with a
   :class:`fe2.materials.phasewise.PhaseMaterial` (J2 in matrix cells, elastic in inclusion
-  cells), same Lagrange degree as the RVE, same load factors.
+  cells), same Lagrange degree as the RVE, same load factors, once per linear solver
+  (``--dns-solvers``: MacroProblem's default MUMPS LU, and Cholesky, CHOLMOD on one rank,
+  MUMPS on several: the DNS Jacobian is symmetric positive definite).
 
 Compared: the reaction on the loaded edge at every load step, and the displacement at
 the cell centres (the inclusion centres, where the periodic fluctuation of a centrally
-symmetric cell vanishes), both against FE².
+symmetric cell vanishes), both against FE²; the forces of the two schemes and of the DNS
+solvers against each other; and the cost, FE² wall time over DNS wall time per ``n`` and
+DNS solver, with the ``n`` where they cross (interpolated in log-log).
 
 Runs serially or under MPI (both FE² and the DNS are distributed over the ranks)::
 
-    bash docker/fe2-env mpirun -n 2 python3 benchmarks/fe2_vs_dns.py           # full, ~15 min
+    bash docker/fe2-env mpirun -n 2 python3 benchmarks/fe2_vs_dns.py           # full, ~30 min
     bash docker/fe2-env python3 benchmarks/fe2_vs_dns.py --quick                # n = 2, 4, coarse
 
 Results go to ``benchmarks/results/fe2_vs_dns.json`` (rewritten after every ``n``); see
@@ -55,8 +61,13 @@ PHASES = {
 }
 RADIUS = 0.3  # inclusion radius / cell size
 
-FULL = {"ns": [4, 8, 16], "h": 0.1, "degree": 2, "macro_n": 16, "steps": 6}
+FULL = {"ns": [4, 8, 16, 24, 32], "h": 0.1, "degree": 2, "macro_n": 16, "steps": 6}
 QUICK = {"ns": [2, 4], "h": 0.25, "degree": 1, "macro_n": 4, "steps": 3}
+
+#: FE² coupling schemes (``[solver] scheme``); the first given is compared with the DNS
+SCHEMES = ("monolithic", "nested")
+#: linear solvers of the DNS Newton systems (:func:`dns_solver_options`)
+DNS_SOLVERS = ("lu", "cholesky")
 
 
 # --------------------------------------------------------------------------------------
@@ -100,7 +111,7 @@ def phases_of(args) -> dict:
     return {**PHASES, "matrix": {"tag": m["tag"], "law": "elastic", "E": m["E"], "nu": m["nu"]}}
 
 
-def case_dict(args, h: float, degree: int, macro_n: int, steps: int) -> dict:
+def case_dict(args, h: float, degree: int, macro_n: int, steps: int, scheme: str = SCHEMES[0]) -> dict:
     return {
         "title": f"FE2 vs DNS: {args.load} of a clamped square",
         "macro": {"mesh": {"generator": "rectangle", "width": args.length, "height": args.length,
@@ -110,13 +121,54 @@ def case_dict(args, h: float, degree: int, macro_n: int, steps: int) -> dict:
         "rve": {"generate": {"kind": "circle", "radius": RADIUS, "h": h}, "degree": degree,
                 "phases": phases_of(args)},
         "loading": {"steps": steps},
-        "solver": {"rtol": args.rtol, "atol": 1e-14},
+        "solver": {"rtol": args.rtol, "atol": 1e-14, "scheme": scheme},
         "output": {"format": "none"},
     }
 
 
 def reaction_key(load: str) -> str:
     return "reaction_right_y" if load == "shear" else "reaction_right_x"
+
+
+def dns_solver_options(name: str, ranks: int) -> dict | None:
+    """PETSc options of the DNS linear solver ``name`` for :class:`~fe2.macro.problem.MacroProblem`
+    (None: its default, :data:`fe2.core.linalg.DIRECT_LU`, MUMPS LU). ``cholesky``: the
+    fastest symmetric factoriser fe2 has for the symmetric positive definite DNS Jacobian,
+    CHOLMOD on one rank (serial only), MUMPS Cholesky on several."""
+    if name == "lu":
+        return None
+    if name == "cholesky":
+        return {"ksp_type": "preonly", "pc_type": "cholesky",
+                "pc_factor_mat_solver_type": "cholmod" if ranks == 1 else "mumps"}
+    raise ValueError(f"unknown DNS solver {name!r}; known: {', '.join(DNS_SOLVERS)}")
+
+
+def relative_difference(F: np.ndarray, F_ref: np.ndarray) -> float:
+    """max over steps of |F - F_ref| / max |F_ref|."""
+    return float(np.abs(np.asarray(F) - np.asarray(F_ref)).max() / np.abs(np.asarray(F_ref)).max())
+
+
+def crossover(ns, ratios) -> dict:
+    """Where FE² and the DNS cost the same: the ``n`` with FE²/DNS = 1, linear in
+    ``log(ratio)`` against ``log(n)`` between the first two measured ``n`` (ascending)
+    whose ratios bracket 1. Not bracketed: ``n`` is None and ``side`` says where it lies,
+    ``"above"`` the largest measured ``n`` (FE² slower at every ``n``) or ``"below"`` the
+    smallest (FE² faster at every ``n``)."""
+    pairs = sorted(zip(ns, ratios))
+    out = {"n": None, "eps": None, "bracket": None, "side": None, "crossings": 0}
+    if not pairs:
+        return out
+    for (n0, r0), (n1, r1) in zip(pairs, pairs[1:]):
+        l0, l1 = np.log(r0), np.log(r1)
+        if l0 * l1 <= 0.0 and l0 != l1:
+            out["crossings"] += 1
+            if out["bracket"] is None:
+                n = float(np.exp(np.log(n0) + l0 / (l0 - l1) * (np.log(n1) - np.log(n0))))
+                out.update(n=n, eps=1.0 / n, bracket=[n0, n1])
+    if out["bracket"] is None:
+        rs = [r for _, r in pairs]
+        out["side"] = "above" if min(rs) > 1.0 else "below" if max(rs) < 1.0 else None
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -239,8 +291,18 @@ def main(argv=None) -> int:
     ap.add_argument("--length", type=float, default=1.0, help="specimen side L")
     ap.add_argument("--rtol", type=float, default=1e-8, help="macro / DNS Newton tolerance")
     ap.add_argument("--elastic", action="store_true", help="diagnostic: elastic matrix (no plasticity)")
+    ap.add_argument("--schemes", nargs="+", choices=SCHEMES, default=list(SCHEMES),
+                    help="FE2 coupling schemes, each run once; the first is compared with the DNS and runs the "
+                         "macro check (default: %(default)s)")
+    ap.add_argument("--dns-solvers", nargs="+", choices=DNS_SOLVERS, default=list(DNS_SOLVERS),
+                    help="linear solvers of the DNS, each a DNS of its own per n; the first gives the accuracy "
+                         "table (default: %(default)s)")
     ap.add_argument("--verbose", action="store_true", help="log every load step")
     args = ap.parse_args(argv)
+    for name in ("schemes", "dns_solvers"):
+        if len(set(getattr(args, name))) != len(getattr(args, name)):
+            ap.error(f"--{name.replace('_', '-')}: each at most once")
+    schemes, solvers = args.schemes, args.dns_solvers
     preset = QUICK if args.quick else FULL
     ns = args.ns or preset["ns"]
     h = args.h or preset["h"]
@@ -251,6 +313,7 @@ def main(argv=None) -> int:
     args.delta *= args.length
 
     from fe2 import twoscale
+    from fe2.core import linalg
     from fe2.io import config, factory
     from fe2.macro import loads
     from fe2.macro.problem import MacroProblem
@@ -270,10 +333,15 @@ def main(argv=None) -> int:
                    "steps": steps, "ns": ns, "h_relative": h, "degree": degree, "macro_n": macro_n,
                    "macro_check_n": macro_check, "macro_degree": 2, "rtol": args.rtol,
                    "inclusion_radius_relative": RADIUS,
-                   "phases": phases_of(args)},
+                   "phases": phases_of(args), "schemes": schemes, "dns_solvers": solvers,
+                   "dns_petsc_options": {name: dns_solver_options(name, comm.size) or dict(linalg.DIRECT_LU)
+                                         for name in solvers}},
         "fe2": None,
+        "fe2_schemes": {},
+        "scheme_force_difference_rel": None,
         "fe2_macro_check": None,
         "table": [],
+        "crossover": {},
     }
 
     def write() -> None:
@@ -283,15 +351,16 @@ def main(argv=None) -> int:
             out_path.write_text(json.dumps(result, indent=1))
 
     log(f"fe2_vs_dns: {args.load} of a clamped {args.length} x {args.length} square, delta = {args.delta}, "
-        f"{steps} steps; RVE/DNS P{degree}, h = {h} x cell; FE2 macro {macro_n} x {macro_n} crossed P2; "
-        f"{comm.size} rank(s)")
-    cfg = config.parse_case(case_dict(args, h, degree, macro_n, steps), "fe2_vs_dns")  # the DNS uses its BCs, phases
+        f"{steps} steps; RVE/DNS P{degree}, h = {h} x cell; FE2 macro {macro_n} x {macro_n} crossed P2, "
+        f"schemes {', '.join(schemes)}; DNS solvers {', '.join(solvers)}; {comm.size} rank(s)")
+    # the DNS uses its BCs, phases
+    cfg = config.parse_case(case_dict(args, h, degree, macro_n, steps, schemes[0]), "fe2_vs_dns")
     targets = pathfollowing.load_factors(cfg.loading)
     key = reaction_key(args.load)
 
-    # ---- FE² (once, and once more on a coarser macro mesh) -------------------------------
-    def fe2(m: int):
-        c = config.parse_case(case_dict(args, h, degree, m, steps), "fe2_vs_dns")
+    # ---- FE² (once per scheme, and once more on a coarser macro mesh) ---------------------
+    def fe2(m: int, scheme: str):
+        c = config.parse_case(case_dict(args, h, degree, m, steps, scheme), "fe2_vs_dns")
         workdir = comm.bcast(tempfile.mkdtemp(prefix="fe2_vs_dns_") if comm.rank == 0 else None, root=0)
         try:
             comm.barrier()
@@ -304,102 +373,173 @@ def main(argv=None) -> int:
         s = run.summary
         by_load = {round(r["load_factor"], 12): r for r in s["steps"]}
         F = np.array([by_load[round(t, 12)][key] for t in targets])
-        info = {"macro_n": m, "wall_s": wall, "macro_dofs": s["macro"]["dofs"],
+        info = {"scheme": scheme, "macro_n": m, "wall_s": wall, "macro_dofs": s["macro"]["dofs"],
                 "quadrature_points": s["macro"]["quadrature_points"], "rve_dofs": s["rve"]["dofs"],
                 "rve_volume_fractions": s["rve"]["volume_fractions"],
                 "rve_evaluations": s["rve_evaluations"], "rve_statistics": s.get("rve_statistics"),
                 "load_steps": len(s["steps"]),
                 "newton_iterations": sum(r["newton_iterations"] for r in s["steps"]),
-                "load_factors": targets, "forces": F.tolist()}
-        log(f"FE2 (macro {m} x {m}): {s['macro']['dofs']} macro DOFs, {s['macro']['quadrature_points']} RVEs of "
-            f"{s['rve']['dofs']} DOFs; {len(s['steps'])} steps, {s['rve_evaluations']} RVE solves, {wall:.1f} s; "
-            f"final {key} = {F[-1]:.6g}")
+                "load_factors": targets, "forces": F.tolist(),
+                "steps": [{"load_factor": r["load_factor"], "newton_iterations": r["newton_iterations"],
+                           "force": r[key]} for r in s["steps"]]}
+        stats = s.get("rve_statistics") or {}
+        log(f"FE2 (macro {m} x {m}, {scheme}): {s['macro']['dofs']} macro DOFs, {s['macro']['quadrature_points']} "
+            f"RVEs of {s['rve']['dofs']} DOFs; {len(s['steps'])} steps, {info['newton_iterations']} Newton "
+            f"iterations, {s['rve_evaluations']} RVE solves, {stats.get('factorisations', 0):.0f} factorisations, "
+            f"{wall:.1f} s; final {key} = {F[-1]:.6g}")
         return info, F, run.problem.u
 
-    result["fe2"], F_fe2, u_fe2 = fe2(macro_n)
+    forces = {}
+    for scheme in schemes:
+        info, forces[scheme], u = fe2(macro_n, scheme)
+        result["fe2_schemes"][scheme] = info
+        if scheme == schemes[0]:
+            result["fe2"], F_fe2, u_fe2 = info, forces[scheme], u
+        if {"monolithic", "nested"} <= forces.keys():
+            result["scheme_force_difference_rel"] = relative_difference(forces["monolithic"], forces["nested"])
+            log(f"  FE2 monolithic against nested: forces differ by {result['scheme_force_difference_rel']:.2e} "
+                "(relative)")
+        write()
     fe2_wall = result["fe2"]["wall_s"]
-    write()
     u_coarse = None
     if macro_check:
-        result["fe2_macro_check"], F_coarse, u_coarse = fe2(macro_check)
+        result["fe2_macro_check"], F_coarse, u_coarse = fe2(macro_check, schemes[0])
         result["fe2_macro_check"]["force_change_rel"] = float(np.abs(F_coarse - F_fe2).max() / np.abs(F_fe2).max())
         log(f"  FE2 macro mesh {macro_check} -> {macro_n}: forces change by "
             f"{result['fe2_macro_check']['force_change_rel']:.2e} (relative)")
         write()
 
-    # ---- DNS per n ---------------------------------------------------------------------
+    # ---- DNS per n, once per linear solver --------------------------------------------------
     phases = factory.phases(cfg.rve, 2, "fe2_vs_dns")
+    rms = lambda a: float(np.sqrt(np.mean(a**2)))  # noqa: E731
+    scale = float(np.abs(F_fe2).max())
     for n in ns:
         comm.barrier()
         t0 = time.perf_counter()
         mm, cell_tags = dns_mesh(comm, args.length, n, h)
         t_mesh = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
-        material = PhaseMaterial(cell_tags, {ph.tag: ph.law for ph in phases})
-        dirichlet, _ = loads.from_config(cfg.macro.dirichlet, (), mm, "fe2_vs_dns")
-        problem = MacroProblem(mm, material, degree=degree, dirichlet=dirichlet)
-        dofs = problem.V.dofmap.index_map.size_global * problem.V.dofmap.index_map_bs
         cells = comm.allreduce(mm.mesh.topology.index_map(2).size_local, op=MPI.SUM)
-        log(f"DNS n = {n}: {cells} cells, {dofs} DOFs (mesh {t_mesh:.1f} s)")
-        t1 = time.perf_counter()
-        rows = drive(problem, targets, args.rtol, log)
-        t_solve = comm.allreduce(time.perf_counter() - t1, op=MPI.MAX)
-        dns_rows = {round(r["load_factor"], 12): r for r in rows}
-        F_dns = np.array([dns_rows[round(t, 12)][key] for t in targets])
-        # displacement at the cell centres (final load)
         pts = cell_centres(args.length, n)
-        ud = eval_at_points(problem.u, pts)
         uf = eval_at_points(u_fe2, pts)
-        err = np.linalg.norm(ud - uf, axis=1)
-        rms = lambda a: float(np.sqrt(np.mean(a**2)))  # noqa: E731
         ref = rms(np.linalg.norm(uf, axis=1))
-        # plastic zone: matrix area share with accumulated plastic strain > 0 (P-weighted by cell area)
-        state = material.committed_state(PHASES["matrix"]["tag"])
-        p = state[:, -1] if state.shape[1] else np.zeros(0)
-        plastic_points = comm.allreduce(int(np.sum(p > 0)), op=MPI.SUM)
-        matrix_points = comm.allreduce(int(p.size), op=MPI.SUM)
-        newton = sum(r["newton_iterations"] for r in rows)
         disp_check = None
         if u_coarse is not None:
             disp_check = rms(np.linalg.norm(eval_at_points(u_coarse, pts) - uf, axis=1)) / ref
-        problem.destroy()
-        scale = float(np.abs(F_fe2).max())
-        force_err = np.abs(F_dns - F_fe2) / scale
-        row = {"n": n, "eps": 1.0 / n, "dns_cells": cells, "dns_dofs": dofs,
-               "dns_wall_s": t_mesh + t_solve, "dns_mesh_s": t_mesh, "dns_solve_s": t_solve,
-               "dns_load_steps": len(rows), "dns_newton_iterations": newton,
-               "fe2_wall_s": fe2_wall,
-               "force_error_rel": float(force_err.max()),
-               "force_error_rel_per_step": force_err.tolist(),
-               "displacement_error_rel": rms(err) / ref,
-               "displacement_error_max_rel": float(err.max()) / ref,
-               "sample_points": int(pts.shape[0]),
-               "fe2_macro_check_displacement_change_rel": disp_check,
-               "dns_plastic_point_fraction": plastic_points / max(matrix_points, 1),
-               "forces_dns": F_dns.tolist()}
+        runs = {}
+        for solver in solvers:
+            material = PhaseMaterial(cell_tags, {ph.tag: ph.law for ph in phases})
+            dirichlet, _ = loads.from_config(cfg.macro.dirichlet, (), mm, "fe2_vs_dns")
+            comm.barrier()
+            t1 = time.perf_counter()
+            problem = MacroProblem(mm, material, degree=degree, dirichlet=dirichlet,
+                                   petsc_options=dns_solver_options(solver, comm.size))
+            t_setup = comm.allreduce(time.perf_counter() - t1, op=MPI.MAX)
+            dofs = problem.V.dofmap.index_map.size_global * problem.V.dofmap.index_map_bs
+            if solver == solvers[0]:
+                log(f"DNS n = {n}: {cells} cells, {dofs} DOFs (mesh {t_mesh:.1f} s)")
+            comm.barrier()
+            t1 = time.perf_counter()
+            rows = drive(problem, targets, args.rtol, log)
+            t_solve = comm.allreduce(time.perf_counter() - t1, op=MPI.MAX)
+            dns_rows = {round(r["load_factor"], 12): r for r in rows}
+            F_dns = np.array([dns_rows[round(t, 12)][key] for t in targets])
+            ud = eval_at_points(problem.u, pts)  # displacement at the cell centres (final load)
+            run = {"wall_s": t_mesh + t_solve, "solve_s": t_solve, "setup_s": t_setup,
+                   "factor_solver": problem.ksp.getPC().getFactorSolverType(),
+                   "load_steps": len(rows), "newton_iterations": sum(r["newton_iterations"] for r in rows),
+                   "forces": F_dns.tolist(), "fe2_over_dns": fe2_wall / (t_mesh + t_solve)}
+            if solver == solvers[0]:
+                first_F, first_u = F_dns, ud
+                err = np.linalg.norm(ud - uf, axis=1)
+                # plastic zone: share of the matrix quadrature points with accumulated plastic strain > 0
+                state = material.committed_state(PHASES["matrix"]["tag"])
+                p = state[:, -1] if state.shape[1] else np.zeros(0)
+                plastic_points = comm.allreduce(int(np.sum(p > 0)), op=MPI.SUM)
+                matrix_points = comm.allreduce(int(p.size), op=MPI.SUM)
+                force_err = np.abs(F_dns - F_fe2) / scale
+                row = {"n": n, "eps": 1.0 / n, "dns_cells": cells, "dns_dofs": dofs,
+                       "dns_wall_s": t_mesh + t_solve, "dns_mesh_s": t_mesh, "dns_solve_s": t_solve,
+                       "dns_load_steps": len(rows), "dns_newton_iterations": run["newton_iterations"],
+                       "fe2_wall_s": fe2_wall,
+                       "force_error_rel": float(force_err.max()),
+                       "force_error_rel_per_step": force_err.tolist(),
+                       "displacement_error_rel": rms(err) / ref,
+                       "displacement_error_max_rel": float(err.max()) / ref,
+                       "sample_points": int(pts.shape[0]),
+                       "fe2_macro_check_displacement_change_rel": disp_check,
+                       "dns_plastic_point_fraction": plastic_points / max(matrix_points, 1),
+                       "forces_dns": F_dns.tolist()}
+            run["force_difference_rel"] = relative_difference(F_dns, first_F)
+            run["displacement_difference_rel"] = rms(np.linalg.norm(ud - first_u, axis=1)) / rms(
+                np.linalg.norm(first_u, axis=1))
+            runs[solver] = run
+            problem.destroy()
+            log(f"  {solver:>8s} ({run['factor_solver']}): {rows[-1]['load_factor']:.3g} load, {len(rows)} steps, "
+                f"{run['newton_iterations']} Newton iterations, {t_solve:.1f} s; FE2/DNS "
+                f"{run['fe2_over_dns']:.3g}"
+                + ("" if solver == solvers[0] else
+                   f"; forces differ from {solvers[0]}'s by {run['force_difference_rel']:.1e}"))
+        row["dns_solvers"] = runs
+        row["fe2_over_dns"] = {solver: r["fe2_over_dns"] for solver, r in runs.items()}
+        row["dns_solver_force_difference_rel"] = max(r["force_difference_rel"] for r in runs.values())
         result["table"].append(row)
-        log(f"  {rows[-1]['load_factor']:.3g} load: {len(rows)} steps, {newton} Newton iterations, "
-            f"{t_solve:.1f} s; force error {row['force_error_rel']:.3e}, displacement error "
-            f"{row['displacement_error_rel']:.3e}; plastic matrix points {row['dns_plastic_point_fraction']:.2f}")
+        result["crossover"] = {solver: crossover([r["n"] for r in result["table"]],
+                                                 [r["fe2_over_dns"][solver] for r in result["table"]])
+                               for solver in solvers}
+        log(f"  force error {row['force_error_rel']:.3e}, displacement error {row['displacement_error_rel']:.3e}; "
+            f"plastic matrix points {row['dns_plastic_point_fraction']:.2f}")
         write()
 
     result["complete"] = True
     write()
     if comm.rank == 0:
-        head = (f"{'n':>4} {'eps':>7} {'dns_dofs':>9} {'dns_wall_s':>10} {'fe2_wall_s':>10} {'force_err':>10} "
-                f"{'disp_err':>10} {'F_dns/F_fe2':>11} {'fe2_macro_chk':>13}")
-        print("\n" + head + "\n" + "-" * len(head))
-        for r in result["table"]:
-            chk = r["fe2_macro_check_displacement_change_rel"]
-            print(f"{r['n']:>4} {r['eps']:>7.4f} {r['dns_dofs']:>9} {r['dns_wall_s']:>10.1f} "
-                  f"{r['fe2_wall_s']:>10.1f} {r['force_error_rel']:>10.3e} {r['displacement_error_rel']:>10.3e} "
-                  f"{r['forces_dns'][-1] / F_fe2[-1]:>11.4f} {'-' if chk is None else f'{chk:.3e}':>13}")
-        if result["fe2_macro_check"]:
-            mc = result["fe2_macro_check"]
-            print(f"FE2 macro mesh {mc['macro_n']} -> {macro_n}: forces change by {mc['force_change_rel']:.3e} "
-                  f"(fe2_macro_chk: displacement change at the sample points); errors below these are "
-                  "not resolved by the FE2 reference")
-        print(f"\ntotal {result['wall_seconds']:.0f} s; results in {out_path}")
+        print_tables(result, F_fe2, macro_n, out_path)
     return 0
+
+
+def print_tables(result: dict, F_fe2: np.ndarray, macro_n: int, out_path: Path) -> None:
+    """The accuracy table, the schemes, the cost table (FE²/DNS per n and DNS solver) and
+    the crossovers."""
+    solvers = result["config"]["dns_solvers"]
+    head = (f"{'n':>4} {'eps':>7} {'dns_dofs':>9} {'dns_wall_s':>10} {'fe2_wall_s':>10} {'force_err':>10} "
+            f"{'disp_err':>10} {'F_dns/F_fe2':>11} {'fe2_macro_chk':>13}")
+    print("\n" + head + "\n" + "-" * len(head))
+    for r in result["table"]:
+        chk = r["fe2_macro_check_displacement_change_rel"]
+        print(f"{r['n']:>4} {r['eps']:>7.4f} {r['dns_dofs']:>9} {r['dns_wall_s']:>10.1f} "
+              f"{r['fe2_wall_s']:>10.1f} {r['force_error_rel']:>10.3e} {r['displacement_error_rel']:>10.3e} "
+              f"{r['forces_dns'][-1] / F_fe2[-1]:>11.4f} {'-' if chk is None else f'{chk:.3e}':>13}")
+    if result["fe2_macro_check"]:
+        mc = result["fe2_macro_check"]
+        print(f"FE2 macro mesh {mc['macro_n']} -> {macro_n}: forces change by {mc['force_change_rel']:.3e} "
+              f"(fe2_macro_chk: displacement change at the sample points); errors below these are "
+              "not resolved by the FE2 reference")
+    print()
+    for scheme, info in result["fe2_schemes"].items():
+        st = info["rve_statistics"] or {}
+        print(f"FE2 {scheme:>10s}: {info['wall_s']:8.1f} s, {info['newton_iterations']:4d} macro Newton iterations, "
+              f"{info['rve_evaluations']} RVE evaluations, {st.get('factorisations', 0):.0f} factorisations")
+    if result["scheme_force_difference_rel"] is not None:
+        print(f"FE2 monolithic against nested: forces differ by {result['scheme_force_difference_rel']:.2e}")
+    fe2_scheme = result["fe2"]["scheme"]
+    cols = "".join(f" {'dns_s ' + s:>16}" for s in solvers) + "".join(f" {'fe2/' + s:>14}" for s in solvers)
+    head = f"\n{'n':>4} {'eps':>7} {'fe2_s':>8}{cols} {'force_diff':>10}"
+    print(head + f"   (fe2: {fe2_scheme})\n" + "-" * len(head))
+    for r in result["table"]:
+        print(f"{r['n']:>4} {r['eps']:>7.4f} {r['fe2_wall_s']:>8.1f}"
+              + "".join(f" {r['dns_solvers'][s]['wall_s']:>16.2f}" for s in solvers)
+              + "".join(f" {r['fe2_over_dns'][s]:>14.3g}" for s in solvers)
+              + f" {r['dns_solver_force_difference_rel']:>10.1e}")
+    for s in solvers:
+        c = result["crossover"].get(s) or {}
+        if c.get("n") is not None:
+            print(f"crossover ({s}): FE2 = DNS at n = {c['n']:.1f} (eps = {c['eps']:.4f}), between n = "
+                  f"{c['bracket'][0]} and {c['bracket'][1]}")
+        else:
+            where = {"above": "above the largest n measured (FE2 slower at every n)",
+                     "below": "below the smallest n measured (FE2 faster at every n)"}.get(c.get("side"), "unknown")
+            print(f"crossover ({s}): not bracketed; it lies {where}")
+    print(f"\ntotal {result['wall_seconds']:.0f} s; results in {out_path}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 from mpi4py import MPI
 
@@ -71,6 +72,74 @@ def test_fe2_vs_dns_quick_writes_consistent_json(quick):
     assert fine["displacement_error_rel"] < 0.03
 
 
+def test_fe2_vs_dns_quick_compares_schemes(quick):
+    data, _ = quick("fe2_vs_dns.py")
+    assert data["config"]["schemes"] == ["monolithic", "nested"]
+    runs = data["fe2_schemes"]
+    assert list(runs) == ["monolithic", "nested"] and data["fe2"] == runs["monolithic"]
+    mono, nested = runs["monolithic"], runs["nested"]
+    assert data["fe2_macro_check"]["scheme"] == "monolithic" and data["fe2_macro_check"]["macro_n"] == 2
+    for run in runs.values():
+        # the steps add up, and the forces at the load factors are those of the steps there
+        assert sum(st["newton_iterations"] for st in run["steps"]) == run["newton_iterations"]
+        assert len(run["steps"]) == run["load_steps"] >= len(run["load_factors"])
+        at = {round(st["load_factor"], 12): st["force"] for st in run["steps"]}
+        assert [at[round(t, 12)] for t in run["load_factors"]] == run["forces"]
+    assert all(r["fe2_wall_s"] == mono["wall_s"] for r in data["table"])  # the ratios use the first scheme
+    # the monolithic scheme converges to the nested answer (fe2's acceptance: 1e-8) ...
+    F_m, F_n = np.array(mono["forces"]), np.array(nested["forces"])
+    diff = np.abs(F_m - F_n).max() / np.abs(F_n).max()
+    assert data["scheme_force_difference_rel"] == pytest.approx(diff, rel=1e-12, abs=1e-300)
+    assert data["scheme_force_difference_rel"] <= 1e-8
+    # ... with fewer factorisations (quick: 1876 against 4108) and every RVE solved
+    assert mono["rve_statistics"]["factorisations"] < 0.6 * nested["rve_statistics"]["factorisations"]
+    assert mono["rve_evaluations"] > 0 and nested["rve_evaluations"] > 0
+
+
+def test_fe2_vs_dns_quick_compares_dns_solvers_and_cost(quick):
+    data, _ = quick("fe2_vs_dns.py")
+    assert data["config"]["dns_solvers"] == ["lu", "cholesky"]
+    opts = data["config"]["dns_petsc_options"]
+    assert opts["lu"]["pc_type"] == "lu" and opts["cholesky"] == {
+        "ksp_type": "preonly", "pc_type": "cholesky", "pc_factor_mat_solver_type": "cholmod"}  # one rank
+    fe2_wall = data["fe2"]["wall_s"]
+    for row in data["table"]:
+        lu, chol = row["dns_solvers"]["lu"], row["dns_solvers"]["cholesky"]
+        assert (lu["factor_solver"], chol["factor_solver"]) == ("mumps", "cholmod")  # what was asked for ran
+        # the accuracy columns are the first solver's DNS
+        assert row["dns_wall_s"] == lu["wall_s"] and row["forces_dns"] == lu["forces"]
+        assert row["dns_newton_iterations"] == lu["newton_iterations"]
+        for name, run in row["dns_solvers"].items():
+            assert run["wall_s"] == pytest.approx(row["dns_mesh_s"] + run["solve_s"], rel=1e-12)
+            assert run["fe2_over_dns"] == pytest.approx(fe2_wall / run["wall_s"], rel=1e-12)
+            assert row["fe2_over_dns"][name] == run["fe2_over_dns"]
+        # both solvers solve the same equations to the same tolerance: the same answer
+        diff = np.abs(np.array(chol["forces"]) - lu["forces"]).max() / np.abs(lu["forces"]).max()
+        assert chol["force_difference_rel"] == pytest.approx(diff, rel=1e-12, abs=1e-300)
+        assert lu["force_difference_rel"] == 0 and chol["force_difference_rel"] <= 1e-8
+        assert row["dns_solver_force_difference_rel"] == chol["force_difference_rel"]
+        assert chol["displacement_difference_rel"] <= 1e-8
+        assert chol["load_steps"] == lu["load_steps"]
+    # the crossover agrees with the ratios per n: FE2/DNS = 1 interpolated in log-log between the
+    # first bracketing pair of n, or none, on the side all the ratios are on
+    ns = [r["n"] for r in data["table"]]
+    for solver in ("lu", "cholesky"):
+        c = data["crossover"][solver]
+        ratios = [r["fe2_over_dns"][solver] for r in data["table"]]
+        pairs = [(i, i + 1) for i in range(len(ns) - 1) if (ratios[i] - 1) * (ratios[i + 1] - 1) <= 0
+                 and ratios[i] != ratios[i + 1]]
+        assert c["crossings"] == len(pairs)
+        if pairs:
+            i, j = pairs[0]
+            assert c["bracket"] == [ns[i], ns[j]] and ns[i] <= c["n"] <= ns[j] and c["side"] is None
+            t = (np.log(c["n"]) - np.log(ns[i])) / (np.log(ns[j]) - np.log(ns[i]))
+            assert np.log(ratios[i]) + t * (np.log(ratios[j]) - np.log(ratios[i])) == pytest.approx(0, abs=1e-12)
+            assert c["eps"] == pytest.approx(1 / c["n"])
+        else:
+            assert c["n"] is None and c["bracket"] is None
+            assert c["side"] == ("above" if min(ratios) > 1 else "below" if max(ratios) < 1 else None)
+
+
 def test_mesh_objectivity_quick_writes_json_and_plot(quick):
     data, out = quick("mesh_objectivity.py")
     assert data["complete"] and len(data["runs"]) == 4
@@ -95,8 +164,10 @@ def test_mesh_objectivity_quick_writes_json_and_plot(quick):
 def test_micro_engine_quick_writes_consistent_json(quick):
     data, _ = quick("micro_engine.py")
     assert data["complete"]
-    assert [(c["dim"], c["engine"]) for c in data["cases"]] == [(2, "reference"), (2, "batched"),
-                                                                (3, "reference"), (3, "batched")]
+    variants = [("reference", "nested"), ("batched", "nested"), ("batched", "monolithic")]
+    assert data["config"]["variants"] == [f"{e}/{s}" for e, s in variants]
+    assert [(c["dim"], c["engine"], c["scheme"]) for c in data["cases"]] == [
+        (dim, *v) for dim in (2, 3) for v in variants]
     for case in data["cases"]:
         shapes = case["state_arrays"]
         matrix, inclusion = shapes["state_matrix"], shapes["state_inclusion"]
@@ -110,17 +181,21 @@ def test_micro_engine_quick_writes_consistent_json(quick):
         assert case["state_bytes_per_point"] == 8 * (shapes["w"][0] * (1 + n) + n + (n + n * n + 2) + (n + 2)
                                                      + 13 * matrix[0])
         elastic, *plastic = case["levels"]
-        assert elastic["plastic_points"] == 0
-        assert all(lv["plastic_points"] == case["batch"] and lv["newton_iterations_per_evaluation"] > 1
-                   for lv in plastic)
+        assert elastic["plastic_points"] == 0 and elastic["correction"]["factorisations_per_plastic_point"] is None
+        assert all(lv["plastic_points"] == case["batch"] for lv in plastic)
         for lv in case["levels"]:
             assert 0.0 < lv["petsc_factorisation_and_solve_share"] < 1.0
+        if case["scheme"] == "nested":
+            # every evaluation converges: nothing left to settle, several micro iterations when plastic
+            assert all(lv["settle_evaluations"] == lv["correction"]["settle_evaluations"] == 0
+                       and lv["unsettled_points_after_first"] == 0 for lv in case["levels"])
+            assert all(lv["newton_iterations_per_evaluation"] > 1 for lv in plastic)
         if case["engine"] == "reference":
             assert elastic["newton_iterations_per_evaluation"] == 1
             for lv in case["levels"]:
                 # the per-point engine factorises once per Newton iteration and once at the converged state
                 assert lv["factorisations_per_evaluation"] == lv["newton_iterations_per_evaluation"] + 1
-        else:
+        elif case["scheme"] == "nested":
             # elastic: every point answered by the exact shortcut, without a factorisation of its own
             assert elastic["shortcut_fraction"] == 1 and elastic["factorisations_per_evaluation"] == 0
             for lv in plastic:
@@ -130,10 +205,45 @@ def test_micro_engine_quick_writes_consistent_json(quick):
                 cor = lv["correction"]
                 assert cor["factorisations_per_evaluation"] == cor["newton_iterations_per_evaluation"] + 1
                 assert cor["newton_iterations_per_evaluation"] < lv["newton_iterations_per_evaluation"]
-    # both engines computed the same stresses at every level
-    for ref, new in zip(data["cases"][::2], data["cases"][1::2]):
-        for a, b in zip(ref["levels"], new["levels"]):
-            assert b["stress_norm"] == pytest.approx(a["stress_norm"], rel=1e-10)
+                assert cor["factorisations_per_plastic_point"] == 2  # one micro update and the tangent
+        else:  # monolithic: one Newton step per evaluation
+            assert elastic["shortcut_fraction"] == 1 and elastic["factorisations_per_evaluation"] == 0
+            # the elastic step is exact (a solve with the template's factorisation): settled by the
+            # next evaluation, and a later iterate's predicted start needs no correction at all
+            assert elastic["newton_iterations_per_evaluation"] == 1 and elastic["settle_evaluations"] == 1
+            assert elastic["stress_difference_rel_first_evaluation"] < 1e-12
+            cor = elastic["correction"]
+            assert cor["factorisations_per_evaluation"] == cor["newton_iterations_per_evaluation"] == 0
+            assert cor["unsettled_points_after"] == 0 == cor["settle_evaluations"]
+            for lv in plastic:
+                # exactly one factorisation per plastic point, first iterate and later iterate alike
+                assert lv["shortcut_fraction"] == 0
+                assert lv["factorisations_per_evaluation"] == lv["newton_iterations_per_evaluation"] == 1
+                assert lv["unsettled_points_after_first"] == case["batch"] and lv["settle_evaluations"] >= 1
+                assert 0 < lv["settle_factorisations_per_evaluation"] <= lv["settle_evaluations"]
+                cor = lv["correction"]
+                assert cor["factorisations_per_evaluation"] == cor["newton_iterations_per_evaluation"] == 1
+                assert cor["factorisations_per_plastic_point"] == 1
+                assert cor["unsettled_points_after"] > 0 and cor["settle_evaluations"] >= 1
+                # the one-step stresses are first order only; the settled ones are compared below
+                assert lv["stress_difference_rel_first_evaluation"] > 1e-8
+    # every variant computed the same stresses at every level and correction (monolithic: settled)
+    for first, *others in (data["cases"][:3], data["cases"][3:]):
+        assert all(lv["stress_difference_rel"] is None and lv["correction"]["stress_difference_rel"] is None
+                   for lv in first["levels"])
+        for case in others:
+            for a, b in zip(first["levels"], case["levels"]):
+                assert b["stress_norm"] == pytest.approx(a["stress_norm"], rel=1e-10)
+                assert b["correction"]["stress_norm"] == pytest.approx(a["correction"]["stress_norm"], rel=1e-10)
+                assert b["stress_difference_rel"] < 1e-10 and b["correction"]["stress_difference_rel"] < 1e-10
+    # the summary restates each case's figures
+    assert len(data["summary"]) == len(data["cases"])
+    for row, case in zip(data["summary"], data["cases"]):
+        assert (row["dim"], row["engine"], row["scheme"]) == (case["dim"], case["engine"], case["scheme"])
+        assert row["elastic_ms_per_evaluation"] == 1e3 * case["levels"][0]["seconds_per_evaluation"]
+        assert row["settle_evaluations"] == [lv["settle_evaluations"] for lv in case["levels"]]
+        assert row["correction_factorisations_per_plastic_point"] == \
+            case["levels"][-1]["correction"]["factorisations_per_plastic_point"]
 
 
 def test_factorisers_quick_writes_consistent_json(quick):
