@@ -365,17 +365,16 @@ class PatternSolver:
         info = factor_matrix(self._active).getInfo()
         return int(12 * info.get("nz_used", 0.0))
 
-    def factor(self, values: np.ndarray | None) -> None:
+    def factor(self, values: np.ndarray) -> None:
         """Numeric factorisation of the matrix with ``values`` (``nnz``: CSR, or the
-        coordinate entries of :meth:`distributed`; ``None`` on one process: the caller has
-        written them into :attr:`values`, the matrix's own array); raises
+        coordinate entries of :meth:`distributed`); raises
         :class:`~fe2.core.errors.SolverError` if it fails (collective)."""
         if self.coo:
             values = np.asarray(values, dtype=float)
             got = self.comm.alltoall([values[idx] for idx in self._to])
             self.values[:] = np.bincount(self._pos, weights=np.concatenate(got), minlength=self.values.size)
             self.A.setValuesCSR(self.indptr, self.indices, self.values)
-        elif values is not None:
+        else:
             self.values[:] = values
         self.A.assemble()  # marks the values as changed
         self.ksp.setOperators(self.A)

@@ -1,9 +1,11 @@
-"""The values of a condensed micro Jacobian ``K = sum_e S_e K_e`` from the micro tangents
-of one macro point, as a compiled loop over the cells (the numpy reference is
-:meth:`fe2.micro.operators.CellOperators.jacobian_values`): each cell's element matrix
-``K_e = sum_q w_q B_q^T T_q B_q`` is formed once and scattered through the condensation
-(periodic slaves onto their masters with their coefficients) straight into the value array
-of the factoriser's matrix."""
+"""The values of condensed micro Jacobians from the micro tangents of many macro points, as a
+compiled loop (the numpy reference is
+:meth:`fe2.micro.operators.CellOperators.jacobian_values`, the same products in BLAS
+batches and a sparse scatter): per cell, its element matrices ``K_e = A_e t_e`` for all
+points (``A_e``: the precomputed products ``w_q B_e^T . B_e`` of each pair of tangent
+components, ``t_e`` the cell's tangent components), then the scatter through the
+condensation (periodic slaves onto their masters with their coefficients). Each point's
+values are formed on their own, in a fixed order: they do not depend on the batch."""
 
 from __future__ import annotations
 
@@ -15,40 +17,34 @@ __all__ = ["jacobian_values"]
 
 
 @jit
-def jacobian_values(B, weights, tangent, dst, src, coef, base, symmetric, out):
-    """Write the Jacobian values of one point into ``out`` ``(nnz,)``.
+def jacobian_values(A, tangent, components, nq, dst, src, coef, base, out):
+    """Write the Jacobian values of ``m`` points into ``out`` ``(nnz, m)``.
 
-    ``B`` ``(ncell, nq, n, d)``: the gradient operator of each cell at its micro points;
-    ``weights`` ``(ncell * nq,)``; ``tangent`` ``(ncell * nq, n, n)``; the scatter: element
-    entry ``src[j]`` (``cell * d * d + a * d + b``) times ``coef[j]`` adds to ``out[dst[j]]``;
-    ``base`` ``(nnz,)``: constant values (a Lagrange border's) the sum starts from;
-    ``symmetric``: the tangents are symmetric, so only the upper triangles of the element
-    matrices are formed (and mirrored)."""
-    ncell, nq, n, d = B.shape
-    Ke = np.zeros(ncell * d * d)
-    tmp = np.empty((n, d))
+    ``A`` ``(ncell, k, nq * t)``: per cell the element-matrix entries' coefficients of the
+    ``t`` tangent components ``components`` (indices into a flattened ``n x n`` tangent) at
+    its ``nq`` micro points; ``tangent`` ``(m, ncell * nq, n * n)``; the scatter: element
+    entry ``src[j]`` (``cell * k + entry``) times ``coef[j]`` adds to row ``dst[j]``;
+    ``base`` ``(nnz,)``: constant values (a Lagrange border's) the sums start from."""
+    m = tangent.shape[0]
+    ncell, k, qt = A.shape
+    t = components.size
+    Ke = np.zeros((ncell * k, m))
+    tv = np.empty((qt, m))
     for e in range(ncell):
-        off = e * d * d
         for q in range(nq):
-            p = e * nq + q
-            w = weights[p]
-            for i in range(n):  # tmp = (w T) B
-                for b in range(d):
-                    s = 0.0
-                    for j in range(n):
-                        s += tangent[p, i, j] * B[e, q, j, b]
-                    tmp[i, b] = w * s
-            for a in range(d):
-                for b in range(a if symmetric else 0, d):
-                    s = 0.0
-                    for i in range(n):
-                        s += B[e, q, i, a] * tmp[i, b]
-                    Ke[off + a * d + b] += s
-        if symmetric:
-            for a in range(d):
-                for b in range(a):
-                    Ke[off + a * d + b] = Ke[off + b * d + a]
-    for j in range(out.size):
-        out[j] = base[j]
+            for c in range(t):
+                for p in range(m):
+                    tv[q * t + c, p] = tangent[p, e * nq + q, components[c]]
+        for kk in range(k):
+            row = e * k + kk
+            for c in range(qt):
+                a = A[e, kk, c]
+                for p in range(m):
+                    Ke[row, p] += a * tv[c, p]
+    for j in range(out.shape[0]):
+        for p in range(m):
+            out[j, p] = base[j]
     for j in range(src.size):
-        out[dst[j]] += coef[j] * Ke[src[j]]
+        d, s, cf = dst[j], src[j], coef[j]
+        for p in range(m):
+            out[d, p] += cf * Ke[s, p]

@@ -47,6 +47,7 @@ import ufl
 from dolfinx import fem
 from mpi4py import MPI
 
+from fe2 import kernels
 from fe2.core.kinematics import gradient_size, measure
 from fe2.kernels.jacobian import jacobian_values as kernel_values
 
@@ -159,8 +160,7 @@ class CellOperators:
         self._projector: tuple[np.ndarray, np.ndarray] | None = None
         if space.border is not None:
             self._add_border(space.border.G[:, self.free])
-        self._kernels: dict[bool, tuple | None] = {}
-        self._scatter: tuple | None = None  # (the compiled kernel's arrays, made on first use)
+        self._kernels: dict = {}  # (:meth:`_kernel`, :meth:`_scatter`: made on first use)
         #: the owned and ghost DOFs before the condensation (the forces' norm)
         self.full_halo = None
         if self.parallel:
@@ -371,6 +371,12 @@ class CellOperators:
         if kernel is None:
             return self._jacobian_values_per_cell(tangent)
         A, tcomp, S = kernel
+        if kernels.enabled():  # the compiled loop (:mod:`fe2.kernels.jacobian`)
+            dst, src, coef, base = self._scatter(symmetric, S)
+            values = np.empty((self.nnz, N))
+            kernel_values(A, np.ascontiguousarray(tangent).reshape(N, ncell * nq, n * n), tcomp, nq, dst, src, coef,
+                          base, values)
+            return values.T
         out = np.empty((N, self.nnz))
         W = self.KERNEL_WIDTH
         T = np.zeros((-(-N // W) * W, ncell, nq, tcomp.size))  # zero points pad the last group
@@ -386,23 +392,20 @@ class CellOperators:
             out += self._border_values
         return out
 
-    def jacobian_values_into(self, tangent: np.ndarray, symmetric: bool, out: np.ndarray) -> None:
-        """The values of one point's condensed Jacobian (as :meth:`jacobian_values` gives
-        them, its numpy reference) for micro tangents ``(P, n, n)``, written into ``out``
-        ``(nnz,)`` (e.g. the factoriser's own value array) by the compiled kernel
-        :func:`fe2.kernels.jacobian.jacobian_values`."""
-        if self._scatter is None:
-            S = self.S.tocoo()
-            base = np.zeros(self.nnz) if self._border_values is None else np.asarray(self._border_values, float)
-            self._scatter = (np.ascontiguousarray(self.B_local), np.ascontiguousarray(self.weights, dtype=float),
-                             S.row.astype(np.int64), S.col.astype(np.int64), S.data.astype(float), base)
-        B, w, dst, src, coef, base = self._scatter
-        kernel_values(B, w, np.ascontiguousarray(tangent), dst, src, coef, base, symmetric, out)
-
     #: memory the per-cell kernels of :meth:`jacobian_values` may take (bytes)
     KERNEL_BYTES = 32e6
     #: points per kernel product in :meth:`jacobian_values` (fixed: see there)
     KERNEL_WIDTH = 32
+
+    def _scatter(self, symmetric: bool, S: sp.csr_matrix) -> tuple:
+        """The scatter ``S`` of :meth:`_kernel` as the compiled kernel's arrays (cached):
+        rows, columns, coefficients, and the constant values (a border's) to start from."""
+        key = ("scatter", symmetric)
+        if key not in self._kernels:
+            coo = S.tocoo()
+            base = np.zeros(self.nnz) if self._border_values is None else np.asarray(self._border_values, float)
+            self._kernels[key] = (coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(float), base)
+        return self._kernels[key]
 
     def _kernel(self, symmetric: bool):
         """``(A, tangent components, S)`` of :meth:`jacobian_values` (cached), or ``None``

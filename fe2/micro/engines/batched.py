@@ -61,7 +61,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from mpi4py import MPI
 
-from fe2 import kernels
 from fe2.core import linalg
 from fe2.core.errors import SolverError
 from fe2.micro.engines.base import EngineAnswer, MicroEngine, NonlocalAnswer, PointBatch
@@ -252,22 +251,12 @@ class BatchedEngine(MicroEngine):
             self._work[ids[elastic], 1] += 1
         own = np.flatnonzero(~elastic)
         if own.size:
-            op, symmetric = self.op, self.problem.symmetric
+            op = self.op
             t0 = time.perf_counter()
-            compiled = kernels.enabled()
-            if not compiled:  # the numpy reference: all points' values at once
-                values = op.jacobian_values(tang[own], symmetric=symmetric)
-            elif op.parallel:
-                buffer = np.empty(op.nnz)
+            values = op.jacobian_values(tang[own], symmetric=self.problem.symmetric)
             for j, i in enumerate(own):
-                if compiled:  # straight into the factoriser's matrix on one process
-                    target = buffer if op.parallel else self.solver.values
-                    op.jacobian_values_into(tang[i], symmetric, target)
-                    row = buffer if op.parallel else None
-                else:
-                    row = values[j]
                 try:
-                    self.solver.factor(row)
+                    self.solver.factor(values[j])
                     out[i] = self.solver.solve(op.pad(rhs[i]))[:op.nfree]
                 except SolverError as err:
                     failed.setdefault(int(ids[i]), str(err))
