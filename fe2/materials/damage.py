@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fe2 import kernels
 from fe2.core.tensors import (
     DEVIATORIC3,
     IDENTITY3,
@@ -66,6 +67,7 @@ from fe2.core.tensors import (
     strain_size,
     tensor_to_mandel,
 )
+from fe2.kernels.damage import driven_damage, mises_equivalent
 from fe2.materials.base import DrivenResult, Law, LawResult
 
 __all__ = ["EQUIVALENT_STRAINS", "IsotropicDamage", "SOFTENING_LAWS"]
@@ -179,7 +181,19 @@ class IsotropicDamage(Law):
 
     def equivalent(self, eps3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Equivalent strain ``(N,)`` and its gradient ``d eps_eq / d eps`` ``(N, 6)``
-        (3D Mandel strains ``(N, 6)``)."""
+        (3D Mandel strains ``(N, 6)``): the modified von Mises one by the compiled kernel
+        (:func:`fe2.kernels.damage.mises_equivalent`) if :func:`fe2.kernels.enabled`, else
+        :meth:`equivalent_numpy`."""
+        if not (kernels.enabled() and self.equivalent_strain == "mises"):
+            return self.equivalent_numpy(eps3)
+        eps3 = np.ascontiguousarray(np.atleast_2d(eps3), dtype=float)
+        e, de = np.empty(eps3.shape[0]), np.empty((eps3.shape[0], 6))
+        mises_equivalent(eps3, self.k, self.nu, e, de)
+        return e, de
+
+    def equivalent_numpy(self, eps3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`equivalent` in numpy: the reference of the compiled kernel (and Mazars's
+        equivalent strain, whose principal strains numpy computes)."""
         eps3 = np.atleast_2d(eps3)
         if self.equivalent_strain == "mises":
             k, nu = self.k, self.nu
@@ -210,8 +224,30 @@ class IsotropicDamage(Law):
         at fixed drive ``(N, 6, 6)``, ``dsigma/ddrive (N, 6)``, ``eps_eq (N,)``,
         ``d eps_eq/deps (N, 6)``, trial state.
         ``equivalent``: ``(eps_eq, d eps_eq/deps)`` if the caller has them already (they are
-        returned as given, not recomputed).
+        returned as given, not recomputed). The compiled kernel
+        (:func:`fe2.kernels.damage.driven_damage`) if :func:`fe2.kernels.enabled`, else
+        :meth:`integrate_driven_3d_numpy`.
         """
+        if not kernels.enabled():
+            return self.integrate_driven_3d_numpy(eps3, state, drive, equivalent)
+        eps3 = np.ascontiguousarray(np.atleast_2d(eps3), dtype=float)
+        state = np.ascontiguousarray(np.atleast_2d(state), dtype=float)
+        drive = np.ascontiguousarray(drive, dtype=float).reshape(-1)
+        N = eps3.shape[0]
+        if eps3.shape != (N, 6) or state.shape != (N, self.state_size) or drive.shape != (N,):
+            raise ValueError(f"IsotropicDamage: expected strain (N, 6), state (N, {self.state_size}) and "
+                             f"drive (N,), got {eps3.shape}, {state.shape} and {drive.shape}")
+        sigma, C, ds, trial = np.empty((N, 6)), np.empty((N, 6, 6)), np.empty((N, 6)), np.empty((N, 4))
+        linear = self.softening == "linear"
+        driven_damage(eps3, state, drive, self.C3, self.kappa0, linear, self.kappa_u if linear else 0.0, self.alpha,
+                      self.beta, self.max_damage, self.dt / self.viscosity if self.viscosity > 0.0 else -1.0,
+                      sigma, C, ds, trial)
+        e, de = self.equivalent(eps3) if equivalent is None else equivalent
+        return DrivenResult(sigma, C, ds, e, de, trial)
+
+    def integrate_driven_3d_numpy(self, eps3: np.ndarray, state: np.ndarray, drive: np.ndarray,
+                                  equivalent: tuple[np.ndarray, np.ndarray] | None = None):
+        """:meth:`integrate_driven_3d` in numpy: the reference of the compiled kernel."""
         eps3 = np.atleast_2d(np.asarray(eps3, dtype=float))
         state = np.atleast_2d(np.asarray(state, dtype=float))
         drive = np.asarray(drive, dtype=float).reshape(-1)

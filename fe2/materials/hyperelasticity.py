@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from fe2 import kernels
 from fe2.core.errors import SolverError
 from fe2.core.tensors import lame
+from fe2.kernels.hyperelastic import neo_hooke
 from fe2.materials.base import Law, LawResult
 
 __all__ = ["NeoHooke"]
@@ -81,7 +83,23 @@ class NeoHooke(Law):
         return self.lam * np.log(np.linalg.det(F))
 
     def integrate(self, grad: np.ndarray, state: np.ndarray) -> LawResult:
-        """First Piola–Kirchhoff stress and ``dP/dF`` at ``N`` points.
+        """First Piola–Kirchhoff stress and ``dP/dF`` at ``N`` points: the compiled kernel
+        (:func:`fe2.kernels.hyperelastic.neo_hooke`) if :func:`fe2.kernels.enabled`, else
+        (and where ``det F <= 0``, to raise its error) :meth:`integrate_numpy`."""
+        if not kernels.enabled():
+            return self.integrate_numpy(grad, state)
+        F = np.ascontiguousarray(np.atleast_2d(grad), dtype=float)
+        if F.ndim != 2 or F.shape[1] != self.size:
+            raise ValueError(f"NeoHooke: expected F of shape (N, {self.size}), got {F.shape}")
+        N, n = F.shape
+        P, A = np.empty((N, n)), np.empty((N, n, n))
+        if neo_hooke(F, self.gdim, self.mu, self.lam, P, A):
+            return self.integrate_numpy(grad, state)
+        return LawResult(P, A, np.zeros((N, 0)))
+
+    def integrate_numpy(self, grad: np.ndarray, state: np.ndarray) -> LawResult:
+        """First Piola–Kirchhoff stress and ``dP/dF`` at ``N`` points, in numpy: the reference
+        of the compiled kernel.
 
         Parameters
         ----------

@@ -76,3 +76,61 @@ def test_jacobian_kernel_equals_numpy(gdim, degree, boundary):
             want = op.jacobian_values(tangent, symmetric=symmetric)
         assert rel(got, want) < 1e-12
         assert np.array_equal(op.jacobian_values(tangent[2:3], symmetric=symmetric)[0], got[2])
+
+
+@pytest.mark.parametrize("gdim", [2, 3])
+def test_neo_hooke_kernel_equals_numpy(gdim):
+    from fe2.materials.hyperelasticity import NeoHooke
+
+    law = NeoHooke(1.0, 0.3, gdim)
+    rng = np.random.default_rng(5)
+    F = np.eye(gdim).ravel() + 0.3 * rng.standard_normal((300, gdim * gdim))
+    F = F[np.linalg.det(F.reshape(-1, gdim, gdim)) > 0.05]
+    got = law.integrate(F, np.zeros((F.shape[0], 0)))
+    with kernels.numpy_only():
+        want = law.integrate(F, np.zeros((F.shape[0], 0)))
+    assert rel(got.flux, want.flux) < 1e-12 and rel(got.tangent, want.tangent) < 1e-12
+    F[7] = np.diag([-1.0] + [1.0] * (gdim - 1)).ravel()  # inverted: the numpy error
+    with pytest.raises(SolverError, match=r"Neo-Hooke: det F <= 0 .* at 1 of"):
+        law.integrate(F, np.zeros((F.shape[0], 0)))
+
+
+@pytest.mark.parametrize("gdim", [2, 3])
+def test_conduction_kernel_equals_numpy(gdim):
+    from fe2.materials.conduction import NonlinearConduction
+
+    law = NonlinearConduction(1.5, 0.5, gdim)
+    g = np.random.default_rng(2).standard_normal((200, gdim))
+    got = law.integrate(g, np.zeros((200, 0)))
+    with kernels.numpy_only():
+        want = law.integrate(g, np.zeros((200, 0)))
+    assert rel(got.flux, want.flux) < 1e-12 and rel(got.tangent, want.tangent) < 1e-12
+
+
+@pytest.mark.parametrize("gdim", [2, 3])
+@pytest.mark.parametrize("variant", ["exponential", "linear", "viscous", "mazars"])
+def test_damage_kernels_equal_numpy(gdim, variant):
+    """Local and driven damage, loading from a damaged state, unloading and reloading."""
+    from fe2.materials.damage import IsotropicDamage
+
+    kw = {"linear": {"softening": "linear", "kappa_u": 5e-3}, "viscous": {"viscosity": 0.3},
+          "mazars": {"equivalent_strain": "mazars"}}.get(variant, {})
+    law = IsotropicDamage(1.0, 0.2, 1e-3, gdim, **kw)
+    law.set_time_increment(0.1)
+    n = 3 if gdim == 2 else 6
+    rng = np.random.default_rng(4)
+    eps = 4e-3 * rng.standard_normal((300, n))
+    eps[::4] *= 0.05  # some points below the damage threshold
+    with kernels.numpy_only():
+        committed = law.integrate(0.6 * eps, law.initial_state(300)).state
+    assert (committed[:, 1] > 0).any() and (committed[:, 1] == 0).any()
+    drive = law.equivalent_of(eps)[0] * 1.1
+    for strain in (eps, 0.3 * eps, 1.4 * eps):
+        got = [law.integrate(strain, committed), law.integrate_driven(strain, committed, drive),
+               law.equivalent_of(strain)]
+        with kernels.numpy_only():
+            want = [law.integrate(strain, committed), law.integrate_driven(strain, committed, drive),
+                    law.equivalent_of(strain)]
+        for g, w in zip(got, want):
+            for a, b in zip(g, w):
+                assert rel(a, b) < 1e-12
