@@ -9,8 +9,9 @@ tests compare the kernels against (to 1e-12); the code that uses a kernel asks
 :func:`enabled` and otherwise runs the numpy version.
 
 Kernels are compiled on first use and cached on disk (numba's cache, in
-``$FE2_KERNEL_CACHE``, default ``~/.cache/fe2/numba``, or ``$NUMBA_CACHE_DIR`` if set), so
-a warm run loads them in a fraction of a second. ``FE2_KERNELS=numpy`` turns them off
+``$FE2_KERNEL_CACHE``, default ``~/.cache/fe2/numba`` or, where that cannot be written, a
+folder in the temporary directory; ``$NUMBA_CACHE_DIR`` if set), so a warm run loads them
+in a fraction of a second. ``FE2_KERNELS=numpy`` turns them off
 (every law then runs its numpy version); without numba installed they are off too.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,11 +27,19 @@ __all__ = ["enabled", "jit", "numpy_only"]
 
 
 def _cache_dir() -> str:
+    """``$FE2_KERNEL_CACHE``, else ``~/.cache/fe2/numba``; a private folder in the temporary
+    directory where that cannot be written (a read-only home on a cluster)."""
     base = os.environ.get("FE2_KERNEL_CACHE")
-    if base:
-        return base
-    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return str(Path(home) / "fe2" / "numba")
+    if not base:
+        home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = str(Path(home) / "fe2" / "numba")
+    try:
+        Path(base).mkdir(parents=True, exist_ok=True)
+        if os.access(base, os.W_OK):
+            return base
+    except OSError:
+        pass
+    return str(Path(tempfile.gettempdir()) / f"fe2-numba-{os.getuid()}")
 
 
 os.environ.setdefault("NUMBA_CACHE_DIR", _cache_dir())
