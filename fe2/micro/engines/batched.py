@@ -414,9 +414,6 @@ class BatchedEngine(MicroEngine):
         V, w = p.volume, op.weights
         mono = p.monolithic
         sigma = op.sum(np.einsum("p,mpi->mi", w, cur.flux)) / V
-        mean_t = op.sum(np.einsum("p,mpij->mij", w, cur.tang)) / V
-        Bt = -op.condensed(cur.tang)  # (m, nfree, n): columns -int G v . T e_k
-        Lt = -Bt if p.symmetric else op.condensed(cur.tang.transpose(0, 1, 3, 2))
         self._count["solves"] += m
         self._count["newton_iterations"] += int(it.sum())
         bad = np.isin(ids, list(failed))
@@ -425,25 +422,42 @@ class BatchedEngine(MicroEngine):
         own = ~free & ~bad  # points that need their own factorisation
         dx = np.zeros((m, op.nfree))  # the monolithic scheme's Newton corrections
         if drive is None:
-            rhs = np.concatenate([Bt, -cur.r[:, :, None]], axis=2) if mono else Bt
-            X = np.zeros((m, op.nfree, rhs.shape[2]))
-            if own.any():
-                X[own] = self._solve(cur.tang[own], np.zeros(int(own.sum()), dtype=bool), rhs[own], failed, ids[own])
-            # (all columns are summed over the group: every process has the same decisions)
+            # (every decision is the group's: the collective products run alike on all its processes)
             corr = free & (ratio > 1.0) if mono else np.zeros(m, dtype=bool)
-            if corr.any():
-                X[corr, :, n] = self._template_solve(-cur.r[corr][:, :, None])[:, :, 0]
-                self._work[ids[corr], 1] += 1
-            if mono:
-                dx, X = X[:, :, n], X[:, :, :n]
-                self._count["newton_iterations"] += int((own | corr).sum())
-            tangent = mean_t + op.sum(np.einsum("mai,mak->mik", Lt, X)) / V
-            dW = op.to_full(X)[:, : p.nloc]
+            tangent = np.empty((m, n, n))
+            dW = np.empty((m, p.nloc, n))
             easy = free | bad
             tangent[easy] = p.elastic_tangent
             dW[easy] = p.elastic_sensitivity
+            need = np.flatnonzero(own | corr)  # the others' tangent and sensitivity are the elastic cell's
+            if need.size:
+                T = cur.tang[need]
+                Bt = -op.condensed(T)  # (k, nfree, n): columns -int G v . T e_k
+                Lt = -Bt if p.symmetric else op.condensed(T.transpose(0, 1, 3, 2))
+                rhs = np.concatenate([Bt, -cur.r[need][:, :, None]], axis=2) if mono else Bt
+                X = np.zeros(rhs.shape)
+                mine = own[need]
+                if mine.any():
+                    X[mine] = self._solve(T[mine], np.zeros(int(mine.sum()), dtype=bool), rhs[mine], failed,
+                                          ids[need[mine]])
+                if (~mine).any():  # elastic points off their solution: the template's factorisation
+                    X[~mine, :, n] = self._template_solve(-cur.r[need[~mine]][:, :, None])[:, :, 0]
+                    self._work[ids[need[~mine]], 1] += 1
+                if mono:
+                    dx[need] = X[:, :, n]
+                    X = X[:, :, :n]
+                    self._count["newton_iterations"] += need.size
+                    sigma[need] += op.sum(np.einsum("mai,ma->mi", Lt, dx[need])) / V
+                mean_t = op.sum(np.einsum("p,mpij->mij", w, T)) / V
+                tangent[need] = mean_t + op.sum(np.einsum("mai,mak->mik", Lt, X)) / V
+                dW[need] = op.to_full(X)[:, : p.nloc]
+                tangent[need[~mine]] = p.elastic_tangent  # (an elastic point's, exactly)
+                dW[need[~mine]] = p.elastic_sensitivity
             nl = None
         else:
+            mean_t = op.sum(np.einsum("p,mpij->mij", w, cur.tang)) / V
+            Bt = -op.condensed(cur.tang)  # (m, nfree, n): columns -int G v . T e_k
+            Lt = -Bt if p.symmetric else op.condensed(cur.tang.transpose(0, 1, 3, 2))
             a = op.condensed(cur.dsd)
             cv = op.condensed(cur.deq) / p.damage_volume
             mv = op.sum(np.einsum("p,mpi->mi", w, cur.deq)) / p.damage_volume
@@ -460,8 +474,7 @@ class BatchedEngine(MicroEngine):
             dsig_de = LdW[:, :, n] + sbar * (1.0 - cdW[:, n:n + 1])
             nl = NonlocalAnswer(dsig_de, cur.e_local.copy(), mv + cdW[:, :n], cdW[:, n].copy())
             dW = None
-        if mono:  # the flux to first order in the correction, and the corrected fluctuation
-            sigma = sigma + op.sum(np.einsum("mai,ma->mi", Lt, dx)) / V
+        # (monolithic: the flux to first order in the correction, and the corrected fluctuation)
         part = EngineAnswer(sigma, tangent, op.to_full(x + dx)[:, : p.nloc], cur.trial, dW, nl)
         part.residual = ratio
         ans.put(ids, part)
