@@ -172,9 +172,20 @@ int64_t j2_return_mapping(int64_t N, int64_t k, const double *eps, const double 
 """
 
 # -- one-time costs, each in a fresh interpreter (``python3 -c CODE CONFIG``) --------------------
-#: numba: imports, then the first and second call of the kernel through J2Plasticity.integrate_3d
-#: (plane strain, one plastic point) and a first 3D call; numba's cache statistics say whether the
-#: first call compiled (a miss) or loaded the cache (a hit)
+#: both: the arrays of a one-point call (one plastic point), as J2Plasticity.integrate_3d passes
+#: them: float64 and int64, C-contiguous; Python floats and an int for the scalars
+_PREPARED = r"""
+def prepared(a):
+    comps = np.array(a["comps"], dtype=np.int64)
+    k = comps.size
+    return (np.array(a["eps"], dtype=float), np.zeros((1, 13)), comps, np.array(a["C"], dtype=float),
+            np.array(a["Idev"], dtype=float), *a["scalars"],
+            np.empty((1, k)), np.empty((1, k, k)), np.empty((1, 13)))
+"""
+
+#: numba: imports, then the first and second call of fe2.kernels.j2.return_mapping in plane strain
+#: and a first 3D call (the same signature: nothing compiled); numba's cache statistics say
+#: whether the first call compiled (a miss) or loaded the cache (a hit)
 NUMBA_WORKER = r"""
 import json, sys, time
 clock = time.perf_counter
@@ -188,42 +199,31 @@ sys.path.insert(0, cfg["root"])
 import fe2.kernels.j2 as kj
 from fe2 import kernels
 t3 = clock()
-from fe2.core.tensors import PLANE_STRAIN
-from fe2.materials.plasticity import J2Plasticity
-t4 = clock()
 assert kernels.enabled()
-law2, law3 = (J2Plasticity(gdim=d, **cfg["law"]) for d in (2, 3))
-eps2, eps3, state = np.array([[0.02, -0.01, 0.015]]), np.array([[0.02, -0.01, 0.0, 0.0, 0.0, 0.015]]), np.zeros((1, 13))
+""" + _PREPARED + r"""
+args2, args3 = prepared(cfg["call"]["2d"]), prepared(cfg["call"]["3d"])
 c0 = clock()
-law2.integrate_3d(eps2, state, PLANE_STRAIN)
+kj.return_mapping(*args2)
 c1 = clock()
-law2.integrate_3d(eps2, state, PLANE_STRAIN)
+kj.return_mapping(*args2)
 c2 = clock()
-law3.integrate_3d(eps3, state)
+kj.return_mapping(*args3)
 c3 = clock()
 stats = kj.return_mapping.stats
 print(json.dumps({
     "import_numpy_s": t1 - t0, "import_numba_s": t2 - t1, "import_kernel_module_s": t3 - t2,
-    "import_law_module_s": t4 - t3, "first_call_s": c1 - c0, "second_call_s": c2 - c1,
-    "compile_or_load_s": (c1 - c0) - (c2 - c1), "first_3d_call_s": c3 - c2,
-    "cache_hits": sum(stats.cache_hits.values()), "cache_misses": sum(stats.cache_misses.values()),
-    "signatures": [str(s) for s in kj.return_mapping.signatures]}))
+    "first_call_s": c1 - c0, "second_call_s": c2 - c1, "compile_or_load_s": (c1 - c0) - (c2 - c1),
+    "first_3d_call_s": c3 - c2, "cache_hits": sum(stats.cache_hits.values()),
+    "cache_misses": sum(stats.cache_misses.values()), "signatures": [str(s) for s in kj.return_mapping.signatures]}))
 """
 
-#: cffi, both runs: the call of one point (plane strain, plastic) on prepared arrays
-_CFFI_CALL = r"""
-def prepared(cfg):
-    a = cfg["call"]
-    comps = np.array(a["comps"], dtype=np.int64)
-    k = comps.size
-    return (np.array(a["eps"]), np.zeros((1, 13)), comps, np.array(a["C"]), np.array(a["Idev"]),
-            np.empty((1, k)), np.empty((1, k, k)), np.empty((1, 13)))
-
-def call(mod, arrays, cfg):
-    eps, state, comps, C, Idev, sigma, tangent, trial = arrays
+#: cffi, both runs: the one-point call through ffi.from_buffer
+_CFFI_CALL = _PREPARED + r"""
+def call(mod, args):
+    eps, state, comps, C, Idev, *scalars, sigma, tangent, trial = args
     fb = mod.ffi.from_buffer
     return mod.lib.j2_return_mapping(1, comps.size, fb("double[]", eps), fb("double[]", state), fb("int64_t[]", comps),
-                                     fb("double[]", C), fb("double[]", Idev), *cfg["call"]["scalars"],
+                                     fb("double[]", C), fb("double[]", Idev), *scalars,
                                      fb("double[]", sigma), fb("double[]", tangent), fb("double[]", trial))
 """
 
@@ -248,11 +248,11 @@ sys.path.insert(0, cfg["build"])
 import importlib
 mod = importlib.import_module(cfg["module"])
 t5 = clock()
-arrays = prepared(cfg)
+args = prepared(cfg["call"]["2d"])
 c0 = clock()
-call(mod, arrays, cfg)
+call(mod, args)
 c1 = clock()
-call(mod, arrays, cfg)
+call(mod, args)
 c2 = clock()
 print(json.dumps({"import_numpy_s": t1 - t0, "import_cffi_s": t2 - t1, "ffi_setup_s": t3 - t2, "compile_s": t4 - t3,
                   "import_module_s": t5 - t4, "first_call_s": c1 - c0, "second_call_s": c2 - c1,
@@ -272,11 +272,11 @@ sys.path.insert(0, cfg["build"])
 import importlib
 mod = importlib.import_module(cfg["module"])
 t2 = clock()
-arrays = prepared(cfg)
+args = prepared(cfg["call"]["2d"])
 c0 = clock()
-call(mod, arrays, cfg)
+call(mod, args)
 c1 = clock()
-call(mod, arrays, cfg)
+call(mod, args)
 c2 = clock()
 print(json.dumps({"import_numpy_s": t1 - t0, "import_module_s": t2 - t1, "first_call_s": c1 - c0,
                   "second_call_s": c2 - c1}))
@@ -296,14 +296,17 @@ def run_worker(code: str, cfg: dict, env: dict) -> dict:
 
 
 def call_config(law) -> dict:
-    """What a worker's one-point call needs (plane strain, one plastic point), as JSON."""
+    """What a worker's one-point calls need (one plastic point, plane strain and 3D), as JSON."""
     from fe2.core.tensors import DEVIATORIC3, PLANE_STRAIN
 
-    cc = np.ix_(PLANE_STRAIN, PLANE_STRAIN)
-    return {"eps": [[0.02, -0.01, 0.015]], "comps": PLANE_STRAIN.tolist(), "C": law.C3[cc].tolist(),
-            "Idev": DEVIATORIC3[cc].tolist(),
-            "scalars": [law.K, law.G, law.sigma_y, law.H_iso, law.Q, law.b, law.H_kin, law.newton_rtol,
-                        law.newton_maxiter]}
+    scalars = [law.K, law.G, law.sigma_y, law.H_iso, law.Q, law.b, law.H_kin, law.newton_rtol, law.newton_maxiter]
+    out = {}
+    for key, c, eps in (("2d", PLANE_STRAIN, [[0.02, -0.01, 0.015]]),
+                        ("3d", np.arange(6), [[0.02, -0.01, 0.0, 0.0, 0.0, 0.015]])):
+        cc = np.ix_(c, c)
+        out[key] = {"eps": eps, "comps": c.tolist(), "C": law.C3[cc].tolist(), "Idev": DEVIATORIC3[cc].tolist(),
+                    "scalars": scalars}
+    return out
 
 
 def one_time_costs(repeats: int, cflags: list[str], law, tmp: Path) -> tuple[dict, Path]:
@@ -318,7 +321,7 @@ def one_time_costs(repeats: int, cflags: list[str], law, tmp: Path) -> tuple[dic
         build = tmp / f"cffi-build-{r}"
         cache.mkdir()
         build.mkdir()
-        numba_cfg = {"root": str(machine.ROOT), "law": {**LAW, **HARDENING["mixed"]}}
+        numba_cfg = {"root": str(machine.ROOT), "call": call_config(law)}
         numba_env = {**env, "NUMBA_CACHE_DIR": str(cache)}
         cffi_cfg = {"build": str(build), "module": C_MODULE, "cdef": C_CDEF, "source": C_SOURCE, "cflags": cflags,
                     "call": call_config(law)}
@@ -413,10 +416,11 @@ def rel(a, b) -> float:
     return float(np.abs(np.asarray(a) - b).max() / max(np.abs(b).max(), 1e-300))
 
 
-def best_times(calls: dict, rounds: int, min_time: float) -> tuple[dict, dict]:
-    """Seconds per call of every callable in ``calls``: each timed as a loop of calls lasting
-    at least ``min_time`` (calibrated once), ``rounds`` rounds with the callables interleaved
-    in every round; the smallest loop average of each, and its loop length."""
+def interleaved_times(calls: dict, rounds: int, min_time: float) -> tuple[dict, dict]:
+    """Seconds per call of every callable in ``calls``, ``rounds`` times: each timed as a loop
+    of calls lasting at least ``min_time`` (loop length calibrated once), the callables
+    interleaved in every round (gc off while timing); per callable the list of the rounds'
+    loop averages, and its loop length."""
     inner = {}
     for name, fn in calls.items():
         fn()  # warm: first-call costs, page faults of the outputs
@@ -424,7 +428,7 @@ def best_times(calls: dict, rounds: int, min_time: float) -> tuple[dict, dict]:
         fn()
         once = time.perf_counter() - t0
         inner[name] = max(1, min(100_000, math.ceil(min_time / max(once, 1e-9))))
-    best = dict.fromkeys(calls, math.inf)
+    times = {name: [] for name in calls}
     for _ in range(rounds):
         for name, fn in calls.items():
             n = inner[name]
@@ -434,9 +438,8 @@ def best_times(calls: dict, rounds: int, min_time: float) -> tuple[dict, dict]:
                 fn()
             dt = (time.perf_counter() - t0) / n
             gc.enable()
-            best[name] = min(best[name], dt)
-    return best, inner
-
+            times[name].append(dt)
+    return times, inner
 
 PAIRS = {"numba_vs_numpy": ("numba", "numpy"), "c_vs_numpy": ("c", "numpy"), "c_vs_numba": ("c", "numba")}
 
@@ -464,16 +467,24 @@ def measure_size(law, components, eps, state, c_int, c_rm, rounds: int, min_time
              "numpy": lambda: law.integrate_3d_numpy(eps, state, components),
              "numba_kernel": lambda: return_mapping(*args),
              "c_kernel": lambda: c_rm(*args)}
-    best, inner = best_times(calls, rounds, min_time)
+    times, inner = interleaved_times(calls, rounds, min_time)
+    best = {name: min(t) for name, t in times.items()}
     row = {"points": n, "plastic_fraction": float(np.mean(results["numpy"].state[:, 12] != state[:, 12]))}
     for impl in ("numba", "c", "numpy"):
-        row[impl] = {"call_s": best[impl], "call_s_per_point": best[impl] / n, "calls_per_timing": inner[impl]}
+        row[impl] = {"call_s": best[impl], "call_s_per_point": best[impl] / n,
+                     "call_s_median": float(np.median(times[impl])), "calls_per_timing": inner[impl]}
         if impl != "numpy":
-            row[impl].update({"kernel_s": best[impl + "_kernel"], "kernel_s_per_point": best[impl + "_kernel"] / n,
-                              "kernel_calls_per_timing": inner[impl + "_kernel"]})
+            kern = impl + "_kernel"
+            row[impl].update({"kernel_s": best[kern], "kernel_s_per_point": best[kern] / n,
+                              "kernel_s_median": float(np.median(times[kern])), "kernel_calls_per_timing": inner[kern]})
     row["c_over_numba"] = best["c"] / best["numba"]
     row["numpy_over_numba"] = best["numpy"] / best["numba"]
     row["c_over_numba_kernel"] = best["c_kernel"] / best["numba_kernel"]
+    # the same ratios from the timings of one round (measured within milliseconds of each
+    # other), median over the rounds: less affected by load that comes and goes
+    paired = {"c_over_numba": ("c", "numba"), "numpy_over_numba": ("numpy", "numba"),
+              "c_over_numba_kernel": ("c_kernel", "numba_kernel")}
+    row["paired_median"] = {key: float(np.median(np.divide(times[a], times[b]))) for key, (a, b) in paired.items()}
     return row
 
 
@@ -584,6 +595,8 @@ def main(argv=None) -> int:
         for key in ("c_over_numba", "numpy_over_numba", "c_over_numba_kernel"):
             vals = [r[key] for r in rows]
             entry[key] = {"min": min(vals), "geomean": geometric_mean(vals), "max": max(vals)}
+        entry["paired_median_geomean"] = {key: geometric_mean([r["paired_median"][key] for r in rows])
+                                          for key in rows[0]["paired_median"]}
         for impl in ("numba", "c", "numpy"):
             entry[f"{impl}_call_s_per_point_geomean"] = geometric_mean([r[impl]["call_s_per_point"] for r in rows])
         summary.append(entry)
@@ -598,14 +611,24 @@ def main(argv=None) -> int:
 
 
 def report(out: dict) -> None:
-    """The summary table and the one-time costs."""
-    print("\nratios of the best times per call (> 1: numba faster); geometric mean [min, max] over the 8 cases")
-    print(f"{'points':>8s} {'C/numba (call)':>24s} {'C/numba (kernel)':>24s} {'numpy/numba':>24s} "
+    """The ratios per case and batch size, their summary, the one-time costs, the agreement."""
+    sizes = out["config"]["sizes"]
+    for key, title in (("c_over_numba", "C / numba, a call as fe2 makes it (the kernel alone)"),
+                       ("numpy_over_numba", "numpy / numba, a call as fe2 makes it")):
+        print(f"\n{title}; best of the rounds; > 1: numba faster")
+        print(f"{'case':<12s}" + "".join(f"{n:>16d}" for n in sizes))
+        for c in out["cases"]:
+            cells = [f"{r[key]:.2f}" + (f" ({r['c_over_numba_kernel']:.2f})" if key == "c_over_numba" else "")
+                     for r in c["sizes"]]
+            print(f"{c['dim']}D {c['hardening']:<9s}" + "".join(f"{x:>16s}" for x in cells))
+    print("\nsummary over the cases: geometric mean [min, max]; paired: median over rounds of the ratio within a round")
+    print(f"{'points':>8s} {'C/numba':>20s} {'C/numba kernel':>20s} {'numpy/numba':>20s} {'C/numba paired':>15s} "
           f"{'numba ns/pt':>12s} {'C ns/pt':>10s} {'numpy ns/pt':>12s}")
     for e in out["summary"]:
         cells = [f"{e[k]['geomean']:.2f} [{e[k]['min']:.2f}, {e[k]['max']:.2f}]"
                  for k in ("c_over_numba", "c_over_numba_kernel", "numpy_over_numba")]
-        print(f"{e['points']:>8d} {cells[0]:>24s} {cells[1]:>24s} {cells[2]:>24s} "
+        print(f"{e['points']:>8d} {cells[0]:>20s} {cells[1]:>20s} {cells[2]:>20s} "
+              f"{e['paired_median_geomean']['c_over_numba']:15.2f} "
               f"{1e9 * e['numba_call_s_per_point_geomean']:12.1f} {1e9 * e['c_call_s_per_point_geomean']:10.1f} "
               f"{1e9 * e['numpy_call_s_per_point_geomean']:12.1f}")
     nc, nw = out["one_time"]["numba"]["cold"]["best"], out["one_time"]["numba"]["warm"]["best"]

@@ -219,6 +219,7 @@ def test_kernels_quick_writes_consistent_json(quick):
                     assert t["kernel_s"] > 0
                     if row["points"] == 1:  # the kernel alone costs less than a call with its wrapper
                         assert t["kernel_s"] < t["call_s"]
+            assert set(row["paired_median"]) == {"c_over_numba", "numpy_over_numba", "c_over_numba_kernel"}
             assert row["c_over_numba"] == row["c"]["call_s"] / row["numba"]["call_s"]
             assert row["numpy_over_numba"] == row["numpy"]["call_s"] / row["numba"]["call_s"]
     assert [e["points"] for e in data["summary"]] == sizes
