@@ -24,8 +24,8 @@ numba cache (compilation) and with the warm cache (loading it), compiling the C 
 with cffi and importing the built module. All three implementations must agree to 1e-12
 (stress, tangent and new state); the JSON records the largest differences.
 
-    bash docker/fe2-env python3 benchmarks/kernels.py            # full, about 2 minutes
-    bash docker/fe2-env python3 benchmarks/kernels.py --quick    # smoke test, ~10 s
+    bash docker/fe2-env python3 benchmarks/kernels.py            # full, ~40 s
+    bash docker/fe2-env python3 benchmarks/kernels.py --quick    # smoke test, ~5 s
 
 Results go to ``benchmarks/results/kernels.json`` (see ``benchmarks/README.md``).
 """
@@ -61,8 +61,8 @@ HARDENING = {"perfect": {}, "linear": {"H_iso": 0.05}, "voce": {"H_iso": 0.05, "
 TOLERANCE = 1e-12
 #: gcc flags: optimised, but rounding like numba and numpy: no fast-math, and no fused
 #: multiply-adds (-ffp-contract=off; gcc contracts by default where the target has FMA, e.g.
-#: with -march=native or on aarch64). -march=native made the 3D kernel about 1.3 times slower
-#: on the reference machine (AVX-512 code for the short loops over 6 components)
+#: with -march=native or on aarch64). -march=native made the 3D kernel about 1.4 times slower
+#: on the development VM (AVX-512 code for the short loops over 6 components)
 CFLAGS = "-O3 -ffp-contract=off"
 C_MODULE = "_fe2_bench_j2"
 
