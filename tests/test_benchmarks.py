@@ -18,7 +18,8 @@ AS_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 #: every benchmark's quick run, the longest first: its output file and extra environment
 QUICK = {"ranks_per_rve.py": ("rpr.json", AS_ROOT), "mesh_objectivity.py": ("mo.json", {}),
          "rve_throughput.py": ("bench.json", {}), "load_balance.py": ("lb.json", AS_ROOT),
-         "micro_engine.py": ("me.json", {}), "fe2_vs_dns.py": ("dns.json", {}), "factorisers.py": ("f.json", {})}
+         "micro_engine.py": ("me.json", {}), "fe2_vs_dns.py": ("dns.json", {}), "factorisers.py": ("f.json", {}),
+         "kernels.py": ("k.json", {})}
 
 
 def run_quick(script: str, out, **env: str) -> dict:
@@ -301,3 +302,45 @@ def test_ranks_per_rve_quick_writes_consistent_json(quick):
     assert [(r["rve"], r["ranks_per_rve"], r["engine"]) for r in data["throughput"]] == [
         ("small", 1, "batched"), ("small", 2, "batched"), ("big", 1, "batched"), ("big", 2, "batched")]
     assert all(data[k] > 0 for k in ("group_speedup_batched", "group_speedup_reference", "throughput_ratio_big"))
+
+
+def test_kernels_quick_writes_consistent_json(quick):
+    data, _ = quick("kernels.py")
+    sizes = data["config"]["sizes"]
+    assert data["complete"] and sizes == [1, 1000]
+    assert [(c["dim"], c["hardening"]) for c in data["cases"]] == [
+        (d, h) for d in (2, 3) for h in ("perfect", "linear", "voce", "mixed")]
+    # what the timings stand for: numba, C and numpy give the same stress, tangent and state
+    ag = data["agreement"]
+    assert ag["all_agree"] and ag["tolerance"] == 1e-12
+    for case in data["cases"]:
+        assert case["components"] == ([0, 1, 5] if case["dim"] == 2 else list(range(6)))
+        for pair in ("numba_vs_numpy", "c_vs_numpy", "c_vs_numba"):
+            assert set(case["max_rel_diff"][pair]) == {"flux", "tangent", "state"}
+            assert all(0 <= d < 1e-12 for d in case["max_rel_diff"][pair].values())
+        assert [r["points"] for r in case["sizes"]] == sizes
+        # the batch of 1000 mixes elastic and plastic points: both branches are timed
+        assert 0.3 < case["sizes"][1]["plastic_fraction"] < 0.9
+        for row in case["sizes"]:
+            for impl in ("numba", "c", "numpy"):
+                t = row[impl]
+                assert t["call_s"] > 0 and t["call_s_per_point"] == t["call_s"] / row["points"]
+                if impl != "numpy":
+                    assert t["kernel_s"] > 0
+                    if row["points"] == 1:  # the kernel alone costs less than a call with its wrapper
+                        assert t["kernel_s"] < t["call_s"]
+            assert set(row["paired_median"]) == {"c_over_numba", "numpy_over_numba", "c_over_numba_kernel"}
+            assert row["c_over_numba"] == row["c"]["call_s"] / row["numba"]["call_s"]
+            assert row["numpy_over_numba"] == row["numpy"]["call_s"] / row["numba"]["call_s"]
+    assert [e["points"] for e in data["summary"]] == sizes
+    # the one-time costs measured what they say: the cold numba run compiled (a cache miss, into
+    # the empty cache), the warm one loaded that cache (a hit), both the signature fe2 calls with
+    once = data["one_time"]
+    cold, warm = once["numba"]["cold"]["best"], once["numba"]["warm"]["best"]
+    assert (cold["cache_misses"], cold["cache_hits"]) == (1, 0) and (warm["cache_misses"], warm["cache_hits"]) == (0, 1)
+    assert cold["signatures"] == warm["signatures"] == data["numba_signatures"]
+    assert cold["cache_files"] > 0
+    assert cold["first_call_s"] > cold["second_call_s"] > 0 and warm["first_call_s"] > 0 and cold["import_numba_s"] > 0
+    ccold, cwarm = once["cffi"]["cold"]["best"], once["cffi"]["warm"]["best"]
+    assert ccold["compile_s"] > 0 and ccold["module_bytes"] > 0 and cwarm["import_module_s"] > 0
+    assert "-ffast-math" not in data["config"]["cflags"]
