@@ -18,7 +18,8 @@ __all__ = ["jacobian_values"]
 
 @jit
 def jacobian_values(A, tangent, components, nq, dst, src, coef, base, out):
-    """Write the Jacobian values of ``m`` points into ``out`` ``(nnz, m)``.
+    """Write the Jacobian values of ``m`` points into ``out`` ``(nnz, m)`` (the points
+    innermost: each element entry's coefficients and places are read once for all points).
 
     ``A`` ``(ncell, k, nq * t)``: per cell the element-matrix entries' coefficients of the
     ``t`` tangent components ``components`` (indices into a flattened ``n x n`` tangent) at

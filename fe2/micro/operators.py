@@ -376,7 +376,7 @@ class CellOperators:
             values = np.empty((self.nnz, N))
             kernel_values(A, np.ascontiguousarray(tangent).reshape(N, ncell * nq, n * n), tcomp, nq, dst, src, coef,
                           base, values)
-            return values.T
+            return np.ascontiguousarray(values.T)  # (one blocked transpose: each point's values contiguous)
         out = np.empty((N, self.nnz))
         W = self.KERNEL_WIDTH
         T = np.zeros((-(-N // W) * W, ncell, nq, tcomp.size))  # zero points pad the last group

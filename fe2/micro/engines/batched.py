@@ -206,7 +206,8 @@ class BatchedEngine(MicroEngine):
             ev.trial.append(new)
             if self.shortcut and not ph.law.linear:  # (a linear law's tangent is its virgin one)
                 ev.elastic &= (t == self.virgin[k]).all(axis=(1, 2, 3))
-        ev.ok &= np.isfinite(ev.flux).all(axis=(1, 2)) & np.isfinite(ev.tang).all(axis=(1, 2, 3))
+        # (a NaN or an infinity anywhere makes a point's sums non-finite: one pass, no boolean copies)
+        ev.ok &= np.isfinite(ev.flux.sum(axis=(1, 2)) + ev.tang.sum(axis=(1, 2, 3)))
         ev.ok = self._everywhere(ev.ok)
         ev.elastic = self._everywhere(ev.elastic & ev.ok)
         ev.r, ev.rforces = op.forces(np.where(ev.ok[:, None, None], ev.flux, 0.0))
@@ -413,7 +414,7 @@ class BatchedEngine(MicroEngine):
         m, n = E.shape
         V, w = p.volume, op.weights
         mono = p.monolithic
-        sigma = op.sum(np.einsum("p,mpi->mi", w, cur.flux)) / V
+        sigma = op.sum(w @ cur.flux) / V  # (BLAS over the micro points, point by point)
         self._count["solves"] += m
         self._count["newton_iterations"] += int(it.sum())
         bad = np.isin(ids, list(failed))
@@ -447,9 +448,9 @@ class BatchedEngine(MicroEngine):
                     dx[need] = X[:, :, n]
                     X = X[:, :, :n]
                     self._count["newton_iterations"] += need.size
-                    sigma[need] += op.sum(np.einsum("mai,ma->mi", Lt, dx[need])) / V
-                mean_t = op.sum(np.einsum("p,mpij->mij", w, T)) / V
-                tangent[need] = mean_t + op.sum(np.einsum("mai,mak->mik", Lt, X)) / V
+                    sigma[need] += op.sum(np.matmul(Lt.transpose(0, 2, 1), dx[need][:, :, None])[:, :, 0]) / V
+                mean_t = op.sum(w @ T.reshape(need.size, -1, n * n)).reshape(-1, n, n) / V
+                tangent[need] = mean_t + op.sum(np.matmul(Lt.transpose(0, 2, 1), X)) / V
                 dW[need] = op.to_full(X)[:, : p.nloc]
                 tangent[need[~mine]] = p.elastic_tangent  # (an elastic point's, exactly)
                 dW[need[~mine]] = p.elastic_sensitivity
