@@ -372,10 +372,10 @@ class CellOperators:
             return self._jacobian_values_per_cell(tangent)
         A, tcomp, S = kernel
         if kernels.enabled():  # the compiled loop (:mod:`fe2.kernels.jacobian`)
-            dst, src, coef, base = self._scatter(symmetric, S)
+            Ac, columns, dst, src, coef, base = self._scatter(symmetric, A, S)
             values = np.empty((self.nnz, N))
-            kernel_values(A, np.ascontiguousarray(tangent).reshape(N, ncell * nq, n * n), tcomp, nq, dst, src, coef,
-                          base, values)
+            kernel_values(Ac, columns, np.ascontiguousarray(tangent).reshape(N, ncell * nq, n * n), tcomp, nq, dst, src,
+                          coef, base, values)
             return np.ascontiguousarray(values.T)  # (one blocked transpose: each point's values contiguous)
         out = np.empty((N, self.nnz))
         W = self.KERNEL_WIDTH
@@ -397,14 +397,27 @@ class CellOperators:
     #: points per kernel product in :meth:`jacobian_values` (fixed: see there)
     KERNEL_WIDTH = 32
 
-    def _scatter(self, symmetric: bool, S: sp.csr_matrix) -> tuple:
-        """The scatter ``S`` of :meth:`_kernel` as the compiled kernel's arrays (cached):
-        rows, columns, coefficients, and the constant values (a border's) to start from."""
+    def _scatter(self, symmetric: bool, A: np.ndarray, S: sp.csr_matrix) -> tuple:
+        """``A`` and the scatter ``S`` of :meth:`_kernel` as the compiled kernel's arrays
+        (cached): ``A`` without the products that are zero in every cell (the zeros of ``B``
+        are the same in every cell: a displacement component enters only the strains that
+        contain it), with the columns it keeps; the scatter's rows, columns and
+        coefficients; the constant values (a border's) to start from."""
         key = ("scatter", symmetric)
         if key not in self._kernels:
+            nonzero = (A != 0.0).any(axis=0)  # (k, columns)
+            counts = nonzero.sum(axis=1)
+            width = max(int(counts.max(initial=0)), 1)
+            columns = np.zeros((A.shape[1], width), dtype=np.int64)
+            Ac = np.zeros((A.shape[0], A.shape[1], width))
+            for kk in range(A.shape[1]):  # (rows shorter than the widest: zero coefficients)
+                keep = np.flatnonzero(nonzero[kk])
+                columns[kk, :keep.size] = keep
+                Ac[:, kk, :keep.size] = A[:, kk, keep]
             coo = S.tocoo()
             base = np.zeros(self.nnz) if self._border_values is None else np.asarray(self._border_values, float)
-            self._kernels[key] = (coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(float), base)
+            self._kernels[key] = (Ac, columns, coo.row.astype(np.int64), coo.col.astype(np.int64),
+                                  coo.data.astype(float), base)
         return self._kernels[key]
 
     def _kernel(self, symmetric: bool):
