@@ -318,3 +318,24 @@ def test_a_singular_micro_jacobian_fails_naming_both_factorisers(circle, monkeyp
     with pytest.raises(SolverError, match=r"RVE at macro point 0: factorisation of the RVE Jacobian failed \(.*\); "
                                           r"retried with MUMPS's LU with pivoting, which failed too \(.*INFOG"):
         cell.evaluate(0.02 * directions(2, 2))
+
+
+def test_a_state_from_before_the_monolithic_scheme_restores(circle):
+    """Checkpoints written before the monolithic scheme hold answers without the micro
+    residual and settled flag: they restore as settled answers, and the restored point
+    answers its committed input from them without a solve."""
+    cell = NonlinearCellProblem(circle, j2(2), rtol=1e-12, scheme="monolithic")
+    E = 0.02 * directions(2, 3)
+    while True:
+        cell.evaluate(E)
+        if cell.unsettled_points() == 0:
+            break
+    cell.commit()
+    state = cell.get_state()
+    old = dict(state, answer=state["answer"][:, :-2])  # the layout before: flux and tangent only
+    again = NonlinearCellProblem(circle, j2(2), rtol=1e-12, scheme="monolithic")
+    again.set_state(old)
+    assert np.array_equal(again.get_state()["answer"][:, :-2], state["answer"][:, :-2])
+    assert again.unsettled_points() == 0
+    sigma, _ = again.evaluate(E)
+    assert again.statistics()["reused"] == 3 and np.array_equal(sigma, state["answer"][:, :3])
