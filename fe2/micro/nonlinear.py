@@ -25,8 +25,14 @@ answers as trial state, commits and reverts, and reports the first failed point.
 load balancer (:mod:`fe2.parallel.balance`) the evaluations spread over the ranks, with
 any engine.
 
-A point asked again for exactly the input of its last answer gets that answer back with no
-solve (its trial state is that answer's). This happens at the first macro iterate of every
+How the micro Newton is coupled to the macro one is the description's ``scheme``
+(:mod:`fe2.micro.problem`): ``"nested"`` (the default here: every evaluation answers the
+converged cell problem) or ``"monolithic"`` (FE² runs' default, ``[solver] scheme``: every
+evaluation is one micro Newton step; :attr:`NonlinearCellProblem.settled` says which points
+are solved, and the macro Newton iterates until all are).
+
+A point asked again for exactly the input of its last (settled) answer gets that answer
+back with no solve (its trial state is that answer's). This happens at the first macro iterate of every
 load-controlled step, which evaluates each point at its committed macro gradient: the
 converged stress and consistent tangent there are already known. A fresh solve would
 return the same stress but, at a point left on its yield surface, an elastic or a plastic

@@ -23,7 +23,11 @@ first-order prediction). It runs where the points' history lives, so that a batc
 travels to another rank (:mod:`fe2.parallel.balance`) carries one fluctuation per point.
 
 Every engine iterates by the rules of :mod:`fe2.micro.rules`, so all converge to the same
-answers. Collective on the template's communicator (one process, or a group of ranks that
+answers. Under the monolithic scheme (:attr:`fe2.micro.problem.MicroProblem.scheme`) an
+evaluation does not iterate: it linearises each point once at its start and answers the
+Newton correction with it (the answer's fluctuation and flux, :class:`EngineAnswer`), and
+the answer's ``residual`` tells the template whether the point's cell problem is solved.
+Collective on the template's communicator (one process, or a group of ranks that
 holds a distributed RVE): every process of it calls :meth:`MicroEngine.evaluate` with the
 same points and gets the whole answer of each.
 """
