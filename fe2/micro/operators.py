@@ -154,6 +154,7 @@ class CellOperators:
         self.B.sort_indices()
         self.Bt = self.B.T.tocsr()
         self.B_full_t = self.B_full.T.tocsr()
+        self.prolongation_t = Pm.T.tocsr()
         self._jacobian_scatter(Pm)
         self.border = self.border_local = 0
         self._border_values: np.ndarray | None = None
@@ -329,14 +330,19 @@ class CellOperators:
         forces ``(N,)`` of micro fluxes ``(N, P, n)``."""
         N = flux.shape[0]
         wf = (flux * self.weights[None, :, None]).reshape(N, -1).T
-        r = self._owned((self.Bt @ wf).T)
+        full = self.B_full_t @ wf  # (nfull, N): the uncondensed forces
+        if self.full_halo is None:
+            # B = B_full P: the condensed residual is P^T of the uncondensed forces (a cheap
+            # sparse product instead of a second pass over the micro points)
+            r, norms = (self.prolongation_t @ full).T, np.linalg.norm(full, axis=0)
+        else:
+            r = self._owned((self.Bt @ wf).T)
+            full = full.T
+            norms = self.norms(self.full_halo.reverse(full[:, :self.num_owned], full[:, self.num_owned:]))
         if self._projector is not None:  # without the part the multipliers balance
             G, gram_inv = self._projector
             r = r - self.sum(r @ G.T) @ gram_inv @ G
-        if self.full_halo is None:
-            return r, np.linalg.norm(self.B_full_t @ wf, axis=0)
-        full = (self.B_full_t @ wf).T
-        return r, self.norms(self.full_halo.reverse(full[:, :self.num_owned], full[:, self.num_owned:]))
+        return r, norms
 
     def condensed(self, field: np.ndarray) -> np.ndarray:
         """``B^T (W field)`` for per-point vectors ``(N, P, n)`` or matrices ``(N, P, n, m)``
