@@ -53,7 +53,7 @@ def choose_material(cfg: CaseConfig, rve, comm: MPI.Comm) -> tuple[PointMaterial
         how = {"monolithic": "; monolithic: one micro Newton step per macro iterate",
                "nested": "; nested: every RVE solved to convergence at every macro iterate"}.get(scheme, "")
         if scheme == "nested" and cfg.solver.scheme == "monolithic":
-            how += " (the RVE's damage is driven by the nonlocal strain)"
+            how += " (the RVE has a damage phase)"
         return rve, f"FE2: an RVE solve at every macro quadrature point ({type(rve).__name__}){how}"
     if name == "homogenized":
         if not rve.linear:

@@ -187,6 +187,8 @@ class IsotropicDamage(Law):
         if not (kernels.enabled() and self.equivalent_strain == "mises"):
             return self.equivalent_numpy(eps3)
         eps3 = np.ascontiguousarray(np.atleast_2d(eps3), dtype=float)
+        if eps3.ndim != 2 or eps3.shape[1] != 6:
+            raise ValueError(f"IsotropicDamage: expected 3D Mandel strains (N, 6), got {eps3.shape}")
         e, de = np.empty(eps3.shape[0]), np.empty((eps3.shape[0], 6))
         mises_equivalent(eps3, self.k, self.nu, e, de)
         return e, de

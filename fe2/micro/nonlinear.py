@@ -128,7 +128,7 @@ class NonlinearCellProblem(CellProblem):
             damage_volume=damage_volume, reference=self.reference, unit_residual=self.B_residual,
             force_gram=self._unit_force_gram(), elastic_solver=self.ksp,
             rules=NewtonRules(rtol=rtol, max_iterations=max_iterations),
-            elastic_tangent=self.effective_tensor, elastic_sensitivity=self.unit_fluctuations,
+            elastic_tangent=self._elastic_tangent(), elastic_sensitivity=self.unit_fluctuations,
             petsc_options=petsc_options, scheme="nested" if any(driven) else scheme)
         self.nonlocal_form = self.problem.nonlocal_form
         #: the name of the micro engine (:data:`fe2.micro.engines.ENGINES`)
@@ -241,8 +241,9 @@ class NonlinearCellProblem(CellProblem):
         ``solves`` (point evaluations), ``newton_iterations``, ``cuts``, ``seconds`` (in the
         engine), ``factorisations`` (numeric, of a point's own Jacobian) and, with the
         batched engine, ``template_solves`` (solves with the elastic cell's factorisation
-        instead) and ``shortcut`` (evaluations that needed no factorisation of their own))
-        and, when balanced, ``moved`` (evaluations of other ranks' points done here)."""
+        instead), ``shortcut`` (evaluations that needed no factorisation of their own) and
+        ``lu_fallbacks`` (Cholesky factorisations a pivoting LU did instead)) and, when
+        balanced, ``moved`` (evaluations of other ranks' points done here)."""
         out: dict[str, float] = dict(self.stats)
         if self.balancer is not None:
             out["moved"] = self.balancer.stats["moved"]
@@ -312,6 +313,16 @@ class NonlinearCellProblem(CellProblem):
         if not all(self.comm.allgather(known)):
             return None
         return self.comm.allreduce(out) / self.volume
+
+    def _elastic_tangent(self) -> np.ndarray:
+        """The elastic cell's homogenized tensor as the engines average it: the phases'
+        tensors over the micro points' weights (collective), less ``B^T W / |Y|`` (the
+        effective tensor's mean part integrates the phase volumes exactly, which differs on
+        curved cells integrated below the default degree)."""
+        w = self.micro_weights
+        mean = sum(w[idx].sum() * np.asarray(ph.tensor, float) for ph, idx in zip(self.phases, self.phase_points))
+        mean = self.comm.allreduce(mean) / self.volume
+        return mean - self.space.dot(self.B, self.unit_fluctuations) / self.volume
 
     def _unit_force_gram(self) -> np.ndarray:
         """``S^T S`` (``n x n``), ``S`` the internal forces of the phases' elastic stress of
@@ -452,8 +463,16 @@ class NonlinearCellProblem(CellProblem):
             raise point_failure(int(todo[first]), ans.failures[first])
         answers = trial["answer"]
         if self.problem.monolithic:
-            answers[todo, -1] = self.rules.settled(ans.residual, answers[todo, -2])
-            answers[todo, -2] = ans.residual
+            ratio = np.full(todo.size, np.nan) if ans.residual is None else ans.residual
+            if np.isnan(ratio).any():  # (an engine that did not say: never count such a point solved)
+                raise RuntimeError(f"micro engine {engine.name!r} did not report the micro residual of "
+                                   f"{int(np.isnan(ratio).sum())} points (EngineAnswer.residual)")
+            # stagnation counts only between evaluations at the same macro gradient (the settle
+            # rounds at an equilibrium), not across macro iterates
+            n = self.size
+            same = np.all(trial["answer_input"][todo, :n] == E, axis=1)
+            answers[todo, -1] = self.rules.settled(ratio, np.where(same, answers[todo, -2], 0.0))
+            answers[todo, -2] = ratio
         else:  # (converged: the residual's round-off is of no further use)
             answers[todo, -2:] = 0.0, 1.0
         self._store(todo, ans.flux, ans.tangent, ans.nonlocal_)

@@ -27,7 +27,13 @@ consistent tangent at ``w``, and the corrected fluctuation ``w + dw``, from whic
 evaluation starts along ``dw/dE``. The answers are those of the nested scheme once the macro
 Newton has converged both the macro residual and every point's micro residual (the
 template reports the points whose micro residual is still above its tolerance,
-:meth:`fe2.micro.nonlinear.NonlinearCellProblem.unsettled_points`).
+:meth:`fe2.micro.nonlinear.NonlinearCellProblem.unsettled_points`). The committed state
+then holds the corrected fluctuation ``w + dw`` with the internal variables evaluated at
+``w``: they differ by a correction within the micro tolerance. The micro Newton's
+``max_iterations`` and line search are the nested scheme's; under the monolithic one a
+point that does not converge shows as a macro Newton that does not, and the load step is
+cut back. RVEs with a damage (softening) phase are always nested: their cell problem can
+have several solutions, and the nested scheme starts from the committed state.
 
 The description is frozen (its arrays are read-only copies): an engine reads it and never
 writes into it, nor into the template. Changing a rule makes a new description
@@ -111,7 +117,7 @@ class MicroProblem:
         if self.scheme not in SCHEMES:
             raise ValueError(f"unknown coupling scheme {self.scheme!r}; known: {', '.join(SCHEMES)}")
         if self.monolithic and self.nonlocal_form:
-            raise ValueError("the monolithic scheme needs an RVE without nonlocally driven damage phases "
+            raise ValueError("the monolithic scheme needs an RVE without damage (softening) phases "
                              "(their cell problem can have several solutions: nested only)")
         # read-only copies: neither the template nor an engine can change them under the other
         for name in ("reference", "unit_residual", "force_gram", "elastic_tangent", "elastic_sensitivity"):

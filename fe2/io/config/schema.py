@@ -137,7 +137,8 @@ class RVEConfig:
                                        "compliant)", check=one_of(*BOUNDARY_CONDITIONS))
     rtol: float = _f(1e-10, doc="micro Newton tolerance: residual norm relative to the residual the macro "
                                 "gradient alone causes", check=positive)
-    max_iterations: int = _f(25, doc="micro Newton iterations before a micro solve fails", check=positive)
+    max_iterations: int = _f(25, doc="micro Newton iterations before a micro solve fails (nested scheme; "
+                                     "monolithic: one per macro iterate)", check=positive)
     petsc_options: dict[str, Any] = _f({}, doc="PETSc options of the cell solvers (default by measurement: "
                                                "CHOLMOD Cholesky for symmetric positive definite Jacobians, "
                                                "else PETSc's LU for small and MUMPS for larger ones; the "
@@ -296,8 +297,9 @@ class LoadingConfig:
 class SolverConfig:
     """``[solver]``: macro Newton."""
 
-    rtol: float = _f(1e-10, doc="Newton stops when the residual norm falls below rtol x the first one",
-                     check=positive)
+    rtol: float = _f(1e-10, doc="Newton stops when the residual norm falls below rtol x the first one (and, "
+                                "under the monolithic scheme, every RVE's micro residual is within its "
+                                "tolerance)", check=positive)
     atol: float = _f(1e-12, doc="... or below atol", check=positive)
     max_iterations: int = _f(20, doc="Newton iterations per load step before the step fails", check=positive)
     petsc_options: dict[str, Any] = _f({}, doc="PETSc options of the macro linear solver (default: MUMPS LU)")
@@ -306,7 +308,7 @@ class SolverConfig:
                                        "iterate, the micro residual condensed into the macro one: one "
                                        "factorisation per RVE and iterate) or ``nested`` (every macro iterate "
                                        "solves each RVE to convergence: the classical scheme, the reference). "
-                                       "The converged results are the same. RVEs with nonlocally driven damage "
+                                       "The converged results are the same. RVEs with a damage (softening) phase "
                                        "are always nested", check=one_of(*SCHEMES))
 
 

@@ -116,7 +116,8 @@ class EngineAnswer:
     counters: dict[str, float] = field(default_factory=dict)
     #: (m,) the micro residual norm at the answered state relative to its tolerance
     #: (:mod:`fe2.micro.rules`): at most 1, or a stagnated residual, for a converged point;
-    #: any value under the monolithic scheme (:attr:`fe2.micro.problem.MicroProblem.scheme`)
+    #: any value under the monolithic scheme (:attr:`fe2.micro.problem.MicroProblem.scheme`);
+    #: every engine sets it (:meth:`empty` starts from NaN: not set)
     residual: np.ndarray | None = None
 
     @staticmethod
@@ -128,7 +129,7 @@ class EngineAnswer:
             np.empty((m, n)), np.empty((m, n, n)), np.empty((m, nloc)), [np.empty_like(s) for s in batch.states],
             None if drive else np.empty((m, nloc, n)),
             NonlocalAnswer(np.empty((m, n)), np.empty(m), np.empty((m, n)), np.empty(m)) if drive else None,
-            {}, np.zeros(m), {}, np.zeros(m))
+            {}, np.zeros(m), {}, np.full(m, np.nan))
 
     def take(self, rows: slice) -> EngineAnswer:
         """The answers of the consecutive rows ``rows`` (failures renumbered from 0; no counters)."""
