@@ -39,6 +39,7 @@ caller's to sum over the processes.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,6 +50,8 @@ from mpi4py import MPI
 
 from fe2 import kernels
 from fe2.core.kinematics import gradient_size, measure
+from fe2.kernels.cells import forces as cell_forces
+from fe2.kernels.cells import gradients as cell_gradients
 from fe2.kernels.jacobian import jacobian_values as kernel_values
 
 if TYPE_CHECKING:
@@ -320,15 +323,35 @@ class CellOperators:
         """Micro gradients ``(N, P, n)`` of macro gradients ``E`` ``(N, n)`` and free
         fluctuations ``X`` ``(N, nfree)``."""
         N, n = E.shape
+        if self.halo is None and kernels.enabled():  # the compiled loop over the cells
+            out = np.empty((N, self.num_points, n))
+            cell_gradients(self.B_local, self.cell_dofs, *self._prolongation_csr, np.ascontiguousarray(E, dtype=float),
+                           np.ascontiguousarray(X, dtype=float), out)
+            return out
         if self.halo is not None:  # the halo's values from their owners
             X = np.concatenate([X, self.halo.forward(X)], axis=1)
         g = (self.B @ X.T).T.reshape(N, self.num_points, n)
         return g + E[:, None, :]
 
+    @functools.cached_property
+    def _prolongation_csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The prolongation's CSR arrays for the compiled kernels (one process)."""
+        Pm = self.prolongation.tocsr()
+        return Pm.indptr.astype(np.int64), Pm.indices.astype(np.int64), Pm.data.astype(float)
+
     def forces(self, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Condensed residuals ``(N, nfree)`` and the norms of the uncondensed internal
         forces ``(N,)`` of micro fluxes ``(N, P, n)``."""
         N = flux.shape[0]
+        if self.full_halo is None and kernels.enabled():  # the compiled loop over the cells
+            r, norms = np.empty((N, self.nfree)), np.empty(N)
+            cell_forces(self.B_local, self.cell_dofs, self.weights, *self._prolongation_csr,
+                        np.ascontiguousarray(flux, dtype=float), r, norms)
+            if self._projector is not None:  # without the part the multipliers balance
+                G, gram_inv = self._projector  # (row by row: a point's values do not depend on the batch)
+                c = np.einsum("ml,lk->mk", np.einsum("mi,li->ml", r, G), gram_inv)
+                r = r - np.einsum("mk,ki->mi", c, G)
+            return r, norms
         wf = (flux * self.weights[None, :, None]).reshape(N, -1).T
         full = self.B_full_t @ wf  # (nfull, N): the uncondensed forces
         if self.full_halo is None:

@@ -134,3 +134,31 @@ def test_damage_kernels_equal_numpy(gdim, variant):
         for g, w in zip(got, want):
             for a, b in zip(g, w):
                 assert rel(a, b) < 1e-12
+
+
+@pytest.mark.parametrize("boundary", ["periodic", "minimal", "linear"])
+@pytest.mark.parametrize("gdim, degree", [(2, 1), (2, 2), (3, 1)])
+def test_cell_kernels_equal_numpy(gdim, degree, boundary):
+    """The compiled micro gradients ``E + B x`` and internal forces (condensed residual and
+    the norm of the uncondensed forces) equal the operators' sparse products, in the
+    layout the laws take; a point's values do not depend on the batch."""
+    from fe2.materials import LinearElastic
+    from fe2.micro.nonlinear import NonlinearCellProblem
+    from fe2.micro.phases import Phase
+    from helpers import inclusion_rve
+
+    law = J2Plasticity(1.0, 0.3, 0.01, gdim, H_iso=0.05)
+    rve = NonlinearCellProblem(inclusion_rve(gdim, 3), [Phase("m", 1, law=law),
+                                                        Phase("i", 2, law=LinearElastic.isotropic(5.0, 0.2, gdim))],
+                               degree=degree, boundary=boundary)
+    op = rve.problem.operators
+    rng = np.random.default_rng(8)
+    E, X = rng.standard_normal((4, rve.size)), rng.standard_normal((4, op.nfree))
+    flux = rng.standard_normal((4, op.num_points, rve.size))
+    got = op.gradients(E, X), *op.forces(flux)
+    with kernels.numpy_only():
+        want = op.gradients(E, X), *op.forces(flux)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and rel(a, b) < 1e-12
+    assert np.array_equal(op.gradients(E[1:2], X[1:2])[0], got[0][1])
+    assert np.array_equal(op.forces(flux[2:3])[0][0], got[1][2])
