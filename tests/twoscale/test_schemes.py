@@ -101,3 +101,12 @@ def test_micro_failure_cuts_the_monolithic_step_back_cleanly(tmp_path, monkeypat
     assert [s["load_factor"] for s in res.summary["steps"]] == [0.5, 1.0]
     assert np.array_equal(forces(res), forces(ref))
     assert np.array_equal(res.problem.u.x.array, ref.problem.u.x.array)
+
+
+def test_a_monolithic_step_that_runs_out_of_iterations_says_how_many_rves_are_unsettled(tmp_path):
+    data = with_scheme(plastic(), "monolithic")
+    data["loading"] = {"factors": [1.0], "min_step": 1.0}
+    data["solver"]["max_iterations"] = 2  # the macro residual and the RVEs need more
+    with pytest.raises(SolverError, match=r"no convergence in 2 Newton iterations \(\d+ RVE cell problems not yet "
+                                          r"converged\)"):
+        run(data, tmp=tmp_path)
