@@ -361,41 +361,14 @@ def c_kernel(mod):
 
 
 def c_integrate_3d(kernel):
-    """A copy of ``J2Plasticity.integrate_3d`` (kernels enabled) with the C kernel: the same
-    checks, conversions and allocations, so that its timing compares with numba's."""
-    from fe2.core.tensors import DEVIATORIC3
-    from fe2.materials.base import LawResult
+    """``J2Plasticity.integrate_3d`` (kernels enabled) with the C kernel: the same checks,
+    conversions and allocations (``integrate_3d_with``), so that its timing compares with
+    numba's."""
 
     def integrate_3d(self, eps, state, components=None):
-        state = np.ascontiguousarray(np.atleast_2d(state), dtype=float)
-        N = state.shape[0]
-        c = np.arange(6) if components is None else np.asarray(components)
-        eps = np.ascontiguousarray(eps, dtype=float).reshape(N, -1)
-        if eps.shape != (N, c.size) or state.shape != (N, self.state_size):
-            raise ValueError(f"J2Plasticity: expected strain (N, {c.size}) and state (N, 13), "
-                             f"got {eps.shape} and {state.shape}")
-        cc = np.ix_(c, c)
-        sigma, C_alg, trial = np.empty((N, c.size)), np.empty((N, c.size, c.size)), np.empty((N, self.state_size))
-        failed = kernel(eps, state, c.astype(np.int64), np.ascontiguousarray(self.C3[cc]),
-                        np.ascontiguousarray(DEVIATORIC3[cc]), self.K, self.G, self.sigma_y, self.H_iso,
-                        self.Q, self.b, self.H_kin, self.newton_rtol, self.newton_maxiter, sigma, C_alg, trial)
-        if failed:
-            return self.integrate_3d_numpy(eps, state, components)
-        return LawResult(sigma, C_alg, trial)
+        return self.integrate_3d_with(kernel, eps, state, components)
 
     return integrate_3d
-
-
-def kernel_arguments(law, eps, state, components):
-    """The arguments ``integrate_3d`` passes to the kernel, with new output arrays."""
-    from fe2.core.tensors import DEVIATORIC3
-
-    N = state.shape[0]
-    c = np.arange(6) if components is None else np.asarray(components)
-    cc = np.ix_(c, c)
-    return (eps, state, c.astype(np.int64), np.ascontiguousarray(law.C3[cc]), np.ascontiguousarray(DEVIATORIC3[cc]),
-            law.K, law.G, law.sigma_y, law.H_iso, law.Q, law.b, law.H_kin, law.newton_rtol, law.newton_maxiter,
-            np.empty((N, c.size)), np.empty((N, c.size, c.size)), np.empty((N, law.state_size)))
 
 
 def inputs(law, n: int, components, seed: int):
@@ -461,7 +434,7 @@ def measure_size(law, components, eps, state, c_int, c_rm, rounds: int, min_time
     case["c_bitwise_equal_numba"] &= all(np.array_equal(x, y) for x, y in zip(results["c"], results["numba"]))
     # both kernels write into the same outputs: the same memory layout (alignment, cache
     # associativity) for both, so that only the code differs
-    args = kernel_arguments(law, eps, state, components)
+    args = law.kernel_arguments(eps, state, components)
     calls = {"numba": lambda: law.integrate_3d(eps, state, components),
              "c": lambda: c_int(law, eps, state, components),
              "numpy": lambda: law.integrate_3d_numpy(eps, state, components),

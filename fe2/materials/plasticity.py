@@ -106,6 +106,8 @@ class J2Plasticity(Law):
         self.K = lam + 2.0 * self.G / 3.0
         #: 3D elastic Mandel stiffness (the elastic tangent is exactly this matrix)
         self.C3 = isotropic_stiffness(self.E, self.nu, 3)
+        #: C3 and the deviatoric projector restricted to components (:meth:`integrate_3d_with`)
+        self._restricted: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     # -- hardening ------------------------------------------------------------------
     def hardening(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,26 +157,48 @@ class J2Plasticity(Law):
 
     def integrate_3d(self, eps: np.ndarray, state: np.ndarray, components: np.ndarray | None = None) -> LawResult:
         """Return mapping in 3D Mandel notation: the compiled kernel
-        (:func:`fe2.kernels.j2.return_mapping`) if :func:`fe2.kernels.enabled`, else (and
-        where its local Newton fails, to raise the same error) :meth:`integrate_3d_numpy`."""
+        (:func:`fe2.kernels.j2.return_mapping`, :meth:`integrate_3d_with`) if
+        :func:`fe2.kernels.enabled`, else :meth:`integrate_3d_numpy`."""
         if not kernels.enabled():
             return self.integrate_3d_numpy(eps, state, components)
+        return self.integrate_3d_with(return_mapping, eps, state, components)
+
+    def _inputs(self, eps: np.ndarray, state: np.ndarray, components: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Checked strains ``(N, k)`` and states ``(N, 13)`` as contiguous floats, and the
+        components ``c`` ``(k,)`` (int64; default all six)."""
         state = np.ascontiguousarray(np.atleast_2d(state), dtype=float)
         N = state.shape[0]
-        c = np.arange(6) if components is None else np.asarray(components)
+        c = np.arange(6, dtype=np.int64) if components is None else np.asarray(components, dtype=np.int64)
         eps = np.ascontiguousarray(eps, dtype=float).reshape(N, -1)
         if eps.shape != (N, c.size) or state.shape != (N, self.state_size):
             raise ValueError(f"J2Plasticity: expected strain (N, {c.size}) and state (N, 13), "
                              f"got {eps.shape} and {state.shape}")
-        cc = np.ix_(c, c)
-        sigma, C_alg, trial = np.empty((N, c.size)), np.empty((N, c.size, c.size)), np.empty((N, self.state_size))
-        failed = return_mapping(eps, state, c.astype(np.int64), np.ascontiguousarray(self.C3[cc]),
-                                np.ascontiguousarray(DEVIATORIC3[cc]), self.K, self.G, self.sigma_y, self.H_iso,
-                                self.Q, self.b, self.H_kin, self.newton_rtol, self.newton_maxiter,
-                                sigma, C_alg, trial)
-        if failed:
+        return eps, state, c
+
+    def integrate_3d_with(self, kernel, eps: np.ndarray, state: np.ndarray, components: np.ndarray | None = None
+                          ) -> LawResult:
+        """:meth:`integrate_3d` by a compiled point loop ``kernel`` with the arguments of
+        :func:`fe2.kernels.j2.return_mapping` (``benchmarks/kernels.py`` passes others);
+        where its local Newton fails, :meth:`integrate_3d_numpy` raises the error."""
+        args = self.kernel_arguments(eps, state, components)
+        if kernel(*args):
             return self.integrate_3d_numpy(eps, state, components)
-        return LawResult(sigma, C_alg, trial)
+        return LawResult(*args[-3:])
+
+    def kernel_arguments(self, eps: np.ndarray, state: np.ndarray, components: np.ndarray | None = None) -> tuple:
+        """The arguments of :func:`fe2.kernels.j2.return_mapping` for these points, with new
+        output arrays (stress, tangent, trial state) last."""
+        eps, state, c = self._inputs(eps, state, components)
+        N, k = eps.shape
+        key = tuple(c.tolist())
+        if key not in self._restricted:  # the elastic stiffness and deviator in the components
+            cc = np.ix_(c, c)
+            self._restricted[key] = np.ascontiguousarray(self.C3[cc]), np.ascontiguousarray(DEVIATORIC3[cc])
+        C, Idev = self._restricted[key]
+        return (eps, state, c, C, Idev, self.K, self.G, self.sigma_y, self.H_iso, self.Q, self.b, self.H_kin,
+                self.newton_rtol, self.newton_maxiter, np.empty((N, k)), np.empty((N, k, k)),
+                np.empty((N, self.state_size)))
 
     def integrate_3d_numpy(self, eps: np.ndarray, state: np.ndarray, components: np.ndarray | None = None
                            ) -> LawResult:
@@ -194,13 +218,8 @@ class J2Plasticity(Law):
         C_alg : (N, k, k) consistent tangent
         trial : (N, 13) new state
         """
-        state = np.atleast_2d(np.asarray(state, dtype=float))
+        eps, state, c = self._inputs(eps, state, components)
         N = state.shape[0]
-        c = np.arange(6) if components is None else np.asarray(components)
-        eps = np.asarray(eps, dtype=float).reshape(N, -1)
-        if eps.shape != (N, c.size) or state.shape != (N, self.state_size):
-            raise ValueError(f"J2Plasticity: expected strain (N, {c.size}) and state (N, 13), "
-                             f"got {eps.shape} and {state.shape}")
         G = self.G
         L = self.state_layout
         eps_p, X, p = L["eps_p"], L["X"], L["p"].start

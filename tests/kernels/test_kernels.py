@@ -51,6 +51,18 @@ def test_j2_kernel_failure_raises_the_numpy_error():
         law.integrate(eps, law.initial_state(2))
 
 
+def composite_rve(gdim, degree, boundary):
+    """A small J2 composite RVE (the template whose operators the cell kernels use)."""
+    from fe2.materials import LinearElastic
+    from fe2.micro.nonlinear import NonlinearCellProblem
+    from fe2.micro.phases import Phase
+    from helpers import inclusion_rve
+
+    law = J2Plasticity(1.0, 0.3, 0.01, gdim, H_iso=0.05)
+    phases = [Phase("m", 1, law=law), Phase("i", 2, law=LinearElastic.isotropic(5.0, 0.2, gdim))]
+    return NonlinearCellProblem(inclusion_rve(gdim, 3), phases, degree=degree, boundary=boundary)
+
+
 @pytest.mark.parametrize("boundary", ["periodic", "minimal", "linear"])
 @pytest.mark.parametrize("gdim, degree", [(2, 1), (2, 2), (3, 1)])
 def test_jacobian_kernel_equals_numpy(gdim, degree, boundary):
@@ -58,15 +70,7 @@ def test_jacobian_kernel_equals_numpy(gdim, degree, boundary):
     masters, a Lagrange border's constant entries) equal the numpy operators', for any
     tangent and, with symmetric tangents, from the upper triangles alone; a point's values
     do not depend on the batch (to the last bit)."""
-    from fe2.materials import LinearElastic
-    from fe2.micro.nonlinear import NonlinearCellProblem
-    from fe2.micro.phases import Phase
-    from helpers import inclusion_rve
-
-    law = J2Plasticity(1.0, 0.3, 0.01, gdim, H_iso=0.05)
-    rve = NonlinearCellProblem(inclusion_rve(gdim, 3), [Phase("m", 1, law=law),
-                                                        Phase("i", 2, law=LinearElastic.isotropic(5.0, 0.2, gdim))],
-                               degree=degree, boundary=boundary)
+    rve = composite_rve(gdim, degree, boundary)
     op = rve.problem.operators
     rng = np.random.default_rng(3)
     T = rng.standard_normal((5, op.num_points, rve.size, rve.size))
@@ -142,15 +146,7 @@ def test_cell_kernels_equal_numpy(gdim, degree, boundary):
     """The compiled micro gradients ``E + B x`` and internal forces (condensed residual and
     the norm of the uncondensed forces) equal the operators' sparse products, in the
     layout the laws take; a point's values do not depend on the batch."""
-    from fe2.materials import LinearElastic
-    from fe2.micro.nonlinear import NonlinearCellProblem
-    from fe2.micro.phases import Phase
-    from helpers import inclusion_rve
-
-    law = J2Plasticity(1.0, 0.3, 0.01, gdim, H_iso=0.05)
-    rve = NonlinearCellProblem(inclusion_rve(gdim, 3), [Phase("m", 1, law=law),
-                                                        Phase("i", 2, law=LinearElastic.isotropic(5.0, 0.2, gdim))],
-                               degree=degree, boundary=boundary)
+    rve = composite_rve(gdim, degree, boundary)
     op = rve.problem.operators
     rng = np.random.default_rng(8)
     E, X = rng.standard_normal((4, rve.size)), rng.standard_normal((4, op.nfree))
