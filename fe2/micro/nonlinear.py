@@ -418,7 +418,6 @@ class NonlinearCellProblem(CellProblem):
         trial["answer_input"][todo, n + 1] = 1.0 if e_nl is None else 2.0
         ans = trial["answer"]
         out = [ans[:, :n].copy(), ans[:, n:n + n * n].reshape(N, n, n).copy()]
-        # (the last two floats: the micro residual and whether it is settled)
         if e_nl is not None:
             k = n + n * n
             out += [ans[:, k:k + n].copy(), ans[:, k + n].copy(), ans[:, k + n + 1:k + 2 * n + 1].copy(),

@@ -79,6 +79,13 @@ class NewtonRules:
         tol = np.where(later, np.maximum(tol, self.rtol * r_forces), tol)
         return stagnated | (norm <= tol), tol
 
+    @staticmethod
+    def ratio(norm: Any, tol: Any) -> Any:
+        """Residual norms relative to their tolerances (a zero residual within a zero
+        tolerance: 0; a nonzero one: infinite)."""
+        norm, tol = np.asarray(norm, dtype=float), np.asarray(tol, dtype=float)
+        return np.divide(norm, tol, out=np.where(norm > 0, np.inf, 0.0), where=tol > 0)
+
     def settled(self, ratio: Any, previous: Any) -> Any:
         """Monolithic scheme: whether points whose micro residuals are ``ratio`` times their
         tolerances are solved, ``previous`` the ratio of their last evaluation in the load

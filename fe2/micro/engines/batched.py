@@ -72,11 +72,6 @@ if TYPE_CHECKING:
 __all__ = ["BatchedEngine"]
 
 
-def _ratio(norm: np.ndarray, tol: np.ndarray) -> np.ndarray:
-    """Residual norms relative to their tolerances (a zero residual within a zero tolerance: 0)."""
-    return np.divide(norm, tol, out=np.where(norm > 0, np.inf, 0.0), where=tol > 0)
-
-
 class _Evaluation:
     """Material state of a set of points at given fluctuations (arrays over the points)."""
 
@@ -311,7 +306,7 @@ class BatchedEngine(MicroEngine):
         tol = rules.tolerance(r_ref, cur.rforces, p.floor(E))
         if p.monolithic:  # one Newton step, taken by the macro Newton: the answer at the start
             self._answer(E, x, cur, np.zeros(m, dtype=int), drive, ids, np.zeros(m, dtype=bool), ans,
-                         _ratio(cur.rnorm, tol))
+                         rules.ratio(cur.rnorm, tol))
             return
         r_prev = np.full(m, np.inf)
         it = np.zeros(m, dtype=int)
@@ -384,7 +379,7 @@ class BatchedEngine(MicroEngine):
                 pending = rej
             check = np.zeros(m, dtype=bool)
             check[upd] = True
-        self._answer(E, x, cur, it, drive, ids, factored, ans, _ratio(cur.rnorm, tol))
+        self._answer(E, x, cur, it, drive, ids, factored, ans, rules.ratio(cur.rnorm, tol))
 
     @staticmethod
     def _store(cur: _Evaluation, ev: _Evaluation, dst: np.ndarray, src: np.ndarray) -> None:

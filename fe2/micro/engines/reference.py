@@ -210,7 +210,7 @@ class ReferenceEngine(MicroEngine):
             if not rep.converged:
                 raise SolverError(self._failure(rep, system.tol))
             norm, it = rep.residuals[-1], rep.iterations
-        ratio = norm / system.tol if system.tol > 0 else (np.inf if norm > 0 else 0.0)
+        ratio = float(p.rules.ratio(norm, system.tol))
         self._factorize()  # the Jacobian there, for the sensitivities (and the monolithic correction)
         # dSigma_i/dE_k = <T>_ik + <e_i . T G(dw_k)>,  A dw_k = b_k = -int G(v) . T e_k
         Bt = space.unit_vectors(self._Lt, self.unit)
