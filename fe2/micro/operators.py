@@ -371,6 +371,14 @@ class CellOperators:
         """``B^T (W field)`` for per-point vectors ``(N, P, n)`` or matrices ``(N, P, n, m)``
         -> ``(N, nfree)`` or ``(N, nfree, m)``."""
         N = field.shape[0]
+        if self.halo is None and kernels.enabled():  # the compiled loop over the cells
+            cols = field if field.ndim == 4 else field[:, :, :, None]
+            _, P, n, k = cols.shape
+            Ac, columns, ptr, dst, coef = self._loads_kernel(k)
+            out = np.empty((N, self.next * k))
+            kernel_values(Ac, columns, np.ascontiguousarray(cols, dtype=float).reshape(N, P, n * k),
+                          np.arange(n * k), P // self.B_local.shape[0], ptr, dst, coef, np.zeros(self.next * k), out)
+            return out.reshape(N, self.next, k) if field.ndim == 4 else out
         wf = field * self.weights[None, :, None] if field.ndim == 3 else field * self.weights[None, :, None, None]
         if field.ndim == 3:
             return self._owned((self.Bt @ wf.reshape(N, -1).T).T)
@@ -401,11 +409,11 @@ class CellOperators:
             return self._jacobian_values_per_cell(tangent)
         A, tcomp, S = kernel
         if kernels.enabled():  # the compiled loop (:mod:`fe2.kernels.jacobian`)
-            Ac, columns, dst, src, coef, base = self._scatter(symmetric, A, S)
-            values = np.empty((self.nnz, N))
-            kernel_values(Ac, columns, np.ascontiguousarray(tangent).reshape(N, ncell * nq, n * n), tcomp, nq, dst, src,
+            Ac, columns, ptr, dst, coef, base = self._scatter(symmetric, A, S)
+            values = np.empty((N, self.nnz))
+            kernel_values(Ac, columns, np.ascontiguousarray(tangent).reshape(N, ncell * nq, n * n), tcomp, nq, ptr, dst,
                           coef, base, values)
-            return np.ascontiguousarray(values.T)  # (one blocked transpose: each point's values contiguous)
+            return values
         out = np.empty((N, self.nnz))
         W = self.KERNEL_WIDTH
         T = np.zeros((-(-N // W) * W, ncell, nq, tcomp.size))  # zero points pad the last group
@@ -443,10 +451,39 @@ class CellOperators:
                 keep = np.flatnonzero(nonzero[kk])
                 columns[kk, :keep.size] = keep
                 Ac[:, kk, :keep.size] = A[:, kk, keep]
-            coo = S.tocoo()
+            by_entry = S.T.tocsr()  # (the scatter by element entry: each cell's entries at once)
+            by_entry.sort_indices()
             base = np.zeros(self.nnz) if self._border_values is None else np.asarray(self._border_values, float)
-            self._kernels[key] = (Ac, columns, coo.row.astype(np.int64), coo.col.astype(np.int64),
-                                  coo.data.astype(float), base)
+            self._kernels[key] = (Ac, columns, by_entry.indptr.astype(np.int64), by_entry.indices.astype(np.int64),
+                                  by_entry.data.astype(float), base)
+        return self._kernels[key]
+
+    def _loads_kernel(self, k: int) -> tuple:
+        """:meth:`condensed` of ``k`` columns per micro point as the arrays of the compiled
+        Jacobian kernel (cached): element entry ``(cell, a, c)`` (``a`` a cell DOF, ``c`` a
+        column) is ``sum_q w_q sum_i B_e[q, i, a] field[q, i, c]``, only over the ``(q, i)``
+        where ``B`` is not zero by its structure; it scatters onto the free DOFs through
+        the prolongation (``P^T``), column ``c`` of free DOF ``f`` at value ``f k + c``."""
+        key = ("loads", k)
+        if key not in self._kernels:
+            ncell, nq, n, d = self.B_local.shape
+            Bl, w = self.B_local, self.weights.reshape(ncell, nq)
+            nonzero = (Bl != 0.0).any(axis=0)  # (nq, n, d)
+            width = max(int(nonzero.sum(axis=(0, 1)).max(initial=0)), 1)
+            columns = np.zeros((d * k, width), dtype=np.int64)
+            Ac = np.zeros((ncell, d * k, width))
+            for a in range(d):
+                q, i = np.nonzero(nonzero[:, :, a])
+                for c in range(k):
+                    columns[a * k + c, :q.size] = q * n * k + i * k + c
+                    Ac[:, a * k + c, :q.size] = w[:, q] * Bl[:, q, i, a]
+            entries = np.arange(ncell * d * k)
+            place = (np.repeat(self.cell_dofs, k, axis=1) * k + np.tile(np.arange(k), d)).ravel()
+            to_full = sp.csr_matrix((np.ones(entries.size), (entries, place)), shape=(entries.size, self.nfull * k))
+            scatter = (to_full @ sp.kron(self.prolongation, sp.identity(k), format="csr")).tocsr()
+            scatter.sort_indices()
+            self._kernels[key] = (Ac, columns, scatter.indptr.astype(np.int64), scatter.indices.astype(np.int64),
+                                  scatter.data.astype(float))
         return self._kernels[key]
 
     def _kernel(self, symmetric: bool):

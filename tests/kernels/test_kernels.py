@@ -143,18 +143,21 @@ def test_damage_kernels_equal_numpy(gdim, variant):
 @pytest.mark.parametrize("boundary", ["periodic", "minimal", "linear"])
 @pytest.mark.parametrize("gdim, degree", [(2, 1), (2, 2), (3, 1)])
 def test_cell_kernels_equal_numpy(gdim, degree, boundary):
-    """The compiled micro gradients ``E + B x`` and internal forces (condensed residual and
-    the norm of the uncondensed forces) equal the operators' sparse products, in the
-    layout the laws take; a point's values do not depend on the batch."""
+    """The compiled micro gradients ``E + B x``, internal forces (condensed residual and
+    the norm of the uncondensed forces) and condensed columns ``B^T W T`` (vectors and
+    matrices per micro point) equal the operators' sparse products, in the layout the laws
+    take; a point's values do not depend on the batch."""
     rve = composite_rve(gdim, degree, boundary)
     op = rve.problem.operators
     rng = np.random.default_rng(8)
     E, X = rng.standard_normal((4, rve.size)), rng.standard_normal((4, op.nfree))
     flux = rng.standard_normal((4, op.num_points, rve.size))
-    got = op.gradients(E, X), *op.forces(flux)
+    T = rng.standard_normal((4, op.num_points, rve.size, rve.size + 1))
+    got = op.gradients(E, X), *op.forces(flux), op.condensed(T), op.condensed(flux)
     with kernels.numpy_only():
-        want = op.gradients(E, X), *op.forces(flux)
+        want = op.gradients(E, X), *op.forces(flux), op.condensed(T), op.condensed(flux)
     for a, b in zip(got, want):
         assert a.shape == b.shape and rel(a, b) < 1e-12
     assert np.array_equal(op.gradients(E[1:2], X[1:2])[0], got[0][1])
     assert np.array_equal(op.forces(flux[2:3])[0][0], got[1][2])
+    assert np.array_equal(op.condensed(T[3:4])[0], got[3][3])

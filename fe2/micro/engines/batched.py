@@ -75,7 +75,7 @@ __all__ = ["BatchedEngine"]
 class _Evaluation:
     """Material state of a set of points at given fluctuations (arrays over the points)."""
 
-    __slots__ = ("dsd", "e_local", "elastic", "deq", "flux", "ok", "r", "rforces", "rnorm", "tang", "trial")
+    __slots__ = ("dsd", "e_local", "elastic", "deq", "flux", "ok", "parts", "r", "rforces", "rnorm", "trial")
 
 
 class BatchedEngine(MicroEngine):
@@ -159,7 +159,10 @@ class BatchedEngine(MicroEngine):
         P = op.num_points
         g = op.gradients(E, X)
         ev = _Evaluation()
-        ev.flux, ev.tang = np.empty((m, P, n)), np.empty((m, P, n, n))
+        ev.flux = np.empty((m, P, n))
+        # the micro tangents stay per phase (a linear phase's: its constant tensor, a broadcast
+        # view): only the points that need a Jacobian have them gathered (:meth:`_tangents`)
+        ev.parts = []
         ev.ok = np.ones(m, dtype=bool)
         ev.elastic = np.ones(m, dtype=bool) if self.shortcut else np.zeros(m, dtype=bool)
         ev.trial = []
@@ -195,19 +198,35 @@ class BatchedEngine(MicroEngine):
                         ds[i], de[i] = dsi[0], dei[0]
                 if args is None:
                     ds = de = None
-            ev.flux[:, idx], ev.tang[:, idx] = f, t
+            ev.flux[:, idx] = f
+            ev.parts.append(t)
             if ds is not None:
                 ev.dsd[:, idx], ev.deq[:, idx] = ds, de
             ev.trial.append(new)
             if self.shortcut and not ph.law.linear:  # (a linear law's tangent is its virgin one)
                 ev.elastic &= (t == self.virgin[k]).all(axis=(1, 2, 3))
-        # (a NaN or an infinity anywhere makes a point's sums non-finite: one pass, no boolean copies)
-        ev.ok &= np.isfinite(ev.flux.sum(axis=(1, 2)) + ev.tang.sum(axis=(1, 2, 3)))
+        # (a NaN or an infinity anywhere makes a point's sums non-finite: one pass, no boolean copies;
+        # a linear phase's tangent is its constant tensor)
+        sums = ev.flux.sum(axis=(1, 2))
+        for ph, t in zip(p.phases, ev.parts):
+            if not ph.law.linear:
+                sums += t.sum(axis=(1, 2, 3))
+        ev.ok &= np.isfinite(sums)
         ev.ok = self._everywhere(ev.ok)
         ev.elastic = self._everywhere(ev.elastic & ev.ok)
         ev.r, ev.rforces = op.forces(np.where(ev.ok[:, None, None], ev.flux, 0.0))
         ev.rnorm = op.norms(ev.r)
         return ev
+
+    def _tangents(self, ev: _Evaluation, rows: np.ndarray | None = None) -> np.ndarray:
+        """The micro tangents ``(k, P, n, n)`` of the points ``rows`` of ``ev`` (all: None),
+        gathered from the phases' parts."""
+        p = self.problem
+        m, P, n = ev.flux.shape
+        out = np.empty((m if rows is None else rows.size, P, n, n))
+        for idx, t in zip(p.phase_points, ev.parts):
+            out[:, idx] = t if rows is None else t[rows]
+        return out
 
     def _everywhere(self, flags: np.ndarray) -> np.ndarray:
         """``flags`` true on every process of the template."""
@@ -249,7 +268,7 @@ class BatchedEngine(MicroEngine):
         if own.size:
             op = self.op
             t0 = time.perf_counter()
-            values = op.jacobian_values(tang[own], symmetric=self.problem.symmetric)
+            values = op.jacobian_values(tang if own.size == len(tang) else tang[own], symmetric=self.problem.symmetric)
             for j, i in enumerate(own):
                 try:
                     self.solver.factor(values[j])
@@ -341,7 +360,7 @@ class BatchedEngine(MicroEngine):
                 c_vec = op.condensed(cur.deq[upd]) / p.damage_volume
                 rhs = np.concatenate([rhs, a_vec[:, :, None]], axis=2)
             factored[upd[~cur.elastic[upd]]] = True
-            sol = self._solve(cur.tang[upd], cur.elastic[upd], rhs, failed, ids[upd])
+            sol = self._solve(self._tangents(cur, upd), cur.elastic[upd], rhs, failed, ids[upd])
             dx = sol[:, :, 0]
             if drive is not None:  # J - a c^T: Sherman-Morrison
                 y = sol[:, :, 1]
@@ -384,8 +403,14 @@ class BatchedEngine(MicroEngine):
     @staticmethod
     def _store(cur: _Evaluation, ev: _Evaluation, dst: np.ndarray, src: np.ndarray) -> None:
         """Copy the evaluation of points ``src`` of ``ev`` into points ``dst`` of ``cur``."""
-        for name in ("flux", "tang", "ok", "elastic", "r", "rforces", "rnorm"):
+        for name in ("flux", "ok", "elastic", "r", "rforces", "rnorm"):
             getattr(cur, name)[dst] = getattr(ev, name)[src]
+        for k, (t_cur, t_ev) in enumerate(zip(cur.parts, ev.parts)):
+            if t_cur.strides[0] == 0:  # a linear phase's constant tensor: the same in both
+                continue
+            if not t_cur.flags.writeable:
+                t_cur = cur.parts[k] = t_cur.copy()
+            t_cur[dst] = t_ev[src]
         for t_cur, t_ev in zip(cur.trial, ev.trial):
             t_cur[dst] = t_ev[src]
         if hasattr(ev, "dsd"):
@@ -427,15 +452,16 @@ class BatchedEngine(MicroEngine):
             dW[easy] = p.elastic_sensitivity
             need = np.flatnonzero(own | corr)  # the others' tangent and sensitivity are the elastic cell's
             if need.size:
-                T = cur.tang[need]
+                T = self._tangents(cur, need)
                 Bt = -op.condensed(T)  # (k, nfree, n): columns -int G v . T e_k
                 Lt = -Bt if p.symmetric else op.condensed(T.transpose(0, 1, 3, 2))
                 rhs = np.concatenate([Bt, -cur.r[need][:, :, None]], axis=2) if mono else Bt
                 X = np.zeros(rhs.shape)
                 mine = own[need]
                 if mine.any():
-                    X[mine] = self._solve(T[mine], np.zeros(int(mine.sum()), dtype=bool), rhs[mine], failed,
-                                          ids[need[mine]])
+                    every = mine.all()  # (then no copies of the tangents and right-hand sides)
+                    X[mine] = self._solve(T if every else T[mine], np.zeros(int(mine.sum()), dtype=bool),
+                                          rhs if every else rhs[mine], failed, ids[need[mine]])
                 if (~mine).any():  # elastic points off their solution: the template's factorisation
                     X[~mine, :, n] = self._template_solve(-cur.r[need[~mine]][:, :, None])[:, :, 0]
                     self._work[ids[need[~mine]], 1] += 1
@@ -451,15 +477,16 @@ class BatchedEngine(MicroEngine):
                 dW[need[~mine]] = p.elastic_sensitivity
             nl = None
         else:
-            mean_t = op.sum(np.einsum("p,mpij->mij", w, cur.tang)) / V
-            Bt = -op.condensed(cur.tang)  # (m, nfree, n): columns -int G v . T e_k
-            Lt = -Bt if p.symmetric else op.condensed(cur.tang.transpose(0, 1, 3, 2))
+            tang = self._tangents(cur)
+            mean_t = op.sum(np.einsum("p,mpij->mij", w, tang)) / V
+            Bt = -op.condensed(tang)  # (m, nfree, n): columns -int G v . T e_k
+            Lt = -Bt if p.symmetric else op.condensed(tang.transpose(0, 1, 3, 2))
             a = op.condensed(cur.dsd)
             cv = op.condensed(cur.deq) / p.damage_volume
             mv = op.sum(np.einsum("p,mpi->mi", w, cur.deq)) / p.damage_volume
             sbar = op.sum(np.einsum("p,mpi->mi", w, cur.dsd)) / V
             rhs = np.concatenate([Bt + a[:, :, None] * mv[:, None, :], -a[:, :, None], a[:, :, None]], axis=2)
-            Xa = self._solve(cur.tang, free | bad, rhs, failed, ids)
+            Xa = self._solve(tang, free | bad, rhs, failed, ids)
             y, Xa = Xa[:, :, -1], Xa[:, :, :-1]
             cX = op.sum(np.einsum("ma,mak->mk", cv, Xa))
             cy = op.sum(np.einsum("ma,ma->m", cv, y))
