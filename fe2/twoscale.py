@@ -12,6 +12,7 @@ results on disk after every converged step, progress on rank 0.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import shutil
@@ -293,15 +294,44 @@ def _latest_checkpoint(comm: MPI.Comm, outdir: Path) -> Path:
     return folder
 
 
-def _resume(cfg: CaseConfig, comm: MPI.Comm, problem: MacroProblem, folder: Path, summary: dict[str, Any],
-            say: Callable[[str], None]) -> tuple[checkpoint.Checkpoint, tuple[dict[str, Any], np.ndarray]]:
-    """Load checkpoint ``folder`` into ``problem`` (collective)."""
-    ck, fields = checkpoint.read(folder, comm, problem)
+def input_hashes(cfg: CaseConfig) -> dict[str, str]:
+    """SHA-256 of the case's input mesh files by key (``rve.mesh``, ``macro.mesh.file``; a
+    generated mesh has none: its parameters are in the case). Not collective."""
+    out = {}
+    for key, name in (("rve.mesh", cfg.rve.mesh), ("macro.mesh.file", cfg.macro.mesh.file)):
+        if name:
+            try:
+                out[key] = hashlib.sha256((Path(cfg.base_dir) / name).read_bytes()).hexdigest()
+            except OSError:
+                pass  # (the set-up says what is wrong with the file)
+    return out
+
+
+def _check_restart(cfg: CaseConfig, folder: Path, ck: checkpoint.Checkpoint) -> None:
+    """Refuse a restart whose case differs from the checkpoint's in its physics, or whose
+    input mesh files changed content since (not collective)."""
     changed = physics_changes(ck.config, asdict(cfg))
+    now = input_hashes(cfg)
+    changed += [f"{key} = '{_key_value(cfg, key)}': the file's content (its SHA-256 is not the checkpoint's)"
+                for key, digest in ck.inputs.items() if key in now and now[key] != digest]
     if changed:
         raise ConfigError(f"{cfg.source}: cannot restart from {folder}: the case's physics changed: "
                           + "; ".join(changed) + " (a restart may change only the rank count, "
                           + ", ".join(RESTART_MAY_CHANGE) + ")")
+
+
+def _key_value(cfg: CaseConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _resume(cfg: CaseConfig, comm: MPI.Comm, problem: MacroProblem, folder: Path, summary: dict[str, Any],
+            say: Callable[[str], None]) -> tuple[checkpoint.Checkpoint, tuple[dict[str, Any], np.ndarray]]:
+    """Load checkpoint ``folder`` into ``problem`` (collective; its case was checked by
+    :func:`_check_restart`)."""
+    ck, fields = checkpoint.read(folder, comm, problem)
     problem.restore(fields, ck.work, ck.state["lam"])
     summary["steps"] = list(ck.steps)
     summary["restarts"] = ck.restarts + [{"step": ck.step, "load_factor": ck.state["lam"], "ranks": comm.size,
@@ -315,7 +345,7 @@ def _checkpoint(cfg: CaseConfig, comm: MPI.Comm, problem: MacroProblem, outdir: 
                 summary: dict[str, Any]) -> None:
     fields = {**problem.checkpoint_fields(), "x_prev": step.x_prev}
     checkpoint.write(outdir, comm, problem, fields, step.state, summary["steps"], asdict(cfg),
-                     summary.get("restarts", []))
+                     summary.get("restarts", []), summary.get("input_sha256"))
 
 
 def _prepare_folder(comm: MPI.Comm, outdir: Path, stage: Path, generated: bool, overwrite: bool) -> None:
@@ -366,9 +396,14 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
     say(f"fe2: {cfg.title}  ({comm.size} MPI rank{'s' if comm.size > 1 else ''})")
     say(f"  results -> {outdir}/")
     folder = _latest_checkpoint(comm, outdir) if restart else None
+    if folder is not None:  # the case against the checkpoint's, before anything is built or read
+        on_root(comm, lambda: _check_restart(cfg, folder, checkpoint.read_meta(folder)))
+        if cfg.output.format == "xdmf" and (outdir / "fields.xdmf").exists():
+            on_root(comm, results.parse_fields, outdir / "fields.xdmf")
     with StopRequest(comm, max_wall, start=t_start) as stop:
         with tempfile.TemporaryDirectory(prefix="fe2-stage-") as stage:
             problem, summary = setup(cfg, comm, outdir, say, workdir=Path(stage))
+            summary["input_sha256"] = on_root(comm, input_hashes, cfg)
             observables = Observables(problem)
             resume, saved = None, 0
             if folder is not None:
@@ -379,7 +414,8 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                 say(f"  RVE snapshots -> {snapshots.describe()}")
             _prepare_folder(comm, outdir, Path(stage), cfg.rve.mesh is None, overwrite and not restart)
         writer = ResultsWriter(outdir, problem.mesh, write_fields=cfg.output.format == "xdmf",
-                               resume=saved if restart else None, kinematics=problem.kinematics)
+                               resume=saved if restart else None, kinematics=problem.kinematics,
+                               history=summary["steps"] if restart else None)
         summary["status"] = "running"
         writer.summary(summary)
         every = cfg.output.checkpoint_every

@@ -21,7 +21,11 @@ file or generator, which does not depend on the partition):
   (:meth:`fe2.materials.base.PointMaterial.get_state`: for an RVE its fluctuation, every
   phase's internal variables, the predictor and the last answer);
 - attributes: the path-following state of the step, the external work, the history rows
-  written so far and the case as run (rank 0's file).
+  written so far, the case as run and the SHA-256 of its input mesh files (rank 0's file).
+
+A restart reads rank 0's attributes first (:func:`read_meta`), so that a changed case is
+refused before anything of the checkpoint is loaded, then the arrays (:func:`read`); a
+file that cannot be read is one line naming it.
 
 A dof shared by several cells is stored once per cell, with the same value.
 """
@@ -40,7 +44,7 @@ from mpi4py import MPI
 from fe2.core.errors import ConfigError, collective, on_root
 from fe2.io.results import json_default
 
-__all__ = ["CHECKPOINT_DIR", "Checkpoint", "latest", "read", "write"]
+__all__ = ["CHECKPOINT_DIR", "Checkpoint", "latest", "read", "read_meta", "write"]
 
 CHECKPOINT_DIR = "checkpoint"
 FORMAT = 1
@@ -88,6 +92,9 @@ class Checkpoint:
         self.config: dict[str, Any] = attrs["config"]
         self.ranks: int = attrs["ranks"]
         self.restarts: list[dict[str, Any]] = attrs["restarts"]
+        #: SHA-256 of the run's input mesh files (``{"rve.mesh": ..., "macro.mesh.file": ...}``;
+        #: empty for a checkpoint written before fe2 recorded them)
+        self.inputs: dict[str, str] = attrs.get("inputs", {})
 
     @property
     def step(self) -> int:
@@ -95,12 +102,14 @@ class Checkpoint:
 
 
 def write(results: str | Path, comm: MPI.Comm, problem, fields: dict[str, np.ndarray], state: dict[str, Any],
-          steps: list[dict[str, Any]], config: dict[str, Any], restarts: list[dict[str, Any]]) -> Path:
+          steps: list[dict[str, Any]], config: dict[str, Any], restarts: list[dict[str, Any]],
+          inputs: dict[str, str] | None = None) -> Path:
     """Write the checkpoint of converged step ``state["k"]`` (collective): ``fields`` are
     local arrays laid out like ``problem.x.x.array``; the material's committed state comes
-    from ``problem.material``; ``steps`` (the history rows so far), ``config`` (the case)
-    and ``restarts`` (earlier restarts of the run) are kept for the restart's summary.
-    Returns the checkpoint's folder."""
+    from ``problem.material``; ``steps`` (the history rows so far), ``config`` (the case),
+    ``restarts`` (earlier restarts of the run) and ``inputs`` (the SHA-256 of the input
+    mesh files, which a restart compares) are kept for the restart. Returns the
+    checkpoint's folder."""
     import h5py
 
     root = Path(results) / CHECKPOINT_DIR
@@ -125,11 +134,13 @@ def write(results: str | Path, comm: MPI.Comm, problem, fields: dict[str, np.nda
             for name, arr in fields.items():
                 h.create_dataset(f"fields/{name}", data=np.asarray(arr)[dofs])
             h.create_dataset("points", data=ids)
+            h.create_group("state")  # (empty for a material without history)
             for name, arr in material_state.items():
                 h.create_dataset(f"state/{name}", data=arr)
             if comm.rank == 0:
                 h.attrs["meta"] = json.dumps({"state": state, "work": problem.work, "steps": steps, "config": config,
-                                              "ranks": comm.size, "restarts": restarts}, default=json_default)
+                                              "ranks": comm.size, "restarts": restarts, "inputs": inputs or {}},
+                                             default=json_default)
 
     collective(comm, write_mine)  # a full disk on any rank: a one-line error on all, the last checkpoint kept
     on_root(comm, _publish, root, final, tmp, k, state, comm.size)
@@ -154,19 +165,74 @@ def latest(results: str | Path) -> Path | None:
     if not pointer.is_file():
         return None
     try:
-        folder = pointer.parent / json.loads(pointer.read_text())["folder"]
+        folder = pointer.parent / json.loads(pointer.read_text(errors="replace"))["folder"]
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"{pointer}: not a checkpoint pointer ({err})") from None
-    return folder if folder.is_dir() else None
+    if not folder.is_dir():
+        raise ConfigError(f"{pointer} names the checkpoint folder {folder.name}, which is missing: the checkpoint is "
+                          "lost, so this run cannot be continued (start it again with --overwrite)")
+    return folder
+
+
+def _damaged(path: Path, err: BaseException) -> ConfigError:
+    return ConfigError(f"{path}: not a readable checkpoint file ({err}); the newest checkpoint is damaged, so this "
+                       "run cannot be continued from it (start it again with --overwrite)")
+
+
+def read_meta(folder: str | Path) -> Checkpoint:
+    """The run information of checkpoint ``folder`` (rank 0's file), without its arrays
+    (not collective: read it on one rank)."""
+    import h5py
+
+    path = Path(folder) / "rank-0000.h5"
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing (rank 0's file of the checkpoint holds the run information); the "
+                          "newest checkpoint is damaged, so this run cannot be continued (start it again with "
+                          "--overwrite)")
+    try:
+        with h5py.File(path, "r") as h:
+            meta = json.loads(h.attrs["meta"])
+        return Checkpoint(Path(folder), meta)
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        raise _damaged(path, err) from None
 
 
 def read(folder: str | Path, comm: MPI.Comm, problem) -> tuple[Checkpoint, dict[str, np.ndarray]]:
     """Read checkpoint ``folder`` into ``problem`` (collective): the material's committed
     state of this rank's points; returns the checkpoint and its fields as local arrays laid
-    out like ``problem.x.x.array`` (ghosts included)."""
+    out like ``problem.x.x.array`` (ghosts included). A file that cannot be read, or arrays
+    that do not fit this case, are a one-line :class:`~fe2.core.errors.ConfigError` on
+    every rank."""
+    folder = Path(folder)
+    fields, state, meta, missing = collective(comm, _read_arrays, folder, problem)
+    missing = int(comm.allreduce(missing))
+    if missing:
+        raise ConfigError(f"{folder}: the checkpoint does not match this case's macro mesh "
+                          f"({missing} cells or points not found)")
+    if meta is None:
+        raise ConfigError(f"{folder}: the checkpoint has no run information (rank 0's file is missing)")
+    if state:  # (a material without history has none; every rank has the same names)
+        state = problem.material.upgrade_state(state)
+        collective(comm, _check_state, folder, problem, state)
+        problem.material.set_state(state)
+    return Checkpoint(folder, meta), fields
+
+
+def _check_state(folder: Path, problem, state: dict[str, np.ndarray]) -> None:
+    """The checkpoint's material state has this case's names and per-point shapes."""
+    mine = problem.material.get_state()
+    if set(mine) != set(state) or any(np.shape(mine[k])[1:] != state[k].shape[1:] for k in mine):
+        have = ", ".join(f"{k} {state[k].shape[1:]}" for k in sorted(state))
+        want = ", ".join(f"{k} {np.shape(mine[k])[1:]}" for k in sorted(mine))
+        raise ConfigError(f"{folder}: the checkpoint's material state ({have}) does not fit this case's ({want}): "
+                          "the RVE or its phases changed since it was written")
+
+
+def _read_arrays(folder: Path, problem) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict | None, int]:
+    """This rank's part of checkpoint ``folder``: its fields and material state, the run
+    information and how many of its cells and points the checkpoint lacks."""
     import h5py
 
-    folder = Path(folder)
     files = sorted(folder.glob("rank-*.h5"))
     if not files:
         raise ConfigError(f"{folder}: no checkpoint files (rank-*.h5)")
@@ -182,39 +248,33 @@ def read(folder: str | Path, comm: MPI.Comm, problem) -> tuple[Checkpoint, dict[
     found_points = np.zeros(my_ids.size, dtype=bool)
     meta = None
     for path in files:
-        with h5py.File(path, "r") as h:
-            if "meta" in h.attrs:
-                meta = json.loads(h.attrs["meta"])
-            cells = h["cells"][:]
-            order = np.argsort(cells)
-            pos = np.searchsorted(cells, local_cells, sorter=order)
-            pos = np.minimum(pos, cells.size - 1)
-            hit = cells[order[pos]] == local_cells if cells.size else np.zeros(local_cells.size, dtype=bool)
-            if hit.any():
-                rows = order[pos[hit]]
-                for name in h["fields"]:
-                    arr = fields.setdefault(name, np.zeros(size))
-                    arr[dofs[hit]] = h["fields"][name][:][rows]
-                found_cells |= hit
-            ids = h["points"][:]
-            order = np.argsort(ids)
-            pos = np.minimum(np.searchsorted(ids, my_ids, sorter=order), max(ids.size - 1, 0))
-            hit = ids[order[pos]] == my_ids if ids.size else np.zeros(my_ids.size, dtype=bool)
-            if hit.any():
-                rows = order[pos[hit]]
-                for name in h["state"]:
-                    data = h["state"][name]
+        try:
+            with h5py.File(path, "r") as h:
+                if "meta" in h.attrs:
+                    meta = json.loads(h.attrs["meta"])
+                cells = h["cells"][:]
+                order = np.argsort(cells)
+                pos = np.minimum(np.searchsorted(cells, local_cells, sorter=order), max(cells.size - 1, 0))
+                hit = cells[order[pos]] == local_cells if cells.size else np.zeros(local_cells.size, dtype=bool)
+                if hit.any():
+                    rows = order[pos[hit]]
+                    for name in h["fields"]:
+                        arr = fields.setdefault(name, np.zeros(size))
+                        arr[dofs[hit]] = h["fields"][name][:][rows]
+                    found_cells |= hit
+                ids = h["points"][:]
+                order = np.argsort(ids)
+                pos = np.minimum(np.searchsorted(ids, my_ids, sorter=order), max(ids.size - 1, 0))
+                hit = ids[order[pos]] == my_ids if ids.size else np.zeros(my_ids.size, dtype=bool)
+                group = h["state"] if "state" in h else {}  # (older linear runs wrote none)
+                for name in group:  # (every name, hits or not: a rank without points sets the same names)
+                    data = group[name]
                     arr = state.get(name)
                     if arr is None:
                         arr = state[name] = np.zeros((my_ids.size, *data.shape[1:]))
-                    arr[hit] = data[:][rows]
+                    if hit.any():
+                        arr[hit] = data[:][order[pos[hit]]]
                 found_points |= hit
-    missing = int(comm.allreduce(int((~found_cells).sum() + (~found_points).sum())))
-    if missing or meta is None:
-        raise ConfigError(f"{folder}: the checkpoint does not match this case's macro mesh "
-                          f"({missing} cells or points not found)" if missing else
-                          f"{folder}: the checkpoint has no run information (rank 0's file is missing)")
-    if state:  # (a material without history has none)
-        problem.material.set_state(state)
-    return Checkpoint(folder, meta), fields
-
+        except (OSError, KeyError, ValueError, TypeError, IndexError) as err:
+            raise _damaged(path, err) from None
+    return fields, state, meta, int((~found_cells).sum() + (~found_points).sum())

@@ -60,15 +60,21 @@ def previous_run(directory: str | Path) -> str | None:
     """A description of the run whose results ``directory`` holds (converged steps or a
     checkpoint), or None when it holds none (not collective: read by one rank)."""
     d = Path(directory)
-    summary: dict[str, Any] = {}
+    summary: Any = {}
     try:
-        summary = json.loads((d / "summary.json").read_text())
+        summary = json.loads((d / "summary.json").read_text(errors="replace"))
     except (OSError, ValueError):
         pass
-    steps = len(summary.get("steps") or [])
+    if not isinstance(summary, dict):  # (another tool's file, or a damaged one)
+        summary = {}
+    steps = summary.get("steps")
+    steps = len(steps) if isinstance(steps, list) else 0
     if not steps and (d / "history.csv").is_file():
-        with open(d / "history.csv", newline="") as fh:
-            steps = max(0, sum(1 for row in csv.reader(fh) if row) - 1)
+        try:
+            with open(d / "history.csv", newline="", errors="replace") as fh:
+                steps = max(0, sum(1 for row in csv.reader(fh) if row) - 1)
+        except (OSError, csv.Error):
+            steps = 1  # (a history that cannot be read still says a run was here)
     checkpoint = (d / "checkpoint" / "latest.json").is_file()
     if not steps and not checkpoint:
         return None
@@ -76,7 +82,7 @@ def previous_run(directory: str | Path) -> str | None:
     what.append(f"{steps} converged step{'s' if steps != 1 else ''}")
     if checkpoint:
         what.append("a checkpoint")
-    title = f" '{summary['title']}'" if summary.get("title") else ""
+    title = f" '{summary['title']}'" if isinstance(summary.get("title"), str) and summary["title"] else ""
     return f"the results of another run{title} ({', '.join(what)})"
 
 
@@ -209,13 +215,16 @@ class ResultsWriter:
     """Writes one run's results into ``directory`` (collective on ``mesh.comm``)."""
 
     def __init__(self, directory: str | Path, mesh, write_fields: bool = True, resume: int | None = None,
-                 kinematics: str = "small") -> None:
+                 kinematics: str = "small", history: list[dict[str, Any]] | None = None) -> None:
+        """``resume``: continue the results of a run restarted after step ``resume``, whose
+        history rows up to there are ``history`` (the checkpoint's: ``history.csv`` is
+        rewritten from them, so a damaged one does not matter)."""
         self.directory = Path(directory)
         self.comm = mesh.comm
         self.mesh = mesh
         self.history_path = self.directory / "history.csv"
         self._history_keys: list[str] | None = None
-        on_root(self.comm, self._start_history, resume)
+        on_root(self.comm, self._start_history, resume, history)
         #: ``fields.xdmf`` (None with ``write_fields`` false)
         self.field_writer = (FieldWriter(self.directory / "fields.xdmf", mesh, kinematics, resume)
                              if write_fields else None)
@@ -226,9 +235,18 @@ class ResultsWriter:
         if self.field_writer is not None:
             self.field_writer.write(t, *args, **kwargs)
 
-    def _start_history(self, resume: int | None) -> None:
+    def _start_history(self, resume: int | None, rows: list[dict[str, Any]] | None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        if resume is not None and self.history_path.exists():
+        if resume is not None and rows:
+            keys = [k for k in rows[0] if k not in SUMMARY_ONLY]
+            tmp = self.history_path.with_name(self.history_path.name + ".tmp")
+            with open(tmp, "w", newline="") as fh:
+                out = csv.writer(fh)
+                out.writerow(keys)
+                out.writerows([_fmt(r.get(k, "")) for k in keys] for r in rows if int(r.get("step", 0)) <= resume)
+            os.replace(tmp, self.history_path)
+            self._history_keys = keys
+        elif resume is not None and self.history_path.exists():
             self._history_keys = _truncate_history(self.history_path, resume)
         elif self.history_path.exists():
             self.history_path.unlink()
@@ -257,6 +275,10 @@ class ResultsWriter:
                 write_summary(self.directory / "summary.json", data)
             except OSError:
                 pass
+
+
+#: keys of a step's row in ``summary.json`` that ``history.csv`` does not have
+SUMMARY_ONLY = ("rve_snapshots",)
 
 
 def write_summary(path: Path, data: dict[str, Any]) -> None:
@@ -301,18 +323,29 @@ def _truncate_history(path: Path, steps: int) -> list[str]:
 _FIRST_MESH = "[@GridType='Uniform'][1]"
 
 
+def parse_fields(path: Path) -> ET.ElementTree:
+    """``fields.xdmf`` of a run to be continued, parsed; a damaged one is a one-line
+    :class:`~fe2.core.errors.ConfigError` (not collective)."""
+    try:
+        return ET.parse(path)
+    except (ET.ParseError, UnicodeDecodeError, ValueError) as err:
+        raise ConfigError(f"{path}: damaged ({err}), so a restart cannot continue its time series: move it and "
+                          f"{path.with_suffix('.h5').name} aside (or set [output] format = \"none\") and "
+                          "restart") from None
+
+
 def _continue_xdmf(path: Path, steps: int) -> None:
     """Prepare ``fields.xdmf`` for a restart after step ``steps``: its data file becomes
     ``fields.pJ.h5``, its time series keep their first ``steps`` stamps, and its mesh is
     renamed ``mesh_pJ`` with the stamps written so far pointing to it by name (dolfinx's
     new stamps point to the *first* mesh of the file, which :func:`_mesh_first` makes the
     restarted run's)."""
+    tree = parse_fields(path)
     h5 = path.with_suffix(".h5")
     j = 0
     while path.with_name(f"{path.stem}.p{j}.h5").exists():
         j += 1
     part = path.with_name(f"{path.stem}.p{j}.h5")
-    tree = ET.parse(path)
     domain = tree.getroot().find("Domain")
     for item in domain.iter("DataItem"):
         if item.text and item.text.strip().startswith(h5.name + ":"):

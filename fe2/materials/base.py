@@ -208,6 +208,11 @@ class PointMaterial:
         """The committed state as named arrays (copies)."""
         return {} if self.bank is None else self.bank.get_state()
 
+    def upgrade_state(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``state`` as written by an older fe2, in today's layout (:meth:`set_state` takes
+        both; a checkpoint compares the upgraded arrays with :meth:`get_state`'s)."""
+        return dict(state)
+
     def set_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Restore a committed state from :meth:`get_state`'s arrays (trial = committed)."""
         if self.bank is not None:

@@ -211,15 +211,18 @@ class NonlinearCellProblem(CellProblem):
         """Restore a committed state from :meth:`get_state`'s arrays (trial = committed)."""
         self.set_local_state(self.layout.scatter(state) if self.comm.size == 1 else state)
 
-    def set_local_state(self, state: Mapping[str, np.ndarray]) -> None:
-        """Restore a committed state in this process's own layout (the bank's arrays)."""
+    def upgrade_state(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         state = dict(state)
         answer = state.get("answer")
         if answer is not None and answer.shape[1:] == (self._answer_size - 2,):
             # a checkpoint of fe2 before the monolithic scheme: its answers were converged
             pad = np.broadcast_to([0.0, 1.0], (answer.shape[0], 2))
             state["answer"] = np.concatenate([answer, pad], axis=1)
-        self.bank.set_state(state)
+        return state
+
+    def set_local_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore a committed state in this process's own layout (the bank's arrays)."""
+        self.bank.set_state(self.upgrade_state(state))
         self.num_points = self.bank.committed["w"].shape[0]
         if self.balancer is not None:
             self.balancer.resize(self.num_points)

@@ -170,6 +170,9 @@ class GroupMaterial(PointMaterial):
             return {}
         return self.layout.gather(self.template.bank.get_state(), self.counts)
 
+    def upgrade_state(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.template.upgrade_state(state)
+
     def set_state(self, state: Mapping[str, np.ndarray]) -> None:
         if self.layout is None:
             return

@@ -209,3 +209,119 @@ def test_killed_run_restarts_with_another_ranks_per_rve(tmp_path):
         done = json.loads((out / "summary.json").read_text())
         assert done["status"] == "completed"
         assert [(r["step"], r["ranks"], r["checkpoint_ranks"]) for r in done["restarts"]] == [(2, ranks_then, 2)]
+
+
+# --- restarts that used to crash (issue 32's catalogue) -------------------------------------
+def linear_case() -> dict:
+    """The default job's kind of run: a linear RVE (no material state), checkpoints on."""
+    case = plastic_case()
+    case["loading"]["steps"] = 2
+    case["rve"]["phases"]["matrix"] = {"law": "elastic", "tag": 1, "E": 1.0, "nu": 0.3}
+    return case
+
+
+def test_a_linear_run_restarts(tmp_path):
+    """A run whose material has no state (linear RVE) restarts, also from a checkpoint of
+    an older fe2 that wrote no ``state`` group at all; it goes on to the same end."""
+    import h5py
+
+    case = linear_case()
+    ref = run_case(case, MPI.COMM_SELF, tmp=tmp_path / "ref")
+    run = tmp_path / "run"
+    run_case(case, MPI.COMM_SELF, tmp=run)
+    longer = json.loads(json.dumps(case))
+    longer["loading"] = {"factors": [0.5, 1.0, 1.5]}
+    res = run_case(longer, MPI.COMM_SELF, tmp=run, restart=True)
+    assert [s["step"] for s in res.summary["steps"]] == [1, 2, 3]
+    assert res.summary["steps"][1]["reaction_right_x"] == ref.summary["steps"][1]["reaction_right_x"]
+    for path in (run / "checkpoint").glob("step-*/rank-*.h5"):  # as an older fe2 wrote them
+        with h5py.File(path, "a") as h:
+            assert len(h["state"]) == 0
+            del h["state"]
+    res = run_case(longer, MPI.COMM_SELF, tmp=run, restart=True)
+    assert [s["step"] for s in res.summary["steps"]] == [1, 2, 3]
+
+
+def test_changed_degree_and_mesh_content_are_refused_before_anything_is_read(tmp_path):
+    """A restart whose RVE degree, phases or RVE mesh *content* changed is refused with the
+    physics-changed line (they used to end in numpy shape errors while the state was read)."""
+    from fe2.core.errors import ConfigError
+    from fe2.geometry import generators
+
+    mesh = tmp_path / "rve.msh"
+    generators.generate("circle", mesh, radius=0.3, h=0.25)
+    case = plastic_case()
+    case["loading"]["steps"] = 2
+    case["rve"].pop("generate")
+    case["rve"]["mesh"] = str(mesh)
+    run = tmp_path / "run"
+    res = run_case(case, MPI.COMM_SELF, tmp=run)
+    assert set(res.summary["input_sha256"]) == {"rve.mesh"}
+    degree = json.loads(json.dumps(case))
+    degree["rve"]["degree"] = 2
+    with pytest.raises(ConfigError, match=r"physics changed: rve\.degree \(1 -> 2\)"):
+        run_case(degree, MPI.COMM_SELF, tmp=run, restart=True)
+    phases = json.loads(json.dumps(case))
+    phases["rve"]["phases"]["inclusion"]["law"] = "j2"
+    phases["rve"]["phases"]["inclusion"].update(sigma_y=0.05)
+    with pytest.raises(ConfigError, match=r"physics changed: .*rve\.phases\.inclusion\.law"):
+        run_case(phases, MPI.COMM_SELF, tmp=run, restart=True)
+    generators.generate("circle", mesh, radius=0.25, h=0.25)  # same file name, another mesh
+    with pytest.raises(ConfigError, match=r"physics changed: rve\.mesh = '.*rve\.msh': the file's content"):
+        run_case(case, MPI.COMM_SELF, tmp=run, restart=True)
+
+
+def damage_folder(kind: str, folder: Path) -> None:
+    """Damage a results folder as a crash, a full disk or another tool might."""
+    if kind == "truncated checkpoint":
+        path = next((folder / "checkpoint").glob("step-*/rank-0000.h5"))
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif kind == "empty history":
+        (folder / "history.csv").write_bytes(b"")
+    elif kind == "non-UTF-8 history":
+        (folder / "history.csv").write_bytes(b"step,load\n1,\xe9\xff\n")
+    elif kind == "truncated fields.xdmf":
+        path = folder / "fields.xdmf"
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif kind == "summary not an object":
+        (folder / "summary.json").write_text("[1, 2]\n")
+    elif kind == "missing checkpoint step":
+        shutil.rmtree(next((folder / "checkpoint").glob("step-*")))
+
+
+@pytest.mark.parametrize("kind, error", [
+    ("truncated checkpoint", r"step-000002/rank-0000\.h5: not a readable checkpoint file \(.*\); the newest "
+                             r"checkpoint is damaged"),
+    ("truncated fields.xdmf", r"fields\.xdmf: damaged \(.*\), so a restart cannot continue its time series: move "
+                              r"it and fields\.h5 aside"),
+    ("missing checkpoint step", r"checkpoint/latest\.json names the checkpoint folder step-000002, which is "
+                                r"missing"),
+    ("empty history", None),
+    ("non-UTF-8 history", None),
+    ("summary not an object", None),
+])
+def test_a_damaged_results_folder_is_one_line_or_recovered(tmp_path, kind, error):
+    """Every damage ends a restart in one line naming the file, or is recovered where that
+    is safe: ``history.csv`` is rewritten from the checkpoint's rows (the same file as the
+    undamaged run's); the folder check of a run without ``--restart`` still says what the
+    folder holds. Nothing of the results is removed either way."""
+    from fe2.core.errors import ConfigError
+
+    case = plastic_case()
+    case["loading"]["steps"] = 2
+    case["output"]["format"] = "xdmf"
+    ref = tmp_path / "ref"
+    run_case(case, MPI.COMM_SELF, tmp=ref)
+    run = tmp_path / "run"
+    shutil.copytree(ref, run)
+    damage_folder(kind, run)
+    before = sorted(p.name for p in run.rglob("*"))
+    with pytest.raises(ConfigError, match="holds the results of another run"):
+        run_case(case, MPI.COMM_SELF, tmp=run)
+    if error is None:
+        run_case(case, MPI.COMM_SELF, tmp=run, restart=True)
+        assert (run / "history.csv").read_bytes() == (ref / "history.csv").read_bytes()
+    else:
+        with pytest.raises(ConfigError, match=error):
+            run_case(case, MPI.COMM_SELF, tmp=run, restart=True)
+        assert sorted(p.name for p in run.rglob("*")) == before
