@@ -22,6 +22,8 @@ import argparse
 import dataclasses
 import inspect
 import json
+import os
+import shutil
 import sys
 import tempfile
 import traceback
@@ -261,6 +263,9 @@ def homogenize_report(cp, rve_file: str, notation: str) -> dict[str, Any]:
         tensor = mandel_to_voigt_stiffness(C) if notation == "voigt" else C
         note = ("Voigt: strain [..., 2 eps_ij] (engineering shear), stress [..., sigma_ij]" if notation == "voigt"
                 else "Mandel: [..., sqrt(2) t_ij] for strain and stress")
+    elif cp.physics == "finite_strain":  # the tangent dP/dF at F = I, F flattened row-major
+        comps = [f"F{a}{b}" for a in "xyz"[: cp.gdim] for b in "xyz"[: cp.gdim]]
+        tensor, notation, note = C, "matrix", "tangent dP/dF at F = I (F and P flattened row-major)"
     else:
         comps = list("xyz"[: cp.gdim])
         tensor, notation, note = C, "matrix", "conductivity tensor K: q = -K grad T"
@@ -283,16 +288,33 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
 
     from fe2.io import config, factory
 
+    from fe2.core.errors import ConfigError, on_root
+    from fe2.core.paths import unwritable
+
     cfg = config.load_rve(args.rve)
     if args.boundary:
         cfg = dataclasses.replace(cfg, rve=dataclasses.replace(cfg.rve, boundary=args.boundary))
-    comm = MPI.COMM_SELF
+    keep = Path(args.keep_mesh) if args.keep_mesh else None
+    if keep is not None and cfg.rve.generate is None:
+        raise ConfigError(f"--keep-mesh: {args.rve} names its RVE mesh ('{cfg.rve.mesh}'), so there is no generated "
+                          "mesh to keep; leave --keep-mesh out")
+    if keep is not None and keep.is_dir():
+        raise ConfigError(f"--keep-mesh: '{keep}' is a folder; give the file to write, e.g. {keep / 'rve.msh'}")
+    if keep is not None and unwritable(keep.parent):
+        raise ConfigError(f"--keep-mesh: '{keep}': {unwritable(keep.parent)}; give a file where fe2 may write")
+    comm = MPI.COMM_SELF  # (every rank homogenizes on its own; rank 0 reports and keeps the mesh)
     with tempfile.TemporaryDirectory(prefix="fe2-") as tmp:
-        workdir = Path(args.keep_mesh).parent if args.keep_mesh else Path(tmp)
-        cp = factory.cell_problem(cfg.rve, cfg.base_dir, cfg.source, workdir, comm)
-        if args.keep_mesh and cfg.rve.generate is not None:
-            Path(workdir / "rve.msh").replace(args.keep_mesh)
+        cp = factory.cell_problem(cfg.rve, cfg.base_dir, cfg.source, Path(tmp), comm)
         report = homogenize_report(cp, args.rve, args.notation)
+        if keep is not None:  # written once, whole: a copy beside the target, then renamed onto it
+            def copy() -> None:
+                part = keep.with_name(f".{keep.name}.part")
+                keep.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(tmp) / "rve.msh", part)
+                os.replace(part, keep)
+
+            on_root(MPI.COMM_WORLD, copy)
+            report["mesh"] = str(keep)
     if MPI.COMM_WORLD.rank != 0:
         return 0
     if args.json:

@@ -442,3 +442,73 @@ def test_quiet_run_on_gmsh_files_prints_nothing(tmp_path, capfd):
     strain = float(rows[0]["displacement_right_x"]) / 2.0  # t = 1: u = 0.01 on a plate 2 long, 1 high
     assert strain == pytest.approx(0.005, rel=1e-12)
     assert float(rows[0]["reaction_right_x"]) == pytest.approx(strain / (1 - 0.3**2), rel=1e-10)
+
+
+# --- fe2 homogenize --keep-mesh and the finite-strain tangent (issue 32's catalogue) ----------
+def test_keep_mesh_writes_the_named_file_once_and_nothing_beside_it(tmp_path, capsys):
+    """``--keep-mesh FILE`` writes FILE (whole: the report names it, homogenizing it again
+    gives the same tensor) and leaves a file called ``rve.msh`` beside it alone (it used to
+    be generated there and renamed, destroying one that was there); on 2 ranks rank 0
+    writes it once."""
+    shared = Path(MPI.COMM_WORLD.bcast(str(tmp_path)))  # (one folder for all ranks)
+    rve = write(tmp_path, RVE_TOML)
+    keep = shared / "out" / "kept.msh"
+    bystander = shared / "out" / "rve.msh"
+    if MPI.COMM_WORLD.rank == 0:
+        bystander.parent.mkdir()
+        bystander.write_text("not a mesh: must survive\n")
+    MPI.COMM_WORLD.barrier()
+    code, out, err = run_main(capsys, "homogenize", rve, "--json", "--keep-mesh", keep)
+    assert code == 0, err
+    assert bystander.read_text() == "not a mesh: must survive\n"
+    assert sorted(p.name for p in keep.parent.iterdir()) == ["kept.msh", "rve.msh"]
+    if MPI.COMM_WORLD.rank == 0:
+        first = json.loads(out)
+        assert first["mesh"] == str(keep)
+    text = RVE_TOML.replace('[rve.generate]\nkind = "laminate"\nfractions = [0.5, 0.5]\nnormal = 1\nh = 0.1\n',
+                            f'mesh = "{keep}"\n')
+    code, out, err = run_main(capsys, "homogenize", write(tmp_path, text, "again.toml"), "--json")
+    assert code == 0, err
+    if MPI.COMM_WORLD.rank == 0:
+        assert np.abs(np.array(json.loads(out)["tensor"]) - np.array(first["tensor"])).max() < 1e-12
+
+
+@pytest.mark.parametrize("target, message", [
+    ("folder", "is a folder; give the file to write"),
+    ("mesh file", "names its RVE mesh"),
+])
+def test_keep_mesh_refuses_a_folder_and_a_case_without_a_generated_mesh(tmp_path, capsys, target, message):
+    """A folder as the target, or an RVE read from a mesh file, is one line and writes nothing
+    (a folder target used to crash and leave a stray ``rve.msh`` in it)."""
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    text = RVE_TOML
+    if target == "mesh file":
+        text = RVE_TOML.replace('[rve.generate]\nkind = "laminate"\nfractions = [0.5, 0.5]\nnormal = 1\nh = 0.1\n',
+                                'mesh = "some.msh"\n')
+    code, _, err = run_main(capsys, "homogenize", write(tmp_path, text),
+                            "--keep-mesh", folder if target == "folder" else folder / "kept.msh")
+    assert code == 2
+    assert list(folder.iterdir()) == []
+    if MPI.COMM_WORLD.rank == 0:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("fe2: error: --keep-mesh") and message in lines[0], err
+
+
+def test_homogenize_finite_strain_reports_dP_dF(tmp_path, capsys):
+    """A finite-strain RVE's report is the tangent dP/dF at F = I by components of F (it was
+    labelled a conductivity tensor): for one Neo-Hooke material, the isotropic tensor
+    lambda d_ij d_kl + mu (d_ik d_jl + d_il d_jk) of its E and nu."""
+    text = (RVE_TOML.replace('"elasticity"', '"finite_strain"').replace("tag = 1\n", 'tag = 1\nlaw = "neo_hooke"\n')
+            .replace("tag = 2\nE = 10.0", 'tag = 2\nlaw = "neo_hooke"\nE = 1.0'))
+    code, out, err = run_main(capsys, "homogenize", write(tmp_path, text), "--json")
+    assert code == 0, err
+    if MPI.COMM_WORLD.rank != 0:
+        return
+    rep = json.loads(out)
+    assert rep["components"] == ["Fxx", "Fxy", "Fyx", "Fyy"] and "dP/dF" in rep["notation_note"]
+    lam, mu = 0.3 / (1.3 * 0.4), 1.0 / 2.6
+    d = np.eye(2)
+    ref = (lam * np.einsum("ij,kl->ijkl", d, d) + mu * (np.einsum("ik,jl->ijkl", d, d)
+                                                        + np.einsum("il,jk->ijkl", d, d))).reshape(4, 4)
+    assert np.abs(np.array(rep["tensor"]) - ref).max() < 1e-10
