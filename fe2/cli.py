@@ -286,10 +286,9 @@ def homogenize_report(cp, rve_file: str, notation: str) -> dict[str, Any]:
 def _cmd_homogenize(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
-    from fe2.io import config, factory
-
     from fe2.core.errors import ConfigError, on_root
     from fe2.core.paths import unwritable
+    from fe2.io import config, factory
 
     cfg = config.load_rve(args.rve)
     if args.boundary:

@@ -208,7 +208,10 @@ def plate_with_hole(comm, width: float = 1.0, height: float = 1.0, radius: float
 def inspect_msh(path: str | Path) -> tuple[int, dict[int, str], dict[int, str]]:
     """What a gmsh file holds, read on this process (not collective): its dimension (the
     highest dimension with elements), its physical groups on cells and on facets (tag ->
-    name, "" when unnamed). :class:`~fe2.core.errors.MeshError` when gmsh cannot read it."""
+    name, "" when unnamed). :class:`~fe2.core.errors.MeshError` when gmsh cannot read it,
+    when its cells are of more than one type (dolfinx reads one), when a 2D mesh does not
+    lie in the x-y plane (its z would be dropped) and when two boundary groups share a name
+    (a load on that name would land on one of them)."""
     with gmsh_session("inspect") as gmsh:
         try:
             gmsh.merge(str(path))
@@ -218,9 +221,26 @@ def inspect_msh(path: str | Path) -> tuple[int, dict[int, str], dict[int, str]]:
         if not dims:
             raise MeshError("holds no mesh elements")
         dim = max(dims)
+        types = gmsh.model.mesh.getElementTypes(dim)
+        if len(types) > 1:
+            names = ", ".join(gmsh.model.mesh.getElementProperties(t)[0] for t in types)
+            raise MeshError(f"mixes cell types ({names}); fe2 reads one cell type per mesh: mesh it with one "
+                            f"(e.g. all {'triangles' if dim == 2 else 'tetrahedra'})")
+        if dim == 2:
+            _, coords, _ = gmsh.model.mesh.getNodes()
+            xyz = np.asarray(coords, dtype=float).reshape(-1, 3)
+            if xyz.size and np.ptp(xyz[:, 2]) > 1e-12 * np.ptp(xyz, axis=0).max():
+                raise MeshError(f"is a 2D mesh that does not lie in an x-y plane (z from {xyz[:, 2].min():g} to "
+                                f"{xyz[:, 2].max():g}); fe2 reads a 2D mesh's x and y only: place it in the plane z = 0")
         groups = gmsh.model.getPhysicalGroups()
         cells = {t: gmsh.model.getPhysicalName(d, t) for d, t in groups if d == dim}
         facets = {t: gmsh.model.getPhysicalName(d, t) for d, t in groups if d == dim - 1}
+    seen: dict[str, int] = {}
+    for tag, name in sorted(facets.items()):
+        if name and name in seen:
+            raise MeshError(f"boundary physical groups {seen[name]} and {tag} are both named '{name}'; give each "
+                            "boundary its own name (a load or support on that name would land on one of them)")
+        seen[name] = tag
     return dim, cells, facets
 
 

@@ -162,3 +162,61 @@ def test_quadrilaterals_and_hexahedra_are_fully_integrated(cell, degree, points)
     error = comm.allreduce(float(np.abs(u - exact).max()), op=MPI.MAX)
     assert error < 1e-12
     p.destroy()
+
+
+def _square_msh(path: str, *, quads: bool = False, plane: str = "xy", duplicate: bool = False) -> None:
+    """A unit square meshed by gmsh on rank 0: half of it recombined into quadrilaterals
+    (``quads``: a mesh of two cell types), in the x-y or the x-z ``plane``, its left and right
+    edges as boundary groups (both named "side" if ``duplicate``)."""
+    from fe2.core.meshing import gmsh_session
+
+    if MPI.COMM_WORLD.rank != 0:
+        return
+    with gmsh_session("square", options={"Mesh.MeshSizeMax": 0.25}) as gmsh:
+        occ = gmsh.model.occ
+        left, right = occ.addRectangle(0, 0, 0, 0.5, 1), occ.addRectangle(0.5, 0, 0, 0.5, 1)
+        occ.fragment([(2, left)], [(2, right)])
+        if plane == "xz":
+            occ.rotate(occ.getEntities(2), 0, 0, 0, 1, 0, 0, np.pi / 2)
+        occ.synchronize()
+        gmsh.model.addPhysicalGroup(2, [s for _, s in gmsh.model.getEntities(2)], 1, name="body")
+        curves = {}
+        for _, c in gmsh.model.getEntities(1):
+            x0, _, _, x1, _, _ = gmsh.model.getBoundingBox(1, c)
+            if x1 < 1e-3:
+                curves["left"] = c
+            elif x0 > 1 - 1e-3:
+                curves["right"] = c
+        gmsh.model.addPhysicalGroup(1, [curves["left"]], 11, name="left")
+        gmsh.model.addPhysicalGroup(1, [curves["right"]], 12, name="right")
+        if quads:
+            gmsh.model.mesh.setRecombine(2, left)
+        gmsh.model.mesh.generate(2)
+        gmsh.write(path)
+    if duplicate:  # (gmsh keeps names unique; other tools write files like this)
+        text = open(path).read()
+        with open(path, "w") as fh:
+            fh.write(text.replace('1 11 "left"', '1 11 "side"').replace('1 12 "right"', '1 12 "side"'))
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("quads", r"mixes cell types \(Triangle 3, Quadrilateral 4\); fe2 reads one cell type per mesh"),
+    ("xz", r"is a 2D mesh that does not lie in an x-y plane \(z from 0 to 1\)"),
+    ("duplicate", r"boundary physical groups 11 and 12 are both named 'side'"),
+])
+def test_a_macro_mesh_fe2_would_misread_is_one_line_naming_the_file(tmp_path, kind, message):
+    """A mesh of two cell types (it ended in a bare AssertionError in dolfinx's reader), a 2D
+    mesh in the x-z plane (its z was dropped, and the run failed later with a non-finite
+    residual) and two boundaries of one name (a support landed on the last) are refused by
+    a MeshError naming the file, on every rank."""
+    from fe2.core.errors import MeshError
+
+    path = MPI.COMM_WORLD.bcast(str(tmp_path / f"{kind}.msh"), root=0)
+    _square_msh(path, quads=kind == "quads", plane="xz" if kind == "xz" else "xy", duplicate=kind == "duplicate")
+    MPI.COMM_WORLD.barrier()
+    with pytest.raises(MeshError, match=rf"macro mesh file '.*{kind}\.msh': {message}"):
+        macromesh.from_file(MPI.COMM_WORLD, path)
+    ok = MPI.COMM_WORLD.bcast(str(tmp_path / "ok.msh"), root=0)
+    _square_msh(ok)
+    MPI.COMM_WORLD.barrier()
+    assert macromesh.from_file(MPI.COMM_WORLD, ok).boundaries == {"left": 11, "right": 12}
