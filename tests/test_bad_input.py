@@ -138,6 +138,14 @@ CATALOGUE = [
      '\n[[macro.dirichlet]]\nboundary = "top"\ncomponent = "x"\nvalue = 0.01\n',
      "key 'macro.dirichlet': 'left' and 'top' both prescribe u_x at 1 node (0 and 0.01); a node takes one value per "
      "component, so prescribe that component on one of the two boundaries only, or the same value on both"),
+    ("generator key it does not use", [("h_hole = 0.15", "h_hole = 0.15\ndepth = 0.1")], "",
+     "key 'macro.mesh.depth' is not used by generator 'plate_with_hole' (its keys: width, height, thickness, "
+     "order, radius, h, h_hole); for a 3D plate give 'thickness'"),
+    ("generator key with a mesh file", [(MESH[0], MESH[1].replace("FILE", f"{ROOT}/meshes/circle_2d.msh"))], "",
+     f"key 'macro.mesh.h' is a generator's key; a mesh file ('file' = '{ROOT}/meshes/circle_2d.msh') takes no "
+     "other key"),
+    ("empty results folder", [('directory = "results/plate_with_hole"', 'directory = ""')], "",
+     "key 'output.directory' must not be empty (a folder path, relative to the working directory)"),
 ]
 
 

@@ -231,7 +231,8 @@ def inspect_msh(path: str | Path) -> tuple[int, dict[int, str], dict[int, str]]:
             xyz = np.asarray(coords, dtype=float).reshape(-1, 3)
             if xyz.size and np.ptp(xyz[:, 2]) > 1e-12 * np.ptp(xyz, axis=0).max():
                 raise MeshError(f"is a 2D mesh that does not lie in an x-y plane (z from {xyz[:, 2].min():g} to "
-                                f"{xyz[:, 2].max():g}); fe2 reads a 2D mesh's x and y only: place it in the plane z = 0")
+                                f"{xyz[:, 2].max():g}); fe2 reads a 2D mesh's x and y only: place it in the plane "
+                                "z = 0")
         groups = gmsh.model.getPhysicalGroups()
         cells = {t: gmsh.model.getPhysicalName(d, t) for d, t in groups if d == dim}
         facets = {t: gmsh.model.getPhysicalName(d, t) for d, t in groups if d == dim - 1}

@@ -149,6 +149,15 @@ class RVEConfig:
                      check=one_of(*ENGINES))
 
 
+#: the keys of ``[macro.mesh]`` each generator uses (a key it does not use is refused, not ignored)
+GENERATOR_KEYS = {
+    "plate_with_hole": ("width", "height", "thickness", "order", "radius", "h", "h_hole"),
+    "rectangle": ("width", "height", "h", "structured", "cells_y"),
+    "bar": ("width", "height", "h", "structured", "cells_y", "imperfection", "imperfection_width", "imperfection_at"),
+    "box": ("width", "height", "depth", "h", "structured", "cells_y", "cells_z"),
+}
+
+
 @dataclass(frozen=True)
 class MacroMeshConfig:
     """``[macro.mesh]``: the macro mesh, a file or a built-in generator."""
@@ -340,7 +349,9 @@ class SnapshotConfig:
 class OutputConfig:
     """``[output]``: results."""
 
-    directory: str = _f("results", doc="results folder (relative to the working directory)")
+    directory: str = _f("results", doc="results folder (relative to the working directory)",
+                        check=lambda v: None if v.strip() else "must not be empty (a folder path, relative to the "
+                                                               "working directory)")
     format: str = _f("xdmf", doc="field output: ``xdmf`` or ``none``", check=one_of("xdmf", "none"))
     checkpoint_every: int = _f(1, doc="write a checkpoint (``checkpoint/`` in the results folder: macro fields, "
                                       "path-following state and every RVE's committed state) every this many "

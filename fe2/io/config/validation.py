@@ -17,6 +17,7 @@ from fe2.core.errors import ConfigError
 from fe2.core.physics import PHYSICS
 from fe2.io.config.binding import Context, build, convert, read_toml
 from fe2.io.config.schema import (
+    GENERATOR_KEYS,
     SNAPSHOT_STEPS,
     CaseConfig,
     LoadingConfig,
@@ -177,6 +178,15 @@ def parse_case(data: dict, filename: str = "<memory>", base_dir: str = ".") -> C
     mm = cfg.macro.mesh
     if (mm.file is None) == (mm.generator is None):
         ctx.fail("macro.mesh", "needs exactly one of 'file' or 'generator'")
+    given = set((data.get("macro") or {}).get("mesh") or {}) - {"file", "generator"}
+    uses = set(GENERATOR_KEYS.get(mm.generator, ()))
+    for key in sorted(given - uses):
+        if mm.file is not None:
+            ctx.fail(f"macro.mesh.{key}", f"is a generator's key; a mesh file ('file' = '{mm.file}') takes no "
+                                          "other key")
+        hint = "; for a 3D plate give 'thickness'" if mm.generator == "plate_with_hole" and key == "depth" else ""
+        ctx.fail(f"macro.mesh.{key}", f"is not used by generator '{mm.generator}' (its keys: "
+                                      f"{', '.join(GENERATOR_KEYS[mm.generator])}){hint}")
     if mm.generator == "plate_with_hole" and not mm.radius < min(mm.width, mm.height):
         ctx.fail("macro.mesh.radius", f"must be smaller than width and height, got {mm.radius}")
     if cfg.macro.material not in ("rve", "homogenized") and cfg.macro.material not in cfg.rve.phases:
