@@ -327,6 +327,21 @@ def _key_value(cfg: CaseConfig, key: str) -> Any:
     return node
 
 
+def _earlier_restarts(comm: MPI.Comm, outdir: Path, ck: checkpoint.Checkpoint) -> list[dict[str, Any]]:
+    """The restarts of the run so far (collective): the checkpoint's, or those of the
+    folder's ``summary.json`` when it lists them and more (a restart that stopped before
+    writing a checkpoint of its own is only there)."""
+    def read() -> list[dict[str, Any]]:
+        try:
+            listed = json.loads((outdir / "summary.json").read_text()).get("restarts")
+        except (OSError, ValueError, AttributeError):
+            return ck.restarts
+        ok = isinstance(listed, list) and len(listed) > len(ck.restarts) and listed[:len(ck.restarts)] == ck.restarts
+        return listed if ok else ck.restarts
+
+    return on_root(comm, read)
+
+
 def _resume(cfg: CaseConfig, comm: MPI.Comm, problem: MacroProblem, folder: Path, summary: dict[str, Any],
             say: Callable[[str], None]) -> tuple[checkpoint.Checkpoint, tuple[dict[str, Any], np.ndarray]]:
     """Load checkpoint ``folder`` into ``problem`` (collective; its case was checked by
@@ -334,8 +349,9 @@ def _resume(cfg: CaseConfig, comm: MPI.Comm, problem: MacroProblem, folder: Path
     ck, fields = checkpoint.read(folder, comm, problem)
     problem.restore(fields, ck.work, ck.state["lam"])
     summary["steps"] = list(ck.steps)
-    summary["restarts"] = ck.restarts + [{"step": ck.step, "load_factor": ck.state["lam"], "ranks": comm.size,
-                                          "checkpoint_ranks": ck.ranks, "checkpoint": str(folder)}]
+    summary["restarts"] = _earlier_restarts(comm, folder.parent.parent, ck) + [
+        {"step": ck.step, "load_factor": ck.state["lam"], "ranks": comm.size, "checkpoint_ranks": ck.ranks,
+         "checkpoint": str(folder)}]
     say(f"  restart from {folder} (step {ck.step}, load factor {ck.state['lam']:.6g}, "
         f"written on {ck.ranks} rank{'s' if ck.ranks > 1 else ''})")
     return ck, (ck.state, fields["x_prev"])

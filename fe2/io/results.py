@@ -335,31 +335,39 @@ def parse_fields(path: Path) -> ET.ElementTree:
 
 
 def _continue_xdmf(path: Path, steps: int) -> None:
-    """Prepare ``fields.xdmf`` for a restart after step ``steps``: its data file becomes
-    ``fields.pJ.h5``, its time series keep their first ``steps`` stamps, and its mesh is
+    """Prepare ``fields.xdmf`` for a restart after step ``steps``: its time series keep
+    their first ``steps`` stamps, its data file becomes ``fields.pJ.h5`` and its mesh is
     renamed ``mesh_pJ`` with the stamps written so far pointing to it by name (dolfinx's
     new stamps point to the *first* mesh of the file, which :func:`_mesh_first` makes the
-    restarted run's)."""
+    restarted run's). A data file that no kept stamp uses (a restart that made no
+    progress: only its mesh) is removed with its mesh instead of becoming a segment."""
     tree = parse_fields(path)
     h5 = path.with_suffix(".h5")
+    domain = tree.getroot().find("Domain")
+    series = [g for g in domain.findall("Grid") if g.get("CollectionType") == "Temporal"]
+    for s in series:
+        for k, grid in enumerate(list(s.findall("Grid"))):
+            if k >= steps:
+                s.remove(grid)
+    meshes = [g for g in domain.findall("Grid") if g.get("GridType") == "Uniform"]
+    used = any(item.text and item.text.strip().startswith(h5.name + ":") for s in series for item in s.iter("DataItem"))
+    if not used:
+        if meshes:
+            domain.remove(meshes[0])
+        _write_xml(tree, path)
+        h5.unlink(missing_ok=True)
+        return
     j = 0
     while path.with_name(f"{path.stem}.p{j}.h5").exists():
         j += 1
     part = path.with_name(f"{path.stem}.p{j}.h5")
-    domain = tree.getroot().find("Domain")
     for item in domain.iter("DataItem"):
         if item.text and item.text.strip().startswith(h5.name + ":"):
             item.text = part.name + item.text.strip()[len(h5.name):]
-    meshes = [g for g in domain.findall("Grid") if g.get("GridType") == "Uniform"]
     name = f"mesh_p{j}"
     meshes[0].set("Name", name)
-    for series in domain.findall("Grid"):
-        if series.get("CollectionType") != "Temporal":
-            continue
-        for k, grid in enumerate(list(series.findall("Grid"))):
-            if k >= steps:
-                series.remove(grid)
-                continue
+    for s in series:
+        for grid in s.findall("Grid"):
             for inc in grid:
                 pointer = inc.get("xpointer")
                 if pointer and _FIRST_MESH in pointer:

@@ -325,3 +325,29 @@ def test_a_damaged_results_folder_is_one_line_or_recovered(tmp_path, kind, error
         with pytest.raises(ConfigError, match=error):
             run_case(case, MPI.COMM_SELF, tmp=run, restart=True)
         assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def test_a_restart_that_makes_no_progress_leaves_no_trace_but_its_line_in_summary(tmp_path):
+    """Killed after step 1; a restart stopped by its wall-clock limit before any step; a
+    second restart to the end. ``summary.json`` lists both restarts (it listed the last
+    only: the first wrote no checkpoint of its own), the fields of the steps are in one
+    earlier segment plus the last run's file (the stopped restart used to leave a segment
+    holding only its mesh), and the time series has every step once."""
+    from fe2 import twoscale
+    from fe2.core.errors import Interrupted
+    from fe2.io import config
+
+    case = plastic_case()
+    case["loading"]["steps"] = 3
+    case["output"]["format"] = "xdmf"
+    run = tmp_path / "run"
+    spawn(case, run, kill_after=1)
+    cfg = config.parse_case(json.loads(json.dumps(case)), "test-case")
+    with pytest.raises(Interrupted):
+        twoscale.run(cfg, MPI.COMM_SELF, output=str(run), verbose=False, restart=True, max_wall=1e-9)
+    assert sorted(p.name for p in run.glob("fields*.h5")) == ["fields.h5", "fields.p0.h5"]
+    res = run_case(case, MPI.COMM_SELF, tmp=run, restart=True)
+    assert [r["step"] for r in res.summary["restarts"]] == [1, 1]
+    assert [s["step"] for s in res.summary["steps"]] == [1, 2, 3]
+    assert sorted(p.name for p in run.glob("fields*.h5")) == ["fields.h5", "fields.p0.h5"]
+    assert [t for t, _ in xdmf_stamps(run / "fields.xdmf")] == [s["load_factor"] for s in res.summary["steps"]]
