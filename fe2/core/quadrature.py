@@ -17,8 +17,10 @@ import basix.ufl
 import numpy as np
 import ufl
 from dolfinx import fem
+from mpi4py import MPI
 
-__all__ = ["TENSOR_PRODUCT_CELLS", "QuadraturePoints", "default_degree", "geometry_degree"]
+__all__ = ["TENSOR_PRODUCT_CELLS", "QuadraturePoints", "default_degree", "effective_geometry_degree",
+           "geometry_degree"]
 
 
 #: cells whose Lagrange spaces are tensor products (Q_k)
@@ -42,6 +44,28 @@ def default_degree(degree: int, geometry_degree: int = 1, cell: str = "triangle"
 def geometry_degree(mesh: Any) -> int:
     """The polynomial degree of a mesh's coordinate element (2 for curved quadratic cells)."""
     return int(mesh.geometry.cmap.degree)
+
+
+def effective_geometry_degree(mesh: Any) -> int:
+    """The degree of a mesh's geometry as the quadrature should see it (collective on
+    ``mesh.comm``): :func:`geometry_degree`, but 1 when every cell of a higher-order mesh
+    is in fact straight (its higher-order nodes where the linear, or bilinear, map of its
+    vertices puts them, to 1e-10 of the cell's size: a tri6 or tet10 mesh of straight
+    cells), whose integrands are then those of the linear geometry."""
+    g = geometry_degree(mesh)
+    if g == 1:
+        return 1
+    cell = basix.CellType[mesh.topology.cell_name()]
+    cmap = basix.create_element(basix.ElementFamily.P, cell, g, basix.LagrangeVariant(mesh.geometry.cmap.variant))
+    linear = basix.create_element(basix.ElementFamily.P, cell, 1)
+    shape = linear.tabulate(0, cmap.points)[0, :, :, 0]  # (geometry nodes, vertices)
+    nodes = mesh.geometry.dofmap  # (cells, geometry nodes), in the coordinate element's order
+    X = mesh.geometry.x[nodes]  # (cells, nodes, 3)
+    straight = X[:, : shape.shape[1]]  # (the vertices come first)
+    predicted = np.einsum("nv,cvd->cnd", shape, straight)
+    size = np.ptp(X, axis=1).max(axis=1, initial=0.0) if X.size else np.zeros(0)
+    curved = bool(np.any(np.abs(predicted - X).max(axis=(1, 2), initial=0.0) > 1e-10 * size))
+    return g if mesh.comm.allreduce(curved, op=MPI.LOR) else 1
 
 
 class QuadraturePoints:

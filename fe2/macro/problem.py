@@ -43,7 +43,7 @@ from petsc4py import PETSc
 from fe2.core import linalg
 from fe2.core.errors import SolverError, collective
 from fe2.core.kinematics import gradient_size, measure, reference_gradient
-from fe2.core.quadrature import QuadraturePoints, default_degree, geometry_degree
+from fe2.core.quadrature import QuadraturePoints, default_degree, effective_geometry_degree
 from fe2.macro.formulations import GradientFormulation, LocalFormulation
 from fe2.macro.loads import Amplitude, Dirichlet, Traction, scale
 from fe2.macro.mesh import MacroMesh
@@ -105,7 +105,7 @@ class MacroProblem:
             raise ValueError("a volumetric heat source needs a scalar (conduction) material")
         if material.size != n:
             raise ValueError(f"material size {material.size} does not match macro strain size {n}")
-        self.quadrature = qp = QuadraturePoints(mesh, default_degree(degree, geometry_degree(mesh),
+        self.quadrature = qp = QuadraturePoints(mesh, default_degree(degree, effective_geometry_degree(mesh),
                                                                           mesh.topology.cell_name())
                                                 if quadrature_degree is None else quadrature_degree)
         self.quadrature_degree = qp.degree

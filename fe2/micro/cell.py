@@ -46,7 +46,7 @@ from fe2.core import linalg
 from fe2.core import physics as physics_registry
 from fe2.core.errors import MeshError, SolverError
 from fe2.core.kinematics import measure
-from fe2.core.quadrature import QuadraturePoints, default_degree, geometry_degree
+from fe2.core.quadrature import QuadraturePoints, default_degree, effective_geometry_degree
 from fe2.materials.base import PointMaterial
 from fe2.micro.boundary import BOUNDARY_CONDITIONS, cell_constraint
 from fe2.micro.phases import Phase
@@ -145,7 +145,8 @@ class CellProblem(PointMaterial):
         w, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         C = self.tensor
         self.E = fem.Constant(mesh, np.zeros(n))
-        self.quadrature_degree = q = (default_degree(degree, geometry_degree(mesh), mesh.topology.cell_name())
+        self.quadrature_degree = q = (default_degree(degree, effective_geometry_degree(mesh),
+                                                     mesh.topology.cell_name())
                                       if quadrature_degree is None else quadrature_degree)
         dx = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": q})
         self._a = fem.form(ufl.inner(ufl.dot(C, G(w)), G(v)) * dx)
