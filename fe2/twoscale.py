@@ -16,6 +16,7 @@ import hashlib
 import json
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -294,6 +295,15 @@ def _latest_checkpoint(comm: MPI.Comm, outdir: Path) -> Path:
     return folder
 
 
+def _unused_amplitudes(cfg: CaseConfig) -> list[str]:
+    """A warning for each ``[loading.amplitudes]`` table that no load follows."""
+    m = cfg.macro
+    used = {e.amplitude for e in (*m.dirichlet, *m.traction, *m.flux)} | {m.source_amplitude}
+    return [f"{cfg.source}: key 'loading.amplitudes.{name}': no load follows this amplitude (loads without "
+            "'amplitude' are scaled by the load factor t); name it in a load's 'amplitude', or remove it"
+            for name in (cfg.loading.amplitudes or {}) if name not in used]
+
+
 def input_hashes(cfg: CaseConfig) -> dict[str, str]:
     """SHA-256 of the case's input mesh files by key (``rve.mesh``, ``macro.mesh.file``; a
     generated mesh has none: its parameters are in the case). Not collective."""
@@ -425,9 +435,14 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
             if folder is not None:
                 ck, resume = _resume(cfg, comm, problem, folder, summary, say)
                 saved = ck.step
-            snapshots = Snapshots(cfg.output.rve_snapshots, problem, outdir, cfg.source)
+            planned = None if cfg.loading.control == "dissipation" else len(pathfollowing.load_factors(cfg.loading))
+            snapshots = Snapshots(cfg.output.rve_snapshots, problem, outdir, cfg.source, planned)
             if snapshots.specs:
                 say(f"  RVE snapshots -> {snapshots.describe()}")
+            summary["warnings"] = _unused_amplitudes(cfg) + snapshots.warnings
+            for line in summary["warnings"]:
+                if comm.rank == 0:
+                    print(f"fe2: warning: {line}", file=sys.stderr, flush=True)
             _prepare_folder(comm, outdir, Path(stage), cfg.rve.mesh is None, overwrite and not restart)
         writer = ResultsWriter(outdir, problem.mesh, write_fields=cfg.output.format == "xdmf",
                                resume=saved if restart else None, kinematics=problem.kinematics,

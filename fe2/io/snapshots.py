@@ -63,7 +63,9 @@ class Snapshots:
     naming ``source`` and the key otherwise); :meth:`write` after every converged step."""
 
     def __init__(self, specs: Sequence[SnapshotConfig], problem: MacroProblem, outdir: str | Path,
-                 source: str) -> None:
+                 source: str, planned: int | None = None) -> None:
+        """``planned``: the number of steps the run plans (None: not known in advance), for
+        the warning about snapshot steps beyond it."""
         self.specs = tuple(specs)
         self.problem = problem
         self.comm: MPI.Comm = problem.comm
@@ -85,6 +87,8 @@ class Snapshots:
                                   + (f"it has {', '.join(known)}" if known else "its phases have none: they are "
                                      "elastic") + "); give 'point' instead")
         self._scale = 1.0
+        #: what looks like a mistake but runs (one line each, naming the key)
+        self.warnings: list[str] = []
         if self.specs:
             x = problem.mesh.geometry.x[:, :problem.gdim]
             lo = x.min(axis=0) if x.size else np.full(problem.gdim, np.inf)
@@ -92,6 +96,27 @@ class Snapshots:
             self.comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)
             self.comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
             self._scale = float(np.max(hi - lo)) or 1.0
+        coords = problem.point_coordinates() if self.specs else None
+        for i, spec in enumerate(self.specs):
+            if spec.point is None:
+                continue
+            d = np.linalg.norm(coords - np.asarray(spec.point, dtype=float), axis=1)
+            near = self.comm.allreduce(float(d.min()) if d.size else np.inf, op=MPI.MIN)
+            if near > self.FAR * self._scale:
+                self.warnings.append(f"{source}: key 'output.rve_snapshots[{i}].point' = {list(spec.point)} lies "
+                                     f"{near:.3g} from the nearest macro quadrature point (the mesh spans "
+                                     f"{self._scale:.3g}): the snapshot shows that point")
+        if planned is not None:
+            for i, spec in enumerate(self.specs):
+                later = [k for k in (() if isinstance(spec.steps, str) else spec.steps) if k > planned]
+                if later:
+                    self.warnings.append(f"{source}: key 'output.rve_snapshots[{i}].steps': step"
+                                         f"{'s' if len(later) > 1 else ''} {', '.join(map(str, later))} lie"
+                                         f"{'' if len(later) > 1 else 's'} beyond the {planned} steps the run plans "
+                                         "(written only if steps are cut back)")
+
+    #: a snapshot point farther than this times the mesh's extent from every macro point is warned about
+    FAR = 0.25
 
     def describe(self) -> str:
         """One line: each snapshot's files, point and steps."""

@@ -325,3 +325,33 @@ def test_a_snapshot_that_cannot_be_written_ends_every_rank_and_keeps_the_steps(t
         assert (out / "fields.xdmf").exists()
     else:
         assert err == ""
+
+
+def test_what_looks_like_a_mistake_but_runs_is_warned_about(tmp_path, capsys):
+    """A snapshot point far outside the macro mesh, snapshot steps beyond the planned ones
+    and an amplitude table that no load follows run, each with one warning line (stderr,
+    rank 0) that names the key, also kept in summary.json's ``warnings``; a case without
+    them has none. On 1 and 2 ranks."""
+    from helpers import plastic_plate_case
+
+    case = plastic_plate_case("warnings")
+    case["loading"]["steps"] = 2
+    case["rve"]["phases"]["matrix"] = {"law": "elastic", "tag": 1, "E": 1.0, "nu": 0.3}
+    out = Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0))
+    res = run(case, tmp=out / "clean")
+    assert res.summary["warnings"] == []
+    case["output"]["rve_snapshots"] = [{"name": "far", "point": [5.0, 5.0]},
+                                       {"name": "late", "point": [0.9, 0.9], "steps": [1, 9]}]
+    case["loading"]["amplitudes"] = {"unused": [[0.0, 0.0], [1.0, 1.0]]}
+    res = run(case, tmp=out / "warned")
+    w = res.summary["warnings"]
+    assert len(w) == 3, w
+    assert re.search(r"key 'loading\.amplitudes\.unused': no load follows this amplitude", w[0])
+    far = re.search(r"key 'output\.rve_snapshots\[0\]\.point' = \[5\.0, 5\.0\] lies ([0-9.]+) from the nearest", w[1])
+    assert far and 5.0 < float(far.group(1)) < 5.0 * np.sqrt(2)  # (the plate is [0, 1]^2 minus the hole)
+    assert "key 'output.rve_snapshots[1].steps': step 9 lies beyond the 2 steps the run plans" in w[2]
+    err = capsys.readouterr().err
+    if MPI.COMM_WORLD.rank == 0:
+        assert [line for line in err.splitlines() if line.startswith("fe2: warning: ")] == \
+            [f"fe2: warning: {line}" for line in w]
+    assert json.loads((out / "warned" / "summary.json").read_text())["warnings"] == w
