@@ -27,6 +27,9 @@ class SolverError(Fe2Error):
     material; the macro problem turns it into the macro cell and quadrature point)."""
 
     point: int | None = None
+    #: this rank only learned of the failure from another rank, whose own error says more
+    #: (:func:`collective` raises that one on all ranks)
+    secondary: bool = False
 
 
 class Interrupted(Fe2Error):
@@ -46,8 +49,9 @@ def point_failure(point: int, reason: str) -> SolverError:
 
 def collective(comm, fn, *args, **kwargs):
     """Call ``fn`` on every rank of ``comm``; if it raises an :class:`Fe2Error` on any
-    rank, raise that error (the lowest failing rank's) on all ranks, so that no rank is
-    left waiting in a later collective call. A file-system error (``OSError``: a folder that
+    rank, raise that error (the lowest failing rank's, passing over errors that only echo
+    another rank's: ``secondary``) on all ranks, so that no rank is left waiting in a later
+    collective call. A file-system error (``OSError``: a folder that
     cannot be made, a full disk) counts as an :class:`Fe2Error` naming the path. Collective
     on ``comm``."""
     result, err = None, None
@@ -57,13 +61,14 @@ def collective(comm, fn, *args, **kwargs):
         err = e
     except OSError as e:
         err = Fe2Error(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else f"file system error: {e}")
-    errors = comm.allgather(None if err is None else (type(err).__name__, str(err)))
-    for item in errors:
-        if item is not None:
-            if err is not None:
-                raise err
-            cls = {c.__name__: c for c in (Fe2Error, ConfigError, MeshError, SolverError, Interrupted)}[item[0]]
-            raise cls(item[1])
+    errors = comm.allgather(None if err is None else (type(err).__name__, str(err), getattr(err, "secondary", False)))
+    failed = [item for item in errors if item is not None]
+    if failed:
+        first = next((item for item in failed if not item[2]), failed[0])  # (a rank's own error before an echo)
+        if err is not None and str(err) == first[1]:
+            raise err
+        cls = {c.__name__: c for c in (Fe2Error, ConfigError, MeshError, SolverError, Interrupted)}[first[0]]
+        raise cls(first[1])
     return result
 
 

@@ -134,7 +134,9 @@ class MacroProblem:
         self.num_owned_points = qp.num_points
         self.num_points_global = self.comm.allreduce(self.num_owned_points, op=MPI.SUM)
         self.point_volumes = qp.volumes
-        self._coordinates: np.ndarray | None = None
+        # (made here, where every rank is: compiling the expression is collective in dolfinx's JIT,
+        # and a failed RVE on one rank names its point by them)
+        self._coordinates = qp.evaluate(qp.expression(ufl.SpatialCoordinate(mesh)), gdim)
 
         # --- boundary conditions ----------------------------------------------------------
         fdim = mesh.topology.dim - 1
@@ -215,12 +217,14 @@ class MacroProblem:
         self.x_committed = self.x.x.petsc_vec.copy()
         self.f_int_committed = self.x_committed.duplicate()
         self.f_int_committed.set(0.0)
-        cell_index = mesh.topology.index_map(mesh.topology.dim).local_to_global(qp.cells)
+        # (the mesh file's or generator's cell numbers: the same on any number of ranks)
+        cell_index = np.asarray(mesh.topology.original_cell_index, dtype=np.int64)[qp.cells]
         self._labels = np.stack([np.repeat(cell_index, self.num_points_per_cell),
                                  np.tile(np.arange(self.num_points_per_cell), self.num_owned_cells)], axis=1)
 
     def point_labels(self) -> np.ndarray:
-        """``(N_owned, 2)``: global cell index and quadrature point number of each owned
+        """``(N_owned, 2)``: original cell index (the mesh file's or generator's numbering,
+        the same on any number of ranks) and quadrature point number of each owned
         material point, in the order the material sees them (not collective)."""
         return self._labels
 
@@ -295,10 +299,7 @@ class MacroProblem:
 
     def point_coordinates(self) -> np.ndarray:
         """Coordinates of the owned quadrature points, ``(N_owned, gdim)``, in
-        :meth:`point_labels` order (not collective; compiled on first use)."""
-        if self._coordinates is None:
-            expr = self.quadrature.expression(ufl.SpatialCoordinate(self.mesh))
-            self._coordinates = self.quadrature.evaluate(expr, self.gdim)
+        :meth:`point_labels` order (not collective)."""
         return self._coordinates
 
     def _evaluate_material(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -308,7 +309,10 @@ class MacroProblem:
             if err.point is None:
                 raise
             cell, q = self._labels[err.point]
-            raise SolverError(f"{err} [macro cell {cell}, quadrature point {q}, rank {self.comm.rank}]") from None
+            x = ", ".join(f"{v:.6g}" for v in self.point_coordinates()[err.point])
+            reason = str(err).removeprefix(f"RVE at macro point {err.point}: ")
+            raise SolverError(f"RVE at the macro point ({x}) (cell {cell} of the macro mesh, quadrature point {q}): "
+                              f"{reason}") from None
 
     def update_material(self, report: NewtonReport | None = None) -> None:
         """Evaluate the material at all owned points and fill stress/tangent (collective:

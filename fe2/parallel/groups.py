@@ -101,8 +101,10 @@ class GroupMaterial(PointMaterial):
             if rows.start <= err.point < rows.stop:
                 raise point_failure(err.point - rows.start, reason) from None
             owner = int(np.searchsorted(np.cumsum(self.counts), err.point, side="right"))
-            raise SolverError(f"RVE of a macro point of rank {owner} of this rank's group of {self.comm.size}: "
-                              f"{reason}") from None
+            echo = SolverError(f"RVE of a macro point of rank {owner} of this rank's group of {self.comm.size}: "
+                               f"{reason}")
+            echo.secondary = True  # (the owner's error names the point)
+            raise echo from None
 
     # --- PointMaterial ------------------------------------------------------------------------
     def evaluate(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

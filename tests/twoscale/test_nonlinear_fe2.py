@@ -2,6 +2,8 @@
 quadratically, failed steps are cut back, and 1 and 2 ranks agree."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +216,55 @@ def test_batched_engine_equals_the_reference_path_on_1_and_2_ranks(tmp_path, sch
     xs, us = gathered_field(new_p.problem.u, MPI.COMM_WORLD)
     xr, ur = gathered_field(ref.problem.u, MPI.COMM_SELF)
     assert np.array_equal(xs, xr) and relmax(us, ur) < 1e-10
+
+
+class FailsAtTheLargestStrain(PointMaterial):
+    """Wraps a macro material: the one macro point of the largest strain (over all ranks of
+    ``comm``) fails, like a diverged RVE would."""
+
+    def __init__(self, inner, comm):
+        self.inner, self.comm = inner, comm
+        self.size, self.kinematics = inner.size, getattr(inner, "kinematics", "small")
+
+    def evaluate(self, E):
+        from fe2.core.errors import point_failure
+
+        answer = self.inner.evaluate(E)  # (collective where the RVEs are balanced over the ranks)
+        norms = np.linalg.norm(E, axis=1)
+        top = self.comm.allreduce(float(norms.max()) if norms.size else -1.0, op=MPI.MAX)
+        if top > 0 and norms.size and norms.max() == top:
+            raise point_failure(int(norms.argmax()), "fails here (test)")
+        return answer
+
+    def commit(self):
+        self.inner.commit()
+
+    def revert(self):
+        self.inner.revert()
+
+
+def test_an_rve_failure_is_named_alike_on_any_number_of_ranks(tmp_path, monkeypatch):
+    """The message of a failed RVE names its macro point by coordinates, the macro mesh's own
+    cell number and the quadrature point (it named a partition-dependent cell number and the
+    rank): one rank alone and all ranks together say the same."""
+    from helpers import plastic_plate_case
+
+    data = plastic_plate_case("failure message")
+    data["loading"] = {"steps": 1, "min_step": 0.5}
+    data["rve"]["phases"]["matrix"] = {"law": "elastic", "tag": 1, "E": 1.0, "nu": 0.3}
+    original = twoscale.choose_material
+    messages = []
+    world = MPI.COMM_WORLD
+    for comm in (MPI.COMM_SELF, world) if world.size > 1 else (world,):
+        def choose(cfg, rve, c, comm=comm):
+            mat, note = original(cfg, rve, c)
+            return FailsAtTheLargestStrain(mat, comm), note
+
+        monkeypatch.setattr(twoscale, "choose_material", choose)
+        with pytest.raises(SolverError) as err:
+            run(data, comm, tmp=Path(comm.bcast(str(tmp_path / f"n{comm.size}"), root=0)))
+        messages.append(str(err.value).split("; ")[0])
+    assert re.search(r"RVE at the macro point \(-?[0-9.e-]+, [0-9.e-]+\) \(cell \d+ of the macro mesh, quadrature "
+                     r"point 0\): fails here \(test\)", messages[0]), messages[0]
+    assert "rank" not in messages[0]
+    assert len(set(messages)) == 1, messages
