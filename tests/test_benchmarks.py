@@ -19,7 +19,7 @@ AS_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 QUICK = {"ranks_per_rve.py": ("rpr.json", AS_ROOT), "mesh_objectivity.py": ("mo.json", {}),
          "rve_throughput.py": ("bench.json", {}), "load_balance.py": ("lb.json", AS_ROOT),
          "micro_engine.py": ("me.json", {}), "fe2_vs_dns.py": ("dns.json", {}), "factorisers.py": ("f.json", {}),
-         "kernels.py": ("k.json", {})}
+         "kernels.py": ("k.json", {}), "examples.py": ("ex.json", {})}
 
 
 def run_quick(script: str, out, **env: str) -> dict:
@@ -344,3 +344,12 @@ def test_kernels_quick_writes_consistent_json(quick):
     ccold, cwarm = once["cffi"]["cold"]["best"], once["cffi"]["warm"]["best"]
     assert ccold["compile_s"] > 0 and ccold["module_bytes"] > 0 and cwarm["import_module_s"] > 0
     assert "-ffast-math" not in data["config"]["cflags"]
+
+
+def test_examples_quick_writes_consistent_json(quick):
+    data, _ = quick("examples.py")
+    assert data["complete"] and list(data["examples"]) == ["plate_with_hole"]
+    run = data["examples"]["plate_with_hole"]
+    assert run["status"] == "completed" and run["steps"] == 4
+    # the process's wall time includes the run's own (set-up and steps) and its start-up
+    assert run["median_wall_s"] == run["wall_s"][0] > run["run_wall_s"][0] > 0
