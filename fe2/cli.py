@@ -533,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     prints its traceback and ends every rank (status 4)."""
     from mpi4py import MPI
 
-    from fe2.core.errors import Fe2Error, Interrupted, SolverError
+    from fe2.core.errors import Fe2Error, Interrupted, RankFailed, SolverError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -558,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(reference_markdown())
             return 0
     except Fe2Error as err:
+        if isinstance(err, RankFailed):  # another rank's bug: it prints its traceback and ends every rank
+            print(f"fe2: error: [rank {world.rank}] {err}", file=sys.stderr, flush=True)
+            _abort(world, EXIT_BUG)
         if isinstance(err, Interrupted):
             code = EXIT_INTERRUPTED
             restart = (f"; continue with: {f'mpirun -n {world.size} ' if world.size > 1 else ''}"

@@ -28,7 +28,7 @@ import numpy as np
 from mpi4py import MPI
 
 from fe2.core import linalg
-from fe2.core.errors import ConfigError, Fe2Error, Interrupted, SolverError, on_root
+from fe2.core.errors import ConfigError, Fe2Error, Interrupted, RankFailed, SolverError, on_root
 from fe2.core.stopping import StopRequest
 from fe2.core.tensors import mandel_to_voigt_stiffness
 from fe2.io import checkpoint, factory, results
@@ -489,6 +489,9 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                                      "no step had converged, so there is nothing to continue from"))
             stopped.results, stopped.restartable = outdir, bool(saved)
             raise stopped from None
+        except RankFailed:  # another rank's bug: that rank may be gone, so no collective call may follow
+            status = "crashed"
+            raise
         except Fe2Error:  # raised on every rank together
             status = "failed"
             raise

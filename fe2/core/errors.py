@@ -4,8 +4,8 @@ The command line prints ``fe2: error: <message>`` for these and exits non-zero, 
 traceback. Anything else is a bug and keeps its traceback.
 """
 
-__all__ = ["ConfigError", "Fe2Error", "Interrupted", "MeshError", "SolverError", "collective", "on_root",
-           "point_failure"]
+__all__ = ["ConfigError", "Fe2Error", "Interrupted", "MeshError", "RankFailed", "SolverError", "collective",
+           "on_root", "point_failure"]
 
 
 class Fe2Error(Exception):
@@ -47,13 +47,22 @@ def point_failure(point: int, reason: str) -> SolverError:
     return err
 
 
+class RankFailed(Fe2Error):
+    """Raised on the other ranks when one rank hit an internal error (a bug, or a library's
+    error fe2 does not expect) inside a :func:`collective` call: that rank raises its own
+    exception, with its traceback; the others end with this one instead of waiting."""
+
+    secondary = True
+
+
 def collective(comm, fn, *args, **kwargs):
     """Call ``fn`` on every rank of ``comm``; if it raises an :class:`Fe2Error` on any
     rank, raise that error (the lowest failing rank's, passing over errors that only echo
     another rank's: ``secondary``) on all ranks, so that no rank is left waiting in a later
-    collective call. A file-system error (``OSError``: a folder that
-    cannot be made, a full disk) counts as an :class:`Fe2Error` naming the path. Collective
-    on ``comm``."""
+    collective call. A file-system error (``OSError``: a folder that cannot be made, a full
+    disk) counts as an :class:`Fe2Error` naming the path. Any other exception (a bug) is
+    raised again on its rank, with its traceback, and as :class:`RankFailed` naming that
+    rank and the exception on the others. Collective on ``comm``."""
     result, err = None, None
     try:
         result = fn(*args, **kwargs)
@@ -61,15 +70,26 @@ def collective(comm, fn, *args, **kwargs):
         err = e
     except OSError as e:
         err = Fe2Error(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else f"file system error: {e}")
-    errors = comm.allgather(None if err is None else (type(err).__name__, str(err), getattr(err, "secondary", False)))
-    failed = [item for item in errors if item is not None]
-    if failed:
-        first = next((item for item in failed if not item[2]), failed[0])  # (a rank's own error before an echo)
-        if err is not None and str(err) == first[1]:
-            raise err
-        cls = {c.__name__: c for c in (Fe2Error, ConfigError, MeshError, SolverError, Interrupted)}[first[0]]
-        raise cls(first[1])
-    return result
+    except Exception as e:  # noqa: BLE001 - a bug on this rank: every rank must hear of it
+        err = e
+    mine = None if err is None else (type(err).__name__, str(err), getattr(err, "secondary", False),
+                                     isinstance(err, Fe2Error))
+    errors = comm.allgather(mine)
+    failed = [(rank, item) for rank, item in enumerate(errors) if item is not None]
+    if not failed:
+        return result
+    if err is not None and not isinstance(err, Fe2Error):
+        raise err
+    own = [(r, e) for r, e in failed if e[3] and not e[2]]  # errors that say what went wrong, not echoes
+    bugs = [(r, e) for r, e in failed if not e[3]]
+    rank, (name, message, _, _) = (own or bugs or failed)[0]
+    if isinstance(err, Fe2Error) and str(err) == message:
+        raise err
+    if (own or bugs or failed)[0] in bugs:
+        raise RankFailed(f"rank {rank} of {comm.size} failed with an internal error ({name}: {message}); see its "
+                         "traceback")
+    cls = {c.__name__: c for c in (Fe2Error, ConfigError, MeshError, SolverError, Interrupted, RankFailed)}[name]
+    raise cls(message)
 
 
 def on_root(comm, fn, *args, **kwargs):

@@ -23,7 +23,9 @@ trial state, commits and reverts it and will checkpoint it; a worker rank only c
 A point's answer does not depend on which rank evaluated it or with which other points
 (every point's micro Newton is independent), so results on 1 and 2 ranks agree to
 rounding. A micro solve that fails on a worker is reported by its home rank, for its own
-point, like any other failure (the exchange itself always completes). The balancer serves
+point, like any other failure (the exchange itself always completes); any other exception
+in an evaluation (a bug) is raised on its rank after the exchange, and the other ranks raise
+:class:`~fe2.core.errors.RankFailed` naming it, so that none is left waiting. The balancer serves
 any engine through the contract of :mod:`fe2.micro.engines.base`.
 """
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from mpi4py import MPI
@@ -40,6 +42,14 @@ if TYPE_CHECKING:
     from fe2.micro.engines.base import EngineAnswer, MicroEngine, PointBatch
 
 __all__ = ["LoadBalancer", "assign"]
+
+
+class _Failed(NamedTuple):
+    """What a rank sends in the answers' exchange instead of answers when its evaluation
+    raised (the exchange still completes, so no rank is left waiting in it)."""
+
+    name: str
+    message: str
 
 
 def assign(costs: Sequence[np.ndarray], tolerance: float = 0.02) -> list[np.ndarray]:
@@ -117,21 +127,33 @@ class LoadBalancer:
         # one batch: the kept points, then the received ones by source rank
         parts = [(rank, keep, batch.take(keep))]
         parts += [(src, *msg) for src, msg in enumerate(received) if msg is not None]
-        out = engine.evaluate(type(batch).join([p[2] for p in parts]))
-        self.stats["seconds"] += out.counters.get("seconds", 0.0)
-        # answers back home
         replies: list = [None] * comm.size
-        mine = None
-        start = 0
-        for src, sel, _ in parts:
-            ans = (sel, out.take(slice(start, start + sel.size)))
-            if src == rank:
-                mine = ans
-            else:
-                replies[src] = ans
-                self.stats["moved"] += sel.size
-            start += sel.size
+        mine, error = None, None
+        try:
+            out = engine.evaluate(type(batch).join([p[2] for p in parts]))
+            self.stats["seconds"] += out.counters.get("seconds", 0.0)
+            start = 0
+            for src, sel, _ in parts:  # answers back home
+                ans = (sel, out.take(slice(start, start + sel.size)))
+                if src == rank:
+                    mine = ans
+                else:
+                    replies[src] = ans
+                    self.stats["moved"] += sel.size
+                start += sel.size
+        except Exception as err:  # noqa: BLE001 - the exchange must complete: the others wait in it
+            error = err  # (every rank learns of it in the exchange it takes part in anyway)
+            replies = [_Failed(type(err).__name__, str(err))] * comm.size
         back = comm.alltoall(replies)
+        if error is not None:
+            raise error
+        failed = next(((w, a) for w, a in enumerate(back) if isinstance(a, _Failed)), None)
+        if failed is not None:
+            from fe2.core.errors import RankFailed
+
+            worker, what = failed
+            raise RankFailed(f"rank {worker} of {comm.size} failed while evaluating RVEs, some of them this "
+                             f"rank's ({what.name}: {what.message})")
         # this rank's points in home order
         home = type(out).empty(batch, out.flux.shape[1])
         home.counters = out.counters
