@@ -20,8 +20,9 @@ Subpackages, one concept each (see README.md, "Layout"):
 - :mod:`fe2.cli`        the ``fe2`` command line
 """
 
-from fe2.core.environment import reproducible_partitions
+from fe2.core.environment import kernel_cache, reproducible_partitions
 
 __version__ = "0.1.0"
 reproducible_partitions()  # the same mesh partition in every run (see the function)
+kernel_cache()  # the compiled kernels' cache, before dolfinx imports numba (see the function)
 __all__ = ["__version__"]

@@ -16,9 +16,11 @@ import importlib.metadata
 import os
 import platform
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
-__all__ = ["FACTORISERS", "PACKAGES", "PARTITIONER_THREADS", "factorisers", "missing", "report",
+__all__ = ["FACTORISERS", "PACKAGES", "PARTITIONER_THREADS", "factorisers", "kernel_cache", "missing", "report",
            "reproducible_partitions", "text"]
 
 #: Python packages: name -> what fe2 needs it for (``None``: required)
@@ -50,6 +52,39 @@ def reproducible_partitions() -> None:
     partitions (setting it after importing dolfinx works), so this must run before the first
     mesh is made: importing :mod:`fe2` does it."""
     os.environ.setdefault(PARTITIONER_THREADS, "1")
+
+
+def _private(folder: Path) -> bool:
+    """Make ``folder`` (mode 0700) and tell whether it is this user's alone: owned by them,
+    writable, not writable by group or others (numba's cache index is a pickle: a folder
+    another user can write would let them run code in fe2)."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = folder.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022 and os.access(folder, os.W_OK)
+
+
+def kernel_cache() -> str | None:
+    """Point numba's on-disk cache of the compiled kernels (:mod:`fe2.kernels`) at
+    ``$FE2_KERNEL_CACHE``, else ``~/.cache/fe2/numba``; where that cannot be written (a
+    read-only home on a cluster) or is not the user's alone, a new private temporary
+    folder. Left alone when ``$NUMBA_CACHE_DIR`` is set or the kernels are off
+    (``FE2_KERNELS=numpy``). Numba reads the variable once, when it is first imported, and
+    dolfinx imports it: so importing :mod:`fe2` calls this first (numba's cache would be the
+    source tree's ``__pycache__`` otherwise, shared by everyone who can write there).
+    Returns the folder (None: left alone)."""
+    if "NUMBA_CACHE_DIR" in os.environ or os.environ.get("FE2_KERNELS", "compiled") == "numpy":
+        return None
+    base = os.environ.get("FE2_KERNEL_CACHE")
+    if not base:
+        home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = str(Path(home) / "fe2" / "numba")
+    if not _private(Path(base)):
+        base = tempfile.mkdtemp(prefix="fe2-numba-")
+    os.environ["NUMBA_CACHE_DIR"] = base
+    return base
 
 
 def _version(name: str) -> str | None:

@@ -10,8 +10,9 @@ tests compare the kernels against (to 1e-12); the code that uses a kernel asks
 
 Kernels are compiled on first use and cached on disk (numba's cache, in
 ``$FE2_KERNEL_CACHE``, default ``~/.cache/fe2/numba``, a folder that must be the user's
-alone, or else a new private temporary one; ``$NUMBA_CACHE_DIR`` if set), so a warm run
-loads them in a fraction of a second. ``FE2_KERNELS=numpy`` turns them off
+alone, or else a new private temporary one; ``$NUMBA_CACHE_DIR`` if set: see
+:func:`fe2.core.environment.kernel_cache`, which importing :mod:`fe2` calls before dolfinx
+imports numba), so a warm run loads them in a fraction of a second. ``FE2_KERNELS=numpy`` turns them off
 (every law then runs its numpy version); without numba installed they are off too.
 """
 
@@ -19,39 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+
+from fe2.core.environment import kernel_cache
 
 __all__ = ["enabled", "jit", "numpy_only"]
 
 
-def _private(folder: Path) -> bool:
-    """Make ``folder`` (mode 0700) and tell whether it is this user's alone: owned by them,
-    writable, not writable by group or others (numba's cache index is a pickle: a folder
-    another user can write would let them run code in fe2)."""
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = folder.stat()
-    except OSError:
-        return False
-    return st.st_uid == os.getuid() and not st.st_mode & 0o022 and os.access(folder, os.W_OK)
-
-
-def _cache_dir() -> str:
-    """``$FE2_KERNEL_CACHE``, else ``~/.cache/fe2/numba``; where that cannot be written (a
-    read-only home on a cluster) or is not the user's alone, a new private temporary folder."""
-    base = os.environ.get("FE2_KERNEL_CACHE")
-    if not base:
-        home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        base = str(Path(home) / "fe2" / "numba")
-    if _private(Path(base)):
-        return base
-    return tempfile.mkdtemp(prefix="fe2-numba-")
-
-
-if "NUMBA_CACHE_DIR" not in os.environ and os.environ.get("FE2_KERNELS", "compiled") != "numpy":
-    os.environ["NUMBA_CACHE_DIR"] = _cache_dir()
+kernel_cache()  # (importing fe2 did it already, before dolfinx imported numba; here for direct use)
 
 try:  # numba is optional: without it every kernel runs its numpy reference
     import numba
