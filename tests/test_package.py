@@ -124,7 +124,8 @@ def test_the_engines_know_the_description_not_the_templates():
     templates = {"fe2.micro.nonlinear", "fe2.micro.cell"}
     for m in (m for m in graph if m.startswith("fe2.micro.engines")):
         assert not graph[m] & templates, (m, graph[m] & templates)
-    assert graph["fe2.parallel.balance"] <= {"fe2.micro.engines.base"}
+    # (besides the core: its errors)
+    assert {m for m in graph["fe2.parallel.balance"] if not m.startswith("fe2.core.")} <= {"fe2.micro.engines.base"}
 
 
 def test_no_test_module_imports_another():
