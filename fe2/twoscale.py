@@ -472,7 +472,7 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
             if every and last is not None and saved != last.number:  # and after the last step
                 _checkpoint(cfg, comm, problem, outdir, last, summary)
         except SolverError as err:
-            status = "failed"
+            status, summary["failure"] = "failed", str(err)
             raise SolverError(f"{err}; {len(summary['steps'])} converged steps are saved in {outdir}/") from None
         except Interrupted as err:
             status = "interrupted"
@@ -492,8 +492,8 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
         except RankFailed:  # another rank's bug: that rank may be gone, so no collective call may follow
             status = "crashed"
             raise
-        except Fe2Error:  # raised on every rank together
-            status = "failed"
+        except Fe2Error as err:  # raised on every rank together (e.g. a write that failed: a full disk)
+            status, summary["failure"] = "failed", str(err)
             raise
         except BaseException:  # a bug, perhaps on this rank only: no collective call may follow
             status = "crashed"
@@ -506,7 +506,11 @@ def run(cfg: CaseConfig, comm: MPI.Comm, output: str | Path | None = None, verbo
                 writer.summary(summary, collective=False)
             else:
                 summary["rve_statistics"] = _statistics(problem.material, comm)
-                writer.summary(summary)  # collective: on disk when any rank goes on
+                try:
+                    writer.summary(summary)  # collective: on disk when any rank goes on
+                except Fe2Error:  # (a full disk: the error that ended the run says more; when it
+                    if status == "completed":  # completed, this one is the news)
+                        raise
                 problem.destroy()
     summary["temperature_norm" if problem.scalar else "displacement_norm"] = problem.u.x.petsc_vec.norm()
     writer.summary(summary)

@@ -220,3 +220,33 @@ def thermal_case(matrix, mesh=PLATE, dirichlet=({"boundary": "hole", "value": 0.
         "solver": {"rtol": 1e-11, "atol": 1e-14, "max_iterations": 12},
         "output": {"format": output},
     }))
+
+
+def case_toml(table: dict, prefix: str = "") -> str:
+    """A case table as TOML text (the subset the case helpers use), for runs through the command line."""
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    lines, tables = [], []
+    for k, v in table.items():
+        if isinstance(v, dict):
+            tables.append((k, v))
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            tables.append((k, v))
+        else:
+            lines.append(f"{k} = {value(v)}")
+    out = "\n".join(lines) + "\n"
+    for k, v in tables:
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += f"\n[{name}]\n" + case_toml(v, name + ".")
+        else:
+            for item in v:
+                out += f"\n[[{name}]]\n" + case_toml(item, name + ".")
+    return out

@@ -5,7 +5,7 @@ traceback. Anything else is a bug and keeps its traceback.
 """
 
 __all__ = ["ConfigError", "Fe2Error", "Interrupted", "MeshError", "RankFailed", "SolverError", "collective",
-           "on_root", "point_failure"]
+           "io_reason", "on_root", "point_failure"]
 
 
 class Fe2Error(Exception):
@@ -36,6 +36,13 @@ class Interrupted(Fe2Error):
     """A run was asked to stop (a signal, or its wall-clock limit; see
     :mod:`fe2.core.stopping`) and stopped cleanly: the message is the reason. Raised on
     every rank at once."""
+
+
+def io_reason(err: BaseException) -> str:
+    """A file error's reason in a few words: ``strerror`` of an ``OSError``, the last part
+    of an HDF5 (h5py, dolfinx) message (``... error message = 'File too large'``)."""
+    text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    return text.split("error message = ")[-1].strip(" ')") if "error message = " in text else text
 
 
 def point_failure(point: int, reason: str) -> SolverError:

@@ -20,3 +20,25 @@ def unwritable(folder: str | Path) -> str | None:
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"no permission to write in '{probe}'"
     return None
+
+
+def space_note(path: str | Path) -> str:
+    """Why writing ``path`` may have failed, as far as this process can see: a file size
+    limit (``ulimit -f``) or a file system nearly full; empty when neither shows."""
+    import resource
+
+    notes = []
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY:
+        notes.append(f"files are limited to {soft} bytes (ulimit -f)")
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        st = os.statvfs(probe)
+        free = st.f_bavail * st.f_frsize
+        if free < 64 * 2**20:
+            notes.append(f"{free / 2**20:.1f} MB free on its file system")
+    except OSError:
+        pass
+    return "; ".join(notes)

@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
-from fe2.core.errors import ConfigError, collective, on_root
+from fe2.core.errors import ConfigError, Fe2Error, collective, io_reason, on_root
+from fe2.core.paths import space_note
 from fe2.io.results import json_default
 
 __all__ = ["CHECKPOINT_DIR", "Checkpoint", "latest", "read", "read_meta", "write"]
@@ -128,7 +129,19 @@ def write(results: str | Path, comm: MPI.Comm, problem, fields: dict[str, np.nda
     material_state = problem.material.get_state()
 
     def write_mine() -> None:
-        with h5py.File(tmp / f"rank-{comm.rank:04d}.h5", "w") as h:
+        path = tmp / f"rank-{comm.rank:04d}.h5"
+        try:
+            write_file(path)
+            with h5py.File(path, "r") as h:  # (h5py may close a file it could not finish without a word)
+                h["points"][:1]
+        except (OSError, RuntimeError, ValueError, KeyError) as err:  # h5py: a full disk, a file size limit
+            note = space_note(path)
+            raise Fe2Error(f"{path}: the checkpoint of step {k} cannot be written ({io_reason(err)}"
+                           + (f"; {note}" if note else "") + "); the last complete checkpoint, if any, is "
+                           "kept") from None
+
+    def write_file(path: Path) -> None:
+        with h5py.File(path, "w") as h:
             h.attrs["format"] = FORMAT
             h.create_dataset("cells", data=cells)
             for name, arr in fields.items():

@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 from dolfinx import fem, io
 
-from fe2.core.errors import ConfigError, on_root
-from fe2.core.paths import unwritable
+from fe2.core.errors import ConfigError, Fe2Error, collective, io_reason, on_root
+from fe2.core.paths import space_note, unwritable
 from fe2.core.quadrature import geometry_degree
 from fe2.core.tensors import cauchy_stress, equivalent_strain, hencky_strain, mandel_to_tensor, von_mises
 
@@ -148,6 +148,8 @@ class FieldWriter:
         self._sig = fem.Function(T, name="heat_flux" if scalar else "stress")
         self._scalar_space = fem.functionspace(mesh, ("DG", 0))
         self._scalars: dict[str, fem.Function] = {}
+        #: bytes the last time stamp added to the data file (the room the next one needs)
+        self._growth = 0
 
     def write(self, t: float, u: fem.Function, strain_cells: np.ndarray, stress_cells: np.ndarray,
               scalars: dict[str, np.ndarray] | None = None, nodal: dict[str, fem.Function] | None = None,
@@ -202,12 +204,25 @@ class FieldWriter:
                 self._nodal[name].interpolate(f)
                 f = self._nodal[name]
             extra.append(f)
-        with io.XDMFFile(self.comm, self.path, "a") as fh:
-            fh.write_function(self._u1, t)
-            fh.write_function(self._eps, t)
-            fh.write_function(self._sig, t)
-            for f in extra:
-                fh.write_function(f, t)
+        h5 = self.path.with_suffix(".h5")
+        # HDF5 cannot take back a data set it failed to extend the file for: the file would be
+        # damaged, every earlier stamp with it. So a stamp that would not fit is not started.
+        on_root(self.comm, _check_room, h5, 2 * self._growth, t)
+        before = self.comm.bcast(h5.stat().st_size if self.comm.rank == 0 and h5.exists() else 0, root=0)
+
+        def append() -> None:
+            try:
+                with io.XDMFFile(self.comm, self.path, "a") as fh:
+                    for f in (self._u1, self._eps, self._sig, *extra):
+                        fh.write_function(f, t)
+            except (OSError, RuntimeError) as err:  # HDF5 cannot extend the file: a full disk, a file size limit
+                note = space_note(h5)
+                raise Fe2Error(f"{h5}: the fields of t = {t:g} cannot be written ({io_reason(err)}"
+                               + (f"; {note}" if note else "") + ")") from None
+
+        collective(self.comm, append)
+        after = self.comm.bcast(h5.stat().st_size if self.comm.rank == 0 and h5.exists() else 0, root=0)
+        self._growth = max(self._growth, after - before)
         on_root(self.comm, _merge_series, self.path)
 
 
@@ -321,6 +336,26 @@ def _truncate_history(path: Path, steps: int) -> list[str]:
 
 
 _FIRST_MESH = "[@GridType='Uniform'][1]"
+
+
+def _check_room(path: Path, need: int, t: float) -> None:
+    """Refuse to append about ``need`` bytes to ``path`` when the file size limit or the
+    free space of its file system would not take them (not collective)."""
+    import resource
+
+    size = path.stat().st_size if path.exists() else 0
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    short = soft != resource.RLIM_INFINITY and size + need > soft
+    try:
+        st = os.statvfs(path.parent)
+        short = short or st.f_bavail * st.f_frsize < need
+    except OSError:
+        pass
+    if short:
+        note = space_note(path)
+        raise Fe2Error(f"{path}: no room for the fields of t = {t:g} (about {need} more bytes"
+                       + (f"; {note}" if note else "") + "), so they are not written: the file keeps every earlier "
+                       "step")
 
 
 def parse_fields(path: Path) -> ET.ElementTree:
