@@ -19,7 +19,7 @@ AS_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 QUICK = {"ranks_per_rve.py": ("rpr.json", AS_ROOT), "mesh_objectivity.py": ("mo.json", {}),
          "rve_throughput.py": ("bench.json", {}), "load_balance.py": ("lb.json", AS_ROOT),
          "micro_engine.py": ("me.json", {}), "fe2_vs_dns.py": ("dns.json", {}), "factorisers.py": ("f.json", {}),
-         "kernels.py": ("k.json", {}), "examples.py": ("ex.json", {})}
+         "kernels.py": ("k.json", {}), "examples.py": ("ex.json", {}), "long_run.py": ("lr.json", {})}
 
 
 def run_quick(script: str, out, **env: str) -> dict:
@@ -353,3 +353,11 @@ def test_examples_quick_writes_consistent_json(quick):
     assert run["status"] == "completed" and run["steps"] == 4
     # the process's wall time includes the run's own (set-up and steps) and its start-up
     assert run["median_wall_s"] == run["wall_s"][0] > run["run_wall_s"][0] > 0
+
+
+def test_long_run_quick_writes_consistent_json(quick):
+    data, _ = quick("long_run.py")
+    assert data["complete"] and data["status"] == "completed" and data["complete_steps"] >= 60
+    (rss,) = data["rss_mb"]
+    assert len(rss) == data["complete_steps"] and min(rss) > 50.0  # (a Python with dolfinx: hundreds of MB)
+    assert data["growth_after_50"][0] == (rss[-1] - rss[50]) / rss[50]

@@ -89,6 +89,7 @@ class Snapshots:
         self._scale = 1.0
         #: what looks like a mistake but runs (one line each, naming the key)
         self.warnings: list[str] = []
+        lo = hi = np.zeros(problem.gdim)
         if self.specs:
             x = problem.mesh.geometry.x[:, :problem.gdim]
             lo = x.min(axis=0) if x.size else np.full(problem.gdim, np.inf)
@@ -100,12 +101,14 @@ class Snapshots:
         for i, spec in enumerate(self.specs):
             if spec.point is None:
                 continue
-            d = np.linalg.norm(coords - np.asarray(spec.point, dtype=float), axis=1)
+            point = np.asarray(spec.point, dtype=float)
+            d = np.linalg.norm(coords - point, axis=1)
             near = self.comm.allreduce(float(d.min()) if d.size else np.inf, op=MPI.MIN)
-            if near > self.FAR * self._scale:
+            outside = float(np.linalg.norm(np.maximum(lo - point, 0.0) + np.maximum(point - hi, 0.0)))
+            if outside > self.FAR * self._scale:
                 self.warnings.append(f"{source}: key 'output.rve_snapshots[{i}].point' = {list(spec.point)} lies "
-                                     f"{near:.3g} from the nearest macro quadrature point (the mesh spans "
-                                     f"{self._scale:.3g}): the snapshot shows that point")
+                                     f"outside the macro mesh, {near:.3g} from the nearest macro quadrature point "
+                                     f"(the mesh spans {self._scale:.3g}): the snapshot shows that point")
         if planned is not None:
             for i, spec in enumerate(self.specs):
                 later = [k for k in (() if isinstance(spec.steps, str) else spec.steps) if k > planned]
@@ -115,8 +118,8 @@ class Snapshots:
                                          f"{'' if len(later) > 1 else 's'} beyond the {planned} steps the run plans "
                                          "(written only if steps are cut back)")
 
-    #: a snapshot point farther than this times the mesh's extent from every macro point is warned about
-    FAR = 0.25
+    #: a snapshot point farther than this times the mesh's extent outside its bounding box is warned about
+    FAR = 0.05
 
     def describe(self) -> str:
         """One line: each snapshot's files, point and steps."""

@@ -347,7 +347,8 @@ def test_what_looks_like_a_mistake_but_runs_is_warned_about(tmp_path, capsys):
     w = res.summary["warnings"]
     assert len(w) == 3, w
     assert re.search(r"key 'loading\.amplitudes\.unused': no load follows this amplitude", w[0])
-    far = re.search(r"key 'output\.rve_snapshots\[0\]\.point' = \[5\.0, 5\.0\] lies ([0-9.]+) from the nearest", w[1])
+    far = re.search(r"key 'output\.rve_snapshots\[0\]\.point' = \[5\.0, 5\.0\] lies outside the macro mesh, "
+                    r"([0-9.]+) from the nearest", w[1])
     assert far and 5.0 < float(far.group(1)) < 5.0 * np.sqrt(2)  # (the plate is [0, 1]^2 minus the hole)
     assert "key 'output.rve_snapshots[1].steps': step 9 lies beyond the 2 steps the run plans" in w[2]
     err = capsys.readouterr().err
