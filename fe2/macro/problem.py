@@ -137,6 +137,8 @@ class MacroProblem:
         # (made here, where every rank is: compiling the expression is collective in dolfinx's JIT,
         # and a failed RVE on one rank names its point by them)
         self._coordinates = qp.evaluate(qp.expression(ufl.SpatialCoordinate(mesh)), gdim)
+        #: the last converged step's increment of the solution (owned entries; None before one)
+        self.last_increment: np.ndarray | None = None
 
         # --- boundary conditions ----------------------------------------------------------
         fdim = mesh.topology.dim - 1
@@ -237,6 +239,7 @@ class MacroProblem:
         f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         du = self.x.x.petsc_vec.copy()
         du.axpy(-1.0, self.x_committed)
+        self.last_increment = du.array.copy()  # (owned entries: where the next load may turn)
         # trapezoidal rule: the internal forces balance the external ones (reactions included)
         self.work += 0.5 * (f.dot(du) + self.f_int_committed.dot(du))
         self.x_committed.destroy()
@@ -259,6 +262,8 @@ class MacroProblem:
         the material; not collective)."""
         self.x.x.array[:] = fields["x"]
         self.u_committed[:] = fields["x"]
+        if "x_prev" in fields:  # (as the run that wrote it: its last increment decides the next predictor)
+            self.last_increment = (fields["x"] - fields["x_prev"])[: self.x.x.petsc_vec.getLocalSize()]
         self._sync()
         with self.x_committed.localForm() as loc:
             loc.array[:] = fields["x"]
@@ -333,6 +338,28 @@ class MacroProblem:
         if report is not None:
             report.material_points += self.num_owned_points
             report.time_material += self.comm.allreduce(t_mat, op=MPI.MAX)
+
+    def turned(self) -> bool:
+        """Whether the Newton update just solved (:attr:`dx_vec`, taken as ``x -= dx``) moves
+        against the last converged step's increment: the load turned (collective)."""
+        if self.last_increment is None or self.last_increment.size != self.dx_vec.array.size:
+            return self.comm.allreduce(False, op=MPI.LOR)
+        work = -float(np.dot(self.dx_vec.array, self.last_increment))
+        return self.comm.allreduce(work, op=MPI.SUM) < 0.0
+
+    def unloading_update(self) -> bool:
+        """Solve the update again with the material's unloading tangent
+        (:meth:`fe2.materials.base.PointMaterial.unloading_tangent`) where the material has
+        one on every rank; whether it did (collective)."""
+        C = self.material.unloading_tangent() if self.nonlocal_length is None else None
+        if not self.comm.allreduce(C is not None, op=MPI.LAND):
+            return False
+        n = self.size
+        self.tangent.x.array.reshape(-1, n * n)[self.point_dofs] = np.asarray(C).reshape(-1, n * n)
+        self.tangent.x.scatter_forward()
+        self.assemble_jacobian()
+        self.solve(self.b, self.dx_vec)
+        return True
 
     def unsettled_points(self) -> int:
         """Material points of all ranks whose own equations are not yet solved at the last
@@ -430,6 +457,8 @@ class Equilibrium:
         self.r0: float | None = None
         #: material points whose own equations are not yet solved (monolithic FE²)
         self.unsettled = 0
+        #: the next update is the first of the step (see :meth:`solve_update`)
+        self.first_update = True
 
     def _assemble(self) -> float:
         t0 = time.perf_counter()
@@ -439,6 +468,9 @@ class Equilibrium:
 
     #: rounds of :meth:`step` that solve the unsettled cell problems on at an equilibrium
     SETTLE_ROUNDS = 3
+    #: where the load turned, the unloading update is taken when it is shorter than this
+    #: fraction of the consistent one (a plastic state's tangent overshooting)
+    OVERSHOOT = 0.5
 
     def residual(self) -> float:
         self.problem.update_material(self.report)
@@ -453,10 +485,27 @@ class Equilibrium:
         return self._equilibrium(iteration, norm) and not self.unsettled
 
     def solve_update(self) -> float:
+        """The Newton update. The first one of a step that moves against the last step's
+        increment (the load turned: unloading, reversal) is solved again with the material's
+        unloading tangent, and taken when it is shorter than :attr:`OVERSHOOT` times the
+        consistent one: the consistent tangent of a plastic state would send a load-driven
+        step far past the other side, where the iterates then jump to and fro."""
         p = self.problem
         t0 = time.perf_counter()
         p.assemble_jacobian()
         p.solve(p.b, p.dx_vec)
+        if self.first_update:
+            self.first_update = False
+            if p.turned():
+                consistent = p.dx_vec.copy()
+                if p.unloading_update():
+                    # (only where the consistent tangent overshoots: a step driven by its boundary
+                    # displacements moves alike with both, and keeps its consistent update)
+                    if p.dx_vec.norm() < self.OVERSHOOT * consistent.norm():
+                        self.report.unloading_predictor = True
+                    else:
+                        consistent.copy(p.dx_vec)
+                consistent.destroy()
         self.report.time_macro += time.perf_counter() - t0
         return p.dx_vec.norm()
 

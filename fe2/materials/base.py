@@ -208,6 +208,14 @@ class PointMaterial:
         """The committed state as named arrays (copies)."""
         return {} if self.bank is None else self.bank.get_state()
 
+    def unloading_tangent(self) -> np.ndarray | None:
+        """The tangent ``(N, n, n)`` of every point unloading elastically from its committed
+        state, which the macro Newton takes for its first update where the load turns (a
+        plastic point's consistent tangent would throw that update far past the other side);
+        None when the material has no such tangent (the default: e.g. softening, whose
+        unloading is secant, and finite strain)."""
+        return None
+
     def upgrade_state(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``state`` as written by an older fe2, in today's layout (:meth:`set_state` takes
         both; a checkpoint compares the upgraded arrays with :meth:`get_state`'s)."""

@@ -121,6 +121,19 @@ class PhaseMaterial(PointMaterial):
                     o[idx] = v
         return tuple(out)
 
+    def unloading_tangent(self) -> np.ndarray | None:
+        """Each point's law's virgin (elastic) tangent, for small-strain laws that do not
+        soften (None otherwise, or before the points are known)."""
+        if self.kinematics != "small" or self.num_points_per_cell is None or any(
+                law.driven for law in self.laws.values()):
+            return None
+        n = self.size
+        out = np.empty((self.num_points, n, n))
+        for t, idx in self.groups.items():
+            law = self.laws[t]
+            out[idx] = law.integrate(np.zeros((1, n)), law.initial_state(1))[1][0]
+        return out
+
     def evaluate(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fluxes ``(N, n)`` and tangents ``(N, n, n)`` of all owned points, each phase's
         points from their committed state (which becomes the trial state)."""

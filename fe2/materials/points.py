@@ -58,6 +58,15 @@ class MaterialPoints(PointMaterial):
     def num_points(self) -> int:
         return self.bank.committed["state"].shape[0]
 
+    def unloading_tangent(self) -> np.ndarray | None:
+        """The law's virgin (elastic) tangent at every point, for a small-strain law that
+        does not soften (None otherwise)."""
+        law = self.law
+        if law.kinematics != "small" or law.driven:
+            return None
+        C = law.integrate(np.zeros((1, self.size)), law.initial_state(1))[1][0]
+        return np.broadcast_to(C, (self.num_points, *C.shape))
+
     def _sized(self, grad: np.ndarray) -> np.ndarray:
         """``grad`` as ``(N, n)``; the first call with ``N`` points sizes the set."""
         grad = np.atleast_2d(grad)

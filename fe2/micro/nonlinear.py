@@ -211,6 +211,14 @@ class NonlinearCellProblem(CellProblem):
         """Restore a committed state from :meth:`get_state`'s arrays (trial = committed)."""
         self.set_local_state(self.layout.scatter(state) if self.comm.size == 1 else state)
 
+    def unloading_tangent(self) -> np.ndarray | None:
+        """The elastic cell's homogenized tensor at every point (small strain, no softening
+        phase: a plastic RVE unloads elastically)."""
+        p = self.problem
+        if self.kinematics != "small" or p.nonlocal_form or any(ph.law.driven for ph in p.phases):
+            return None
+        return np.broadcast_to(p.elastic_tangent, (self.num_points, *p.elastic_tangent.shape))
+
     def upgrade_state(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         state = dict(state)
         answer = state.get("answer")

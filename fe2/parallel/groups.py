@@ -172,6 +172,13 @@ class GroupMaterial(PointMaterial):
             return {}
         return self.layout.gather(self.template.bank.get_state(), self.counts)
 
+    def unloading_tangent(self) -> np.ndarray | None:
+        t = self.template.unloading_tangent()
+        if t is None:
+            return None
+        mine = self.counts[self.comm.rank]
+        return np.broadcast_to(t[0], (mine, *t.shape[1:])) if len(t) else np.zeros((0, *t.shape[1:]))
+
     def upgrade_state(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.template.upgrade_state(state)
 

@@ -252,3 +252,23 @@ def test_dissipation_control_refuses_amplitudes():
     with pytest.raises(ConfigError, match="needs proportional loads .* 'macro.dirichlet\\[3\\].amplitude' "
                                           "names an amplitude; use 'load'"):
         config.parse_case(case, "case.toml")
+
+
+@pytest.mark.parametrize("material", ["rve", "a"])
+def test_a_traction_cycle_turns_without_a_cut_back(tmp_path, material):
+    """Stress control through 1.5 sigma_y, 0, -1.5 sigma_y and 0, FE² and single scale: where
+    the load turns, the first update takes the unloading tangent (the plastic consistent
+    one sent it past the other side, the iterates then jumped to and fro, and the step was
+    cut back twice), so every planned step converges as planned, in at most 6 iterations,
+    to the closed form."""
+    path = [[0, 0], [1, 1], [2, 0], [3, -1], [4, 0]]
+    case = uniaxial_box({"a": dict(J2, tag=1), "b": dict(J2, tag=2)}, 0.0, path, steps=16, material=material)
+    case["macro"]["dirichlet"].pop()
+    case["macro"]["traction"] = [{"boundary": "right", "value": [1.5 * SY, 0.0, 0.0], "amplitude": "path"}]
+    steps = run(case, tmp=tmp_path).summary["steps"]
+    planned = load_factors(config.parse_case(copy.deepcopy(case), "case").loading)
+    assert [s["load_factor"] for s in steps] == pytest.approx(planned)  # no step cut back
+    assert max(s["newton_iterations"] for s in steps) <= 6
+    sig = 1.5 * SY * np.array([Amplitude.from_pairs(path)(x) for x in planned])
+    eps = np.array([s["displacement_right_x"] for s in steps])
+    assert eps == pytest.approx(sig / E + plastic_strain_1d(sig), rel=1e-9, abs=1e-14)
