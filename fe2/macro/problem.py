@@ -352,6 +352,8 @@ class MacroProblem:
         (:meth:`fe2.materials.base.PointMaterial.unloading_tangent`) where the material has
         one on every rank; whether it did (collective)."""
         C = self.material.unloading_tangent() if self.nonlocal_length is None else None
+        if C is not None and np.shape(C)[0] != self.num_owned_points:
+            C = None  # (a material that has not sized its points: none to give)
         if not self.comm.allreduce(C is not None, op=MPI.LAND):
             return False
         n = self.size

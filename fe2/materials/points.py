@@ -62,7 +62,7 @@ class MaterialPoints(PointMaterial):
         """The law's virgin (elastic) tangent at every point, for a small-strain law that
         does not soften (None otherwise)."""
         law = self.law
-        if law.kinematics != "small" or law.driven:
+        if law.kinematics != "small" or law.driven or law.linear:  # (linear: the consistent tangent is it)
             return None
         C = law.integrate(np.zeros((1, self.size)), law.initial_state(1))[1][0]
         return np.broadcast_to(C, (self.num_points, *C.shape))
