@@ -89,10 +89,11 @@ def collective(comm, fn, *args, **kwargs):
         raise err
     own = [(r, e) for r, e in failed if e[3] and not e[2]]  # errors that say what went wrong, not echoes
     bugs = [(r, e) for r, e in failed if not e[3]]
-    rank, (name, message, _, _) = (own or bugs or failed)[0]
+    chosen = (own or bugs or failed)[0]
+    rank, (name, message, _, _) = chosen
     if isinstance(err, Fe2Error) and str(err) == message:
         raise err
-    if (own or bugs or failed)[0] in bugs:
+    if chosen in bugs:
         raise RankFailed(f"rank {rank} of {comm.size} failed with an internal error ({name}: {message}); see its "
                          "traceback")
     cls = {c.__name__: c for c in (Fe2Error, ConfigError, MeshError, SolverError, Interrupted, RankFailed)}[name]

@@ -342,8 +342,8 @@ class MacroProblem:
     def turned(self) -> bool:
         """Whether the Newton update just solved (:attr:`dx_vec`, taken as ``x -= dx``) moves
         against the last converged step's increment: the load turned (collective)."""
-        if self.last_increment is None or self.last_increment.size != self.dx_vec.array.size:
-            return self.comm.allreduce(False, op=MPI.LOR)
+        if self.last_increment is None:  # (on every rank alike: before the first converged step)
+            return False
         work = -float(np.dot(self.dx_vec.array, self.last_increment))
         return self.comm.allreduce(work, op=MPI.SUM) < 0.0
 
@@ -461,6 +461,8 @@ class Equilibrium:
         self.unsettled = 0
         #: the next update is the first of the step (see :meth:`solve_update`)
         self.first_update = True
+        #: said once, in the next log line (:meth:`status`)
+        self.note = ""
 
     def _assemble(self) -> float:
         t0 = time.perf_counter()
@@ -504,7 +506,7 @@ class Equilibrium:
                     # (only where the consistent tangent overshoots: a step driven by its boundary
                     # displacements moves alike with both, and keeps its consistent update)
                     if p.dx_vec.norm() < self.OVERSHOOT * consistent.norm():
-                        self.report.unloading_predictor = True
+                        self.note = "  (the load turned: first update with the unloading tangent)"
                     else:
                         consistent.copy(p.dx_vec)
                 consistent.destroy()
@@ -533,4 +535,5 @@ class Equilibrium:
         return True
 
     def status(self) -> str:
-        return f"  ({self.unsettled} RVEs unsettled)" if self.unsettled else ""
+        note, self.note = self.note, ""
+        return (f"  ({self.unsettled} RVEs unsettled)" if self.unsettled else "") + note

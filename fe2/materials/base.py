@@ -36,7 +36,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["DrivenResult", "Law", "LawResult", "NonlocalResponse", "PointMaterial"]
+from fe2.core.kinematics import reference_gradient
+
+__all__ = ["DrivenResult", "Law", "LawResult", "NonlocalResponse", "PointMaterial", "virgin_tangent"]
 
 
 class LawResult(NamedTuple):
@@ -139,6 +141,14 @@ class Law:
         each ``(...)`` (e.g. ``damage``, ``dissipation``, ``equivalent_plastic_strain``)."""
         st = np.asarray(state)
         return {out: st[..., self.state_layout[key]][..., 0] for key, out in self.output_fields.items()}
+
+
+def virgin_tangent(law: Law) -> np.ndarray:
+    """A law's tangent at the reference gradient (zero strain, ``F = I``) in its virgin
+    state: the phase tensor of a law phase, and the elastic cell's tangent there."""
+    g0 = reference_gradient(law.kinematics, law.gdim)[None, :]
+    return np.array(law.integrate(g0, law.initial_state(1))[1][0])
+
 
 
 class PointMaterial:

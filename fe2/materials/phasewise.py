@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from fe2.materials.base import Law, NonlocalResponse, PointMaterial
+from fe2.materials.base import Law, NonlocalResponse, PointMaterial, virgin_tangent
 from fe2.materials.points import evaluate_law
 from fe2.materials.state import StateBank
 
@@ -130,8 +130,7 @@ class PhaseMaterial(PointMaterial):
         n = self.size
         out = np.empty((self.num_points, n, n))
         for t, idx in self.groups.items():
-            law = self.laws[t]
-            out[idx] = law.integrate(np.zeros((1, n)), law.initial_state(1))[1][0]
+            out[idx] = virgin_tangent(self.laws[t])
         return out
 
     def evaluate(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

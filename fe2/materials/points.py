@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fe2.materials.base import Law, NonlocalResponse, PointMaterial
+from fe2.materials.base import Law, NonlocalResponse, PointMaterial, virgin_tangent
 from fe2.materials.conduction import LinearConduction
 from fe2.materials.elastic import LinearElastic
 from fe2.materials.state import StateBank
@@ -64,7 +64,7 @@ class MaterialPoints(PointMaterial):
         law = self.law
         if law.kinematics != "small" or law.driven or law.linear:  # (linear: the consistent tangent is it)
             return None
-        C = law.integrate(np.zeros((1, self.size)), law.initial_state(1))[1][0]
+        C = virgin_tangent(law)
         return np.broadcast_to(C, (self.num_points, *C.shape))
 
     def _sized(self, grad: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fe2.core.kinematics import reference_gradient
+from fe2.materials.base import virgin_tangent
 
 __all__ = ["Phase", "virgin_tangent"]
 
@@ -39,10 +39,3 @@ class Phase:
             if self.law is None:
                 raise ValueError(f"phase {self.name!r} needs a tensor or a law")
             object.__setattr__(self, "tensor", virgin_tangent(self.law))
-
-
-def virgin_tangent(law: Any) -> np.ndarray:
-    """A law's tangent at the reference gradient (zero strain, ``F = I``) in its virgin
-    state: the phase tensor of a law phase, and the elastic cell's tangent there."""
-    g0 = reference_gradient(law.kinematics, law.gdim)[None, :]
-    return np.array(law.integrate(g0, law.initial_state(1))[1][0])

@@ -36,8 +36,6 @@ class NewtonReport:
     time_macro: float = 0.0  #: seconds in the system's own assembly and solves
     material_points: int = 0  #: material evaluations of this rank
     cuts: int = 0  #: line-search halvings
-    #: the first update was solved with the material's unloading tangent (the load turned)
-    unloading_predictor: bool = False
     failure: str = ""
 
 
